@@ -1,0 +1,143 @@
+"""Training-step benchmark: our step next to its ceiling and a naive listing-style step.
+
+All variants are timed in one process with one BLAS thread, interleaved round by round,
+and the best round of each is kept, so the printed ratios are fair on a noisy machine.
+"""
+
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from mlpsweep.core.config import TrainConfig
+from mlpsweep.core.train import Trainer
+
+SHAPES = (784, 200, 200, 10)
+TARGETS = {  # (batch, dtype) -> (against, minimum ratio)
+    (100, "float32"): ("ceiling", 0.9),
+    (10, "float32"): ("ceiling", 0.7),
+    (10, "float64"): ("naive", 1.3),
+    (100, "float64"): ("naive", 1.3),
+}
+
+
+def ceiling_step(batch, dtype, rng):
+    """The step's eight matrix products alone (3 forward; dW3, dH2, dW2, dH1, dW1),
+    same shapes and dtype, outputs preallocated: what a step cannot beat."""
+    d = [np.ascontiguousarray(rng.standard_normal((batch, n)), dtype) for n in SHAPES]
+    W = [np.ascontiguousarray(rng.standard_normal(s), dtype) for s in zip(SHAPES[:-1], SHAPES[1:])]
+    dW = [np.empty_like(w) for w in W]
+    out = [np.empty((batch, n), dtype) for n in SHAPES]
+
+    def step():
+        for k in range(3):
+            np.matmul(d[k], W[k], out=out[k + 1])
+        for k in (2, 1, 0):
+            np.matmul(d[k].T, d[k + 1], out=dW[k])
+            if k > 0:
+                np.matmul(d[k + 1], W[k].T, out=out[k])
+
+    return step
+
+
+def naive_step(dataset, batch, rng):
+    """One step as the seed listing writes it: float64 weights, a float32 normalised
+    train set, one-hot labels, fresh arrays everywhere and the input's gradient too."""
+    x_all = dataset.x_train.astype(np.float32) / 255.0
+    t_all = np.eye(10)[dataset.y_train]
+    W = [0.01 * rng.standard_normal(s) for s in zip(SHAPES[:-1], SHAPES[1:])]
+    b = [np.zeros(n) for n in SHAPES[1:]]
+    n = len(t_all)
+
+    def step():
+        mask = rng.choice(n, batch)
+        x, t = x_all[mask], t_all[mask]
+        acts, masks = [x], []
+        for k in range(3):
+            a = np.dot(acts[-1], W[k]) + b[k]
+            if k < 2:
+                masks.append(a <= 0)
+                a = np.maximum(0, a)
+            acts.append(a)
+        e = np.exp(acts[-1] - np.max(acts[-1], axis=1, keepdims=True))
+        y = e / np.sum(e, axis=1, keepdims=True)
+        -np.sum(t * np.log(y + 1e-7)) / batch
+        dout = y - t
+        for k in (2, 1, 0):
+            dW, db = np.dot(acts[k].T, dout), np.sum(dout, axis=0)
+            dout = np.dot(dout, W[k].T)
+            if k > 0:
+                dout[masks[k - 1]] = 0
+            W[k] -= 0.01 * dW
+            b[k] -= 0.01 * db
+
+    return step
+
+
+def our_step(dataset, batch, dtype):
+    cfg = TrainConfig(
+        batch_size=batch, dtype=dtype, init=0.01, lr=0.01, steps=10**9, grad_reduction="sum"
+    )
+    return Trainer(cfg, dataset).step
+
+
+def best_rate(fns, steps, rounds):
+    """steps/s of each function: best of `rounds` interleaved rounds of `steps` calls."""
+    best = [0.0] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[i] = max(best[i], steps / (time.perf_counter() - t0))
+    return best
+
+
+def run(dataset, rounds=5, seconds_per_round=0.25, out=print):
+    rng = np.random.default_rng(0)
+    rows = []
+    with threadpool_limits(limits=1), np.errstate(all="ignore"):
+        blas = ", ".join(
+            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}), "
+            f"{i['num_threads']} thread"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
+        out(
+            f"training step, {'-'.join(map(str, SHAPES))} MLP, {blas}; "
+            f"best of {rounds} interleaved rounds"
+        )
+        out(
+            f"{'batch':>5} {'dtype':>8} {'step/s':>9} {'ceiling/s':>10} {'naive/s':>9} "
+            f"{'step/ceiling':>13} {'step/naive':>11}  target"
+        )
+        for batch in (10, 100):
+            for dtype in ("float32", "float64"):
+                fns = [
+                    our_step(dataset, batch, dtype),
+                    ceiling_step(batch, dtype, rng),
+                    naive_step(dataset, batch, rng),
+                ]
+                probe = best_rate(fns[:1], 20, 1)[0]
+                steps = max(5, int(probe * seconds_per_round))
+                ours, ceiling, naive = best_rate(fns, steps, rounds)
+                against, minimum = TARGETS[(batch, dtype)]
+                ratio = ours / (ceiling if against == "ceiling" else naive)
+                verdict = "met" if ratio >= minimum else "MISSED"
+                out(
+                    f"{batch:>5} {dtype:>8} {ours:>9.0f} {ceiling:>10.0f} {naive:>9.0f} "
+                    f"{ours / ceiling:>13.2f} {ours / naive:>11.2f}  "
+                    f">= {minimum}x {against}: {verdict}"
+                )
+                rows.append(
+                    {
+                        "batch": batch,
+                        "dtype": dtype,
+                        "step": ours,
+                        "ceiling": ceiling,
+                        "naive": naive,
+                        "ratio": ratio,
+                        "met": ratio >= minimum,
+                    }
+                )
+    return rows

@@ -1,0 +1,133 @@
+"""Optimizers with the `update(params, grads)` API of "Deep Learning from Scratch".
+
+`params` and `grads` are dicts of arrays; every update is in place (the network's layers
+hold the same arrays), and per-parameter state is allocated on the first call.
+"""
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, lr):
+        self.lr = lr
+        self.state = {}
+
+    def _state(self, name, key, like):
+        slot = self.state.setdefault(name, {})
+        if key not in slot:
+            slot[key] = np.zeros_like(like)
+        return slot[key]
+
+    def update(self, params, grads):
+        for key, p in params.items():
+            self.step(key, p, grads[key])
+
+    def step(self, key, p, g):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """p -= lr * g"""
+
+    def step(self, key, p, g):
+        # Scaling g in place saves a temporary; the product is the same as `lr * g`.
+        np.multiply(g, g.dtype.type(self.lr), out=g)
+        p -= g
+
+
+class Momentum(Optimizer):
+    """v = momentum * v - lr * g;  p += v"""
+
+    def __init__(self, lr, momentum=0.9):
+        super().__init__(lr)
+        self.momentum = momentum
+
+    def step(self, key, p, g):
+        v = self._state("v", key, p)
+        v *= self.momentum
+        v -= self.lr * g
+        p += v
+
+
+class Nesterov(Optimizer):
+    """Nesterov momentum in the form PyTorch and Sutskever et al. use:
+    v = momentum * v + g;  p -= lr * (g + momentum * v)"""
+
+    def __init__(self, lr, momentum=0.9):
+        super().__init__(lr)
+        self.momentum = momentum
+
+    def step(self, key, p, g):
+        v = self._state("v", key, p)
+        v *= self.momentum
+        v += g
+        p -= self.lr * (g + self.momentum * v)
+
+
+class AdaGrad(Optimizer):
+    """h += g^2;  p -= lr * g / (sqrt(h) + eps)"""
+
+    def __init__(self, lr, eps=1e-7):
+        super().__init__(lr)
+        self.eps = eps
+
+    def step(self, key, p, g):
+        h = self._state("h", key, p)
+        h += g * g
+        p -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class RMSprop(Optimizer):
+    """h = rho * h + (1 - rho) * g^2;  p -= lr * g / (sqrt(h) + eps)"""
+
+    def __init__(self, lr, rho=0.99, eps=1e-7):
+        super().__init__(lr)
+        self.rho, self.eps = rho, eps
+
+    def step(self, key, p, g):
+        h = self._state("h", key, p)
+        h *= self.rho
+        h += (1 - self.rho) * g * g
+        p -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction:
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+    p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)"""
+
+    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.t = 0
+
+    def update(self, params, grads):
+        self.t += 1
+        super().update(params, grads)
+
+    def step(self, key, p, g):
+        m = self._state("m", key, p)
+        v = self._state("v", key, p)
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        m_hat = m / (1 - self.beta1**self.t)
+        v_hat = v / (1 - self.beta2**self.t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make_optimizer(name, lr, **params):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer={name!r}: must be one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](lr, **params)

@@ -1,0 +1,69 @@
+"""Where a run's randomness comes from, and how it draws its mini-batches."""
+
+import numpy as np
+
+RNG_MODES = ("default", "legacy")
+SAMPLERS = ("with_replacement", "epoch")
+
+
+def run_streams(seed, mode="default"):
+    """The (init, sampling, dropout) generators of a run, from its seed alone.
+
+    "default": three independent PCG64 streams spawned from SeedSequence(seed), so the
+    numbers depend on nothing but the seed, whichever process or worker runs the job.
+    "legacy": one RandomState(seed) shared by all three in the listing's order
+    (init, then each step's batch), which replays `np.random.seed(seed)` draws exactly
+    without touching numpy's global state.
+    """
+    if mode == "legacy":
+        rs = np.random.RandomState(seed)
+        return rs, rs, rs
+    if mode != "default":
+        raise ValueError(f"rng={mode!r}: must be one of {RNG_MODES}")
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+class WithReplacement:
+    """Each batch: `batch_size` indices drawn uniformly with replacement (the listing's
+    `np.random.choice(train_size, batch_size)`).
+
+    A Generator draws BLOCK batches per call: one call per batch costs more than a small
+    step's arithmetic. A RandomState (legacy) draws per batch, as the listing does."""
+
+    BLOCK = 256
+
+    def __init__(self, n, batch_size, rng):
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+        self.block, self.row = None, self.BLOCK
+
+    def next(self):
+        if isinstance(self.rng, np.random.RandomState):
+            return self.rng.choice(self.n, self.batch_size)
+        if self.row == self.BLOCK:
+            self.block, self.row = self.rng.integers(0, self.n, (self.BLOCK, self.batch_size)), 0
+        self.row += 1
+        return self.block[self.row - 1]
+
+
+class Epoch:
+    """Shuffle once per epoch and walk through it; a last partial batch is dropped, so
+    every batch has `batch_size` distinct examples and every epoch a fresh order."""
+
+    def __init__(self, n, batch_size, rng):
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+        self.order, self.pos = None, n
+
+    def next(self):
+        if self.pos + self.batch_size > self.n:
+            self.order, self.pos = self.rng.permutation(self.n), 0
+        idx = self.order[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+
+def make_sampler(name, n, batch_size, rng):
+    if name == "with_replacement":
+        return WithReplacement(n, batch_size, rng)
+    if name == "epoch":
+        return Epoch(n, batch_size, rng)
+    raise ValueError(f"sampler={name!r}: must be one of {SAMPLERS}")

@@ -1,0 +1,181 @@
+"""train(config, dataset) -> TrainResult: the whole life of one run, in memory."""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlpsweep.core.network import MLP
+from mlpsweep.core.optimizers import make_optimizer
+from mlpsweep.core.sampling import make_sampler, run_streams
+
+
+@dataclass
+class TrainResult:
+    status: str  # "ok" or "diverged"
+    train_loss: np.ndarray  # float64, one per completed step (never NaN)
+    eval_step: np.ndarray  # steps after which the test set was evaluated
+    test_loss: np.ndarray
+    test_accuracy: np.ndarray
+    batch_size: int
+    diverged_step: int | None = None  # the step whose loss was not finite
+    wall_seconds: float = 0.0  # everything, evaluation included
+    train_seconds: float = 0.0  # the training steps alone
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def steps_done(self):
+        return len(self.train_loss)
+
+    @property
+    def examples_seen(self):
+        return self.steps_done * self.batch_size
+
+    @property
+    def steps_per_s(self):
+        return self.steps_done / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def summary(self):
+        """The scalar metrics of the run (what goes into metrics.json)."""
+        last = lambda a: float(a[-1]) if len(a) else None  # noqa: E731
+        acc = self.test_accuracy
+        return {
+            "status": self.status,
+            "steps_done": self.steps_done,
+            "diverged_step": self.diverged_step,
+            "final_train_loss": last(self.train_loss),
+            "test_loss": last(self.test_loss),
+            "test_accuracy": last(self.test_accuracy),
+            "best_test_accuracy": float(acc.max()) if len(acc) else None,
+            "examples_seen": self.examples_seen,
+            "wall_seconds": self.wall_seconds,
+            "train_seconds": self.train_seconds,
+            "steps_per_s": self.steps_per_s,
+        }
+
+
+class BatchLoader:
+    """Gathers a batch of uint8 images into a preallocated buffer and normalises only
+    that batch to [0, 1]. Dividing in float32 first matches the listing's
+    `x.astype(np.float32) / 255.0` bit for bit, also when the network runs in float64."""
+
+    def __init__(self, images, labels, batch_size, dtype):
+        self.images, self.labels = images, labels
+        self.raw = images.dtype == np.uint8
+        shape = (batch_size, images.shape[1])
+        self.u8 = np.empty(shape, images.dtype)
+        self.f32 = np.empty(shape, np.float32)
+        self.out = self.f32 if dtype == np.float32 else np.empty(shape, dtype)
+
+    def load(self, idx):
+        np.take(self.images, idx, axis=0, out=self.u8)
+        if self.raw:
+            np.divide(self.u8, np.float32(255), out=self.f32, dtype=np.float32)
+            if self.out is not self.f32:
+                self.out[...] = self.f32
+        else:
+            self.out[...] = self.u8
+        return self.out, self.labels[idx]
+
+
+def normalizer(dtype):
+    """The same mapping as BatchLoader, for whole arrays (evaluation chunks)."""
+
+    def normalize(x):
+        if x.dtype == np.uint8:
+            x = np.divide(x, np.float32(255), dtype=np.float32)
+        return x.astype(dtype, copy=False)
+
+    return normalize
+
+
+class Trainer:
+    """The parts of one run (network, optimizer, sampler, batch loader), built from the
+    config and the seed alone. `step()` is one SGD step: the benchmark times this."""
+
+    def __init__(self, config, dataset):
+        cfg = self.config = config.validate(train_size=len(dataset.y_train))
+        self.dataset = dataset
+        self.dtype = np.dtype(cfg.dtype)
+        init_rng, sample_rng, dropout_rng = run_streams(cfg.seed, cfg.rng)
+        self.net = MLP(
+            dataset.x_train.shape[1],
+            cfg.hidden,
+            dataset.num_classes,
+            activation=cfg.activation,
+            init=cfg.init,
+            weight_decay=cfg.weight_decay,
+            dropout=cfg.dropout,
+            grad_reduction=cfg.grad_reduction,
+            loss_eps=cfg.loss_eps,
+            dtype=self.dtype,
+            init_rng=init_rng,
+            dropout_rng=dropout_rng,
+        )
+        self.optimizer = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_params)
+        self.sampler = make_sampler(cfg.sampler, len(dataset.y_train), cfg.batch_size, sample_rng)
+        self.loader = BatchLoader(dataset.x_train, dataset.y_train, cfg.batch_size, self.dtype)
+        # The optimizer sees the network as one flat array: same arithmetic, fewer calls.
+        self.flat_params = {"all": self.net.flat_params}
+        self.flat_grads = {"all": self.net.flat_grads}
+
+    def step(self):
+        """Draw a batch, compute its loss, and (when the loss is finite) update the weights.
+        Returns the loss of the batch before the update."""
+        x, y = self.loader.load(self.sampler.next())
+        loss = self.net.loss(x, y)
+        if math.isfinite(loss):
+            self.net.backward()
+            self.optimizer.update(self.flat_params, self.flat_grads)
+        return loss
+
+    def evaluate(self):
+        """(test loss, test accuracy) of the current weights."""
+        d = self.dataset
+        return self.net.evaluate(d.x_test, d.y_test, normalizer(self.dtype))
+
+
+def train(config, dataset):
+    """Train an MLP on `dataset` (x_train, y_train, x_test, y_test, num_classes).
+
+    Every random draw comes from `config.seed` through run_streams. A non-finite loss
+    stops the run with status "diverged" at that step; nothing is raised.
+    """
+    trainer = Trainer(config, dataset)
+    cfg = trainer.config
+    losses = np.empty(cfg.steps, dtype=np.float64)
+    evals = []  # (step, test_loss, test_accuracy)
+    status, diverged_step, done = "ok", None, 0
+    eval_seconds = 0.0
+    start = time.perf_counter()
+    with np.errstate(all="ignore"):  # overflow is expected in a diverging run; we check the loss
+        for step in range(1, cfg.steps + 1):
+            loss = trainer.step()
+            if not math.isfinite(loss):
+                status, diverged_step = "diverged", step
+                break
+            losses[step - 1] = loss
+            done = step
+            if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+                t0 = time.perf_counter()
+                test_loss, test_acc = trainer.evaluate()
+                eval_seconds += time.perf_counter() - t0
+                if not math.isfinite(test_loss):
+                    # This step's update blew up the weights: the next loss would say so.
+                    status, diverged_step = "diverged", step + 1
+                    break
+                evals.append((step, test_loss, test_acc))
+    wall = time.perf_counter() - start
+    ev = np.array(evals, dtype=np.float64).reshape(-1, 3)
+    return TrainResult(
+        status=status,
+        train_loss=losses[:done].copy(),
+        eval_step=ev[:, 0].astype(np.int64),
+        test_loss=ev[:, 1],
+        test_accuracy=ev[:, 2],
+        batch_size=cfg.batch_size,
+        diverged_step=diverged_step,
+        wall_seconds=wall,
+        train_seconds=wall - eval_seconds,
+    )

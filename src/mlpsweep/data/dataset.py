@@ -1,0 +1,39 @@
+"""The in-memory form every dataset takes, and its content fingerprint."""
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray  # (n, input_size) uint8, maybe a read-only memmap
+    y_train: np.ndarray  # (n,) uint8 class indices
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    fingerprint: str  # sha256 of the four arrays' shapes, dtypes and bytes
+
+    @property
+    def input_size(self):
+        return self.x_train.shape[1]
+
+    @property
+    def train_size(self):
+        return len(self.y_train)
+
+
+def fingerprint(*arrays):
+    """A content hash: equal for equal data whatever file or format it came from."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def make_dataset(name, x_train, y_train, x_test, y_test, num_classes=10, fp=None):
+    arrays = (x_train, y_train, x_test, y_test)
+    return Dataset(name, *arrays, num_classes=num_classes, fingerprint=fp or fingerprint(*arrays))

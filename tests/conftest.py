@@ -1,0 +1,19 @@
+import numpy as np
+import pytest
+
+from mlpsweep.data import load_dataset, make_dataset
+
+
+@pytest.fixture(scope="session")
+def mnist_5k():
+    return load_dataset("mnist_5k")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """A small separable 3-class problem in uint8 'pixels', fast to train on."""
+    rng = np.random.default_rng(123)
+    centers = rng.integers(0, 256, (3, 20))
+    labels = rng.integers(0, 3, 600).astype(np.uint8)
+    x = np.clip(centers[labels] + rng.normal(0, 30, (600, 20)), 0, 255).astype(np.uint8)
+    return make_dataset("tiny", x[:500], labels[:500], x[500:], labels[500:], num_classes=3)

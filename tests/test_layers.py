@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from gradcheck import numerical_grad, rel_error
+
+from mlpsweep.core.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
+
+rng = np.random.default_rng(0)
+
+
+def check_layer_input_grad(layer, x, reset=lambda: None):
+    """Objective sum(forward(x) * R): its gradient wrt x is backward(R)."""
+    reset()
+    R = rng.standard_normal(layer.forward(x.copy()).shape)
+
+    def f():
+        reset()
+        return float(np.sum(layer.forward(x.copy()) * R))
+
+    numeric = numerical_grad(f, x)
+    reset()
+    layer.forward(x.copy())
+    analytic = layer.backward(R.copy())
+    assert rel_error(analytic, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("layer_cls", [ReLU, Sigmoid, Tanh])
+def test_activation_gradients(layer_cls):
+    x = rng.standard_normal((4, 7))
+    x[np.abs(x) < 1e-3] = 0.5  # keep clear of ReLU's kink
+    check_layer_input_grad(layer_cls(), x)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    out = Sigmoid().forward(np.array([[-1000.0, 0.0, 1000.0]]))
+    assert np.allclose(out, [[0.0, 0.5, 1.0]]) and np.all(np.isfinite(out))
+
+
+def test_dropout_gradient_with_fixed_mask():
+    layer = Dropout(0.4, None)
+
+    def reset():
+        layer.rng = np.random.default_rng(7)
+
+    check_layer_input_grad(layer, rng.standard_normal((5, 6)), reset)
+
+
+def test_dropout_keeps_expectation_and_is_identity_at_inference():
+    layer = Dropout(0.5, np.random.default_rng(1))
+    x = np.ones((200, 200))
+    out = layer.forward(x)
+    assert set(np.unique(out)) == {0.0, 2.0}
+    assert abs(out.mean() - 1.0) < 0.02
+    layer.train = False
+    assert layer.forward(x) is x
+
+
+def test_affine_gradients_wrt_input_weights_and_bias():
+    W, b = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    layer = Affine(W, b)
+    x = rng.standard_normal((4, 6))
+    R = rng.standard_normal((4, 3))
+    f = lambda: float(np.sum(layer.forward(x) * R))  # noqa: E731
+    num_x, num_W, num_b = (numerical_grad(f, a) for a in (x, W, b))
+    layer.forward(x)
+    dx = layer.backward(R)
+    assert rel_error(dx, num_x) < 1e-6
+    assert rel_error(layer.dW, num_W) < 1e-6
+    assert rel_error(layer.db, num_b) < 1e-6
+
+
+def test_affine_without_input_grad_returns_none():
+    layer = Affine(np.ones((3, 2)), np.zeros(2), input_grad=False)
+    layer.forward(np.ones((4, 3)))
+    assert layer.backward(np.ones((4, 2))) is None
+    assert np.all(layer.dW == 4)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-7])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_cross_entropy_gradient(reduction, eps):
+    logits = rng.standard_normal((5, 4)) * 3
+    labels = np.array([0, 3, 1, 1, 2])
+    loss = SoftmaxCrossEntropy(reduction, eps=0.0)
+    numeric = numerical_grad(lambda: loss.forward(logits.copy(), labels), logits)
+    loss = SoftmaxCrossEntropy(reduction, eps=eps)
+    loss.forward(logits.copy(), labels)
+    analytic = loss.backward().copy()
+    if reduction == "sum":
+        analytic /= len(labels)  # 'sum' is the mean loss's gradient times the batch size
+    assert rel_error(analytic, numeric) < 1e-6
+
+
+def test_softmax_cross_entropy_value_and_stability():
+    loss = SoftmaxCrossEntropy()
+    logits = np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]])
+    value = loss.forward(logits, np.array([0, 2]))
+    assert value == pytest.approx((0.0 + np.log(3)) / 2, rel=1e-12)
+    listing = SoftmaxCrossEntropy(eps=1e-7)
+    assert listing.forward(logits, np.array([1, 2])) == pytest.approx(
+        -(np.log(1e-7) + np.log(1 / 3 + 1e-7)) / 2, rel=1e-12
+    )
+
+
+def test_bad_reduction_is_rejected():
+    with pytest.raises(ValueError, match="grad_reduction='max'"):
+        SoftmaxCrossEntropy("max")

@@ -1,0 +1,98 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpsweep.core import TrainConfig, train
+from mlpsweep.core.config import ConfigError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "listing_losses.json"
+
+
+@pytest.mark.parametrize("batch", ["10", "100"])
+def test_reproduces_the_listing_losses(mnist_5k, batch):
+    ref = json.loads(FIXTURE.read_text())
+    cfg = TrainConfig(**ref["settings"]).replace(batch_size=int(batch), eval_every=0)
+    result = train(cfg, mnist_5k)
+    expected = np.array(ref["losses"][batch])
+    assert result.status == "ok" and result.steps_done == 1000
+    np.testing.assert_allclose(result.train_loss, expected, rtol=1e-12, atol=0)
+
+
+def run(ds, **kw):
+    return train(TrainConfig(steps=60, eval_every=20, width=16, **kw), ds)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"dropout": 0.3},
+        {"sampler": "epoch"},
+        {"optimizer": "adam", "lr": 0.01},
+        {"dtype": "float64"},
+    ],
+)
+def test_same_seed_same_numbers_other_seed_different(tiny_dataset, kw):
+    a, b, c = (
+        run(tiny_dataset, seed=1, **kw),
+        run(tiny_dataset, seed=1, **kw),
+        run(tiny_dataset, seed=2, **kw),
+    )
+    for field in ("train_loss", "eval_step", "test_loss", "test_accuracy"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert not np.array_equal(a.train_loss, c.train_loss)
+
+
+def test_learns_and_reports_its_metrics(tiny_dataset):
+    r = run(tiny_dataset, lr=0.5, batch_size=20)
+    assert r.status == "ok"
+    assert r.train_loss[-10:].mean() < 0.5 * r.train_loss[:5].mean()
+    assert list(r.eval_step) == [20, 40, 60]
+    assert r.test_accuracy[-1] > 0.9
+    s = r.summary()
+    assert s["examples_seen"] == 60 * 20 and s["steps_done"] == 60
+    assert s["steps_per_s"] > 0 and s["wall_seconds"] >= s["train_seconds"] > 0
+
+
+def test_eval_at_the_end_even_off_schedule(tiny_dataset):
+    r = train(TrainConfig(steps=25, eval_every=10, width=8), tiny_dataset)
+    assert list(r.eval_step) == [10, 20, 25]
+    r = train(TrainConfig(steps=5, eval_every=0, width=8), tiny_dataset)
+    assert list(r.eval_step) == [5]
+
+
+def test_divergence_is_reported_not_raised(tiny_dataset):
+    r = run(tiny_dataset, lr=1e4, grad_reduction="sum", init=1.0)
+    assert r.status == "diverged"
+    assert r.diverged_step is not None and r.diverged_step <= 60
+    assert r.steps_done < r.diverged_step
+    assert np.all(np.isfinite(r.train_loss))
+    assert np.all(np.isfinite(r.test_loss)) and np.all(np.isfinite(r.test_accuracy))
+    assert r.summary()["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lr": 0.0}, "lr=0.0: must be > 0"),
+        ({"lr": -1}, "lr=-1: must be > 0"),
+        ({"batch_size": 0}, "batch_size=0: must be an integer >= 1"),
+        ({"batch_size": 501}, "batch_size=501: must be an integer >= 1 and <= 500"),
+        ({"batch_size": 2.5}, "batch_size=2.5"),
+        ({"depth": -1}, "depth=-1"),
+        ({"width": 0}, "width=0"),
+        ({"steps": 0}, "steps=0"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs': must be one of adagrad, adam"),
+        ({"activation": "gelu"}, "activation='gelu'"),
+        ({"init": "lecun"}, "init='lecun'"),
+        ({"init": -0.1}, "init=-0.1"),
+        ({"lr": "fast"}, "lr='fast': must be a finite number"),
+        ({"dropout": 1.0}, "dropout=1.0: must be >= 0 and < 1"),
+    ],
+)
+def test_bad_values_fail_with_one_line(tiny_dataset, change, message):
+    with pytest.raises(ConfigError) as err:
+        train(TrainConfig(**change), tiny_dataset)
+    assert message in str(err.value) and "\n" not in str(err.value)
