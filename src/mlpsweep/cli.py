@@ -16,7 +16,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="mlpsweep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bench", help="time the training step against its ceiling")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (best is kept)")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (best is kept)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.set_defaults(func=cmd_bench)
     return parser
