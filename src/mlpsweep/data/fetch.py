@@ -1,0 +1,102 @@
+"""Find a dataset's files locally, or download them with pooch; verify them either way."""
+
+import gzip
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from mlpsweep.data.idx import DatasetError
+
+ENV_DATA_DIR = "MLPSWEEP_DATA_DIR"
+
+
+def data_root(data_dir=None):
+    """The data directory: `data_dir` (a config key), else $MLPSWEEP_DATA_DIR, else the
+    user cache dir (~/.cache/mlpsweep on Linux)."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser()
+    import platformdirs  # what pooch.os_cache uses, without importing pooch and requests
+
+    return Path(platformdirs.user_cache_dir("mlpsweep"))
+
+
+def sha256_file(path, decompress=False):
+    h = hashlib.sha256()
+    opener = gzip.open if decompress else open
+    with opener(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_genuine(path, spec):
+    """The published file itself, or (when its content hash is known) any compression
+    of the same bytes, as Debian's re-compressed Fashion-MNIST."""
+    if sha256_file(path) == spec.sha256:
+        return True
+    if spec.content_sha256 is None:
+        return False
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        return sha256_file(path, decompress=gzipped) == spec.content_sha256
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"{path}: corrupted gzip stream ({e})") from None
+
+
+def locate(source, data_dir=None):
+    """role -> verified path of each of `source`'s files: from the data directory, a
+    system directory, or downloaded into the data directory. Files that verified stay
+    cached, so an interrupted fetch resumes where it stopped."""
+    folder = data_root(data_dir) / source.name
+    found = {}
+    for role, spec in source.files.items():
+        candidates = [
+            folder / spec.filename,
+            *(Path(d) / spec.filename for d in source.system_dirs),
+        ]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            path = download(source, spec, folder)
+        elif not is_genuine(path, spec):
+            raise DatasetError(
+                f"{path}: checksum mismatch: not the published {spec.filename} "
+                "(delete it to download a fresh copy)"
+            )
+        found[role] = path
+    return found
+
+
+def download(source, spec, folder):
+    """Fetch one file from the first mirror that delivers it intact. pooch downloads to
+    a temporary file and keeps it only when the hash matches."""
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # our own error says it all when a mirror fails
+    folder.mkdir(parents=True, exist_ok=True)
+    faults = []
+    for mirror in source.mirrors:
+        url = mirror + spec.filename
+        try:
+            path = pooch.retrieve(
+                url,
+                known_hash=f"sha256:{spec.sha256}",
+                fname=spec.filename,
+                path=folder,
+                progressbar=sys.stderr.isatty(),
+            )
+            return Path(path)
+        except ValueError as e:  # pooch's hash mismatch: the download was discarded
+            faults.append(f"{url}: checksum mismatch ({str(e).splitlines()[0][:120]})")
+        except (requests.RequestException, OSError) as e:
+            faults.append(f"{url}: {type(e).__name__}")
+    names = ", ".join(s.filename for s in source.files.values())
+    raise DatasetError(
+        f"dataset={source.name}: could not download {spec.filename} ({'; '.join(faults)}). "
+        f"With no network, put {names} into {folder} (or point data_dir= or "
+        f"${ENV_DATA_DIR} at a folder holding a {source.name}/ folder with them)"
+    )
