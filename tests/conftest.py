@@ -17,3 +17,29 @@ def tiny_dataset():
     labels = rng.integers(0, 3, 600).astype(np.uint8)
     x = np.clip(centers[labels] + rng.normal(0, 30, (600, 20)), 0, 255).astype(np.uint8)
     return make_dataset("tiny", x[:500], labels[:500], x[500:], labels[500:], num_classes=3)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def run_app(cwd, *args, timeout=600, env=None):
+    """`python run.py ARGS` in `cwd`, as a user would run it; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    environ.update(env or {})
+    __import__("pathlib").Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+    )
+
+
+def sweep_dirs(cwd, name="adhoc"):
+    return sorted((__import__("pathlib").Path(cwd) / "results" / name).glob("*/"))

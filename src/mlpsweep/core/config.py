@@ -1,6 +1,7 @@
 """The settings of one training run, and the checks that reject bad values early."""
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -62,7 +63,16 @@ class TrainConfig:
         _number("weight_decay", self.weight_decay, lo=0.0)
         _number("dropout", self.dropout, lo=0.0, hi=1.0, hi_open=True)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        accepted = [
+            p for p in inspect.signature(OPTIMIZERS[self.optimizer]).parameters if p != "lr"
+        ]
         for key, value in self.optimizer_params.items():
+            if key not in accepted:
+                has = ", ".join(accepted) or "none"
+                raise ConfigError(
+                    f"optimizer.{key}={value!r}: {self.optimizer} has no such parameter "
+                    f"(its parameters: {has})"
+                )
             _number(f"optimizer.{key}", value, lo=0.0)
         _number("lr", self.lr, lo=0.0, lo_open=True)
         _integer("batch_size", self.batch_size, 1, train_size, "the train set size")

@@ -1,0 +1,18 @@
+"""mlpsweep's entry point: `python run.py [-m] [key=value ...]` (see `python run.py --help`)."""
+
+import hydra
+
+from mlpsweep.app.schema import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    from mlpsweep.app.single import run_single
+
+    return run_single(cfg)
+
+
+if __name__ == "__main__":
+    main()

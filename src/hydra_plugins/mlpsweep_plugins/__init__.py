@@ -1,0 +1,1 @@
+"""mlpsweep's Hydra plugins: the joblib launcher and the zip-capable sweeper."""

@@ -1,0 +1,75 @@
+"""What a worker does with one job: train it and hand the result back.
+
+Workers never write result files: they return the result to the launcher process, which
+writes it (so no shared filesystem is needed, and there is one writer). A job that raises
+is returned as "failed" with its one-line error and traceback: it never takes its
+siblings down.
+"""
+
+import io
+import logging
+import os
+import time
+import traceback
+import warnings
+
+_datasets = {}
+_blas_limit = None
+
+
+def load_dataset_cached(name, data_dir):
+    """One load per worker process (cheap: the full datasets are mmap'd .npy files)."""
+    from mlpsweep.data import load_dataset
+
+    key = (name, data_dir)
+    if key not in _datasets:
+        _datasets[key] = load_dataset(name, data_dir=data_dir)
+    return _datasets[key]
+
+
+def limit_blas(threads):
+    """Cap this process's BLAS threads once, so that jobs x threads <= cores."""
+    global _blas_limit
+    if threads and _blas_limit is None:
+        from threadpoolctl import threadpool_limits
+
+        _blas_limit = threadpool_limits(limits=threads, user_api="blas")
+
+
+def execute(spec):
+    """Run the job described by `spec` (a plain dict; see sweep.job_spec)."""
+    from mlpsweep.core import TrainConfig, train
+
+    start = time.perf_counter()
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    out = {"run_id": spec["run_id"], "pid": os.getpid()}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            limit_blas(spec.get("blas_threads"))
+            dataset = load_dataset_cached(spec["dataset"], spec.get("data_dir"))
+            result = train(TrainConfig(**spec["train"]), dataset)
+        for w in caught:
+            log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
+        out.update(
+            status=result.status,
+            summary=result.summary(),
+            train_loss=result.train_loss,
+            eval_step=result.eval_step,
+            test_loss=result.test_loss,
+            test_accuracy=result.test_accuracy,
+            batch_size=result.batch_size,
+        )
+    except Exception as e:  # noqa: BLE001 - a job's failure is data, not a crash
+        first = str(e).splitlines()[0] if str(e) else ""
+        out.update(status="failed", error=f"{type(e).__name__}: {first}".rstrip(": "))
+        log.write(traceback.format_exc())
+    finally:
+        root.removeHandler(handler)
+    out["seconds"] = time.perf_counter() - start
+    out["log"] = log.getvalue()
+    return out

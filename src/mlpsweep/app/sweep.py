@@ -1,0 +1,199 @@
+"""Run a sweep's jobs: compose and validate all of them first, skip the finished ones,
+run the rest in parallel through joblib, and write each result as it arrives."""
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+
+from mlpsweep.app import storage
+from mlpsweep.app.compose import JobComposer, task_container, train_config
+from mlpsweep.core.config import ConfigError
+from mlpsweep.data.idx import DatasetError
+
+log = logging.getLogger("mlpsweep")
+SWEEP_FILE = "sweep.json"
+
+
+def fail(message, code=2):
+    """One line on stderr and a non-zero exit: for bad input, before any job starts."""
+    print(f"mlpsweep: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def job_spec(container, dataset_fingerprints, blas_threads):
+    """Validate one job's config and turn it into the plain dict a worker runs."""
+    from mlpsweep.app.jobs import load_dataset_cached
+
+    tc = train_config(container)
+    ds = container["dataset"]
+    key = (ds["name"], ds.get("data_dir"))
+    if key not in dataset_fingerprints:
+        dataset = load_dataset_cached(*key)
+        dataset_fingerprints[key] = (dataset.fingerprint, dataset.train_size)
+    fingerprint, train_size = dataset_fingerprints[key]
+    tc.validate(train_size=train_size)
+    return {
+        "run_id": storage.run_id(tc, ds["name"], fingerprint),
+        "train": asdict(tc),
+        "dataset": ds["name"],
+        "data_dir": ds.get("data_dir"),
+        "fingerprint": fingerprint,
+        "blas_threads": blas_threads,
+    }
+
+
+def prepare(composer, job_overrides, blas_threads):
+    """(jobs, errors): every job composed and checked before anything runs."""
+    jobs, errors, fingerprints = [], [], {}
+    for overrides in job_overrides:
+        try:
+            container = task_container(composer.compose(overrides))
+            spec = job_spec(container, fingerprints, blas_threads)
+        except (ConfigError, DatasetError) as e:
+            errors.append(f"{e} (job: {' '.join(overrides) or 'defaults'})")
+            continue
+        spec["overrides"] = list(overrides)
+        jobs.append((spec, container))
+    return jobs, errors
+
+
+def metrics_record(spec, result):
+    m = dict(result.get("summary") or {})
+    m.update(
+        run_id=spec["run_id"],
+        status=result["status"],
+        error=result.get("error"),
+        overrides=spec["overrides"],
+        dataset=spec["dataset"],
+        data_fingerprint=spec["fingerprint"],
+        job_seconds=result.get("seconds"),
+        worker_pid=result.get("pid"),
+    )
+    return m
+
+
+def describe(spec, result):
+    what = " ".join(spec["overrides"]) or "defaults"
+    m = result.get("summary") or {}
+    if result["status"] == "failed":
+        return f"{what}: FAILED {result.get('error')} ({result.get('seconds', 0):.1f}s)"
+    loss = m.get("final_train_loss")
+    loss_txt = f"loss {loss:.4f}" if loss is not None else "no loss"
+    return f"{what}: {result['status']} {loss_txt} ({result.get('seconds', 0):.1f}s)"
+
+
+def run_sweep(launcher, job_overrides, initial_job_idx):
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from mlpsweep.app.jobs import execute
+
+    cfg = launcher.config
+    n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
+    blas_threads = launcher.blas_threads or max(1, (os.cpu_count() or 1) // n_jobs)
+    composer = JobComposer(launcher.hydra_context.config_loader, cfg)
+    jobs, errors = prepare(composer, job_overrides, blas_threads)
+    if errors:
+        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        fail(errors[0] + extra)
+
+    sweep_dir = Path(cfg.hydra.sweep.dir)
+    runs_dir = sweep_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    unique = {spec["run_id"]: (spec, c) for spec, c in jobs}
+    pending = [
+        (s, c) for s, c in unique.values() if not storage.is_finished(runs_dir / s["run_id"])
+    ]
+    skipped = len(unique) - len(pending)
+    record_sweep(sweep_dir, cfg, [s for s, _ in unique.values()])
+    log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {skipped} already done")
+
+    results = {}
+    if pending:
+        workers = min(n_jobs, len(pending))
+        parallel = Parallel(
+            n_jobs=workers,
+            backend=launcher.backend,
+            return_as="generator_unordered",
+            **launcher.joblib_kwargs,
+        )
+        by_id = {s["run_id"]: (s, c) for s, c in pending}
+        bar = tqdm(
+            total=len(pending),
+            unit="run",
+            disable=not (launcher.progress and sys.stderr.isatty()),
+            dynamic_ncols=True,
+        )
+        try:
+            with logging_redirect_tqdm():  # the root console handler prints above the bar
+                for result in parallel(delayed(execute)(s) for s, _ in pending):
+                    spec, container = by_id[result["run_id"]]
+                    storage.write_run(
+                        runs_dir / spec["run_id"],
+                        storage.yaml_text(container),
+                        result,
+                        metrics_record(spec, result),
+                    )
+                    results[spec["run_id"]] = result
+                    bar.update()
+                    log.info(describe(spec, result))
+        except KeyboardInterrupt:
+            bar.close()
+            fail(
+                f"interrupted: {len(results)} finished runs kept in {runs_dir}; rerun the "
+                "same command with resume=true to finish the sweep",
+                code=130,
+            )
+        finally:
+            bar.close()
+    return [
+        job_return(s, results.get(s["run_id"]), runs_dir, initial_job_idx + i)
+        for i, (s, _) in enumerate(jobs)
+    ]
+
+
+def record_sweep(sweep_dir, cfg, specs):
+    """sweep.json: the command and the run ids of this sweep (read by the report)."""
+    data = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "cwd": os.getcwd(),
+        "sweep_name": cfg.get("sweep_name", "adhoc"),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "code": code_version(),
+        "runs": [{"run_id": s["run_id"], "overrides": s["overrides"]} for s in specs],
+    }
+    storage.atomic_write(
+        sweep_dir / SWEEP_FILE, lambda f: f.write(json.dumps(data, indent=1).encode())
+    )
+
+
+def code_version():
+    """The git commit of the code that ran (the checkout holding this package)."""
+    from mlpsweep.report.provenance import git_commit
+
+    return git_commit(Path(__file__).resolve().parent)
+
+
+def job_return(spec, result, runs_dir, idx):
+    ret = JobReturn(
+        overrides=spec["overrides"],
+        working_dir=str(runs_dir / spec["run_id"]),
+        task_name="mlpsweep",
+    )
+    # Failed jobs are reported as data (status in metrics.json), not raised here: Hydra's
+    # sweeper would re-raise the first one and skip the end-of-sweep report. SweepEnd
+    # sets the exit status from the recorded statuses instead.
+    ret.status = JobStatus.COMPLETED
+    ret.return_value = (
+        storage.read_metrics(runs_dir / spec["run_id"])
+        if result is None
+        else {"status": result["status"], "error": result.get("error")}
+    )
+    return ret

@@ -1,0 +1,93 @@
+"""Report benchmark: build reports for synthetic sweeps of N runs x `steps` steps.
+
+The sweeps are written by the real storage code (the files a sweep leaves), with loss
+curves shaped like real ones (decay + noise + occasional spikes), 5 seeds per config.
+Timing starts after the imports: Python start-up is excluded, as the target says.
+"""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mlpsweep.app import storage
+from mlpsweep.app.sweep import SWEEP_FILE
+from mlpsweep.core import TrainConfig
+
+
+def synthetic_sweep(folder, n_runs, steps, seeds=5):
+    rng = np.random.default_rng(0)
+    folder = Path(folder)
+    runs = []
+    configs = max(1, n_runs // seeds)
+    lrs = np.geomspace(0.01, 1.0, max(1, int(np.sqrt(configs))))
+    batches = [10, 30, 100, 300, 1000][: max(1, -(-configs // len(lrs)))]
+    grid = [(lr, b) for lr in lrs for b in batches][:configs]
+    for i in range(n_runs):
+        lr, batch = grid[i % len(grid)]
+        seed = i // len(grid)
+        tc = TrainConfig(lr=float(lr), batch_size=int(batch), seed=seed, steps=steps)
+        rid = storage.run_id(tc, "mnist_5k", "synthetic")
+        t = np.arange(1, steps + 1)
+        loss = 2.3 * np.exp(-t * lr / 50) + 0.05 + rng.normal(0, 0.3 / np.sqrt(batch), steps) ** 2
+        loss[rng.integers(0, steps, 3)] *= 4
+        ev = np.arange(100, steps + 1, 100)
+        result = {
+            "train_loss": loss,
+            "eval_step": ev,
+            "test_loss": loss[ev - 1] * 1.1,
+            "test_accuracy": 1 - loss[ev - 1] / 3,
+            "batch_size": batch,
+            "log": "",
+        }
+        overrides = [f"lr={lr:g}", f"batch_size={batch}", f"seed={seed}", f"steps={steps}"]
+        metrics = {
+            "status": "ok",
+            "steps_done": steps,
+            "final_train_loss": float(loss[-1]),
+            "test_accuracy": float(1 - loss[-1] / 3),
+            "test_loss": float(loss[-1]),
+            "train_seconds": 1.0,
+            "job_seconds": 1.2,
+            "run_id": rid,
+        }
+        config = {
+            "lr": float(lr),
+            "batch_size": int(batch),
+            "seed": seed,
+            "steps": steps,
+            "depth": 2,
+            "width": 200,
+            "optimizer": {"name": "sgd"},
+        }
+        storage.write_run(folder / "runs" / rid, storage.yaml_text(config), result, metrics)
+        runs.append({"run_id": rid, "overrides": overrides})
+    (folder / SWEEP_FILE).write_text(json.dumps({"command": "synthetic", "runs": runs}))
+    return folder
+
+
+def run(sizes=(20, 200), steps=1000, out=print):
+    from mlpsweep.report import build_report
+
+    out(f"report build time, synthetic sweeps of {steps}-step runs (imports excluded)")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            folder = synthetic_sweep(Path(tmp) / f"s{n}", n, steps)
+            t0 = time.perf_counter()
+            path = build_report(folder)
+            seconds = time.perf_counter() - t0
+            target = 5 if n <= 20 else 30 if n <= 200 else None
+            verdict = (
+                ""
+                if target is None
+                else (f"  (target <= {target} s: {'met' if seconds <= target else 'MISSED'})")
+            )
+            out(
+                f"{n:>5} runs: {seconds:6.2f} s, report.html {path.stat().st_size / 1e6:.1f} MB"
+                f"{verdict}"
+            )
+            results[n] = seconds
+    return results

@@ -1,0 +1,125 @@
+"""Reports: a sweep directory -> runs.parquet, history.parquet and one self-contained
+report.html (figures embedded) that answers the sweep's question."""
+
+import base64
+import shlex
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from mlpsweep.report.analysis import METRICS, analyse, findings, summary
+from mlpsweep.report.collect import collect
+from mlpsweep.report.figures import all_figures
+from mlpsweep.report.provenance import provenance
+
+CONFOUND = (
+    "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "
+    "batch, so a larger batch also takes a proportionally larger step: its effective "
+    "learning rate is lr x batch_size. Compare runs with equal effective lr (grad_reduction="
+    "mean with lr scaled to match) to separate less gradient noise from a larger step."
+)
+
+
+def render(title, command, runs, history, sweeps_meta, out_path):
+    a = analyse(runs, history)
+    table = summary(a)
+    cols = [c for c in table.columns if not c.startswith("_")]
+    problems = ", ".join(
+        f"{n} {s}" for s, n in a.runs["status"].value_counts().items() if s != "ok"
+    )
+    run_rows = []
+    for _, r in a.runs.iterrows():
+        run_rows.append(
+            {
+                "run_id": r["run_id"],
+                "status": r["status"],
+                "error": r.get("error") or "",
+                "loss": _num(r.get("final_train_loss")),
+                "acc": _num(r.get("test_accuracy")),
+                "seconds": _num(r.get("job_seconds"), ".1f"),
+                "command": "python run.py "
+                + " ".join(shlex.quote(o) for o in str(r.get("overrides") or "").split()),
+            }
+        )
+    sweep_meta = sweeps_meta[0]
+    html = _template().render(
+        title=title,
+        command=command,
+        dims=a.dims,
+        n_runs=len(a.runs),
+        n_seeds=int(a.runs.groupby("config").size().max()) if len(a.runs) else 0,
+        problems=f"Not all runs finished: {problems}." if problems else "",
+        findings=findings(a) if len(a.history) else [],
+        confound=CONFOUND if _has_sum_confound(a.runs) else "",
+        sort_label=METRICS["test_accuracy"][0],
+        summary_cols=cols,
+        summary_rows=table[cols].values.tolist(),
+        figures=[(t, c, base64.b64encode(p).decode()) for t, c, p in all_figures(a)],
+        run_rows=run_rows,
+        provenance=provenance(sweep_meta, a.runs),
+    )
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_path)
+    return out_path
+
+
+def build_report(sweep_dir):
+    """Collect the sweep at `sweep_dir` and write its report.html; returns the path."""
+    sweep_dir = Path(sweep_dir)
+    runs, history, sweep = collect(sweep_dir)
+    title = f"{sweep.get('sweep_name', 'sweep')} — {sweep_dir.name}"
+    return render(
+        title, sweep.get("command", "?"), runs, history, [sweep], sweep_dir / "report.html"
+    )
+
+
+def compare(sweep_dirs, out_path):
+    """Several sweeps side by side in one report: `sweep` becomes a swept dimension."""
+    all_runs, all_hist, metas = [], [], []
+    for d in sweep_dirs:
+        d = Path(d)
+        runs, history, sweep = collect(d, write=False)
+        label = f"{sweep.get('sweep_name', d.parent.name)}/{d.name}"
+        runs["sweep"] = label
+        history["run_id"] = label + ":" + history["run_id"]
+        runs["run_id"] = label + ":" + runs["run_id"]
+        all_runs.append(runs)
+        all_hist.append(history)
+        metas.append(sweep)
+    runs = pd.concat(all_runs, ignore_index=True)
+    history = pd.concat(all_hist, ignore_index=True)
+    command = " | ".join(m.get("command", "?") for m in metas)
+    return render(
+        "comparison of " + ", ".join(str(d) for d in sweep_dirs),
+        command,
+        runs,
+        history,
+        metas,
+        out_path,
+    )
+
+
+def _has_sum_confound(runs):
+    return (
+        "effective_lr" in runs
+        and "lr" in runs
+        and (runs["effective_lr"] != runs["lr"]).any()
+        and runs["batch_size"].nunique() > 1
+    )
+
+
+def _num(value, spec=".4g"):
+    try:
+        return format(float(value), spec) if value is not None and value == value else "–"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _template():
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    text = resources.files("mlpsweep.report").joinpath("template.html.j2").read_text("utf-8")
+    return env.from_string(text)

@@ -1,0 +1,227 @@
+"""The report's figures, chosen by what was swept. Each returns (title, caption, PNG bytes).
+
+Curves are means over seeds with a 95% t-band computed once (stats.mean_band), plus thin
+per-seed lines so single runs stay visible; diverged runs end in an x.
+"""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from mlpsweep.report.analysis import METRICS, fmt  # noqa: E402
+from mlpsweep.report.stats import mean_band  # noqa: E402
+
+MAX_SINGLE_PANEL = 8
+MAX_PANELS = 12
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)  # layout="constrained": no second tight-bbox draw
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def palette(a):
+    return dict(
+        zip(
+            a.configs,
+            sns.color_palette("tab10" if len(a.configs) <= 10 else "husl", len(a.configs)),
+        )
+    )
+
+
+def panels(a):
+    """(panel title, configs) pairs: one panel, or one per value of the first dim."""
+    if len(a.configs) <= MAX_SINGLE_PANEL or not a.dims:
+        return [("", a.configs)]
+    first = a.dims[0]
+    out = []
+    for value in a.runs[first].drop_duplicates():
+        cfgs = [c for c in a.configs if c in set(a.runs.loc[a.runs[first] == value, "config"])]
+        out.append((f"{first}={fmt(value)}", cfgs))
+    return out[:MAX_PANELS]
+
+
+def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
+    h = a.history.dropna(subset=[y])
+    groups = panels(a)
+    cols = min(3, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(6.5 * cols, 4.2 * rows),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
+    colors = palette(a)
+    band = mean_band(h, ["config"], x, y)
+    diverged = set(a.runs.loc[a.runs["status"] == "diverged", "run_id"])
+    for ax, (panel, cfgs) in zip(axes.flat, groups):
+        for cfg in cfgs:
+            for rid, g in h[h["config"] == cfg].groupby("run_id"):
+                ax.plot(g[x], g[y], color=colors[cfg], lw=0.5, alpha=0.25)
+                if rid in diverged:
+                    ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=colors[cfg], ms=9, mew=2)
+            b = band[band["config"] == cfg]
+            ax.plot(b[x], b["mean"], color=colors[cfg], lw=1.6, label=cfg)
+            ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.25, lw=0)
+        if log and (h[y] > 0).all():
+            ax.set_yscale("log")
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(ylabel or y.replace("_", " "))
+        ax.legend(fontsize=7, loc="upper right")  # "best" scans every point: seconds
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return png(fig)
+
+
+def tick_label(a, config):
+    """A config's values only ("10, mean, 0.1"); the axis label names the dims."""
+    return (
+        config.replace(", ", "\n")
+        if not a.dims
+        else "\n".join(part.split("=", 1)[1] for part in config.split(", "))
+    )
+
+
+def dots(a, metrics, title):
+    """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
+    done = a.finished
+    width = max(3.5, 0.75 * len(a.configs) + 1)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(width * len(metrics), 4.6), squeeze=False, layout="constrained"
+    )
+    colors = palette(a)
+    for ax, col in zip(axes.flat, metrics):
+        for i, cfg in enumerate(a.configs):
+            vals = done.loc[done["config"] == cfg, col].astype(float).dropna()
+            if not len(vals):
+                continue  # no finished run here: the summary table says why
+            jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
+            ax.scatter(i + np.asarray(jitter), vals, color=colors[cfg], s=22, alpha=0.75)
+            ax.plot([i - 0.28, i + 0.28], [vals.mean()] * 2, color="black", lw=2)
+        ax.set_xticks(range(len(a.configs)))
+        ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=7)
+        ax.set_xlabel(", ".join(a.dims), fontsize=8)
+        ax.set_title(METRICS[col][0], fontsize=10)
+    fig.suptitle(title)
+    return png(fig)
+
+
+def grid_dims(a):
+    """The first two dims that form a full grid (every pair of values was run), or None:
+    a zipped sweep pairs values and has no grid to draw."""
+    done = a.finished
+    for i, d1 in enumerate(a.dims):
+        for d2 in a.dims[i + 1 :]:
+            pairs = done[[d1, d2]].astype(str).drop_duplicates()
+            if len(pairs) == done[d1].astype(str).nunique() * done[d2].astype(str).nunique():
+                return d1, d2
+    return None
+
+
+def heatmaps(a, d1, d2, metric="test_accuracy"):
+    """Mean final metric over seeds on d1 x d2; small multiples over the other dims."""
+    rest = [d for d in a.dims if d not in (d1, d2)]
+    done = a.finished
+    facets = list(done.groupby(rest)) if rest else [((), done)]
+    facets = facets[:MAX_PANELS]
+    cols = min(3, len(facets))
+    rows = -(-len(facets) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, layout="constrained"
+    )
+    label, higher = METRICS[metric]
+    for ax, (key, g) in zip(axes.flat, facets):
+        table = g.pivot_table(index=d1, columns=d2, values=metric, aggfunc="mean")
+        sns.heatmap(
+            table,
+            annot=True,
+            fmt=".3g",
+            cmap="viridis" if higher else "viridis_r",
+            ax=ax,
+            cbar=False,
+        )
+        key = key if isinstance(key, tuple) else (key,)
+        ax.set_title(", ".join(f"{d}={fmt(v)}" for d, v in zip(rest, key)), fontsize=9)
+    for ax in list(axes.flat)[len(facets) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{label} (mean over seeds)")
+    return png(fig)
+
+
+def all_figures(a):
+    """The figures that fit what was swept, in report order."""
+    figs = []
+    if len(a.history):
+        figs.append(
+            (
+                "Train loss per step",
+                "Mean over seeds with a 95% band; thin lines are "
+                "single seeds; x marks where a run diverged.",
+                curves(a, "step", "train_loss", title="train loss"),
+            )
+        )
+        figs.append(
+            (
+                "Train loss per example seen",
+                "A larger batch sees more examples per step: the same runs against data consumed.",
+                curves(a, "examples_seen", "train_loss", title="train loss"),
+            )
+        )
+        figs.append(
+            (
+                "Oscillation",
+                "Over the last half of training: spread of the loss around "
+                "its moving average, mean absolute step-to-step change, and spikes (steps "
+                "above 3 robust sigmas). One dot per seed; bar = mean.",
+                dots(a, ["spread", "mean_abs_change", "spikes"], "oscillation"),
+            )
+        )
+        figs.append(
+            (
+                "Test metrics at the end",
+                "One dot per seed; bar = mean.",
+                dots(a, ["test_accuracy", "test_loss"], "test set, final"),
+            )
+        )
+        if a.history["test_accuracy"].notna().sum() > len(a.runs):
+            figs.append(
+                (
+                    "Test accuracy over training",
+                    "Mean over seeds with a 95% band.",
+                    curves(a, "step", "test_accuracy", log=False, title="test accuracy"),
+                )
+            )
+    grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None
+    metric = next(
+        (
+            m
+            for m in ("test_accuracy", "final_train_loss")
+            if pd.to_numeric(a.finished[m], errors="coerce").notna().any()
+        ),
+        None,
+    )
+    if grid and metric:
+        rest = [d for d in a.dims if d not in grid]
+        figs.append(
+            (
+                "Heatmap",
+                f"{grid[0]} x {grid[1]}" + (f", one panel per {', '.join(rest)}" if rest else ""),
+                heatmaps(a, *grid, metric),
+            )
+        )
+    return figs

@@ -1,0 +1,80 @@
+"""Where a report's numbers came from: when, which code, which machine, how much CPU."""
+
+import datetime
+import platform
+import subprocess
+from importlib import metadata
+
+PACKAGES = (
+    "mlpsweep",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "seaborn",
+    "hydra-core",
+    "omegaconf",
+    "joblib",
+    "threadpoolctl",
+)
+
+
+def git_commit(cwd):
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=cwd,
+            timeout=5,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            timeout=5,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions():
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(sweep, runs):
+    import os
+
+    cpu = runs.get("train_seconds")
+    job = runs.get("job_seconds")
+    return {
+        "report made": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        "sweep started": sweep.get("started", "?"),
+        "git commit": sweep.get("code") or "not run from a git checkout",
+        "python": platform.python_version(),
+        "packages": ", ".join(f"{k} {v}" for k, v in versions().items()),
+        "cpu": f"{cpu_model()}, {os.cpu_count()} cores",
+        "training CPU time": f"{cpu.sum():.1f} s over {len(runs)} runs" if cpu is not None else "?",
+        "job time (incl. data load, eval)": f"{job.sum():.1f} s" if job is not None else "?",
+    }

@@ -1,0 +1,69 @@
+"""The fast composition must give exactly the configs Hydra composes."""
+
+import pytest
+from conftest import REPO
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from mlpsweep.app.compose import JobComposer, task_container, train_config
+from mlpsweep.app.schema import register
+
+JOBS = [
+    [],
+    ["batch_size=10", "lr=0.5"],
+    ["optimizer=adam", "lr=0.001", "optimizer.beta1=0.8"],
+    ["lr=0.3", "optimizer=momentum", "seed=4"],
+    ["+sweep=batch_oscillation", "grad_reduction=mean", "batch_size=100", "lr=1.0", "seed=2"],
+    ["+sweep=optimizers", "optimizer=rmsprop", "lr=0.01", "steps=5"],
+    ["hidden_sizes=[30,20]", "init=xavier", "activation=tanh"],
+    ["init=0.01", "dataset=fashion_mnist", "dataset.data_dir=/tmp/x"],
+    ["dtype=float64", "rng=legacy", "loss_eps=1e-7", "hidden_sizes=null"],
+]
+
+
+@pytest.fixture(scope="module")
+def hydra_loader():
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", overrides=[], run_mode=RunMode.MULTIRUN)
+        yield loader, master
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("overrides", JOBS, ids=lambda o: " ".join(o) or "defaults")
+def test_fast_composition_equals_hydra(hydra_loader, overrides):
+    loader, master = hydra_loader
+    composer = JobComposer(loader, master)
+    for _ in range(2):  # the second time from the cached base
+        fast = composer.compose(overrides)
+        slow = loader.load_sweep_config(master, list(overrides))
+        assert task_container(fast) == task_container(slow)
+        assert OmegaConf.to_container(fast.hydra.runtime.choices) == OmegaConf.to_container(
+            slow.hydra.runtime.choices
+        )
+        assert list(fast.hydra.overrides.task) == list(overrides)
+
+
+def test_composes_once_per_group_choice(hydra_loader):
+    loader, master = hydra_loader
+    composer = JobComposer(loader, master)
+    for seed in range(5):
+        for opt in ("sgd", "adam"):
+            composer.compose([f"optimizer={opt}", f"seed={seed}", "lr=0.1"])
+    assert len(composer.bases) == 2
+
+
+def test_train_config_from_composed(hydra_loader):
+    loader, master = hydra_loader
+    cfg = JobComposer(loader, master).compose(["optimizer=adam", "hidden_sizes=[30,20]"])
+    tc = train_config(task_container(cfg))
+    assert tc.optimizer == "adam" and tc.optimizer_params == {
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+    }
+    assert tc.hidden == (30, 20) and tc.activation == "relu"

@@ -1,0 +1,201 @@
+import base64
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_app, sweep_dirs
+
+from mlpsweep.app import storage
+from mlpsweep.app.sweep import SWEEP_FILE
+from mlpsweep.benchreport import synthetic_sweep
+from mlpsweep.core import TrainConfig
+from mlpsweep.report import build_report
+from mlpsweep.report.stats import mean_band, oscillation, t95
+
+
+def images(html):
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+@pytest.fixture(scope="module")
+def mixed_sweep(tmp_path_factory):
+    """A real sweep with a finished, a diverged and a failed run."""
+    cwd = tmp_path_factory.mktemp("mixed")
+    p = run_app(
+        cwd,
+        "-m",
+        "lr=0.1,1e30,0.1",
+        "width=16,16,100000000",
+        "hydra.sweeper.zip=[[lr,width]]",
+        "depth=1",
+        "steps=40",
+        "eval_every=10",
+    )
+    assert p.returncode == 1, p.stderr  # one job failed: the exit status says so
+    return sweep_dirs(cwd)[0]
+
+
+@pytest.mark.slow
+def test_collection_keeps_every_run_with_its_status(mixed_sweep):
+    runs = pd.read_parquet(mixed_sweep / "runs.parquet")
+    assert sorted(runs["status"]) == ["diverged", "failed", "ok"]
+    failed = runs[runs["status"] == "failed"].iloc[0]
+    assert "MemoryError" in failed["error"] and failed["width"] == 100000000
+    assert {
+        "lr",
+        "width",
+        "optimizer.name",
+        "dataset.name",
+        "data_fingerprint",
+        "steps_per_s",
+        "final_train_loss",
+        "best_test_accuracy",
+    } <= set(runs.columns)
+    history = pd.read_parquet(mixed_sweep / "history.parquet")
+    assert set(history["run_id"]) == set(runs.loc[runs["status"] != "failed", "run_id"])
+    diverged = runs[runs["status"] == "diverged"].iloc[0]
+    assert (history["run_id"] == diverged["run_id"]).sum() == diverged["steps_done"] < 40
+
+
+@pytest.mark.slow
+def test_report_marks_problem_runs_and_has_its_figures(mixed_sweep):
+    html = (mixed_sweep / "report.html").read_text()
+    assert "Not all runs finished" in html and "diverged" in html and "MemoryError" in html
+    pngs = images(html)
+    assert len(pngs) >= 5
+    assert all(p.startswith(b"\x89PNG") and len(p) > 5000 for p in pngs)
+    assert "python run.py lr=0.1 width=16" in html  # each run's reproducing command
+
+
+def test_incomplete_runs_are_listed_not_dropped(tmp_path):
+    sweep = synthetic_sweep(tmp_path / "s", 10, 100)
+    victim = next((sweep / "runs").iterdir())
+    (victim / "metrics.json").unlink()
+    build_report(sweep)
+    runs = pd.read_parquet(sweep / "runs.parquet")
+    assert len(runs) == 10 and (runs["status"] == "incomplete").sum() == 1
+
+
+def test_oscillation_metrics_on_known_curves():
+    rng = np.random.default_rng(0)
+    noise = 1 + rng.normal(0, 0.1, 4000)
+    m = oscillation(noise)
+    assert m["spread"] == pytest.approx(0.1, rel=0.05)
+    assert m["mean_abs_change"] == pytest.approx(0.1 * np.sqrt(2) * np.sqrt(2 / np.pi), rel=0.05)
+    smooth = np.exp(-np.arange(1000) / 300)
+    assert oscillation(smooth)["spread"] < 1e-3 and oscillation(smooth)["spikes"] == 0
+    spiky = smooth + rng.normal(0, 1e-3, 1000)
+    spiky[[600, 650, 700, 750, 800, 850, 900]] += 1.0
+    assert oscillation(spiky)["spikes"] == 7
+    alternating = 0.5 + 0.2 * (-1) ** np.arange(1000)
+    assert oscillation(alternating)["mean_abs_change"] == pytest.approx(0.4)
+
+
+def test_t_band_matches_the_formula():
+    df = pd.DataFrame({"cfg": "a", "step": [1] * 5, "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    band = mean_band(df, ["cfg"], "step", "y").iloc[0]
+    half = 2.776 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5)
+    assert band["mean"] == 3.0 and band["hi"] - 3.0 == pytest.approx(half, rel=1e-3)
+    assert np.isnan(t95(1)) and t95(100) == 1.96
+
+
+def write_runs(folder, configs, seeds=5, steps=400):
+    """A sweep whose runs have a known loss spread per config."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for config, sigma in configs:
+        for seed in range(seeds):
+            tc = TrainConfig(seed=seed, **config)
+            rid = storage.run_id(tc, "mnist_5k", "x")
+            loss = 0.5 + rng.normal(0, sigma, steps)
+            result = {
+                "train_loss": loss,
+                "eval_step": [steps],
+                "test_loss": [0.5],
+                "test_accuracy": [0.9],
+                "batch_size": tc.batch_size,
+            }
+            storage.write_run(
+                folder / "runs" / rid,
+                storage.yaml_text({**config, "seed": seed}),
+                result,
+                {"status": "ok", "steps_done": steps, "run_id": rid},
+            )
+            runs.append({"run_id": rid, "overrides": [f"{k}={v}" for k, v in config.items()]})
+    (folder / SWEEP_FILE).write_text(json.dumps({"command": "test", "runs": runs}))
+    return folder
+
+
+def test_two_group_finding_in_plain_words(tmp_path):
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)])
+    html = build_report(sweep).read_text()
+    finding = re.search(r'<div class="finding">(.*?)</div>', html).group(1)
+    assert re.search(
+        r"batch_size=10: loss spread 0\.\d+ ± 0\.\d+ vs batch_size=100: "
+        r"loss spread 0\.0\d+ ± 0\.\d+ \(mean ± sd over 5 seeds; [45]\.\dx; 95% "
+        r"intervals do not overlap\)",
+        finding,
+    ), finding
+
+
+def test_sum_reduction_confound_is_spelled_out(tmp_path):
+    sweep = write_runs(
+        tmp_path,
+        [
+            ({"batch_size": 10, "grad_reduction": "sum", "lr": 0.01}, 0.3),
+            ({"batch_size": 100, "grad_reduction": "sum", "lr": 0.01}, 0.1),
+            ({"batch_size": 10, "grad_reduction": "mean", "lr": 1.0}, 0.3),
+            ({"batch_size": 100, "grad_reduction": "mean", "lr": 1.0}, 0.1),
+        ],
+    )
+    html = build_report(sweep).read_text()
+    assert "effective learning rate is lr x batch_size" in html
+    assert "effective lr 1" in html and "effective lr 0.1" in html
+    runs = pd.read_parquet(sweep / "runs.parquet")
+    assert sorted(runs["effective_lr"].unique()) == [0.1, 1.0]
+
+
+def test_config_strings_are_html_escaped(tmp_path):
+    evil = "<script>alert(1)</script>"
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1), ({"batch_size": 20}, 0.1)])
+    meta = json.loads((sweep / SWEEP_FILE).read_text())
+    meta["command"] = f"run.py -m activation={evil}"
+    meta["runs"][0]["overrides"].append(f"dataset.data_dir={evil}")
+    (sweep / SWEEP_FILE).write_text(json.dumps(meta))
+    run = sweep / "runs" / meta["runs"][0]["run_id"]
+    (run / "config.yaml").write_text(f"batch_size: 10\nseed: 0\nnote: '{evil}'\n")
+    html = build_report(sweep).read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.slow
+def test_cli_report_compare_and_runs(tmp_path):
+    a = synthetic_sweep(tmp_path / "a", 10, 100)
+    b = synthetic_sweep(tmp_path / "b", 10, 100)
+    cli = [sys.executable, "-m", "mlpsweep.cli"]
+    p = subprocess.run([*cli, "report", str(a)], capture_output=True, text=True)
+    assert p.returncode == 0 and (a / "report.html").exists()
+    out = tmp_path / "cmp.html"
+    p = subprocess.run(
+        [*cli, "compare", str(a), str(b), "--out", str(out)], capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stderr
+    assert "sweep=" in out.read_text()
+    p = subprocess.run([*cli, "runs", str(a)], capture_output=True, text=True)
+    assert p.returncode == 0 and "batch_size=10" in p.stdout and "test accuracy" in p.stdout
+    p = subprocess.run([*cli, "runs", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 2 and "not a sweep directory" in p.stderr
+
+
+def test_build_time_is_seconds_not_minutes(tmp_path):
+    import time
+
+    sweep = synthetic_sweep(tmp_path / "s", 20, 1000)
+    t0 = time.perf_counter()
+    build_report(sweep)
+    assert time.perf_counter() - t0 < 60  # a guard against regressions like seaborn's bootstrap

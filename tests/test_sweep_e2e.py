@@ -1,0 +1,159 @@
+"""End-to-end: `python run.py -m ...` in a temporary directory, as a user runs it."""
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import REPO, run_app, sweep_dirs
+
+
+def histories(sweep):
+    out = {}
+    for run in (sweep / "runs").iterdir():
+        out[run.name] = pd.read_parquet(run / "history.parquet")
+    return out
+
+
+def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
+    p = run_app(tmp_path, "-m", "batch_size=10,100", "steps=50")
+    assert p.returncode == 0, p.stderr
+    [sweep] = sweep_dirs(tmp_path)
+    assert f"report: results/adhoc/{sweep.name}/report.html" in p.stdout
+    runs = list((sweep / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["status"] == "ok" and metrics["steps_done"] == 50
+        assert {
+            "final_train_loss",
+            "test_loss",
+            "test_accuracy",
+            "examples_seen",
+            "wall_seconds",
+            "steps_per_s",
+        } <= set(metrics)
+        assert len(pd.read_parquet(run / "history.parquet")) == 50
+        assert "batch_size:" in (run / "config.yaml").read_text()
+    table = pd.read_parquet(sweep / "runs.parquet")
+    assert sorted(table["batch_size"]) == [10, 100] and set(table["status"]) == {"ok"}
+    assert len(pd.read_parquet(sweep / "history.parquet")) == 100
+    assert (sweep / "report.html").stat().st_size > 10_000
+    assert "batch_size=10" in p.stderr + p.stdout  # one log line per finished job
+
+
+def test_single_run_writes_the_same_files(tmp_path):
+    p = run_app(tmp_path, "steps=20", "eval_every=10")
+    assert p.returncode == 0, p.stderr
+    [out] = (tmp_path / "results" / "single").iterdir()
+    assert json.loads((out / "metrics.json").read_text())["steps_done"] == 20
+    assert len(pd.read_parquet(out / "history.parquet")) == 20
+
+
+@pytest.mark.slow
+def test_parallelism_does_not_change_the_numbers(tmp_path):
+    args = ["-m", "seed=0,1,2", "steps=30", "report=false", "dropout=0.2"]
+    one = run_app(tmp_path / "a", *args, "hydra.launcher.n_jobs=1")
+    two = run_app(tmp_path / "b", *args, "hydra.launcher.n_jobs=2")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    h1, h2 = histories(sweep_dirs(tmp_path / "a")[0]), histories(sweep_dirs(tmp_path / "b")[0])
+    assert h1.keys() == h2.keys() and len(h1) == 3
+    for rid in h1:
+        pd.testing.assert_frame_equal(h1[rid], h2[rid])
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_runs_and_reruns_truncated_ones(tmp_path):
+    args = ["-m", "seed=0,1,2", "steps=30", "report=false"]
+    assert run_app(tmp_path, *args).returncode == 0
+    [sweep] = sweep_dirs(tmp_path)
+    runs = sorted((sweep / "runs").iterdir())
+    kept = {r.name: (r / "metrics.json").stat().st_mtime_ns for r in runs[1:]}
+    hist = runs[0] / "history.parquet"
+    hist.write_bytes(hist.read_bytes()[:100])  # a half-written file
+    p = run_app(tmp_path, *args, "resume=true")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    assert "3 runs in" in out and "1 to train, 2 already done" in out
+    assert sweep_dirs(tmp_path) == [sweep]
+    for r in runs[1:]:
+        assert (r / "metrics.json").stat().st_mtime_ns == kept[r.name]  # not retrained
+    assert len(pd.read_parquet(hist)) == 30
+
+
+@pytest.mark.slow
+def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path):
+    # width 10^8 needs ~320 GB of weights: the job raises MemoryError, its siblings run.
+    p = run_app(tmp_path, "-m", "width=16,100000000", "depth=1", "steps=20")
+    assert p.returncode == 1
+    assert "1 of 2 runs failed" in p.stderr and "MemoryError" in p.stderr
+    [sweep] = sweep_dirs(tmp_path)
+    statuses = sorted(
+        json.loads((r / "metrics.json").read_text())["status"] for r in (sweep / "runs").iterdir()
+    )
+    assert statuses == ["failed", "ok"]
+    failed = next(
+        r
+        for r in (sweep / "runs").iterdir()
+        if json.loads((r / "metrics.json").read_text())["status"] == "failed"
+    )
+    assert "Traceback" in (failed / "job.log").read_text()
+    assert (sweep / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["lr=0.1,-1"], "lr=-1.0: must be > 0"),
+        (["batch_size=0"], "batch_size=0: must be an integer >= 1 and <= 4000"),
+        (["batch_size=4001"], "batch_size=4001"),
+        (["optimizer=momentum", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5"),
+        (["init=lecun"], "init='lecun'"),
+    ],
+)
+def test_value_errors_give_one_line_and_start_no_job(tmp_path, args, line):
+    p = run_app(tmp_path, "-m", *args, "steps=5")
+    assert p.returncode == 2
+    assert line in p.stderr and "Traceback" not in p.stderr
+    assert not list(tmp_path.glob("results/*/*/runs/*"))
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["btach_size=10"], "btach_size"),
+        (["activation=gelu"], "gelu"),
+        (["steps=many"], "many"),
+        (["optimizer=lbfgs"], "lbfgs"),
+    ],
+)
+def test_composition_errors(tmp_path, args, text):
+    p = run_app(tmp_path, "-m", *args)
+    assert p.returncode != 0 and text in p.stderr
+    assert not list(tmp_path.glob("results/*/*/runs/*"))
+
+
+def test_help_lists_every_knob(tmp_path):
+    from dataclasses import fields
+
+    from mlpsweep.app.schema import Config
+
+    p = run_app(tmp_path, "--help")
+    assert p.returncode == 0
+    for f in fields(Config):
+        assert f.name in p.stdout, f.name
+    for choice in ("relu", "sigmoid", "tanh", "xavier", "with_replacement", "legacy", "adam"):
+        assert choice in p.stdout
+
+
+SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_named_sweep_runs_with_tiny_steps(tmp_path, name):
+    p = run_app(tmp_path, "-m", f"+sweep={name}", "steps=3", "eval_every=0", "report=false")
+    assert p.returncode == 0, p.stderr[-2000:]
+    [sweep] = sweep_dirs(tmp_path, name)
+    meta = json.loads((sweep / "sweep.json").read_text())
+    assert len(meta["runs"]) >= 3
+    assert len(list((sweep / "runs").glob("*/metrics.json"))) == len(meta["runs"])
