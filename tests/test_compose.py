@@ -5,7 +5,6 @@ from conftest import REPO
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
-from omegaconf import OmegaConf
 
 from mlpsweep.app.compose import JobComposer, task_container, train_config
 from mlpsweep.app.schema import register
@@ -42,10 +41,7 @@ def test_fast_composition_equals_hydra(hydra_loader, overrides):
         fast = composer.compose(overrides)
         slow = loader.load_sweep_config(master, list(overrides))
         assert task_container(fast) == task_container(slow)
-        assert OmegaConf.to_container(fast.hydra.runtime.choices) == OmegaConf.to_container(
-            slow.hydra.runtime.choices
-        )
-        assert list(fast.hydra.overrides.task) == list(overrides)
+        assert "hydra" not in fast
 
 
 def test_composes_once_per_group_choice(hydra_loader):

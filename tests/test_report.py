@@ -121,8 +121,7 @@ def write_runs(folder, configs, seeds=5, steps=400):
             }
             storage.write_run(
                 folder / "runs" / rid,
-                storage.yaml_text({**config, "seed": seed}),
-                result,
+                storage.encode_result(result, {**config, "seed": seed}),
                 {"status": "ok", "steps_done": steps, "run_id": rid},
             )
             runs.append({"run_id": rid, "overrides": [f"{k}={v}" for k, v in config.items()]})

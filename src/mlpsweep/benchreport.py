@@ -62,7 +62,7 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
             "width": 200,
             "optimizer": {"name": "sgd"},
         }
-        storage.write_run(folder / "runs" / rid, storage.yaml_text(config), result, metrics)
+        storage.write_run(folder / "runs" / rid, storage.encode_result(result, config), metrics)
         runs.append({"run_id": rid, "overrides": overrides})
     (folder / SWEEP_FILE).write_text(json.dumps({"command": "synthetic", "runs": runs}))
     return folder

@@ -54,6 +54,20 @@ def cmd_bench_report(args):
     return 0
 
 
+def cmd_bench_launch(args):
+    from mlpsweep import benchlaunch
+
+    benchlaunch.launch(args.jobs)
+    return 0
+
+
+def cmd_bench_parallel(args):
+    from mlpsweep import benchlaunch
+
+    benchlaunch.parallel()
+    return 0
+
+
 def _sweep_dir(path):
     """A sweep directory (holding sweep.json), with a one-line error otherwise."""
     from pathlib import Path
@@ -81,6 +95,11 @@ def build_parser():
     p.add_argument("--runs", type=int, nargs="+", default=[20, 200])
     p.add_argument("--steps", type=int, default=1000)
     p.set_defaults(func=cmd_bench_report)
+    p = sub.add_parser("bench-launch", help="launcher overhead per job vs the stock launcher")
+    p.add_argument("--jobs", type=int, default=200)
+    p.set_defaults(func=cmd_bench_launch)
+    p = sub.add_parser("bench-parallel", help="batch_oscillation's wall time vs its CPU time")
+    p.set_defaults(func=cmd_bench_parallel)
     p = sub.add_parser("report", help="(re)build a sweep's report.html")
     p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_report)

@@ -4,6 +4,7 @@ tell the truth about failed jobs (and about a report that could not be built).""
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -35,9 +36,11 @@ class SweepEnd(Callback):
             # Hydra turns a callback's exception into a warning and exit status 0: catch
             # it here, say so in one line, and fail the exit status ourselves.
             try:
+                started = time.perf_counter()
                 from mlpsweep.report import build_report
 
-                print(f"report: {build_report(sweep_dir)}")
+                path = build_report(sweep_dir)
+                print(f"report: {path} (built in {time.perf_counter() - started:.1f} s)")
             except Exception as e:  # noqa: BLE001
                 report_ok = False
                 print(

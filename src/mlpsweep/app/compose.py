@@ -11,6 +11,7 @@ tests/test_compose.py checks that the result equals Hydra's own composition.
 
 import copy
 import dataclasses
+import pickle
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
@@ -26,6 +27,12 @@ class JobComposer:
         self.parser = OverridesParser.create(config_loader=config_loader)
         self.groups = set(master_config.hydra.runtime.choices.keys())
         self.bases = {}
+        self.parsed = {}  # override string -> Override: a sweep repeats most strings
+
+    def parse(self, text):
+        if text not in self.parsed:
+            self.parsed[text] = self.parser.parse_overrides([text])[0]
+        return self.parsed[text]
 
     def is_structural(self, override):
         key = override.key_or_group
@@ -38,16 +45,16 @@ class JobComposer:
         )
 
     def compose(self, overrides):
-        """The job's full config (with its `hydra` node), equal to Hydra's composition."""
-        parsed = self.parser.parse_overrides(list(overrides))
+        """The job's task config (no `hydra` node), equal to Hydra's composition."""
+        parsed = [self.parse(text) for text in overrides]
         structural = tuple(t for t, o in zip(overrides, parsed) if self.is_structural(o))
         base = self.bases.get(structural)
         if base is None:
-            base = self.loader.load_sweep_config(self.master, list(structural))
-            self.bases[structural] = base
-        cfg = copy.deepcopy(base)
-        with open_dict(cfg.hydra):
-            cfg.hydra.overrides.task = list(overrides)
+            full = self.loader.load_sweep_config(self.master, list(structural))
+            with open_dict(full):
+                del full["hydra"]  # copying the large hydra node per job would dominate
+            base = self.bases[structural] = pickle.dumps(full)
+        cfg = pickle.loads(base)  # an independent copy, 2x faster than copy.deepcopy
         for o in parsed:
             if not self.is_structural(o):
                 OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
@@ -55,9 +62,12 @@ class JobComposer:
 
 
 def task_container(cfg):
-    """The resolved task config (no `hydra` node) as plain Python values."""
-    task = {k: v for k, v in cfg.items() if k != "hydra"} if hasattr(cfg, "items") else cfg
-    return OmegaConf.to_container(OmegaConf.create(task), resolve=True, enum_to_str=True)
+    """The resolved task config (without any `hydra` node) as plain Python values."""
+    if "hydra" in cfg:
+        cfg = copy.copy(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
 def train_config(container):

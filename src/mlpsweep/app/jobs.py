@@ -37,7 +37,9 @@ def limit_blas(threads):
 
 
 def execute(spec):
-    """Run the job described by `spec` (a plain dict; see sweep.job_spec)."""
+    """Run the job described by `spec` (a plain dict; see sweep.job_spec). The result
+    carries the bytes of the run's files, so the launcher only has to write them."""
+    from mlpsweep.app.storage import encode_result
     from mlpsweep.core import TrainConfig, train
 
     start = time.perf_counter()
@@ -70,6 +72,7 @@ def execute(spec):
         log.write(traceback.format_exc())
     finally:
         root.removeHandler(handler)
-    out["seconds"] = time.perf_counter() - start
     out["log"] = log.getvalue()
+    encode_result(out, spec["config"])
+    out["seconds"] = time.perf_counter() - start
     return out

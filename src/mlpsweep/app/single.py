@@ -21,7 +21,7 @@ def run_single(cfg):
     spec["overrides"] = list(HydraConfig.get().overrides.task)
     result = execute(spec)
     out = Path(HydraConfig.get().runtime.output_dir)
-    storage.write_run(out, storage.yaml_text(container), result, metrics_record(spec, result))
+    storage.write_run(out, result, metrics_record(spec, result))
     print(f"{describe(spec, result)}\nresults: {out}")
     if result["status"] == "failed":
         raise SystemExit(1)

@@ -45,6 +45,7 @@ def job_spec(container, dataset_fingerprints, blas_threads):
         "data_dir": ds.get("data_dir"),
         "fingerprint": fingerprint,
         "blas_threads": blas_threads,
+        "config": container,
     }
 
 
@@ -59,8 +60,17 @@ def prepare(composer, job_overrides, blas_threads):
             errors.append(f"{e} (job: {' '.join(overrides) or 'defaults'})")
             continue
         spec["overrides"] = list(overrides)
-        jobs.append((spec, container))
+        jobs.append(spec)
     return jobs, errors
+
+
+def expected_cost(spec):
+    """A rough relative cost of a job: steps x (batch + a fixed part) x weights x dtype."""
+    t = spec["train"]
+    hidden = t["hidden_sizes"] or [t["width"]] * t["depth"]
+    sizes = [784, *hidden, 10]
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return t["steps"] * (t["batch_size"] + 20) * weights * (2 if t["dtype"] == "float64" else 1)
 
 
 def metrics_record(spec, result):
@@ -107,12 +117,13 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
     sweep_dir = Path(cfg.hydra.sweep.dir)
     runs_dir = sweep_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    unique = {spec["run_id"]: (spec, c) for spec, c in jobs}
-    pending = [
-        (s, c) for s, c in unique.values() if not storage.is_finished(runs_dir / s["run_id"])
-    ]
+    unique = {spec["run_id"]: spec for spec in jobs}
+    pending = [s for s in unique.values() if not storage.is_finished(runs_dir / s["run_id"])]
+    # Longest first: the short jobs then fill the gaps at the end instead of one long job
+    # running alone on one core. The order cannot change any run's numbers.
+    pending.sort(key=expected_cost, reverse=True)
     skipped = len(unique) - len(pending)
-    record_sweep(sweep_dir, cfg, [s for s, _ in unique.values()])
+    record_sweep(sweep_dir, cfg, list(unique.values()))
     log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {skipped} already done")
 
     results = {}
@@ -124,22 +135,20 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
             return_as="generator_unordered",
             **launcher.joblib_kwargs,
         )
-        by_id = {s["run_id"]: (s, c) for s, c in pending}
+        by_id = {s["run_id"]: s for s in pending}
         bar = tqdm(
             total=len(pending),
             unit="run",
             disable=not (launcher.progress and sys.stderr.isatty()),
             dynamic_ncols=True,
         )
+        started = time.perf_counter()
         try:
             with logging_redirect_tqdm():  # the root console handler prints above the bar
-                for result in parallel(delayed(execute)(s) for s, _ in pending):
-                    spec, container = by_id[result["run_id"]]
+                for result in parallel(delayed(execute)(s) for s in pending):
+                    spec = by_id[result["run_id"]]
                     storage.write_run(
-                        runs_dir / spec["run_id"],
-                        storage.yaml_text(container),
-                        result,
-                        metrics_record(spec, result),
+                        runs_dir / spec["run_id"], result, metrics_record(spec, result)
                     )
                     results[spec["run_id"]] = result
                     bar.update()
@@ -153,10 +162,11 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
             )
         finally:
             bar.close()
-    return [
-        job_return(s, results.get(s["run_id"]), runs_dir, initial_job_idx + i)
-        for i, (s, _) in enumerate(jobs)
-    ]
+        log.info(
+            f"trained {len(results)} runs in {time.perf_counter() - started:.1f} s "
+            f"on {workers} workers"
+        )
+    return [job_return(s, results.get(s["run_id"]), runs_dir) for s in jobs]
 
 
 def record_sweep(sweep_dir, cfg, specs):
@@ -176,12 +186,12 @@ def record_sweep(sweep_dir, cfg, specs):
 
 def code_version():
     """The git commit of the code that ran (the checkout holding this package)."""
-    from mlpsweep.report.provenance import git_commit
+    from mlpsweep.provenance import git_commit
 
     return git_commit(Path(__file__).resolve().parent)
 
 
-def job_return(spec, result, runs_dir, idx):
+def job_return(spec, result, runs_dir):
     ret = JobReturn(
         overrides=spec["overrides"],
         working_dir=str(runs_dir / spec["run_id"]),

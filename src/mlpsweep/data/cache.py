@@ -18,16 +18,18 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, durable=True):
     """Write through a temporary file in the same folder, then rename: readers see the
-    old file or the whole new one, never a partial one."""
+    old file or the whole new one, never a partial one. `durable` also fsyncs the data
+    first, so that a power cut cannot leave the new name pointing at lost blocks."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import METRICS, analyse, findings, summary
 from mlpsweep.report.collect import collect
 from mlpsweep.report.figures import all_figures
-from mlpsweep.report.provenance import provenance
 
 CONFOUND = (
     "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "

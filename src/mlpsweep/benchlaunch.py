@@ -1,0 +1,104 @@
+"""Sweep benchmarks: the launcher's overhead per job, and parallel efficiency.
+
+launch    N jobs of `steps=1` through our launcher and through the stock
+          hydra-joblib-launcher (same app, same machine, 2 workers each), in one run;
+          per-job overhead = (wall(N jobs) - wall(1 job)) / (N - 1), so Python and
+          Hydra start-up cancel out.
+parallel  `+sweep=batch_oscillation` on all cores: its wall time next to the sum of its
+          runs' training time divided by the cores.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def app_path():
+    here = Path.cwd() / "run.py"
+    return here if here.is_file() else Path(__file__).resolve().parents[2] / "run.py"
+
+
+def timed(args, cwd, output=None):
+    """Wall seconds of `python run.py ARGS` in `cwd`; its output appended to `output`."""
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, str(app_path()), *args], cwd=cwd, capture_output=True, text=True
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{p.stderr[-2000:]}")
+    if output is not None:
+        output.append(p.stdout + p.stderr)
+    return time.perf_counter() - t0
+
+
+def stock_available():
+    try:
+        import hydra_plugins.hydra_joblib_launcher  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def launch(n_jobs=200, out=print):
+    common = ["steps=1", "eval_every=0", "report=false", "hydra.launcher.n_jobs=2"]
+    setups = {"mlpsweep launcher": []}
+    if stock_available():
+        setups["stock hydra-joblib-launcher"] = ["hydra/launcher=joblib", "hydra/sweeper=basic"]
+    else:
+        out("(stock launcher not installed: pip install hydra-joblib-launcher to compare)")
+    out(
+        f"launch overhead per job: wall({n_jobs} jobs) - wall(1 job), / {n_jobs - 1}; "
+        "2 workers, steps=1"
+    )
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, extra in setups.items():
+            one = timed(["-m", "seed=0", *common, *extra], tmp)
+            many = timed(["-m", f"seed=range({n_jobs})", *common, *extra], tmp)
+            per_job = (many - one) / (n_jobs - 1)
+            rows[name] = per_job
+            out(
+                f"  {name:30s} 1 job {one:6.2f} s, {n_jobs} jobs {many:7.2f} s: "
+                f"{per_job * 1000:6.1f} ms per job"
+            )
+    ours = rows["mlpsweep launcher"]
+    verdict = "met" if ours <= 0.020 else "MISSED"
+    line = f"  target <= 20 ms per job: {verdict}"
+    if len(rows) > 1:
+        line += f"; the stock launcher is {rows['stock hydra-joblib-launcher'] / ours:.0f}x slower"
+    out(line)
+    return rows
+
+
+def parallel(out=print):
+    import re
+
+    cores = os.cpu_count()
+    logs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = timed(["-m", "+sweep=batch_oscillation"], tmp, logs)
+        [sweep] = Path(tmp, "results", "batch_oscillation").glob("*/")
+        runs = pd.read_parquet(sweep / "runs.parquet")
+        n = len(json.loads((sweep / "sweep.json").read_text())["runs"])
+    trained = float(re.search(r"trained \d+ runs in ([\d.]+) s", logs[0]).group(1))
+    report = float(re.search(r"built in ([\d.]+) s", logs[0]).group(1))
+    train = runs["train_seconds"].sum()
+    jobs = runs["job_seconds"].sum()
+    ideal = train / cores
+    verdict = "met" if trained <= 1.15 * ideal else "MISSED"
+    out(
+        f"batch_oscillation on {cores} cores, {n} runs: wall {wall:.1f} s = training phase "
+        f"{trained:.1f} s + report {report:.1f} s + start-up {wall - trained - report:.1f} s"
+    )
+    out(
+        f"  training phase / (sum of the runs' training time {train:.1f} s / {cores}) = "
+        f"{trained / ideal:.2f}x (target <= 1.15x: {verdict}); with their evaluation and "
+        f"data loading (whole jobs, {jobs:.1f} s): {trained / (jobs / cores):.2f}x"
+    )
+    return {"wall": wall, "trained": trained, "ideal": ideal}
