@@ -18,7 +18,9 @@ class MlpsweepLauncherConf:
     _target_: str = "hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher"
     n_jobs: int = -1  # -1: all cores
     backend: str = "loky"  # any joblib backend: loky, threading, dask, ...
-    blas_threads: int | None = None  # per worker; default cores // n_jobs
+    scheduler: str | None = None  # dask: tcp://HOST:8786 (else $DASK_SCHEDULER_ADDRESS,
+    #                               else a local cluster for the sweep)
+    blas_threads: int | None = None  # per job; default cores // n_jobs (dask: 1)
     progress: bool = True
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
 
@@ -29,8 +31,17 @@ ConfigStore.instance().store(
 
 
 class MlpsweepLauncher(Launcher):
-    def __init__(self, n_jobs=-1, backend="loky", blas_threads=None, progress=True, joblib=None):
+    def __init__(
+        self,
+        n_jobs=-1,
+        backend="loky",
+        scheduler=None,
+        blas_threads=None,
+        progress=True,
+        joblib=None,
+    ):
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
+        self.scheduler = scheduler
         self.progress = progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = None

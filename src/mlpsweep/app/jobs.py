@@ -54,6 +54,12 @@ def execute(spec):
             warnings.simplefilter("always")
             limit_blas(spec.get("blas_threads"))
             dataset = load_dataset_cached(spec["dataset"], spec.get("data_dir"))
+            if spec.get("fingerprint") and dataset.fingerprint != spec["fingerprint"]:
+                # A cluster worker has its own copy: it must be the launcher's data.
+                raise RuntimeError(
+                    f"dataset {spec['dataset']} on this worker has fingerprint "
+                    f"{dataset.fingerprint[:12]}, the launcher's has {spec['fingerprint'][:12]}"
+                )
             result = train(TrainConfig(**spec["train"]), dataset)
         for w in caught:
             log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")

@@ -99,15 +99,12 @@ def describe(spec, result):
 
 
 def run_sweep(launcher, job_overrides, initial_job_idx):
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from mlpsweep.app.jobs import execute
+    from mlpsweep.app.engines import blas_threads as blas_threads_for
+    from mlpsweep.app.engines import engine
 
     cfg = launcher.config
-    n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
-    blas_threads = launcher.blas_threads or max(1, (os.cpu_count() or 1) // n_jobs)
+    blas_threads = blas_threads_for(launcher)
     composer = JobComposer(launcher.hydra_context.config_loader, cfg)
     jobs, errors = prepare(composer, job_overrides, blas_threads)
     if errors:
@@ -128,21 +125,29 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
 
     results = {}
     if pending:
-        workers = min(n_jobs, len(pending))
-        parallel = Parallel(
-            n_jobs=workers,
-            backend=launcher.backend,
-            return_as="generator_unordered",
-            **launcher.joblib_kwargs,
-        )
-        by_id = {s["run_id"]: s for s in pending}
-        bar = tqdm(
-            total=len(pending),
-            unit="run",
-            disable=not (launcher.progress and sys.stderr.isatty()),
-            dynamic_ncols=True,
-        )
-        started = time.perf_counter()
+        with engine(launcher, len(pending)) as (backend, n_jobs):
+            run_pending(launcher, backend, n_jobs, pending, runs_dir, results)
+    return [job_return(s, results.get(s["run_id"]), runs_dir) for s in jobs]
+
+
+def run_pending(launcher, backend, n_jobs, pending, runs_dir, results):
+    """Run the jobs, writing each result as it arrives (into `results` too)."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from mlpsweep.app.jobs import execute
+
+    parallel = Parallel(
+        n_jobs=n_jobs,
+        backend=None if backend == "dask" else backend,  # dask: set by parallel_config
+        return_as="generator_unordered",
+        **launcher.joblib_kwargs,
+    )
+    by_id = {s["run_id"]: s for s in pending}
+    show = launcher.progress and sys.stderr.isatty()
+    started = time.perf_counter()
+    with tqdm(total=len(pending), unit="run", disable=not show, dynamic_ncols=True) as bar:
         try:
             with logging_redirect_tqdm():  # the root console handler prints above the bar
                 for result in parallel(delayed(execute)(s) for s in pending):
@@ -160,13 +165,7 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
                 "same command with resume=true to finish the sweep",
                 code=130,
             )
-        finally:
-            bar.close()
-        log.info(
-            f"trained {len(results)} runs in {time.perf_counter() - started:.1f} s "
-            f"on {workers} workers"
-        )
-    return [job_return(s, results.get(s["run_id"]), runs_dir) for s in jobs]
+    log.info(f"trained {len(results)} runs in {time.perf_counter() - started:.1f} s")
 
 
 def record_sweep(sweep_dir, cfg, specs):

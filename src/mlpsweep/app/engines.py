@@ -1,0 +1,70 @@
+"""Where a sweep's jobs run: joblib's loky processes here, or a Dask cluster.
+
+Dask: `hydra.launcher.backend=dask` with `hydra.launcher.scheduler=tcp://HOST:8786` (or
+$DASK_SCHEDULER_ADDRESS) uses that cluster; without an address a local cluster is
+started for the sweep (its dashboard link is logged). Workers only compute and return
+results; the launcher writes them, so no shared filesystem is needed.
+"""
+
+import contextlib
+import logging
+import os
+
+log = logging.getLogger("mlpsweep")
+CONNECT_TIMEOUT_S = 5
+
+
+def blas_threads(launcher):
+    """BLAS threads per job, so that jobs x threads <= cores. A Dask worker runs one job
+    per thread of its own, on a machine we cannot see: one BLAS thread each."""
+    if launcher.blas_threads:
+        return launcher.blas_threads
+    if launcher.backend == "dask":
+        return 1
+    n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
+    return max(1, (os.cpu_count() or 1) // n_jobs)
+
+
+@contextlib.contextmanager
+def engine(launcher, n_pending):
+    """Yield (joblib backend, n_jobs) with the engine running; clean up after."""
+    if launcher.backend != "dask":
+        n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
+        yield launcher.backend, min(n_jobs, n_pending)
+        return
+    from joblib import parallel_config
+
+    with dask_client(launcher) as client, parallel_config(backend="dask"):
+        workers = client.scheduler_info().get("workers", {})
+        threads = sum(w.get("nthreads", 1) for w in workers.values())
+        log.info(
+            f"dask: {len(workers)} workers, {threads} threads at {client.scheduler.address}"
+            + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
+        )
+        yield "dask", -1
+
+
+@contextlib.contextmanager
+def dask_client(launcher):
+    from distributed import Client, LocalCluster
+
+    from mlpsweep.app.sweep import fail
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    address = launcher.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            fail(
+                f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
+                f"({type(e).__name__}); start one with `dask scheduler`, or leave "
+                "hydra.launcher.scheduler unset to run a local cluster"
+            )
+        with client:
+            yield client
+        return
+    n = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            yield client
