@@ -2,6 +2,7 @@
 
 import hydra
 
+from mlpsweep.app.errors import run_main
 from mlpsweep.app.schema import register
 
 register()
@@ -15,4 +16,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -68,6 +68,13 @@ def cmd_bench_parallel(args):
     return 0
 
 
+def cmd_bench_kill(args):
+    from mlpsweep import benchkill
+
+    r = benchkill.run(jobs=args.jobs, kills=args.kills)
+    return 0 if not any(r.values()) else 1
+
+
 def _sweep_dir(path):
     """A sweep directory (holding sweep.json), with a one-line error otherwise."""
     from pathlib import Path
@@ -100,6 +107,10 @@ def build_parser():
     p.set_defaults(func=cmd_bench_launch)
     p = sub.add_parser("bench-parallel", help="batch_oscillation's wall time vs its CPU time")
     p.set_defaults(func=cmd_bench_parallel)
+    p = sub.add_parser("bench-kill", help="kill -9 a sweep at random moments, resume, count")
+    p.add_argument("--jobs", type=int, default=40)
+    p.add_argument("--kills", type=int, default=10)
+    p.set_defaults(func=cmd_bench_kill)
     p = sub.add_parser("report", help="(re)build a sweep's report.html")
     p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_report)

@@ -12,6 +12,9 @@ import os
 
 log = logging.getLogger("mlpsweep")
 CONNECT_TIMEOUT_S = 5
+# loky workers whose sweep was killed before they got a job (so before they could start
+# watching their parent) exit after this long idle, instead of loky's default 300 s.
+LOKY_IDLE_TIMEOUT_S = 30
 
 
 def blas_threads(launcher):
@@ -27,12 +30,18 @@ def blas_threads(launcher):
 
 @contextlib.contextmanager
 def engine(launcher, n_pending):
-    """Yield (joblib backend, n_jobs) with the engine running; clean up after."""
+    """Yield (joblib backend for Parallel, n_jobs) with the engine running; clean up after.
+    The backend is None where parallel_config has set it (with its parameters)."""
+    from joblib import parallel_config
+
     if launcher.backend != "dask":
         n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
-        yield launcher.backend, min(n_jobs, n_pending)
+        if launcher.backend == "loky":
+            with parallel_config(backend="loky", idle_worker_timeout=LOKY_IDLE_TIMEOUT_S):
+                yield None, min(n_jobs, n_pending)
+        else:
+            yield launcher.backend, min(n_jobs, n_pending)
         return
-    from joblib import parallel_config
 
     with dask_client(launcher) as client, parallel_config(backend="dask"):
         workers = client.scheduler_info().get("workers", {})
@@ -41,7 +50,7 @@ def engine(launcher, n_pending):
             f"dask: {len(workers)} workers, {threads} threads at {client.scheduler.address}"
             + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
         )
-        yield "dask", -1
+        yield None, -1
 
 
 @contextlib.contextmanager

@@ -9,12 +9,14 @@ siblings down.
 import io
 import logging
 import os
+import threading
 import time
 import traceback
 import warnings
 
 _datasets = {}
 _blas_limit = None
+_watching = False
 
 
 def load_dataset_cached(name, data_dir):
@@ -27,6 +29,24 @@ def load_dataset_cached(name, data_dir):
     return _datasets[key]
 
 
+def exit_with_parent():
+    """Make this worker exit when the sweep process that started it dies (kill -9), rather
+    than finish a job nobody will collect and idle for minutes beside the rerun. For
+    loky workers only: a Dask worker's parent may well be a shell that has gone away."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="mlpsweep-parent-watch", daemon=True).start()
+
+
 def limit_blas(threads):
     """Cap this process's BLAS threads once, so that jobs x threads <= cores."""
     global _blas_limit
@@ -36,12 +56,27 @@ def limit_blas(threads):
         _blas_limit = threadpool_limits(limits=threads, user_api="blas")
 
 
+def train_job(spec):
+    from mlpsweep.core import TrainConfig, train
+
+    limit_blas(spec.get("blas_threads"))
+    dataset = load_dataset_cached(spec["dataset"], spec.get("data_dir"))
+    if spec.get("fingerprint") and dataset.fingerprint != spec["fingerprint"]:
+        # A cluster worker has its own copy: it must be the launcher's data.
+        raise RuntimeError(
+            f"dataset {spec['dataset']} on this worker has fingerprint "
+            f"{dataset.fingerprint[:12]}, the launcher's has {spec['fingerprint'][:12]}"
+        )
+    return train(TrainConfig(**spec["train"]), dataset)
+
+
 def execute(spec):
     """Run the job described by `spec` (a plain dict; see sweep.job_spec). The result
     carries the bytes of the run's files, so the launcher only has to write them."""
     from mlpsweep.app.storage import encode_result
-    from mlpsweep.core import TrainConfig, train
 
+    if spec.get("exit_with_parent") and os.getpid() != spec.get("launcher_pid"):
+        exit_with_parent()  # (with one job joblib runs it in the launcher itself: not there)
     start = time.perf_counter()
     log = io.StringIO()
     handler = logging.StreamHandler(log)
@@ -49,35 +84,33 @@ def execute(spec):
     root = logging.getLogger()
     root.addHandler(handler)
     out = {"run_id": spec["run_id"], "pid": os.getpid()}
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            limit_blas(spec.get("blas_threads"))
-            dataset = load_dataset_cached(spec["dataset"], spec.get("data_dir"))
-            if spec.get("fingerprint") and dataset.fingerprint != spec["fingerprint"]:
-                # A cluster worker has its own copy: it must be the launcher's data.
-                raise RuntimeError(
-                    f"dataset {spec['dataset']} on this worker has fingerprint "
-                    f"{dataset.fingerprint[:12]}, the launcher's has {spec['fingerprint'][:12]}"
+    attempts = 1 + int(spec.get("retries") or 0)
+    for attempt in range(1, attempts + 1):
+        out["attempts"] = attempt
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = train_job(spec)
+            for w in caught:
+                log.write(
+                    f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n"
                 )
-            result = train(TrainConfig(**spec["train"]), dataset)
-        for w in caught:
-            log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
-        out.update(
-            status=result.status,
-            summary=result.summary(),
-            train_loss=result.train_loss,
-            eval_step=result.eval_step,
-            test_loss=result.test_loss,
-            test_accuracy=result.test_accuracy,
-            batch_size=result.batch_size,
-        )
-    except Exception as e:  # noqa: BLE001 - a job's failure is data, not a crash
-        first = str(e).splitlines()[0] if str(e) else ""
-        out.update(status="failed", error=f"{type(e).__name__}: {first}".rstrip(": "))
-        log.write(traceback.format_exc())
-    finally:
-        root.removeHandler(handler)
+            out.update(
+                status=result.status,
+                summary=result.summary(),
+                train_loss=result.train_loss,
+                eval_step=result.eval_step,
+                test_loss=result.test_loss,
+                test_accuracy=result.test_accuracy,
+                batch_size=result.batch_size,
+                error=None,
+            )
+            break
+        except Exception as e:  # noqa: BLE001 - a job's failure is data, not a crash
+            first = str(e).splitlines()[0] if str(e) else ""
+            out.update(status="failed", error=f"{type(e).__name__}: {first}".rstrip(": "))
+            log.write(f"attempt {attempt} of {attempts} failed:\n{traceback.format_exc()}")
+    root.removeHandler(handler)
     out["log"] = log.getvalue()
     encode_result(out, spec["config"])
     out["seconds"] = time.perf_counter() - start

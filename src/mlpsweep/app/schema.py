@@ -51,6 +51,10 @@ class Config:
     # the harness
     sweep_name: str = "adhoc"
     resume: bool = False  # -m: continue the newest sweep of this name (skips finished runs)
+    extend: bool = False  # -m: let resume add this command's new runs to that sweep
+    dry_run: bool = False  # list the jobs (and which are done) without training
+    fail_fast: bool = False  # -m: stop at the first failed job
+    retries: int = 0  # run a failed job up to this many more times
     report: bool = True
 
 

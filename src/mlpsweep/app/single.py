@@ -19,6 +19,13 @@ def run_single(cfg):
     except (ConfigError, DatasetError) as e:
         fail(str(e))
     spec["overrides"] = list(HydraConfig.get().overrides.task)
+    spec["retries"] = int(container.get("retries", 0))
+    if container.get("dry_run"):
+        print(
+            f"dry run: would train {spec['run_id']} "
+            f"({' '.join(spec['overrides']) or 'defaults'}); nothing is trained or written"
+        )
+        return "dry_run"
     result = execute(spec)
     out = Path(HydraConfig.get().runtime.output_dir)
     storage.write_run(out, result, metrics_record(spec, result))

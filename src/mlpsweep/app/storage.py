@@ -105,6 +105,12 @@ def read_metrics(run_dir):
         return None
 
 
+def remove_partial(run_dir):
+    """Delete the temporary files of writes a kill interrupted (never read as results)."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def is_finished(run_dir):
     metrics = read_metrics(run_dir)
     return metrics is not None and metrics.get("status") in FINISHED

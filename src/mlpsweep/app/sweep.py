@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def metrics_record(spec, result):
         run_id=spec["run_id"],
         status=result["status"],
         error=result.get("error"),
+        attempts=result.get("attempts"),
         overrides=spec["overrides"],
         dataset=spec["dataset"],
         data_fingerprint=spec["fingerprint"],
@@ -99,28 +101,37 @@ def describe(spec, result):
 
 
 def run_sweep(launcher, job_overrides, initial_job_idx):
-
     from mlpsweep.app.engines import blas_threads as blas_threads_for
     from mlpsweep.app.engines import engine
 
     cfg = launcher.config
-    blas_threads = blas_threads_for(launcher)
+    sweep_dir = Path(cfg.hydra.sweep.dir)
     composer = JobComposer(launcher.hydra_context.config_loader, cfg)
-    jobs, errors = prepare(composer, job_overrides, blas_threads)
+    jobs, errors = prepare(composer, job_overrides, blas_threads_for(launcher))
     if errors:
+        remove_if_empty(sweep_dir)
         extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         fail(errors[0] + extra)
-
-    sweep_dir = Path(cfg.hydra.sweep.dir)
-    runs_dir = sweep_dir / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    for spec in jobs:
+        spec["retries"] = int(cfg.get("retries", 0))
+        spec["exit_with_parent"] = launcher.backend == "loky"
+        spec["launcher_pid"] = os.getpid()
     unique = {spec["run_id"]: spec for spec in jobs}
+    listed = check_definition(sweep_dir, unique, cfg.get("extend", False))
+
+    runs_dir = sweep_dir / "runs"
     pending = [s for s in unique.values() if not storage.is_finished(runs_dir / s["run_id"])]
     # Longest first: the short jobs then fill the gaps at the end instead of one long job
     # running alone on one core. The order cannot change any run's numbers.
     pending.sort(key=expected_cost, reverse=True)
+    if cfg.get("dry_run", False):
+        dry_run(sweep_dir, unique, pending)
+        return []
+    for run_dir in runs_dir.glob("*/"):
+        storage.remove_partial(run_dir)  # temporary files a kill left behind
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    record_sweep(sweep_dir, cfg, listed + [s for s in unique.values() if s not in listed])
     skipped = len(unique) - len(pending)
-    record_sweep(sweep_dir, cfg, list(unique.values()))
     log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {skipped} already done")
 
     results = {}
@@ -128,6 +139,55 @@ def run_sweep(launcher, job_overrides, initial_job_idx):
         with engine(launcher, len(pending)) as (backend, n_jobs):
             run_pending(launcher, backend, n_jobs, pending, runs_dir, results)
     return [job_return(s, results.get(s["run_id"]), runs_dir) for s in jobs]
+
+
+def remove_if_empty(sweep_dir):
+    """Hydra creates the sweep folder (with multirun.yaml) before our checks run: a
+    refused command must not leave it behind looking like a sweep."""
+    if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+        sweep_dir.rmdir()
+        for parent in (sweep_dir.parent, sweep_dir.parent.parent):  # results/<name>, results
+            if parent.name and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+
+
+def check_definition(sweep_dir, unique, extend):
+    """The runs already listed in this folder's sweep.json (as specs to keep listing).
+    Resuming into a folder made by another sweep definition (another grid, or a change
+    that alters runs: steps, data, ...) is refused, unless `extend=true`."""
+    path = sweep_dir / SWEEP_FILE
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())["runs"]
+    old_ids = {r["run_id"] for r in old}
+    new, gone = set(unique) - old_ids, old_ids - set(unique)
+    if (new or gone) and not extend:
+        example = next((" ".join(unique[r]["overrides"]) for r in new), None)
+        fail(
+            f"{sweep_dir} holds another sweep definition: {len(new)} of this command's "
+            f"{len(unique)} runs are not in it"
+            + (f" (e.g. {example})" if example else "")
+            + f", and {len(gone)} of its {len(old_ids)} are not in this command. Add "
+            "extend=true to add the new runs to it, or drop resume=true for a new sweep"
+        )
+    return [
+        {"run_id": r["run_id"], "overrides": r["overrides"]}
+        for r in old
+        if r["run_id"] not in unique
+    ]
+
+
+def dry_run(sweep_dir, unique, pending):
+    todo = {s["run_id"] for s in pending}
+    print(
+        f"dry run: {len(unique)} runs for {sweep_dir} ({len(todo)} to train, "
+        f"{len(unique) - len(todo)} already done); nothing is trained or written"
+    )
+    for rid, spec in unique.items():
+        state = "train" if rid in todo else "done "
+        print(f"  {state} {rid}  {' '.join(spec['overrides']) or 'defaults'}")
+    remove_if_empty(sweep_dir)
 
 
 def run_pending(launcher, backend, n_jobs, pending, runs_dir, results):
@@ -138,9 +198,10 @@ def run_pending(launcher, backend, n_jobs, pending, runs_dir, results):
 
     from mlpsweep.app.jobs import execute
 
+    fail_fast = bool(launcher.config.get("fail_fast", False))
     parallel = Parallel(
         n_jobs=n_jobs,
-        backend=None if backend == "dask" else backend,  # dask: set by parallel_config
+        backend=backend,  # None: the one engine() set with parallel_config
         return_as="generator_unordered",
         **launcher.joblib_kwargs,
     )
@@ -149,15 +210,21 @@ def run_pending(launcher, backend, n_jobs, pending, runs_dir, results):
     started = time.perf_counter()
     with tqdm(total=len(pending), unit="run", disable=not show, dynamic_ncols=True) as bar:
         try:
-            with logging_redirect_tqdm():  # the root console handler prints above the bar
+            with logging_redirect_tqdm(), warnings.catch_warnings():
+                # joblib warns when fail_fast abandons the queue: that is what was asked.
+                warnings.filterwarnings("ignore", message=".*tasks which were still being")
                 for result in parallel(delayed(execute)(s) for s in pending):
                     spec = by_id[result["run_id"]]
-                    storage.write_run(
-                        runs_dir / spec["run_id"], result, metrics_record(spec, result)
-                    )
+                    write_result(runs_dir, spec, result, len(results))
                     results[spec["run_id"]] = result
                     bar.update()
                     log.info(describe(spec, result))
+                    if fail_fast and result["status"] == "failed":
+                        log.error(
+                            f"fail_fast: stopping after the first failed job; "
+                            f"{len(pending) - len(results)} jobs not run"
+                        )
+                        break
         except KeyboardInterrupt:
             bar.close()
             fail(
@@ -166,6 +233,20 @@ def run_pending(launcher, backend, n_jobs, pending, runs_dir, results):
                 code=130,
             )
     log.info(f"trained {len(results)} runs in {time.perf_counter() - started:.1f} s")
+
+
+def write_result(runs_dir, spec, result, n_written):
+    """Write a run's files; a write error (a full disk, say) stops the sweep with one
+    line. Nothing half-written remains: each file is complete or absent, and a run
+    without its metrics.json counts as not finished."""
+    try:
+        storage.write_run(runs_dir / spec["run_id"], result, metrics_record(spec, result))
+    except OSError as e:
+        fail(
+            f"cannot write results to {runs_dir}: {e.strerror or e}; the {n_written} runs "
+            "written before are kept: free space, then rerun with resume=true",
+            code=1,
+        )
 
 
 def record_sweep(sweep_dir, cfg, specs):

@@ -16,6 +16,8 @@ from mlpsweep.data.sources import ROLES
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MANIFEST = "manifest.json"
 FORMAT = 1
+_UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, results should be 0666 & ~umask
+os.umask(_UMASK)
 
 
 def atomic_write(path, write, durable=True):
@@ -25,6 +27,7 @@ def atomic_write(path, write, durable=True):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
             if durable:

@@ -15,7 +15,7 @@ import yaml
 from mlpsweep.app import storage
 from mlpsweep.app.sweep import SWEEP_FILE
 
-HARNESS_KEYS = ("sweep_name", "resume", "report")
+HARNESS_KEYS = ("sweep_name", "resume", "extend", "dry_run", "fail_fast", "retries", "report")
 
 
 def flatten(config, prefix=""):

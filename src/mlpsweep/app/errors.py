@@ -1,0 +1,68 @@
+"""One clear line for bad input, instead of Hydra's multi-line error blocks.
+
+run.py runs Hydra with HYDRA_FULL_ERROR=1 so that its exceptions reach us, then prints
+one line naming what is wrong and how to fix it, and exits 2. A user who sets
+HYDRA_FULL_ERROR=1 gets the full traceback, as Hydra documents.
+"""
+
+import difflib
+import os
+import re
+import sys
+
+KNOBS_HINT = "`python run.py --help` lists the knobs"
+
+
+def first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def one_line(exc):
+    """A one-line description of a config, composition or filesystem error."""
+    text, cause = str(exc), exc.__cause__
+    unknown = re.search(
+        r"Key '([^']+)' (?:not in '\w+'|is not in struct)", text + "\n" + str(cause or "")
+    )
+    if unknown:
+        return f"unknown key '{unknown.group(1)}'{suggest(unknown.group(1))}; {KNOBS_HINT}"
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
+        return f"{group}={option}: no such {group} (available: {', '.join(options)})"
+    merging = re.match(r"Error merging override (\S+)", text)
+    if merging and cause is not None:
+        return f"{merging.group(1)}: {first_line(cause)}"
+    if isinstance(exc, OSError):
+        return f"cannot write {exc.filename}: {exc.strerror or type(exc).__name__}"
+    line = first_line(exc)
+    if cause is not None and first_line(cause) not in line:
+        line += f": {first_line(cause)}"
+    return line
+
+
+def suggest(key):
+    from dataclasses import fields
+
+    from mlpsweep.app.schema import Config
+
+    names = [f.name for f in fields(Config)]
+    close = difflib.get_close_matches(key.split(".")[0], names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def run_main(main):
+    """Call Hydra's main; turn any error it raises into one line and exit status 2."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("mlpsweep: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
+        if full:
+            raise
+        print(f"mlpsweep: {one_line(exc)} (HYDRA_FULL_ERROR=1 for a traceback)", file=sys.stderr)
+        raise SystemExit(2) from None

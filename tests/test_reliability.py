@@ -1,0 +1,303 @@
+"""Crash safety, resume safety, failure policy and bad input (issue: nothing is lost)."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import REPO, run_app, sweep_dirs
+
+from mlpsweep.app import storage
+
+
+def digest(run_dir):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.iterdir())}
+
+
+def finished(sweep):
+    return {r.name: digest(r) for r in (sweep / "runs").iterdir() if storage.is_finished(r)}
+
+
+def test_kill9_during_a_result_write_leaves_no_readable_result(tmp_path):
+    """A process SIGKILLed in the middle of writing metrics.json: the run is not taken
+    as finished, and the next sweep cleans the leftover temporary file."""
+    run = tmp_path / "run"
+    code = textwrap.dedent(f"""
+        import os, signal
+        from mlpsweep.data.cache import atomic_write
+        def write(f):
+            f.write(b'{{"status": "ok", "steps_d')
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.makedirs({str(run)!r}, exist_ok=True)
+        atomic_write({str(run / "metrics.json")!r}, write)
+    """)
+    p = subprocess.run([sys.executable, "-c", code])
+    assert p.returncode == -signal.SIGKILL
+    assert not (run / "metrics.json").exists() and list(run.glob(".metrics.json.*.tmp"))
+    assert storage.read_metrics(run) is None and not storage.is_finished(run)
+    storage.remove_partial(run)
+    assert not list(run.iterdir())
+
+
+@pytest.mark.slow
+def test_random_kills_lose_nothing_and_retrain_nothing_finished(tmp_path):
+    rng = random.Random(7)
+    args = [
+        sys.executable,
+        str(REPO / "run.py"),
+        "-m",
+        "seed=range(12)",
+        "steps=400",
+        "batch_size=50",
+        "report=false",
+        "resume=true",
+    ]
+    kept, logs, kills = {}, [], 0
+    for _ in range(8):
+        proc = subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(1.5, 4.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, mid-flight
+            kills += 1
+        logs.append(proc.communicate()[0])
+        [sweep] = sweep_dirs(tmp_path)
+        now = finished(sweep)
+        for rid, files in kept.items():
+            assert now[rid] == files, f"{rid} changed after it had finished"
+        kept = now
+        if proc.returncode == 0:
+            break
+    final = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr[-2000:]
+    [sweep] = sweep_dirs(tmp_path)
+    assert len(finished(sweep)) == 12 and kills >= 2
+    for rid, files in kept.items():
+        assert finished(sweep)[rid] == files
+    oks = [
+        line.split(": ok")[0]
+        for log in [*logs, final.stdout]
+        for line in log.splitlines()
+        if ": ok loss" in line
+    ]
+    assert len(oks) == len(set(oks)) == 12  # each run finished (and was written) once
+
+
+def test_resume_into_another_sweep_definition_is_refused_unless_extended(tmp_path):
+    assert run_app(tmp_path, "-m", "seed=0,1", "steps=10", "report=false").returncode == 0
+    [sweep] = sweep_dirs(tmp_path)
+    p = run_app(tmp_path, "-m", "seed=0,1", "steps=20", "report=false", "resume=true")
+    assert p.returncode == 2 and "holds another sweep definition" in p.stderr
+    assert "2 of this command's 2 runs are not in it" in p.stderr
+    p = run_app(
+        tmp_path, "-m", "seed=0,1,2", "steps=10", "report=false", "resume=true", "extend=true"
+    )
+    assert p.returncode == 0, p.stderr
+    assert "3 runs in" in p.stdout + p.stderr and "1 to train, 2 already done" in p.stdout
+    assert sweep_dirs(tmp_path) == [sweep]
+    assert len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 3
+
+
+def test_dry_run_lists_jobs_and_writes_nothing(tmp_path):
+    assert run_app(tmp_path, "-m", "seed=0", "steps=10", "report=false").returncode == 0
+    before = sorted(p for p in tmp_path.rglob("*"))
+    p = run_app(
+        tmp_path, "-m", "seed=0,1", "steps=10", "resume=true", "extend=true", "dry_run=true"
+    )
+    assert p.returncode == 0, p.stderr
+    assert "2 runs" in p.stdout and "1 to train, 1 already done" in p.stdout
+    assert "  done " in p.stdout and "  train " in p.stdout
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    p = run_app(tmp_path / "fresh", "-m", "lr=0.1,0.2", "dry_run=true")
+    assert p.returncode == 0 and not (tmp_path / "fresh" / "results").exists()
+
+
+@pytest.mark.slow
+def test_fail_fast_and_retries(tmp_path):
+    p = run_app(
+        tmp_path / "a",
+        "-m",
+        "width=100000000,16,17",
+        "depth=1",
+        "steps=10",
+        "fail_fast=true",
+        "hydra.launcher.n_jobs=1",
+    )
+    assert p.returncode == 1
+    assert "1 of 3 runs failed, 2 not run" in p.stderr
+    p = run_app(tmp_path / "b", "width=100000000", "depth=1", "steps=10", "retries=2")
+    assert p.returncode == 1
+    [out] = (tmp_path / "b" / "results" / "single").iterdir()
+    assert json.loads((out / "metrics.json").read_text())["attempts"] == 3
+    assert (out / "job.log").read_text().count("MemoryError") >= 3
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["lr=0"], "lr=0.0: must be > 0"),
+        (["lr=-1"], "lr=-1.0: must be > 0"),
+        (["batch_size=0"], "batch_size=0: must be an integer >= 1"),
+        (["batch_size=-3"], "batch_size=-3: must be an integer >= 1"),
+        (["batch_size=2.5"], "batch_size=2.5: Value '2.5' of type 'float' could not be converted"),
+        (["batch_size=5000"], "batch_size=5000: must be an integer >= 1 and <= 4000"),
+        (["depth=-1"], "depth=-1: must be an integer >= 0"),
+        (["width=0"], "width=0: must be an integer >= 1"),
+        (["steps=0"], "steps=0: must be an integer >= 1"),
+        (["optimizer=lbfgs"], "optimizer=lbfgs: no such optimizer (available: adagrad, adam"),
+        (["activation=gelu"], "activation=gelu: Invalid value 'gelu', expected one of [relu,"),
+        (["init=lecun"], "init='lecun': must be one of he, xavier"),
+        (["dataset=cifar"], "dataset=cifar: no such dataset (available: fashion_mnist, mnist"),
+        (["lr=fast"], "lr=fast: Value 'fast' of type 'str' could not be converted to Float"),
+        (["btach_size=10"], "unknown key 'btach_size' (did you mean 'batch_size'?)"),
+    ],
+)
+def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):
+    p = run_app(tmp_path, "-m", *args, "steps=3" if "steps=0" not in args else "seed=0")
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("mlpsweep: "), p.stderr
+    assert line in p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    p = run_app(tmp_path, "-m", "activation=gelu", env={"HYDRA_FULL_ERROR": "1"})
+    assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_unwritable_results_directory(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    p = run_app(tmp_path, "-m", "seed=0", "steps=3", "hydra.sweep.dir=file/sweep")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "cannot write file/sweep: Not a directory" in p.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    p = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)], capture_output=True
+    )
+    if p.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs: {p.stderr.decode().strip()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)])
+
+
+def test_a_full_disk_stops_with_one_line_and_no_half_written_result(tmp_path, tiny_disk):
+    p = run_app(
+        tmp_path,
+        "-m",
+        "seed=range(6)",
+        "steps=200",
+        "report=false",
+        f"hydra.sweep.dir={tiny_disk}/sweep",
+    )
+    assert p.returncode == 1
+    assert "No space left on device" in p.stderr and "rerun with resume=true" in p.stderr
+    runs = list((tiny_disk / "sweep" / "runs").iterdir())
+    assert runs and not list(tiny_disk.rglob("*.tmp"))
+    for run in runs:  # every run is either wholly finished or not taken for a result
+        metrics = storage.read_metrics(run)
+        assert metrics is None or metrics["steps_done"] == 200
+
+
+def test_corrupt_dataset_and_checksum_mismatch_fail_before_any_job(tmp_path):
+    folder = tmp_path / "data" / "fashion_mnist"
+    folder.mkdir(parents=True)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + os.urandom(200))
+    p = run_app(
+        tmp_path, "-m", "dataset=fashion_mnist", f"dataset.data_dir={tmp_path / 'data'}", "steps=3"
+    )
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "train-images-idx3-ubyte.gz" in p.stderr
+    assert "corrupted gzip stream" in p.stderr or "checksum mismatch" in p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_editing_a_sweep_file_mid_sweep_does_not_change_composed_jobs(tmp_path):
+    import shutil
+
+    app = tmp_path / "app"
+    shutil.copytree(REPO / "conf", app / "conf", symlinks=False)
+    shutil.copy(REPO / "run.py", app / "run.py")
+    (app / "conf" / "sweep" / "probe.yaml").write_text(
+        "# @package _global_\nsweep_name: probe\nlr: 0.05\nhydra:\n  sweeper:\n"
+        "    params:\n      seed: range(6)\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(app / "run.py"),
+            "-m",
+            "+sweep=probe",
+            "steps=500",
+            "report=false",
+            "hydra.launcher.n_jobs=1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("results/probe/*/runs/*/metrics.json")):
+        time.sleep(0.05)
+    (app / "conf" / "sweep" / "probe.yaml").write_text(
+        (app / "conf" / "sweep" / "probe.yaml").read_text().replace("lr: 0.05", "lr: 0.9")
+    )
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-2000:]
+    [sweep] = sweep_dirs(tmp_path, "probe")
+    lrs = {
+        json.loads((r / "metrics.json").read_text())["run_id"]: (r / "config.yaml").read_text()
+        for r in (sweep / "runs").iterdir()
+    }
+    assert len(lrs) == 6 and all("lr: 0.05" in text for text in lrs.values())
+
+
+@pytest.mark.slow
+def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
+    """kill -9 of the sweep process alone: its loky workers must not run on as orphans."""
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), "-m", "seed=range(6)", "steps=5000", "report=false"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    workers = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = [
+            c
+            for c in psutil.Process(proc.pid).children(recursive=True)
+            if "popen_loky" in " ".join(c.cmdline())
+        ]
+    assert workers, "no loky workers started"
+    time.sleep(1.0)  # let them pick up jobs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    for p in alive:
+        p.kill()
+    assert not alive, f"{len(alive)} workers outlived the sweep process"
