@@ -301,3 +301,27 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
     for p in alive:
         p.kill()
     assert not alive, f"{len(alive)} workers outlived the sweep process"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), "-m", "seed=range(12)", "steps=800", "report=false"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 90
+    while (
+        time.time() < deadline and len(list(tmp_path.glob("results/*/*/runs/*/metrics.json"))) < 2
+    ):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130
+    assert "finished runs kept" in err and "resume=true" in err and "Traceback" not in err
+    [sweep] = sweep_dirs(tmp_path)
+    kept = [r for r in (sweep / "runs").iterdir() if storage.is_finished(r)]
+    assert len(kept) >= 2

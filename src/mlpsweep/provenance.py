@@ -19,25 +19,19 @@ PACKAGES = (
 )
 
 
+def _git(cwd, *args):
+    out = subprocess.run(["git", *args], cwd=cwd, timeout=5, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def git_commit(cwd):
+    """The short commit of the checkout at `cwd`, marked when it has local changes."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=cwd,
-            timeout=5,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
+        commit = _git(cwd, "rev-parse", "--short", "HEAD")
+        if commit is None:
             return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            timeout=5,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+        dirty = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+        return commit + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -125,9 +125,9 @@ class MLP:
                 x = self.activation(x)
         return x
 
-    def evaluate(self, x, labels, normalize=None, chunk=512):
+    def evaluate(self, x, labels, normalize=None, chunk=256):
         """Mean loss (stable, eps-free) and accuracy over (x, labels), in chunks to bound memory
-        (512 rows: a worker's float copies stay ~2 MiB, its uint8 data shared via mmap).
+        (256 rows: a worker's float copies stay ~1 MiB; its uint8 data is shared via mmap).
         `normalize` maps a raw chunk (uint8 images) to the network's float input."""
         total_loss, correct = 0.0, 0
         for start in range(0, x.shape[0], chunk):

@@ -206,6 +206,13 @@ def all_figures(a):
                     curves(a, "step", "test_accuracy", log=False, title="test accuracy"),
                 )
             )
+            figs.append(
+                (
+                    "Test loss over training",
+                    "Mean over seeds with a 95% band.",
+                    curves(a, "step", "test_loss", title="test loss"),
+                )
+            )
     grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None
     metric = next(
         (
