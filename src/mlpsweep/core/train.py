@@ -2,7 +2,7 @@
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,7 +22,6 @@ class TrainResult:
     diverged_step: int | None = None  # the step whose loss was not finite
     wall_seconds: float = 0.0  # everything, evaluation included
     train_seconds: float = 0.0  # the training steps alone
-    extra: dict = field(default_factory=dict)
 
     @property
     def steps_done(self):
