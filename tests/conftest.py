@@ -43,3 +43,15 @@ def run_app(cwd, *args, timeout=600, env=None):
 
 def sweep_dirs(cwd, name="adhoc"):
     return sorted((__import__("pathlib").Path(cwd) / "results" / name).glob("*/"))
+
+
+def wait_for_runs(cwd, n=1, timeout=120):
+    """Poll until at least n runs under cwd/results have finished; return how many did."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        done = len(list(__import__("pathlib").Path(cwd).glob("results/*/*/runs/*/metrics.json")))
+        if done >= n or time.time() > deadline:
+            return done
+        time.sleep(0.05)

@@ -7,11 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
-from conftest import run_app, sweep_dirs
+from conftest import run_app, sweep_dirs, wait_for_runs
 
 pytest.importorskip("distributed")
 DASK = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
@@ -138,10 +137,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
     sweep = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json")):
-        time.sleep(0.1)
-    assert list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json")), "no run finished"
+    assert wait_for_runs(tmp_path, 1), "no run finished"
     os.kill(pids[0], signal.SIGKILL)  # a worker dies mid-sweep
     out, _ = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, out[-3000:]
@@ -154,7 +150,6 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
 
 
 def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
-    t0 = time.time()
     p = run_app(
         tmp_path,
         "-m",
@@ -167,5 +162,4 @@ def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
     assert p.returncode == 2
     lines = [line for line in p.stderr.splitlines() if line.startswith("mlpsweep:")]
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0]
-    assert "Traceback" not in p.stderr
-    assert time.time() - t0 < 60
+    assert "within 5 s" in lines[0] and "Traceback" not in p.stderr

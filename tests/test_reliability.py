@@ -11,7 +11,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import REPO, run_app, sweep_dirs
+from conftest import REPO, run_app, sweep_dirs, wait_for_runs
 
 from mlpsweep.app import storage
 
@@ -257,9 +257,7 @@ def test_editing_a_sweep_file_mid_sweep_does_not_change_composed_jobs(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("results/probe/*/runs/*/metrics.json")):
-        time.sleep(0.05)
+    assert wait_for_runs(tmp_path, 1), "no run finished"
     (app / "conf" / "sweep" / "probe.yaml").write_text(
         (app / "conf" / "sweep" / "probe.yaml").read_text().replace("lr: 0.05", "lr: 0.9")
     )
@@ -313,11 +311,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
         text=True,
         start_new_session=True,
     )
-    deadline = time.time() + 90
-    while (
-        time.time() < deadline and len(list(tmp_path.glob("results/*/*/runs/*/metrics.json"))) < 2
-    ):
-        time.sleep(0.1)
+    assert wait_for_runs(tmp_path, 2) >= 2, "runs did not finish"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130

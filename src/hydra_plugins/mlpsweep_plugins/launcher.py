@@ -52,4 +52,4 @@ class MlpsweepLauncher(Launcher):
     def launch(self, job_overrides, initial_job_idx):
         from mlpsweep.app.sweep import run_sweep
 
-        return run_sweep(self, job_overrides, initial_job_idx)
+        return run_sweep(self, job_overrides)

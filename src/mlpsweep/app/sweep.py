@@ -100,7 +100,7 @@ def describe(spec, result):
     return f"{what}: {result['status']} {loss_txt} ({result.get('seconds', 0):.1f}s)"
 
 
-def run_sweep(launcher, job_overrides, initial_job_idx):
+def run_sweep(launcher, job_overrides):
     from mlpsweep.app.engines import blas_threads as blas_threads_for
     from mlpsweep.app.engines import engine
 
