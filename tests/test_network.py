@@ -81,3 +81,14 @@ def test_dtype_float32_end_to_end():
     net.loss(np.ones((2, 5), np.float32), np.array([0, 1]))
     net.backward()
     assert all(g.dtype == np.float32 for g in net.grads.values())
+
+
+def test_weight_blocks_are_w_over_b_in_the_same_memory():
+    net = MLP(6, [5, 4], 3, init="he", dtype=np.float64, init_rng=np.random.default_rng(0))
+    for k, affine in enumerate(net.affines):
+        affine.b[...] = np.arange(affine.b.size) + 1.0
+        block, grads = net.weight_blocks[k], net.grad_blocks[k]
+        assert np.shares_memory(block, net.flat_params) and np.shares_memory(grads, net.flat_grads)
+        assert np.array_equal(block, np.vstack([affine.W, affine.b]))
+        grads[-1] = 7.0
+        assert np.all(affine.db == 7.0)

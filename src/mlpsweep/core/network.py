@@ -76,6 +76,11 @@ class MLP:
         self.flat_grads = np.zeros(total, dtype=dtype)
         views = _views(self.flat_params, shapes)
         grad_views = _views(self.flat_grads, shapes)
+        # Each b directly follows its W, so [W; b] is one (fan_in + 1) x fan_out matrix
+        # in the same memory (the fused step multiplies by it: the bias rides along).
+        blocks = [(fan_in + 1, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+        self.weight_blocks = _views(self.flat_params, blocks)
+        self.grad_blocks = _views(self.flat_grads, blocks)
         self.weight_decay = weight_decay
         self.layers, self.affines = [], []
         self.params, self.grads = {}, {}

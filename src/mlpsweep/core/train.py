@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, run_streams
@@ -91,9 +92,12 @@ def normalizer(dtype):
 
 class Trainer:
     """The parts of one run (network, optimizer, sampler, batch loader), built from the
-    config and the seed alone. `step()` is one SGD step: the benchmark times this."""
+    config and the seed alone. `step()` is one SGD step: the benchmark times this.
 
-    def __init__(self, config, dataset):
+    `fused` picks the arithmetic: None (the default) uses the fused step for float32 runs
+    it applies to and the layer path otherwise, whose rounding replays the listing's."""
+
+    def __init__(self, config, dataset, fused=None):
         cfg = self.config = config.validate(train_size=len(dataset.y_train))
         self.dataset = dataset
         self.dtype = np.dtype(cfg.dtype)
@@ -118,11 +122,18 @@ class Trainer:
         # The optimizer sees the network as one flat array: same arithmetic, fewer calls.
         self.flat_params = {"all": self.net.flat_params}
         self.flat_grads = {"all": self.net.flat_grads}
+        if fused is None:
+            fused = self.dtype == np.float32 and fused_step_applies(cfg)
+        elif fused and not fused_step_applies(cfg):
+            raise ValueError("the fused step needs sgd, relu, no dropout and no weight decay")
+        self.fused = FusedReluSGD(self.net, cfg.lr, cfg.batch_size) if fused else None
 
     def step(self):
         """Draw a batch, compute its loss, and (when the loss is finite) update the weights.
         Returns the loss of the batch before the update."""
         x, y = self.loader.load(self.sampler.next())
+        if self.fused is not None:
+            return self.fused.step(x, y)
         loss = self.net.loss(x, y)
         if math.isfinite(loss):
             self.net.backward()
