@@ -7,7 +7,9 @@ passes. Three re-associations make the difference:
 - The bias is a row of the weights. The flat buffer stores each layer's W (fan_in x
   fan_out) followed by its b, which is exactly the augmented matrix [W; b]. Hidden
   activations carry a trailing column of ones, so `h @ [W; b]` adds the bias and
-  `h.T @ dout` yields [dW; db]: no separate bias add or bias reduction.
+  `h.T @ dout` yields [dW; db]: no separate bias add or bias reduction. (The input
+  layer keeps both: its input is the batch loader's buffer, which has no such column,
+  and writing the batch into a wider buffer costs what it would save.)
 - The learning rate (times the mean's 1/n) scales the loss gradient before it flows
   back; backprop is linear, so the products come out as the SGD step itself and the
   update is one subtraction over the flat buffer instead of a scaling pass and a
