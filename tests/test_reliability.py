@@ -271,6 +271,34 @@ def test_editing_a_sweep_file_mid_sweep_does_not_change_composed_jobs(tmp_path):
     assert len(lrs) == 6 and all("lr: 0.05" in text for text in lrs.values())
 
 
+def ignores_sigint(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            mask = next(line for line in status if line.startswith("SigIgn:")).split()[1]
+    except FileNotFoundError:  # it has just exited
+        return False
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def started_loky_workers(pid, count=2, timeout=60):
+    """The sweep's loky workers, once `count` of them have run their start-up hook
+    (jobs.loky_worker_start), which makes them ignore SIGINT."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        workers = [
+            c
+            for c in psutil.Process(pid).children(recursive=True)
+            if "popen_loky" in " ".join(c.cmdline())
+        ]
+        ready = [w for w in workers if ignores_sigint(w.pid)]
+        if len(ready) >= count:
+            return ready
+        time.sleep(0.1)
+    raise AssertionError(f"{count} loky workers did not start within {timeout} s")
+
+
 @pytest.mark.slow
 def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
     """kill -9 of the sweep process alone: its loky workers must not run on as orphans."""
@@ -282,17 +310,7 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 60
-    workers = []
-    while time.time() < deadline and len(workers) < 2:
-        time.sleep(0.2)
-        workers = [
-            c
-            for c in psutil.Process(proc.pid).children(recursive=True)
-            if "popen_loky" in " ".join(c.cmdline())
-        ]
-    assert workers, "no loky workers started"
-    time.sleep(1.0)  # let them pick up jobs
+    workers = started_loky_workers(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=10)
@@ -312,6 +330,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
         start_new_session=True,
     )
     assert wait_for_runs(tmp_path, 2) >= 2, "runs did not finish"
+    # Workers ignore SIGINT, so none prints a traceback when it lands between two jobs.
+    assert len(started_loky_workers(proc.pid)) == 2
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130

@@ -54,8 +54,8 @@ def run(jobs=40, kills=10, seed=0, out=print):
         killed = 0
         while True:
             attempts += 1
-            # Output to a file, not a pipe: a killed sweep's idle workers may hold a pipe
-            # open for a while (see engines.LOKY_IDLE_TIMEOUT_S).
+            # Output to a file, not a pipe: a killed sweep's workers hold a pipe open
+            # until they notice (within 0.5 s, jobs.exit_with_parent).
             log_path = Path(tmp, f"attempt{attempts}.log")
             log_file = open(log_path, "w")
             proc = subprocess.Popen(args, cwd=tmp, stdout=log_file, stderr=subprocess.STDOUT)

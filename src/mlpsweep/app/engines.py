@@ -12,9 +12,6 @@ import os
 
 log = logging.getLogger("mlpsweep")
 CONNECT_TIMEOUT_S = 5
-# loky workers whose sweep was killed before they got a job (so before they could start
-# watching their parent) exit after this long idle, instead of loky's default 300 s.
-LOKY_IDLE_TIMEOUT_S = 30
 
 
 def blas_threads(launcher):
@@ -34,10 +31,12 @@ def engine(launcher, n_pending):
     The backend is None where parallel_config has set it (with its parameters)."""
     from joblib import parallel_config
 
+    from mlpsweep.app.jobs import loky_worker_start
+
     if launcher.backend != "dask":
         n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
         if launcher.backend == "loky":
-            with parallel_config(backend="loky", idle_worker_timeout=LOKY_IDLE_TIMEOUT_S):
+            with parallel_config(backend="loky", initializer=loky_worker_start):
                 yield None, min(n_jobs, n_pending)
         else:
             yield launcher.backend, min(n_jobs, n_pending)

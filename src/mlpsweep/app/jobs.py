@@ -9,6 +9,7 @@ siblings down.
 import io
 import logging
 import os
+import signal
 import threading
 import time
 import traceback
@@ -29,10 +30,21 @@ def load_dataset_cached(name, data_dir):
     return _datasets[key]
 
 
+def loky_worker_start():
+    """Run by each loky worker as it starts (the executor's initializer; a Dask worker's
+    parent may well be a shell that has gone away, so not there).
+
+    - Exit when the sweep process that started it dies (kill -9), rather than finish a
+      job nobody will collect and idle beside the rerun.
+    - Ignore Ctrl-C: the terminal sends SIGINT to the whole process group, and a worker
+      interrupted between two jobs would print loky's traceback. The sweep process
+      handles it, and stops its workers.
+    """
+    exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def exit_with_parent():
-    """Make this worker exit when the sweep process that started it dies (kill -9), rather
-    than finish a job nobody will collect and idle for minutes beside the rerun. For
-    loky workers only: a Dask worker's parent may well be a shell that has gone away."""
     global _watching
     if _watching:
         return
@@ -75,8 +87,6 @@ def execute(spec):
     carries the bytes of the run's files, so the launcher only has to write them."""
     from mlpsweep.app.storage import encode_result
 
-    if spec.get("exit_with_parent") and os.getpid() != spec.get("launcher_pid"):
-        exit_with_parent()  # (with one job joblib runs it in the launcher itself: not there)
     start = time.perf_counter()
     log = io.StringIO()
     handler = logging.StreamHandler(log)

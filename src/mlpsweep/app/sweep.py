@@ -114,8 +114,6 @@ def run_sweep(launcher, job_overrides):
         fail(errors[0] + extra)
     for spec in jobs:
         spec["retries"] = int(cfg.get("retries", 0))
-        spec["exit_with_parent"] = launcher.backend == "loky"
-        spec["launcher_pid"] = os.getpid()
     unique = {spec["run_id"]: spec for spec in jobs}
     listed = check_definition(sweep_dir, unique, cfg.get("extend", False))
 
