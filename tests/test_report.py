@@ -189,3 +189,18 @@ def test_cli_report_compare_and_runs(tmp_path):
     assert p.returncode == 0 and "batch_size=10" in p.stdout and "test accuracy" in p.stdout
     p = subprocess.run([*cli, "runs", str(tmp_path)], capture_output=True, text=True)
     assert p.returncode == 2 and "not a sweep directory" in p.stderr
+
+
+def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
+    from mlpsweep.provenance import arithmetic, commits
+
+    runs = pd.DataFrame(
+        {"code": ["a" * 40, "b" * 40, "a" * 40], "arithmetic": ["fused", "layers", "fused"]}
+    )
+    assert (
+        commits({"code": "a" * 40}, runs)
+        == f"{'a' * 40}; some runs were trained by another commit: {'b' * 12}"
+    )
+    assert commits({"code": "a" * 40}, runs.iloc[[0, 2]]) == "a" * 40
+    assert arithmetic(runs) == "fused float32 step: 2 runs, layer path: 1 run"
+    assert arithmetic(pd.DataFrame({"x": [1]})) == "?"

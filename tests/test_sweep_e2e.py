@@ -32,12 +32,14 @@ def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
             "wall_seconds",
             "steps_per_s",
         } <= set(metrics)
+        assert metrics["arithmetic"] == "fused" and "code" in metrics  # float32 default
         assert len(pd.read_parquet(run / "history.parquet")) == 50
         assert "batch_size:" in (run / "config.yaml").read_text()
     table = pd.read_parquet(sweep / "runs.parquet")
     assert sorted(table["batch_size"]) == [10, 100] and set(table["status"]) == {"ok"}
     assert len(pd.read_parquet(sweep / "history.parquet")) == 100
     assert (sweep / "report.html").stat().st_size > 10_000
+    assert "fused float32 step: 2 runs" in (sweep / "report.html").read_text()
     assert "batch_size=10" in p.stderr + p.stdout  # one log line per finished job
 
 

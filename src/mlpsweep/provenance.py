@@ -65,10 +65,31 @@ def provenance(sweep, runs):
     return {
         "report made": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         "sweep started": sweep.get("started", "?"),
-        "git commit": sweep.get("code") or "not run from a git checkout",
+        "git commit": commits(sweep, runs),
+        "arithmetic": arithmetic(runs),
         "python": platform.python_version(),
         "packages": ", ".join(f"{k} {v}" for k, v in versions().items()),
         "cpu": f"{cpu_model()}, {os.cpu_count()} cores",
         "training CPU time": f"{cpu.sum():.1f} s over {len(runs)} runs" if cpu is not None else "?",
         "job time (incl. data load, eval)": f"{job.sum():.1f} s" if job is not None else "?",
     }
+
+
+def commits(sweep, runs):
+    """The sweep's commit, and the others its runs were trained by (a resumed sweep)."""
+    main = sweep.get("code") or "not run from a git checkout"
+    codes = runs["code"].dropna().unique() if "code" in runs else []
+    others = sorted(str(c)[:12] for c in codes if c != sweep.get("code"))
+    if not others:
+        return main
+    return f"{main}; some runs were trained by another commit: {', '.join(others)}"
+
+
+def arithmetic(runs):
+    """How many runs each training step computed (fused float32 step or layer path)."""
+    if "arithmetic" not in runs:
+        return "?"
+    counts = runs["arithmetic"].dropna().value_counts()
+    names = {"fused": "fused float32 step", "layers": "layer path"}
+    parts = [f"{names.get(k, k)}: {n} run{'s' * (n != 1)}" for k, n in counts.items()]
+    return ", ".join(parts) or "?"

@@ -1,6 +1,7 @@
 """Run a sweep's jobs: compose and validate all of them first, skip the finished ones,
 run the rest in parallel through joblib, and write each result as it arrives."""
 
+import functools
 import json
 import logging
 import os
@@ -86,6 +87,7 @@ def metrics_record(spec, result):
         data_fingerprint=spec["fingerprint"],
         job_seconds=result.get("seconds"),
         worker_pid=result.get("pid"),
+        code=spec.get("code"),  # a resumed sweep may mix commits: each run says its own
     )
     return m
 
@@ -112,8 +114,10 @@ def run_sweep(launcher, job_overrides):
         remove_if_empty(sweep_dir)
         extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         fail(errors[0] + extra)
+    code = code_version()
     for spec in jobs:
         spec["retries"] = int(cfg.get("retries", 0))
+        spec["code"] = code
     unique = {spec["run_id"]: spec for spec in jobs}
     listed = check_definition(sweep_dir, unique, cfg.get("extend", False))
 
@@ -262,6 +266,7 @@ def record_sweep(sweep_dir, cfg, specs):
     )
 
 
+@functools.cache
 def code_version():
     """The git commit of the code that ran (the checkout holding this package)."""
     from mlpsweep.provenance import git_commit

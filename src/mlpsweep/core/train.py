@@ -23,6 +23,7 @@ class TrainResult:
     diverged_step: int | None = None  # the step whose loss was not finite
     wall_seconds: float = 0.0  # everything, evaluation included
     train_seconds: float = 0.0  # the training steps alone
+    arithmetic: str = "layers"  # which step computed it: "layers" or "fused" (see fused.py)
 
     @property
     def steps_done(self):
@@ -52,6 +53,7 @@ class TrainResult:
             "wall_seconds": self.wall_seconds,
             "train_seconds": self.train_seconds,
             "steps_per_s": self.steps_per_s,
+            "arithmetic": self.arithmetic,
         }
 
 
@@ -188,4 +190,5 @@ def train(config, dataset):
         diverged_step=diverged_step,
         wall_seconds=wall,
         train_seconds=wall - eval_seconds,
+        arithmetic="layers" if trainer.fused is None else "fused",
     )
