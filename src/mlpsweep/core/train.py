@@ -57,6 +57,9 @@ class TrainResult:
         }
 
 
+_255 = np.float32(255)
+
+
 class BatchLoader:
     """Gathers a batch of uint8 images into a preallocated buffer and normalises only
     that batch to [0, 1]. Dividing in float32 first matches the listing's
@@ -73,12 +76,12 @@ class BatchLoader:
     def load(self, idx):
         np.take(self.images, idx, axis=0, out=self.u8)
         if self.raw:
-            np.divide(self.u8, np.float32(255), out=self.f32, dtype=np.float32)
+            np.divide(self.u8, _255, out=self.f32, dtype=np.float32)
             if self.out is not self.f32:
                 self.out[...] = self.f32
         else:
             self.out[...] = self.u8
-        return self.out, self.labels[idx]
+        return self.out, self.labels.take(idx)
 
 
 def normalizer(dtype):
