@@ -55,3 +55,9 @@ def wait_for_runs(cwd, n=1, timeout=120):
         if done >= n or time.time() > deadline:
             return done
         time.sleep(0.05)
+
+
+def pytest_report_header(config):
+    from mlpsweep.provenance import blas_library, cpu_model
+
+    return f"BLAS: {blas_library()} on {cpu_model()}"

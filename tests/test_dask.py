@@ -80,6 +80,7 @@ def histories(sweep):
 
 
 @pytest.mark.slow
+@pytest.mark.repro
 def test_dask_sweep_equals_the_loky_sweep(tmp_path, cluster):
     address, _ = cluster
     args = ["-m", "seed=0,1,2", "batch_size=10,50", "steps=40", "dropout=0.1", "report=false"]

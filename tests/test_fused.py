@@ -6,6 +6,9 @@ import pytest
 from mlpsweep.core import TrainConfig
 from mlpsweep.core.train import Trainer
 
+# Tolerances, not stored numbers: they must hold under any BLAS kernel.
+pytestmark = pytest.mark.repro
+
 
 def trainers(ds, **kw):
     cfg = TrainConfig(steps=100, width=16, **kw)

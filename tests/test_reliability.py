@@ -305,7 +305,10 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
     import psutil
 
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), "-m", "seed=range(6)", "steps=5000", "report=false"],
+        [
+            *[sys.executable, str(REPO / "run.py"), "-m", "seed=range(6)", "steps=5000"],
+            *["report=false", "hydra.launcher.n_jobs=2"],  # 2 workers, whatever the cores
+        ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -322,7 +325,10 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), "-m", "seed=range(12)", "steps=800", "report=false"],
+        [
+            *[sys.executable, str(REPO / "run.py"), "-m", "seed=range(12)", "steps=800"],
+            *["report=false", "hydra.launcher.n_jobs=2"],  # 2 workers, whatever the cores
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -204,3 +204,21 @@ def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
     assert commits({"code": "a" * 40}, runs.iloc[[0, 2]]) == "a" * 40
     assert arithmetic(runs) == "fused float32 step: 2 runs, layer path: 1 run"
     assert arithmetic(pd.DataFrame({"x": [1]})) == "?"
+
+
+def test_provenance_names_the_blas_kernels_and_flags_a_mix():
+    from mlpsweep.provenance import blas
+
+    runs = pd.DataFrame(
+        {
+            "blas": ["openblas 0.3.31 (Haswell)", "openblas 0.3.31 (SkylakeX)", None],
+            "blas_threads": [1, 1, None],
+        }
+    )
+    text = blas(runs)
+    assert "openblas 0.3.31 (Haswell), 1 BLAS thread(s): 1 run" in text
+    assert "openblas 0.3.31 (SkylakeX), 1 BLAS thread(s): 1 run" in text
+    assert "more than one BLAS kernel" in text
+    one = blas(runs.iloc[[0, 0]])
+    assert one == "openblas 0.3.31 (Haswell), 1 BLAS thread(s): 2 runs"
+    assert blas(pd.DataFrame({"x": [1]})) == "?"

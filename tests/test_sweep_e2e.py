@@ -40,6 +40,7 @@ def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
     assert len(pd.read_parquet(sweep / "history.parquet")) == 100
     assert (sweep / "report.html").stat().st_size > 10_000
     assert "fused float32 step: 2 runs" in (sweep / "report.html").read_text()
+    assert "1 BLAS thread(s): 2 runs" in (sweep / "report.html").read_text()
     assert "batch_size=10" in p.stderr + p.stdout  # one log line per finished job
 
 
@@ -51,16 +52,33 @@ def test_single_run_writes_the_same_files(tmp_path):
     assert len(pd.read_parquet(out / "history.parquet")) == 20
 
 
+# Products big enough for OpenBLAS to split across threads (width 256, batch 1000):
+# there, 2 BLAS threads and 1 round differently from the first step on.
+PARALLEL_ARGS = ["seed=0", "steps=60", "eval_every=20", "width=256", "report=false"]
+
+
 @pytest.mark.slow
+@pytest.mark.repro
 def test_parallelism_does_not_change_the_numbers(tmp_path):
-    args = ["-m", "seed=0,1,2", "steps=30", "report=false", "dropout=0.2"]
-    one = run_app(tmp_path / "a", *args, "hydra.launcher.n_jobs=1")
-    two = run_app(tmp_path / "b", *args, "hydra.launcher.n_jobs=2")
+    """The same runs with 1 and 2 workers and as single runs: bitwise-equal histories
+    (each job runs on one BLAS thread, whatever n_jobs and the core count are)."""
+    grid = ["-m", "batch_size=10,100,1000", *PARALLEL_ARGS]
+    one = run_app(tmp_path / "a", *grid, "hydra.launcher.n_jobs=1")
+    two = run_app(tmp_path / "b", *grid, "hydra.launcher.n_jobs=2")
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     h1, h2 = histories(sweep_dirs(tmp_path / "a")[0]), histories(sweep_dirs(tmp_path / "b")[0])
     assert h1.keys() == h2.keys() and len(h1) == 3
     for rid in h1:
-        pd.testing.assert_frame_equal(h1[rid], h2[rid])
+        pd.testing.assert_frame_equal(h1[rid], h2[rid], check_exact=True)
+    single = run_app(tmp_path / "c", "batch_size=1000", *PARALLEL_ARGS[:-1])
+    assert single.returncode == 0, single.stderr
+    [out] = (tmp_path / "c" / "results" / "single").iterdir()
+    rid = json.loads((out / "metrics.json").read_text())["run_id"]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "history.parquet"), h1[rid], check_exact=True
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["blas_threads"] == 1 and metrics["blas"].split()[0] in ("openblas", "mkl")
 
 
 @pytest.mark.slow

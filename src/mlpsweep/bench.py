@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from mlpsweep.core.config import TrainConfig
 from mlpsweep.core.train import Trainer
+from mlpsweep.provenance import blas_library, cpu_model
 
 SHAPES = (784, 200, 200, 10)
 TARGETS = {  # (batch, dtype) -> (against, minimum ratio)
@@ -107,14 +108,10 @@ def run(dataset, rounds=7, seconds_per_round=0.25, out=print):
     rng = np.random.default_rng(0)
     rows = []
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
-        blas = ", ".join(
-            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}), "
-            f"{i['num_threads']} thread"
-            for i in threadpool_info()
-            if i["user_api"] == "blas"
-        )
+        threads = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         out(
-            f"training step, {'-'.join(map(str, SHAPES))} MLP, {blas}; "
+            f"training step, {'-'.join(map(str, SHAPES))} MLP, {blas_library()}, "
+            f"{max(threads, default='?')} thread, {cpu_model()}; "
             f"best of {rounds} interleaved rounds"
         )
         out(

@@ -1,6 +1,7 @@
 """Where a report's numbers came from: when, which code, which machine, how much CPU."""
 
 import datetime
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -36,6 +37,7 @@ def git_commit(cwd):
         return None
 
 
+@functools.cache
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -45,6 +47,28 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@functools.cache
+def blas_library():
+    """'openblas 0.3.31 (SkylakeX)': the BLAS numpy calls and the kernel it picked for
+    this CPU. Kernels round differently, so this belongs in every run's record."""
+    from threadpoolctl import threadpool_info
+
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            kernel = lib.get("architecture")
+            name = f"{lib.get('internal_api', '?')} {lib.get('version') or '?'}"
+            return f"{name} ({kernel})" if kernel else name
+    return "unknown"
+
+
+def blas_threads():
+    """The BLAS threads numpy's products run with in this process now."""
+    from threadpoolctl import threadpool_info
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 def versions():
@@ -67,6 +91,7 @@ def provenance(sweep, runs):
         "sweep started": sweep.get("started", "?"),
         "git commit": commits(sweep, runs),
         "arithmetic": arithmetic(runs),
+        "BLAS": blas(runs),
         "python": platform.python_version(),
         "packages": ", ".join(f"{k} {v}" for k, v in versions().items()),
         "cpu": f"{cpu_model()}, {os.cpu_count()} cores",
@@ -93,3 +118,22 @@ def arithmetic(runs):
     names = {"fused": "fused float32 step", "layers": "layer path"}
     parts = [f"{names.get(k, k)}: {n} run{'s' * (n != 1)}" for k, n in counts.items()]
     return ", ".join(parts) or "?"
+
+
+def blas(runs):
+    """Which BLAS library, kernel and thread count computed the runs. Runs from more than
+    one kernel (a sweep resumed or spread over other CPUs) agree only up to rounding."""
+    if "blas" not in runs:
+        return "?"
+    done = runs[runs["blas"].notna()]
+    threads = done.get("blas_threads")
+    labels = done["blas"].astype(str)
+    if threads is not None:
+        labels += threads.map(lambda n: f", {n:g} BLAS thread(s)" if n == n else "")
+    text = "; ".join(f"{k}: {n} run{'s' * (n != 1)}" for k, n in labels.value_counts().items())
+    if done["blas"].nunique() > 1:
+        text += (
+            ". These runs came from more than one BLAS kernel: their numbers agree only up "
+            "to rounding, which a chaotic run amplifies"
+        )
+    return text or "?"

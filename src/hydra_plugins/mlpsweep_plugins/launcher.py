@@ -2,8 +2,8 @@
 
 Unlike the stock hydra-joblib-launcher (which hard-codes loky and composes every job's
 config from scratch), the backend is selectable, jobs are composed once per distinct
-config-group choice, results stream back as each job finishes, and BLAS threads per
-worker are capped so that jobs x threads <= cores.
+config-group choice, results stream back as each job finishes, and each job runs on one
+BLAS thread, so its numbers do not depend on how many jobs run at once.
 """
 
 from dataclasses import dataclass, field
@@ -20,7 +20,9 @@ class MlpsweepLauncherConf:
     backend: str = "loky"  # any joblib backend: loky, threading, dask, ...
     scheduler: str | None = None  # dask: tcp://HOST:8786 (else $DASK_SCHEDULER_ADDRESS,
     #                               else a local cluster for the sweep)
-    blas_threads: int | None = None  # per job; default cores // n_jobs (dask: 1)
+    # BLAS threads per job. 1: a run's numbers then do not depend on n_jobs or the core
+    # count (a product's rounding depends on how many threads split it).
+    blas_threads: int = 1
     progress: bool = True
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
 
@@ -36,7 +38,7 @@ class MlpsweepLauncher(Launcher):
         n_jobs=-1,
         backend="loky",
         scheduler=None,
-        blas_threads=None,
+        blas_threads=1,
         progress=True,
         joblib=None,
     ):

@@ -14,17 +14,6 @@ log = logging.getLogger("mlpsweep")
 CONNECT_TIMEOUT_S = 5
 
 
-def blas_threads(launcher):
-    """BLAS threads per job, so that jobs x threads <= cores. A Dask worker runs one job
-    per thread of its own, on a machine we cannot see: one BLAS thread each."""
-    if launcher.blas_threads:
-        return launcher.blas_threads
-    if launcher.backend == "dask":
-        return 1
-    n_jobs = launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count()
-    return max(1, (os.cpu_count() or 1) // n_jobs)
-
-
 @contextlib.contextmanager
 def engine(launcher, n_pending):
     """Yield (joblib backend for Parallel, n_jobs) with the engine running; clean up after.

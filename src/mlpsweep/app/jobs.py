@@ -59,13 +59,21 @@ def exit_with_parent():
     threading.Thread(target=watch, name="mlpsweep-parent-watch", daemon=True).start()
 
 
+DEFAULT_BLAS_THREADS = 1
+
+
 def limit_blas(threads):
-    """Cap this process's BLAS threads once, so that jobs x threads <= cores."""
+    """Set this process's BLAS threads for a job (kept for the next job if it wants the
+    same). A product's rounding depends on how many threads split it, so a run's numbers
+    would change with n_jobs or the core count; one thread per job by default, since the
+    jobs are the parallelism."""
     global _blas_limit
-    if threads and _blas_limit is None:
+    threads = threads or DEFAULT_BLAS_THREADS
+    if _blas_limit != threads:
         from threadpoolctl import threadpool_limits
 
-        _blas_limit = threadpool_limits(limits=threads, user_api="blas")
+        threadpool_limits(limits=threads, user_api="blas")
+        _blas_limit = threads
 
 
 def train_job(spec):
@@ -80,6 +88,14 @@ def train_job(spec):
             f"{dataset.fingerprint[:12]}, the launcher's has {spec['fingerprint'][:12]}"
         )
     return train(TrainConfig(**spec["train"]), dataset)
+
+
+def blas_record():
+    """Which BLAS computed the run, on which CPU, with how many threads (the run's
+    numbers are bitwise reproducible only where all three are the same)."""
+    from mlpsweep.provenance import blas_library, blas_threads, cpu_model
+
+    return {"blas": blas_library(), "blas_threads": blas_threads(), "cpu": cpu_model()}
 
 
 def execute(spec):
@@ -115,6 +131,7 @@ def execute(spec):
                 batch_size=result.batch_size,
                 error=None,
             )
+            out["summary"].update(blas_record())
             break
         except Exception as e:  # noqa: BLE001 - a job's failure is data, not a crash
             first = str(e).splitlines()[0] if str(e) else ""

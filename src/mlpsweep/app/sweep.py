@@ -103,13 +103,12 @@ def describe(spec, result):
 
 
 def run_sweep(launcher, job_overrides):
-    from mlpsweep.app.engines import blas_threads as blas_threads_for
     from mlpsweep.app.engines import engine
 
     cfg = launcher.config
     sweep_dir = Path(cfg.hydra.sweep.dir)
     composer = JobComposer(launcher.hydra_context.config_loader, cfg)
-    jobs, errors = prepare(composer, job_overrides, blas_threads_for(launcher))
+    jobs, errors = prepare(composer, job_overrides, launcher.blas_threads)
     if errors:
         remove_if_empty(sweep_dir)
         extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
