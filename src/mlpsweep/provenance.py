@@ -53,6 +53,7 @@ def cpu_model():
 def blas_library():
     """'openblas 0.3.31 (SkylakeX)': the BLAS numpy calls and the kernel it picked for
     this CPU. Kernels round differently, so this belongs in every run's record."""
+    import numpy  # noqa: F401 - threadpoolctl sees only the BLAS libraries already loaded
     from threadpoolctl import threadpool_info
 
     for lib in threadpool_info():
@@ -65,6 +66,7 @@ def blas_library():
 
 def blas_threads():
     """The BLAS threads numpy's products run with in this process now."""
+    import numpy  # noqa: F401
     from threadpoolctl import threadpool_info
 
     counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
