@@ -4,15 +4,14 @@ import hydra
 
 from mlpsweep.app.errors import run_main
 from mlpsweep.app.schema import register
+from mlpsweep.app.task import main_task
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg):
-    from mlpsweep.app.single import run_single
-
-    return run_single(cfg)
+    return main_task(cfg)
 
 
 if __name__ == "__main__":

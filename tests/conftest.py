@@ -19,44 +19,6 @@ def tiny_dataset():
     return make_dataset("tiny", x[:500], labels[:500], x[500:], labels[500:], num_classes=3)
 
 
-REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
-
-
-def run_app(cwd, *args, timeout=600, env=None):
-    """`python run.py ARGS` in `cwd`, as a user would run it; returns the CompletedProcess."""
-    import os
-    import subprocess
-    import sys
-
-    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    environ.update(env or {})
-    __import__("pathlib").Path(cwd).mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [sys.executable, str(REPO / "run.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environ,
-    )
-
-
-def sweep_dirs(cwd, name="adhoc"):
-    return sorted((__import__("pathlib").Path(cwd) / "results" / name).glob("*/"))
-
-
-def wait_for_runs(cwd, n=1, timeout=120):
-    """Poll until at least n runs under cwd/results have finished; return how many did."""
-    import time
-
-    deadline = time.time() + timeout
-    while True:
-        done = len(list(__import__("pathlib").Path(cwd).glob("results/*/*/runs/*/metrics.json")))
-        if done >= n or time.time() > deadline:
-            return done
-        time.sleep(0.05)
-
-
 def pytest_report_header(config):
     from mlpsweep.provenance import blas_library, cpu_model
 

@@ -1,6 +1,6 @@
 """`mlpsweep bench` runs end to end and prints what the README quotes (no timing asserted)."""
 
-from mlpsweep import bench
+from mlpsweep.bench import train as bench
 
 
 def test_bench_prints_every_row_with_its_verdict(mnist_5k):

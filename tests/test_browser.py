@@ -10,7 +10,7 @@ from functools import partial
 
 import pytest
 
-from mlpsweep.benchreport import synthetic_sweep
+from mlpsweep.bench.report import synthetic_sweep
 from mlpsweep.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import run_app, sweep_dirs, wait_for_runs
+from helpers import REPO, run_app, sweep_dirs, wait_for_runs
 
 pytest.importorskip("distributed")
 DASK = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
@@ -125,7 +125,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
     n = 8
     cmd = [
         sys.executable,
-        str(__import__("conftest").REPO / "run.py"),
+        str(REPO / "run.py"),
         "-m",
         f"seed=range({n})",
         "steps=800",

@@ -1,5 +1,4 @@
 import base64
-import json
 import re
 import subprocess
 import sys
@@ -7,11 +6,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_app, sweep_dirs
+from helpers import run_app, sweep_dirs
 
-from mlpsweep.app import storage
-from mlpsweep.app.sweep import SWEEP_FILE
-from mlpsweep.benchreport import synthetic_sweep
+from mlpsweep import records
+from mlpsweep.bench.report import synthetic_sweep
 from mlpsweep.core import TrainConfig
 from mlpsweep.report import build_report
 from mlpsweep.report.stats import mean_band, oscillation, t95
@@ -110,22 +108,24 @@ def write_runs(folder, configs, seeds=5, steps=400):
     for config, sigma in configs:
         for seed in range(seeds):
             tc = TrainConfig(seed=seed, **config)
-            rid = storage.run_id(tc, "mnist_5k", "x")
+            rid = records.RunIdentity(tc, "mnist_5k", "x").run_id
             loss = 0.5 + rng.normal(0, sigma, steps)
-            result = {
+            step = np.arange(1, steps + 1)
+            test = np.full(steps, np.nan)
+            test[-1] = 0.5
+            history = {
+                "step": step,
+                "examples_seen": step * tc.batch_size,
                 "train_loss": loss,
-                "eval_step": [steps],
-                "test_loss": [0.5],
-                "test_accuracy": [0.9],
-                "batch_size": tc.batch_size,
+                "test_loss": test,
+                "test_accuracy": np.where(np.isnan(test), np.nan, 0.9),
             }
-            storage.write_run(
-                folder / "runs" / rid,
-                storage.encode_result(result, {**config, "seed": seed}),
-                {"status": "ok", "steps_done": steps, "run_id": rid},
-            )
-            runs.append({"run_id": rid, "overrides": [f"{k}={v}" for k, v in config.items()]})
-    (folder / SWEEP_FILE).write_text(json.dumps({"command": "test", "runs": runs}))
+            overrides = tuple(f"{k}={v}" for k, v in config.items())
+            metrics = records.RunMetrics(rid, "ok", list(overrides), steps_done=steps)
+            record = records.RunRecord({**config, "seed": seed}, metrics, "", history)
+            records.write_run(folder / "runs" / rid, record)
+            runs.append(records.PlannedRun(rid, overrides))
+    records.SweepManifest(runs=runs, command="test").write(folder)
     return folder
 
 
@@ -161,11 +161,12 @@ def test_sum_reduction_confound_is_spelled_out(tmp_path):
 def test_config_strings_are_html_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1), ({"batch_size": 20}, 0.1)])
-    meta = json.loads((sweep / SWEEP_FILE).read_text())
-    meta["command"] = f"run.py -m activation={evil}"
-    meta["runs"][0]["overrides"].append(f"dataset.data_dir={evil}")
-    (sweep / SWEEP_FILE).write_text(json.dumps(meta))
-    run = sweep / "runs" / meta["runs"][0]["run_id"]
+    meta = records.SweepManifest.read(sweep)
+    meta.command = f"run.py -m activation={evil}"
+    first = meta.runs[0]
+    meta.runs[0] = records.PlannedRun(first.run_id, (*first.overrides, f"dataset.data_dir={evil}"))
+    meta.write(sweep)
+    run = sweep / "runs" / first.run_id
     (run / "config.yaml").write_text(f"batch_size: 10\nseed: 0\nnote: '{evil}'\n")
     html = build_report(sweep).read_text()
     assert "<script" not in html
@@ -176,7 +177,7 @@ def test_config_strings_are_html_escaped(tmp_path):
 def test_cli_report_compare_and_runs(tmp_path):
     a = synthetic_sweep(tmp_path / "a", 10, 100)
     b = synthetic_sweep(tmp_path / "b", 10, 100)
-    cli = [sys.executable, "-m", "mlpsweep.cli"]
+    cli = [sys.executable, "-m", "mlpsweep.cli"]  # the `mlpsweep` command
     p = subprocess.run([*cli, "report", str(a)], capture_output=True, text=True)
     assert p.returncode == 0 and (a / "report.html").exists()
     out = tmp_path / "cmp.html"
@@ -197,11 +198,11 @@ def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
     runs = pd.DataFrame(
         {"code": ["a" * 40, "b" * 40, "a" * 40], "arithmetic": ["fused", "layers", "fused"]}
     )
+    sweep = records.SweepManifest(runs=[], code="a" * 40)
     assert (
-        commits({"code": "a" * 40}, runs)
-        == f"{'a' * 40}; some runs were trained by another commit: {'b' * 12}"
+        commits(sweep, runs) == f"{'a' * 40}; some runs were trained by another commit: {'b' * 12}"
     )
-    assert commits({"code": "a" * 40}, runs.iloc[[0, 2]]) == "a" * 40
+    assert commits(sweep, runs.iloc[[0, 2]]) == "a" * 40
     assert arithmetic(runs) == "fused float32 step: 2 runs, layer path: 1 run"
     assert arithmetic(pd.DataFrame({"x": [1]})) == "?"
 

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_app, sweep_dirs
+from helpers import REPO, run_app, sweep_dirs
 
 
 def histories(sweep):

@@ -1,5 +1,5 @@
 import pytest
-from conftest import REPO
+from helpers import REPO
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 

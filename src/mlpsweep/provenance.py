@@ -38,6 +38,14 @@ def git_commit(cwd):
 
 
 @functools.cache
+def code_version():
+    """The git commit of the code that runs (the checkout holding this package)."""
+    from pathlib import Path
+
+    return git_commit(Path(__file__).resolve().parent)
+
+
+@functools.cache
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -64,12 +72,19 @@ def blas_library():
     return "unknown"
 
 
+@functools.cache
+def blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once per process (finding
+    them costs milliseconds; limiting and reading them through it does not)."""
+    import numpy  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
 def blas_threads():
     """The BLAS threads numpy's products run with in this process now."""
-    import numpy  # noqa: F401
-    from threadpoolctl import threadpool_info
-
-    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    counts = [lib.num_threads for lib in blas_controller().lib_controllers]
     return max(counts) if counts else None
 
 
@@ -90,7 +105,7 @@ def provenance(sweep, runs):
     job = runs.get("job_seconds")
     return {
         "report made": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-        "sweep started": sweep.get("started", "?"),
+        "sweep started": sweep.started,
         "git commit": commits(sweep, runs),
         "arithmetic": arithmetic(runs),
         "BLAS": blas(runs),
@@ -104,9 +119,9 @@ def provenance(sweep, runs):
 
 def commits(sweep, runs):
     """The sweep's commit, and the others its runs were trained by (a resumed sweep)."""
-    main = sweep.get("code") or "not run from a git checkout"
+    main = sweep.code or "not run from a git checkout"
     codes = runs["code"].dropna().unique() if "code" in runs else []
-    others = sorted(str(c)[:12] for c in codes if c != sweep.get("code"))
+    others = sorted(str(c)[:12] for c in codes if c != sweep.code)
     if not others:
         return main
     return f"{main}; some runs were trained by another commit: {', '.join(others)}"
@@ -125,9 +140,9 @@ def arithmetic(runs):
 def blas(runs):
     """Which BLAS library, kernel and thread count computed the runs. Runs from more than
     one kernel (a sweep resumed or spread over other CPUs) agree only up to rounding."""
-    if "blas" not in runs:
+    done = runs[runs["blas"].notna()] if "blas" in runs else runs.iloc[:0]
+    if done.empty:
         return "?"
-    done = runs[runs["blas"].notna()]
     threads = done.get("blas_threads")
     labels = done["blas"].astype(str)
     if threads is not None:

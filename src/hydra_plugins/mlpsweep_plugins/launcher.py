@@ -1,9 +1,10 @@
-"""hydra/launcher=mlpsweep: runs a sweep's jobs on joblib (loky by default, or dask).
+"""hydra/launcher=mlpsweep: a general Hydra launcher on joblib (mlpsweep.launcher).
 
 Unlike the stock hydra-joblib-launcher (which hard-codes loky and composes every job's
-config from scratch), the backend is selectable, jobs are composed once per distinct
-config-group choice, results stream back as each job finishes, and each job runs on one
-BLAS thread, so its numbers do not depend on how many jobs run at once.
+config from scratch in the launching process): any joblib backend (Dask included), jobs
+composed once per distinct config-group choice, the Hydra state sent to each worker once,
+results streamed back as jobs finish with progress and one log line per job, fail_fast,
+and BLAS threads per worker capped so that workers x threads <= cores.
 """
 
 from dataclasses import dataclass, field
@@ -17,13 +18,12 @@ from hydra.plugins.launcher import Launcher
 class MlpsweepLauncherConf:
     _target_: str = "hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher"
     n_jobs: int = -1  # -1: all cores
-    backend: str = "loky"  # any joblib backend: loky, threading, dask, ...
+    backend: str = "loky"  # any joblib process backend: loky, dask, multiprocessing, ...
     scheduler: str | None = None  # dask: tcp://HOST:8786 (else $DASK_SCHEDULER_ADDRESS,
     #                               else a local cluster for the sweep)
-    # BLAS threads per job. 1: a run's numbers then do not depend on n_jobs or the core
-    # count (a product's rounding depends on how many threads split it).
-    blas_threads: int = 1
-    progress: bool = True
+    blas_threads: int | None = None  # per worker; default cores // n_jobs
+    fail_fast: bool = False  # stop at the first failed job (the rest are not run)
+    progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
 
 
@@ -38,13 +38,13 @@ class MlpsweepLauncher(Launcher):
         n_jobs=-1,
         backend="loky",
         scheduler=None,
-        blas_threads=1,
+        blas_threads=None,
+        fail_fast=False,
         progress=True,
         joblib=None,
     ):
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
-        self.scheduler = scheduler
-        self.progress = progress
+        self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = None
 
@@ -52,6 +52,6 @@ class MlpsweepLauncher(Launcher):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
 
     def launch(self, job_overrides, initial_job_idx):
-        from mlpsweep.app.sweep import run_sweep
+        from mlpsweep.launcher.dispatch import launch
 
-        return run_sweep(self, job_overrides)
+        return launch(self, job_overrides, initial_job_idx)

@@ -6,18 +6,27 @@
         zip: [[batch_size, lr]]      # 3 pairs x 3 seeds = 9 jobs, not 27
 
 Keys in one zip group advance together (their value lists must be equally long); every
-other swept key is crossed with them as usual. The per-job config check that Hydra's
-sweeper runs serially (a full composition per job) is left to the launcher, which
-composes and validates every job, faster, before any job starts.
+other swept key is crossed with them as usual.
+
+`planner` (a dotted path; mlpsweep's config sets mlpsweep.app.plan.plan_sweep) is called
+with (config, config_loader, jobs) before anything is launched and returns the jobs to
+launch: it composes and validates every job (faster than the per-batch check of Hydra's
+sweeper, which it replaces), writes the sweep's manifest and leaves out finished runs.
+Whatever launcher runs the jobs, that has happened first.
 """
 
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import _locate
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -26,6 +35,7 @@ class MlpsweepSweeperConf:
     max_batch_size: int | None = None
     params: dict[str, str] | None = None
     zip: list[list[str]] | None = None
+    planner: str | None = None
 
 
 ConfigStore.instance().store(
@@ -63,13 +73,33 @@ def zipped_product(overrides, zip_groups):
 
 
 class MlpsweepSweeper(BasicSweeper):
-    def __init__(self, max_batch_size=None, params=None, zip=None):
+    def __init__(self, max_batch_size=None, params=None, zip=None, planner=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.zip = [list(g) for g in (zip or [])]
+        self.planner = planner
 
-    def split_arguments(self, overrides, max_batch_size):
-        jobs = zipped_product(overrides, self.zip)
-        return [list(chunk) for chunk in self.split_overrides_to_chunks(jobs, max_batch_size)]
-
-    def validate_batch_is_legal(self, batch):
-        pass  # the launcher composes and validates every job before any job starts
+    def sweep(self, arguments):
+        params = self._parse_config()
+        params.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        jobs = zipped_product(parser.parse_overrides(params), self.zip)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if self.planner:
+            jobs = _locate(self.planner)(self.config, self.hydra_context.config_loader, jobs)
+        elif jobs:
+            self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
+        returns, first = [], 0
+        for batch in self.split_overrides_to_chunks(jobs, self.max_batch_size) if jobs else []:
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            for r in results:
+                if (
+                    r.status != JobStatus.COMPLETED
+                    and type(r._return_value).__name__ == "JobNotRun"
+                ):
+                    continue  # fail_fast left it: reported as not run, not raised
+                _ = r.return_value  # raises the job's exception, as Hydra's sweeper does
+            first += len(batch)
+            returns.append(results)
+        return returns

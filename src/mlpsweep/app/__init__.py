@@ -1,2 +1,3 @@
-"""The Hydra side of mlpsweep: config schema, fast job composition, job execution,
-result storage. The training core (mlpsweep.core) knows nothing of any of it."""
+"""The Hydra side of mlpsweep: the schema derived from the knobs, the task function run
+for every job, the sweep planner our sweeper calls, and the callbacks that build the
+report. Results are read and written through mlpsweep.records only."""

@@ -2,7 +2,8 @@
 
 run.py runs Hydra with HYDRA_FULL_ERROR=1 so that its exceptions reach us, then prints
 one line naming what is wrong and how to fix it, and exits 2. A user who sets
-HYDRA_FULL_ERROR=1 gets the full traceback, as Hydra documents.
+HYDRA_FULL_ERROR=1 gets the full traceback, as Hydra documents (user_wants_tracebacks:
+the variable we set ourselves does not count).
 """
 
 import difflib
@@ -45,24 +46,44 @@ def one_line(exc):
 def suggest(key):
     from dataclasses import fields
 
-    from mlpsweep.app.schema import Config
+    from mlpsweep.app.schema import HarnessConfig
+    from mlpsweep.core import TrainConfig
 
-    names = [f.name for f in fields(Config)]
+    names = [f.name for f in (*fields(TrainConfig), *fields(HarnessConfig))]
     close = difflib.get_close_matches(key.split(".")[0], names, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def user_wants_tracebacks():
+    return _user_full_error
+
+
+class JobError(RuntimeError):
+    """A job could not do its work (not bad input): one line, exit status 1."""
+
+
 def run_main(main):
-    """Call Hydra's main; turn any error it raises into one line and exit status 2."""
-    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
+    input), or 1 for a JobError."""
+    full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
     except KeyboardInterrupt:
-        print("mlpsweep: interrupted", file=sys.stderr)
+        print(
+            "mlpsweep: interrupted: finished runs kept; rerun the same command with "
+            "resume=true to finish the sweep",
+            file=sys.stderr,
+        )
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
         if full:
             raise
+        if isinstance(exc, JobError):
+            print(f"mlpsweep: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         print(f"mlpsweep: {one_line(exc)} (HYDRA_FULL_ERROR=1 for a traceback)", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,22 +1,96 @@
-"""The typed config a researcher sweeps, registered in Hydra's ConfigStore.
+"""The Hydra schema, derived from the knobs' one definition.
 
-Types and Enums make Hydra reject a typo'd key, a wrong type or an unknown choice while
-it composes the config; the value ranges (lr > 0, ...) are checked by
-TrainConfig.validate for every job of a sweep before any job starts.
+Training knobs are the fields of mlpsweep.core.TrainConfig (type, default, allowed values,
+help); harness knobs are the fields of HarnessConfig below, defined the same way. From
+them this module builds the structured config Hydra composes against (choices become
+Enums, so a typo'd key, a wrong type or an unknown choice is rejected while Hydra
+composes), the typed `optimizer` group (one node per optimizer, from its signature and
+its RANGES), and the `python run.py --help` text. Value ranges are checked by
+TrainConfig.validate / check_harness for every job before any job starts.
 """
 
-from dataclasses import dataclass, field
-from enum import Enum
+import dataclasses
+import enum
+import inspect
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-Activation = Enum("Activation", {k: k for k in ("relu", "sigmoid", "tanh")})
-DType = Enum("DType", {k: k for k in ("float32", "float64")})
-Reduction = Enum("Reduction", {k: k for k in ("mean", "sum")})
-Sampler = Enum("Sampler", {k: k for k in ("with_replacement", "epoch")})
-RngMode = Enum("RngMode", {k: k for k in ("default", "legacy")})
-DatasetName = Enum("DatasetName", {k: k for k in ("mnist_5k", "mnist", "fashion_mnist")})
+from mlpsweep.core import TrainConfig
+from mlpsweep.core.checks import Range
+from mlpsweep.core.config import knob
+from mlpsweep.core.optimizers import OPTIMIZERS
+from mlpsweep.data import DATASETS
+
+MAX_RETRIES = 10
+SWEEPER_NODE = {  # hydra/sweeper=mlpsweep's fields (plugins are imported afresh by Hydra)
+    "_target_": "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper",
+    "max_batch_size": None,
+    "params": None,
+    "zip": None,
+}
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """Knobs of the harness, not of the training: they never change a run's numbers or
+    its run id, and they are not part of a run's recorded config."""
+
+    sweep_name: str = knob("adhoc", "results/<sweep_name>/<time>/ (named sweeps set it)")
+    resume: bool = knob(False, "-m: continue the newest sweep of this name (finished runs skipped)")
+    extend: bool = knob(False, "-m: with resume, add this command's new runs to that sweep")
+    dry_run: bool = knob(False, "list every job (and which are already done) without training")
+    retries: int = knob(
+        0, "run a failed job up to N more times", range=Range(0, MAX_RETRIES, integer=True)
+    )
+    report: bool = knob(True, "-m: build the report at the end")
+    blas_threads: int = knob(
+        1,
+        "BLAS threads of a training job (1: numbers independent of n_jobs)",
+        range=Range(1, integer=True),
+    )
+
+
+HARNESS_KEYS = tuple(f.name for f in dataclasses.fields(HarnessConfig))
+GROUP_KNOBS = ("optimizer", "optimizer_params")  # set through the optimizer group
+
+
+def check_harness(container):
+    """Range checks of the harness knobs (ConfigError, one line)."""
+    for f in dataclasses.fields(HarnessConfig):
+        if f.metadata.get("range") is not None and f.name in container:
+            f.metadata["range"].check(f.name, container[f.name])
+
+
+def _public(obj):
+    """Make a generated class importable by name from this module (pickle finds classes
+    by module and name: jobs' configs travel to worker processes)."""
+    obj.__module__ = __name__
+    globals()[obj.__name__] = obj
+    return obj
+
+
+def _hydra_type(f):
+    """The type Hydra's structured config gets for a knob."""
+    if f.metadata.get("choices") is not None:
+        name = f.name.title().replace("_", "")
+        return _public(enum.Enum(name, {c: c for c in f.metadata["choices"]}, module=__name__))
+    if f.name == "hidden_sizes":
+        return list[int] | None
+    if f.type in (int, float, str, bool, "int", "float", "str", "bool"):
+        return {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
+    return Any
+
+
+def _hydra_field(f, typ):
+    default = f.default
+    if isinstance(typ, type) and issubclass(typ, enum.Enum):
+        default = typ[default]
+    return (f.name, typ, field(default=default))
+
+
+DatasetName = enum.Enum("DatasetName", {k: k for k in DATASETS})
 
 
 @dataclass
@@ -25,42 +99,103 @@ class DatasetConf:
     data_dir: str | None = None  # else $MLPSWEEP_DATA_DIR, else the user cache dir
 
 
-@dataclass
-class Config:
-    # what is trained
-    depth: int = 2
-    width: int = 200
-    hidden_sizes: list[int] | None = None
-    activation: Activation = Activation.relu
-    init: Any = "he"  # a std (the listing: 0.01), or xavier / he
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    # how
-    optimizer: dict[str, Any] = field(default_factory=dict)  # from the optimizer group
-    lr: float = 0.1
-    batch_size: int = 100
-    steps: int = 1000
-    eval_every: int = 100
-    seed: int = 0
-    dtype: DType = DType.float32
-    grad_reduction: Reduction = Reduction.mean
-    sampler: Sampler = Sampler.with_replacement
-    rng: RngMode = RngMode.default
-    loss_eps: float = 0.0
-    dataset: DatasetConf = field(default_factory=DatasetConf)
-    # the harness
-    sweep_name: str = "adhoc"
-    resume: bool = False  # -m: continue the newest sweep of this name (skips finished runs)
-    extend: bool = False  # -m: let resume add this command's new runs to that sweep
-    dry_run: bool = False  # list the jobs (and which are done) without training
-    fail_fast: bool = False  # -m: stop at the first failed job
-    retries: int = 0  # run a failed job up to this many more times
-    report: bool = True
+def schema_dataclass():
+    """The structured config: every training knob, the optimizer and dataset groups,
+    then the harness knobs."""
+    fields = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in GROUP_KNOBS:
+            fields.append(_hydra_field(f, _hydra_type(f)))
+    fields.append(("optimizer", Any, field(default=None)))
+    fields.append(("dataset", DatasetConf, field(default_factory=DatasetConf)))
+    for f in dataclasses.fields(HarnessConfig):
+        fields.append(_hydra_field(f, _hydra_type(f)))
+    return _public(make_dataclass("Config", fields))
+
+
+def optimizer_node(name):
+    """The optimizer group's node for `name`: its parameters with their defaults, typed
+    float (ranges are checked with the other values)."""
+    params = inspect.signature(OPTIMIZERS[name]).parameters
+    fields = [("name", str, field(default=name))]
+    fields += [(p, float, field(default=v.default)) for p, v in params.items() if p != "lr"]
+    return _public(make_dataclass(f"{name.title()}Conf", fields))
+
+
+Config = schema_dataclass()
+OPTIMIZER_NODES = {name: optimizer_node(name) for name in OPTIMIZERS}
+
+
+def help_template():
+    lines = [
+        "${hydra.help.header}",
+        "",
+        "  python run.py [key=value ...]             one run, into results/single/<time>/",
+        "  python run.py -m key=a,b [key=c,d ...]    a sweep: every combination, in parallel",
+        "  python run.py -m +sweep=NAME              a named study from sweeps/",
+        "",
+        "Training knobs (value ranges are checked for every job before any job starts):",
+    ]
+    lines += [_help_line(f) for f in dataclasses.fields(TrainConfig) if f.name not in GROUP_KNOBS]
+    lines.append(_row("optimizer", " | ".join(OPTIMIZERS), "sgd"))
+    lines.append(
+        f"  {'':<16}its parameters: optimizer.*, e.g. optimizer=momentum optimizer.momentum=0.5"
+    )
+    lines.append(_row("dataset", " | ".join(DATASETS), "mnist_5k") + " (dataset.data_dir=DIR)")
+    lines += ["", "Harness knobs (never change a run's numbers):"]
+    lines += [_help_line(f) for f in dataclasses.fields(HarnessConfig)]
+    lines += [
+        "",
+        "Launchers: hydra/launcher=mlpsweep (default; hydra.launcher.n_jobs=N, backend=loky|dask,",
+        "  fail_fast=true), joblib, basic, submitit_slurm: every one writes the same run records.",
+        "",
+        "== Config groups ==",
+        "$APP_CONFIG_GROUPS",
+        "== Config (the defaults, as composed) ==",
+        "$CONFIG",
+        "",
+        "${hydra.help.footer}",
+    ]
+    return "\n".join(lines)
+
+
+def _help_line(f):
+    choices = f.metadata.get("choices")
+    rng = f.metadata.get("range")
+    allowed = " | ".join(choices) if choices else (rng.describe() if rng else "")
+    default = "null" if f.default is None else f.default
+    text = f.metadata.get("help", "")
+    return _row(f.name, text + (f": {allowed}" if allowed else ""), default)
+
+
+def _row(name, text, default):
+    return f"  {name:<16}{text}  [default {default}]"
 
 
 def register():
-    """Register the schema (and the resolvers the configs use) with Hydra / OmegaConf."""
+    """Register the schema, the optimizer group, the help and the resolvers."""
     from mlpsweep.app.resolvers import register_resolvers
 
     register_resolvers()
-    ConfigStore.instance().store(name="schema", node=Config)
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    for name, node in OPTIMIZER_NODES.items():
+        cs.store(group="optimizer", name=name, node=node)
+    # Our sweeper with the planner set: every job composed and validated, the manifest
+    # written and finished runs left out, before any launcher starts a job.
+    cs.store(
+        group="hydra/sweeper",
+        name="mlpsweep_planned",
+        node={**SWEEPER_NODE, "planner": "mlpsweep.app.plan.plan_sweep"},
+        provider="mlpsweep",
+    )
+    cs.store(
+        group="hydra/help",
+        name="mlpsweep",
+        node={
+            "app_name": "mlpsweep",
+            "header": "mlpsweep: sweep NumPy MLP training settings with Hydra, in parallel.",
+            "footer": "Full Hydra help: python run.py --hydra-help",
+            "template": help_template(),
+        },
+    )

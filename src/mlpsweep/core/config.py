@@ -1,10 +1,12 @@
-"""The settings of one training run, and the checks that reject bad values early."""
+"""The settings of one training run: each knob defined once, here, as a dataclass field
+whose metadata holds its help line and allowed values. The Hydra schema, the value
+checks and `python run.py --help` are all derived from these fields."""
 
 import dataclasses
 import inspect
-import math
 from dataclasses import dataclass, field
 
+from mlpsweep.core.checks import ConfigError, Range, choice
 from mlpsweep.core.layers import ACTIVATIONS
 from mlpsweep.core.network import INITS
 from mlpsweep.core.optimizers import OPTIMIZERS
@@ -12,33 +14,52 @@ from mlpsweep.core.sampling import RNG_MODES, SAMPLERS
 
 DTYPES = ("float32", "float64")
 REDUCTIONS = ("mean", "sum")
+MAX_LEGACY_SEED = 2**32 - 1  # RandomState's seed range
 
 
-class ConfigError(ValueError):
-    """A config value outside its allowed range; the message is one line naming it."""
+def knob(default, help, *, choices=None, range=None, factory=None):  # noqa: A002
+    """A config field: its default, one line of help, and its allowed values."""
+    meta = {"help": help, "choices": choices, "range": range}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    depth: int = 2  # hidden layers
-    width: int = 200  # units per hidden layer
-    hidden_sizes: tuple | None = None  # explicit sizes; overrides depth x width
-    activation: str = "relu"
-    init: float | str = "he"  # std of N(0, std^2), or "xavier" / "he"
-    weight_decay: float = 0.0  # L2 coefficient on weights (not biases)
-    dropout: float = 0.0
-    optimizer: str = "sgd"
-    optimizer_params: dict = field(default_factory=dict)
-    lr: float = 0.1
-    batch_size: int = 100
-    steps: int = 1000
-    eval_every: int = 100  # 0: evaluate at the end only
-    seed: int = 0
-    dtype: str = "float32"
-    grad_reduction: str = "mean"
-    sampler: str = "with_replacement"
-    rng: str = "default"
-    loss_eps: float = 0.0  # the listing's log(p + 1e-7): 1e-7
+    # what is trained
+    depth: int = knob(2, "hidden layers", range=Range(0, integer=True))
+    width: int = knob(200, "units per hidden layer", range=Range(1, integer=True))
+    hidden_sizes: tuple | None = knob(
+        None, "explicit hidden sizes, e.g. [300,100]; null: depth x width"
+    )
+    activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    init: float | str = knob("he", "weight init: a std (the listing: 0.01) | xavier | he")
+    weight_decay: float = knob(0.0, "L2 coefficient on weights (not biases)", range=Range(0))
+    dropout: float = knob(0.0, "drop rate after each hidden layer", range=Range(0, 1, hi_open=True))
+    # how
+    optimizer: str = knob("sgd", "the optimizer group", choices=tuple(OPTIMIZERS))
+    optimizer_params: dict = knob(None, "the optimizer's parameters (optimizer.*)", factory=dict)
+    lr: float = knob(0.1, "learning rate", range=Range(0, lo_open=True))
+    batch_size: int = knob(
+        100, "examples per step; <= the train set size", range=Range(1, integer=True)
+    )
+    steps: int = knob(1000, "training steps", range=Range(1, integer=True))
+    eval_every: int = knob(
+        100, "test-set evaluation every N steps; 0: at the end", range=Range(0, integer=True)
+    )
+    seed: int = knob(0, "the run's seed: all its randomness", range=Range(0, integer=True))
+    dtype: str = knob("float32", "floating-point type", choices=DTYPES)
+    grad_reduction: str = knob(
+        "mean", "batch gradient reduction (sum: the listing)", choices=REDUCTIONS
+    )
+    sampler: str = knob(
+        "with_replacement", "batch sampling (with_replacement: the listing)", choices=SAMPLERS
+    )
+    rng: str = knob("default", "random streams (legacy: the listing's)", choices=RNG_MODES)
+    loss_eps: float = knob(
+        0.0, "the listing's log(p + 1e-7) in the reported loss: 1e-7", range=Range(0)
+    )
 
     @property
     def hidden(self):
@@ -51,21 +72,28 @@ class TrainConfig:
 
     def validate(self, train_size=None):
         """Raise ConfigError on the first bad value; return self when all are fine."""
-        _integer("depth", self.depth, 0)
-        _integer("width", self.width, 1)
+        for f in dataclasses.fields(self):
+            value, rng = getattr(self, f.name), f.metadata.get("range")
+            if f.metadata.get("choices") is not None:
+                choice(f.name, value, f.metadata["choices"])
+            elif f.name == "batch_size" and train_size is not None:
+                Range(1, train_size, integer=True).check(f.name, value, "the train set size")
+            elif rng is not None:
+                rng.check(f.name, value)
         for size in self.hidden_sizes or ():
-            _integer("hidden_sizes", size, 1)
-        _choice("activation", self.activation, ACTIVATIONS)
+            Range(1, integer=True).check("hidden_sizes", size)
         if isinstance(self.init, str):
-            _choice("init", self.init, INITS)
+            choice("init", self.init, INITS)
         else:
-            _number("init", self.init, lo=0.0, lo_open=True)
-        _number("weight_decay", self.weight_decay, lo=0.0)
-        _number("dropout", self.dropout, lo=0.0, hi=1.0, hi_open=True)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        accepted = [
-            p for p in inspect.signature(OPTIMIZERS[self.optimizer]).parameters if p != "lr"
-        ]
+            Range(0, lo_open=True).check("init", self.init)
+        if self.rng == "legacy" and self.seed > MAX_LEGACY_SEED:
+            raise ConfigError(f"seed={self.seed}: rng=legacy takes seeds <= {MAX_LEGACY_SEED}")
+        self._validate_optimizer()
+        return self
+
+    def _validate_optimizer(self):
+        cls = OPTIMIZERS[self.optimizer]
+        accepted = [p for p in inspect.signature(cls).parameters if p != "lr"]
         for key, value in self.optimizer_params.items():
             if key not in accepted:
                 has = ", ".join(accepted) or "none"
@@ -73,46 +101,7 @@ class TrainConfig:
                     f"optimizer.{key}={value!r}: {self.optimizer} has no such parameter "
                     f"(its parameters: {has})"
                 )
-            _number(f"optimizer.{key}", value, lo=0.0)
-        _number("lr", self.lr, lo=0.0, lo_open=True)
-        _integer("batch_size", self.batch_size, 1, train_size, "the train set size")
-        _integer("steps", self.steps, 1)
-        _integer("eval_every", self.eval_every, 0)
-        _integer("seed", self.seed, 0)
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("grad_reduction", self.grad_reduction, REDUCTIONS)
-        _choice("sampler", self.sampler, SAMPLERS)
-        _choice("rng", self.rng, RNG_MODES)
-        _number("loss_eps", self.loss_eps, lo=0.0)
-        return self
+            cls.RANGES.get(key, Range(0)).check(f"optimizer.{key}", value)
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _number(key, value, lo=None, hi=None, lo_open=False, hi_open=False):
-    lo_txt = f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else ""
-    hi_txt = f"{'<' if hi_open else '<='} {hi:g}" if hi is not None else ""
-    allowed = " and ".join(t for t in (lo_txt, hi_txt) if t)
-    if not _is_number(value) or not math.isfinite(value):
-        raise ConfigError(f"{key}={value!r}: must be a finite number {allowed}".rstrip())
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise ConfigError(f"{key}={value!r}: must be {allowed}")
-    if hi is not None and (value > hi or (hi_open and value == hi)):
-        raise ConfigError(f"{key}={value!r}: must be {allowed}")
-
-
-def _integer(key, value, lo, hi=None, hi_name=None):
-    bound = f" and <= {hi} ({hi_name})" if hi is not None else ""
-    if (
-        not (isinstance(value, int) and not isinstance(value, bool))
-        or value < lo
-        or (hi is not None and value > hi)
-    ):
-        raise ConfigError(f"{key}={value!r}: must be an integer >= {lo}{bound}")
-
-
-def _choice(key, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}: must be one of {', '.join(sorted(allowed))}")
+__all__ = ["ConfigError", "Range", "TrainConfig", "knob"]

@@ -6,8 +6,15 @@ hold the same arrays), and per-parameter state is allocated on the first call.
 
 import numpy as np
 
+from mlpsweep.core.checks import Range
+
+FRACTION = Range(0, 1, hi_open=True)  # a decay rate in [0, 1)
+POSITIVE = Range(0, lo_open=True)
+
 
 class Optimizer:
+    RANGES = {}  # parameter -> allowed values (checked before any job starts)
+
     def __init__(self, lr):
         self.lr = lr
         self.state = {}
@@ -27,7 +34,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * g"""
+    """p -= lr * g. Overwrites `grads` with lr * g (they are recomputed every step)."""
 
     def step(self, key, p, g):
         # Scaling g in place saves a temporary; the product is the same as `lr * g`.
@@ -53,6 +60,8 @@ class Nesterov(Optimizer):
     """Nesterov momentum in the form PyTorch and Sutskever et al. use:
     v = momentum * v + g;  p -= lr * (g + momentum * v)"""
 
+    RANGES = {"momentum": FRACTION}
+
     def __init__(self, lr, momentum=0.9):
         super().__init__(lr)
         self.momentum = momentum
@@ -67,6 +76,8 @@ class Nesterov(Optimizer):
 class AdaGrad(Optimizer):
     """h += g^2;  p -= lr * g / (sqrt(h) + eps)"""
 
+    RANGES = {"eps": POSITIVE}
+
     def __init__(self, lr, eps=1e-7):
         super().__init__(lr)
         self.eps = eps
@@ -79,6 +90,8 @@ class AdaGrad(Optimizer):
 
 class RMSprop(Optimizer):
     """h = rho * h + (1 - rho) * g^2;  p -= lr * g / (sqrt(h) + eps)"""
+
+    RANGES = {"rho": FRACTION, "eps": POSITIVE}
 
     def __init__(self, lr, rho=0.99, eps=1e-7):
         super().__init__(lr)
@@ -95,6 +108,8 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction:
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)"""
+
+    RANGES = {"beta1": FRACTION, "beta2": FRACTION, "eps": POSITIVE}
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)

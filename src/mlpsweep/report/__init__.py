@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import METRICS, analyse, findings, summary
 from mlpsweep.report.collect import collect
@@ -61,9 +62,7 @@ def render(title, command, runs, history, sweeps_meta, out_path):
         provenance=provenance(sweep_meta, a.runs),
     )
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_path)
+    atomic_write(out_path, lambda f: f.write(html.encode("utf-8")), durable=False)
     return out_path
 
 
@@ -71,10 +70,8 @@ def build_report(sweep_dir):
     """Collect the sweep at `sweep_dir` and write its report.html; returns the path."""
     sweep_dir = Path(sweep_dir)
     runs, history, sweep = collect(sweep_dir)
-    title = f"{sweep.get('sweep_name', 'sweep')} — {sweep_dir.name}"
-    return render(
-        title, sweep.get("command", "?"), runs, history, [sweep], sweep_dir / "report.html"
-    )
+    title = f"{sweep.sweep_name} — {sweep_dir.name}"
+    return render(title, sweep.command, runs, history, [sweep], sweep_dir / "report.html")
 
 
 def compare(sweep_dirs, out_path):
@@ -83,7 +80,7 @@ def compare(sweep_dirs, out_path):
     for d in sweep_dirs:
         d = Path(d)
         runs, history, sweep = collect(d, write=False)
-        label = f"{sweep.get('sweep_name', d.parent.name)}/{d.name}"
+        label = f"{sweep.sweep_name}/{d.name}"
         runs["sweep"] = label
         history["run_id"] = label + ":" + history["run_id"]
         runs["run_id"] = label + ":" + runs["run_id"]
@@ -92,7 +89,7 @@ def compare(sweep_dirs, out_path):
         metas.append(sweep)
     runs = pd.concat(all_runs, ignore_index=True)
     history = pd.concat(all_hist, ignore_index=True)
-    command = " | ".join(m.get("command", "?") for m in metas)
+    command = " | ".join(m.command for m in metas)
     return render(
         "comparison of " + ", ".join(str(d) for d in sweep_dirs),
         command,

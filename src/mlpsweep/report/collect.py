@@ -6,16 +6,26 @@ runs.parquet     one row per run: every config key flattened into a column (opti
 history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, test_accuracy.
 """
 
-import json
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from mlpsweep.app import storage
-from mlpsweep.app.sweep import SWEEP_FILE
+from mlpsweep import records
+from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.run import read_config
 
-HARNESS_KEYS = ("sweep_name", "resume", "extend", "dry_run", "fail_fast", "retries", "report")
+# Harness keys that records written before v2 kept in config.yaml (newer records keep
+# only what defines the run): they are not part of a run's config.
+LEGACY_HARNESS_KEYS = (
+    "sweep_name",
+    "resume",
+    "extend",
+    "dry_run",
+    "fail_fast",
+    "retries",
+    "report",
+)
 
 
 def flatten(config, prefix=""):
@@ -28,35 +38,32 @@ def flatten(config, prefix=""):
     return out
 
 
-def run_row(run_dir, run_id, overrides):
-    row = {"run_id": run_id, "overrides": " ".join(overrides)}
-    try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        config = {}
-    row.update({k: v for k, v in flatten(config).items() if k not in HARNESS_KEYS})
-    metrics = storage.read_metrics(run_dir)
+def run_row(run_dir, planned):
+    row = {"run_id": planned.run_id, "overrides": " ".join(planned.overrides)}
+    config = flatten(read_config(run_dir))
+    row.update({k: v for k, v in config.items() if k not in LEGACY_HARNESS_KEYS})
+    metrics = records.read_metrics(run_dir)
     if metrics is None:
         row["status"] = "incomplete"  # listed in the sweep, no valid result (yet)
         return row
-    for key, value in metrics.items():
+    for key, value in dataclasses.asdict(metrics).items():
         if key not in ("overrides", "run_id"):
             row[key] = value
     return row
 
 
 def collect(sweep_dir, write=True):
-    """(runs, history) DataFrames of the sweep at `sweep_dir`."""
+    """(runs, history, manifest) of the sweep at `sweep_dir`."""
     sweep_dir = Path(sweep_dir)
-    sweep = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    manifest = records.SweepManifest.read(sweep_dir)
     rows, frames = [], []
-    for run in sweep["runs"]:
-        run_dir = sweep_dir / "runs" / run["run_id"]
-        row = run_row(run_dir, run["run_id"], run["overrides"])
+    for planned in manifest.runs:
+        run_dir = records.run_dir(sweep_dir, planned.run_id)
+        row = run_row(run_dir, planned)
         rows.append(row)
-        if row["status"] in storage.FINISHED:
-            h = pd.read_parquet(run_dir / "history.parquet")
-            h.insert(0, "run_id", run["run_id"])
+        if row["status"] in records.FINISHED:
+            h = records.read_history(run_dir)
+            h.insert(0, "run_id", planned.run_id)
             frames.append(h)
     runs = pd.DataFrame(rows)
     if {"lr", "batch_size", "grad_reduction"} <= set(runs.columns):
@@ -67,5 +74,5 @@ def collect(sweep_dir, write=True):
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if write:
         for name, df in (("runs", runs), ("history", history)):
-            storage.atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
-    return runs, history, sweep
+            atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
+    return runs, history, manifest

@@ -6,26 +6,27 @@ per-seed lines so single runs stay visible; diverged runs end in an x.
 
 import io
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from mlpsweep.report.analysis import METRICS, fmt  # noqa: E402
-from mlpsweep.report.stats import mean_band  # noqa: E402
+from mlpsweep.report.analysis import METRICS, fmt
+from mlpsweep.report.stats import mean_band
 
 MAX_SINGLE_PANEL = 8
 MAX_PANELS = 12
-sns.set_theme(style="whitegrid", context="notebook")
+
+
+def subplots(rows, cols, figsize, **kwargs):
+    """A figure outside pyplot: no backend to pick, no global state, nothing to close."""
+    fig = Figure(figsize=figsize, layout=kwargs.pop("layout", "constrained"))
+    return fig, fig.subplots(rows, cols, **kwargs)
 
 
 def png(fig):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)  # layout="constrained": no second tight-bbox draw
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -55,7 +56,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     groups = panels(a)
     cols = min(3, len(groups))
     rows = -(-len(groups) // cols)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows,
         cols,
         figsize=(6.5 * cols, 4.2 * rows),
@@ -101,7 +102,7 @@ def dots(a, metrics, title):
     """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
     done = a.finished
     width = max(3.5, 0.75 * len(a.configs) + 1)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, len(metrics), figsize=(width * len(metrics), 4.6), squeeze=False, layout="constrained"
     )
     colors = palette(a)
@@ -141,7 +142,7 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
     facets = facets[:MAX_PANELS]
     cols = min(3, len(facets))
     rows = -(-len(facets) // cols)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, layout="constrained"
     )
     label, higher = METRICS[metric]
@@ -164,7 +165,13 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
 
 
 def all_figures(a):
-    """The figures that fit what was swept, in report order."""
+    """The figures that fit what was swept, in report order (the style is set for these
+    figures only: matplotlib's global state is left as it was)."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        return _figures(a)
+
+
+def _figures(a):
     figs = []
     if len(a.history):
         figs.append(

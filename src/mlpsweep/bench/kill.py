@@ -16,24 +16,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from mlpsweep.app import storage
-from mlpsweep.benchlaunch import app_path
+from mlpsweep import records
+from mlpsweep.bench.launch import app_path
 
 
 def snapshot(sweep):
     out = {}
     for run in (sweep / "runs").iterdir() if (sweep / "runs").exists() else []:
-        if storage.is_finished(run):
+        if records.is_finished(run):
             out[run.name] = {p.name: p.read_bytes() for p in run.iterdir()}
     return out
 
 
 def consistent(run):
-    m = storage.read_metrics(run)
-    h = pd.read_parquet(run / "history.parquet")
-    return len(h) == m["steps_done"] and np.isfinite(h["train_loss"]).all()
+    m = records.read_metrics(run)
+    h = records.read_history(run)
+    return m is not None and len(h) == m.steps_done and np.isfinite(h["train_loss"]).all()
 
 
 def run(jobs=40, kills=10, seed=0, out=print):
@@ -55,7 +54,7 @@ def run(jobs=40, kills=10, seed=0, out=print):
         while True:
             attempts += 1
             # Output to a file, not a pipe: a killed sweep's workers hold a pipe open
-            # until they notice (within 0.5 s, jobs.exit_with_parent).
+            # until they notice (within 0.5 s, launcher.worker.exit_with_parent).
             log_path = Path(tmp, f"attempt{attempts}.log")
             log_file = open(log_path, "w")
             proc = subprocess.Popen(args, cwd=tmp, stdout=log_file, stderr=subprocess.STDOUT)

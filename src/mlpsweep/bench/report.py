@@ -1,19 +1,17 @@
 """Report benchmark: build reports for synthetic sweeps of N runs x `steps` steps.
 
-The sweeps are written by the real storage code (the files a sweep leaves), with loss
+The sweeps are written by the record layer (the files a sweep leaves), with loss
 curves shaped like real ones (decay + noise + occasional spikes), 5 seeds per config.
 Timing starts after the imports: Python start-up is excluded, as the target says.
 """
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mlpsweep.app import storage
-from mlpsweep.app.sweep import SWEEP_FILE
+from mlpsweep import records
 from mlpsweep.core import TrainConfig
 
 
@@ -29,30 +27,32 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
         lr, batch = grid[i % len(grid)]
         seed = i // len(grid)
         tc = TrainConfig(lr=float(lr), batch_size=int(batch), seed=seed, steps=steps)
-        rid = storage.run_id(tc, "mnist_5k", "synthetic")
+        rid = records.RunIdentity(tc, "mnist_5k", "synthetic").run_id
         t = np.arange(1, steps + 1)
         loss = 2.3 * np.exp(-t * lr / 50) + 0.05 + rng.normal(0, 0.3 / np.sqrt(batch), steps) ** 2
         loss[rng.integers(0, steps, 3)] *= 4
         ev = np.arange(100, steps + 1, 100)
-        result = {
+        history = {
+            "step": t,
+            "examples_seen": t * batch,
             "train_loss": loss,
-            "eval_step": ev,
-            "test_loss": loss[ev - 1] * 1.1,
-            "test_accuracy": 1 - loss[ev - 1] / 3,
-            "batch_size": batch,
-            "log": "",
+            "test_loss": np.full(steps, np.nan),
+            "test_accuracy": np.full(steps, np.nan),
         }
-        overrides = [f"lr={lr:g}", f"batch_size={batch}", f"seed={seed}", f"steps={steps}"]
-        metrics = {
-            "status": "ok",
-            "steps_done": steps,
-            "final_train_loss": float(loss[-1]),
-            "test_accuracy": float(1 - loss[-1] / 3),
-            "test_loss": float(loss[-1]),
-            "train_seconds": 1.0,
-            "job_seconds": 1.2,
-            "run_id": rid,
-        }
+        history["test_loss"][ev - 1] = loss[ev - 1] * 1.1
+        history["test_accuracy"][ev - 1] = 1 - loss[ev - 1] / 3
+        overrides = (f"lr={lr:g}", f"batch_size={batch}", f"seed={seed}", f"steps={steps}")
+        metrics = records.RunMetrics(
+            run_id=rid,
+            status="ok",
+            overrides=list(overrides),
+            steps_done=steps,
+            final_train_loss=float(loss[-1]),
+            test_accuracy=float(1 - loss[-1] / 3),
+            test_loss=float(loss[-1]),
+            train_seconds=1.0,
+            job_seconds=1.2,
+        )
         config = {
             "lr": float(lr),
             "batch_size": int(batch),
@@ -62,9 +62,9 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
             "width": 200,
             "optimizer": {"name": "sgd"},
         }
-        storage.write_run(folder / "runs" / rid, storage.encode_result(result, config), metrics)
-        runs.append({"run_id": rid, "overrides": overrides})
-    (folder / SWEEP_FILE).write_text(json.dumps({"command": "synthetic", "runs": runs}))
+        records.write_run(folder / "runs" / rid, records.RunRecord(config, metrics, "", history))
+        runs.append(records.PlannedRun(rid, overrides))
+    records.SweepManifest(runs=runs, command="synthetic").write(folder)
     return folder
 
 

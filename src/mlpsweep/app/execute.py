@@ -1,0 +1,79 @@
+"""Train one run (with its retries) and assemble its record. A run that raises is
+recorded as "failed" with a one-line error and the traceback in its log: a failure is
+data, never an exception that could take its siblings down."""
+
+import io
+import logging
+import os
+import time
+import traceback
+import warnings
+
+from mlpsweep.app.spec import load_dataset_cached
+from mlpsweep.core import train
+from mlpsweep.provenance import (
+    blas_controller,
+    blas_library,
+    blas_threads,
+    code_version,
+    cpu_model,
+)
+from mlpsweep.records import RunMetrics, RunRecord
+from mlpsweep.records.run import history_columns
+
+
+def execute(spec):
+    """Train `spec` (a RunSpec) and return its RunRecord (nothing is written here)."""
+    start = time.perf_counter()
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    metrics = RunMetrics(
+        run_id=spec.run_id,
+        status="failed",
+        overrides=list(spec.overrides),
+        dataset=spec.identity.dataset,
+        data_fingerprint=spec.identity.data_fingerprint,
+        code=code_version(),
+        worker_pid=os.getpid(),
+    )
+    result = None
+    try:
+        for attempt in range(1, spec.retries + 2):
+            metrics.attempts = attempt
+            try:
+                result = train_once(spec, log)
+                break
+            except Exception as e:  # noqa: BLE001 - a run's failure is data, not a crash
+                first = str(e).splitlines()[0] if str(e) else ""
+                metrics.error = f"{type(e).__name__}: {first}".rstrip(": ")
+                log.write(f"attempt {attempt} of {spec.retries + 1} failed:\n")
+                log.write(traceback.format_exc())
+    finally:
+        root.removeHandler(handler)
+    history = None
+    if result is not None:
+        trained, threads = result
+        for key, value in trained.summary().items():
+            setattr(metrics, key, value)
+        metrics.error = None
+        metrics.blas, metrics.blas_threads, metrics.cpu = blas_library(), threads, cpu_model()
+        history = history_columns(trained)
+    metrics.job_seconds = time.perf_counter() - start
+    return RunRecord(config=spec.config, metrics=metrics, log=log.getvalue(), history=history)
+
+
+def train_once(spec, log):
+    """(TrainResult, BLAS threads it ran with). A product's rounding depends on how many
+    threads split it, so the thread count is fixed per run (blas_threads, default 1)."""
+    dataset = load_dataset_cached(spec.identity.dataset, spec.data_dir)
+    with blas_controller().limit(limits=spec.blas_threads):
+        threads = blas_threads()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = train(spec.train, dataset)
+    for w in caught:
+        log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
+    return result, threads

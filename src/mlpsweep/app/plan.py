@@ -1,0 +1,129 @@
+"""Before any job of a sweep starts: compose and validate every job, check the sweep
+folder, write its manifest, and leave out the runs that are already finished.
+
+Our sweeper (hydra/sweeper=mlpsweep) calls plan_sweep, so this happens whatever launcher
+then runs the jobs. Nothing is written before every job has passed its checks.
+"""
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from mlpsweep import records
+from mlpsweep.app.spec import expected_cost, run_spec
+from mlpsweep.core.checks import ConfigError
+from mlpsweep.data.idx import DatasetError
+from mlpsweep.launcher.compose import JobComposer, task_container
+from mlpsweep.provenance import code_version
+
+log = logging.getLogger("mlpsweep")
+
+
+class BadInput(SystemExit):
+    """One line on stderr and exit status 2: bad input, found before any job starts."""
+
+    def __init__(self, message):
+        print(f"mlpsweep: {message}", file=sys.stderr)
+        super().__init__(2)
+
+
+def plan_sweep(config, config_loader, jobs):
+    """The jobs (override lists) to launch, longest first; [] when none is left."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    try:
+        specs = compose_all(JobComposer(config_loader, config), jobs)
+    except BaseException:
+        remove_if_empty(sweep_dir)
+        raise
+    unique, job_of = {}, {}  # run_id -> RunSpec, and the job (overrides) that runs it
+    for overrides, spec in zip(jobs, specs):
+        unique.setdefault(spec.run_id, spec)
+        job_of.setdefault(spec.run_id, list(overrides))
+    listed = check_definition(sweep_dir, unique, bool(config.get("extend", False)))
+    pending = [
+        s for s in unique.values() if not records.is_finished(records.run_dir(sweep_dir, s.run_id))
+    ]
+    if config.get("dry_run", False):
+        dry_run(sweep_dir, unique, pending)
+        return []
+    if config.get("resume", False) and not records.SweepManifest.exists(sweep_dir):
+        log.info(f"resume=true: no earlier sweep under {sweep_dir.parent}; starting a new one")
+    planned = [*listed, *(records.PlannedRun(s.run_id, s.overrides) for s in unique.values())]
+    records.SweepManifest(
+        runs=planned,
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        cwd=str(Path.cwd()),
+        sweep_name=str(config.get("sweep_name", "adhoc")),
+        code=code_version(),
+        data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
+    ).write(sweep_dir)
+    done = len(unique) - len(pending)
+    log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {done} already done")
+    # Longest first: the short jobs then fill the gaps at the end instead of one long job
+    # running alone on one core. The order cannot change any run's numbers.
+    pending.sort(key=expected_cost, reverse=True)
+    return [job_of[s.run_id] for s in pending]
+
+
+def compose_all(composer, jobs):
+    """A RunSpec per job; BadInput naming the first bad job (and how many more)."""
+    specs, errors = [], []
+    for overrides in jobs:
+        try:
+            spec = run_spec(task_container(composer.task(overrides)), tuple(overrides))
+        except (ConfigError, DatasetError) as e:
+            errors.append(f"{e} (job: {' '.join(overrides) or 'defaults'})")
+            continue
+        specs.append(spec)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise BadInput(errors[0] + more)
+    return specs
+
+
+def check_definition(sweep_dir, unique, extend):
+    """The runs already listed in this folder's manifest that this command does not
+    list (kept listed). Resuming into a folder made by another sweep definition
+    (another grid, or a change that alters runs: steps, data, ...) is refused, unless
+    `extend=true`."""
+    if not records.SweepManifest.exists(sweep_dir):
+        return []
+    try:
+        old = records.SweepManifest.read(sweep_dir).runs
+    except records.SweepError as e:
+        raise BadInput(str(e)) from None
+    old_ids = {r.run_id for r in old}
+    new, gone = set(unique) - old_ids, old_ids - set(unique)
+    if (new or gone) and not extend:
+        example = next((unique[r].describe() for r in new), None)
+        raise BadInput(
+            f"{sweep_dir} holds another sweep definition: {len(new)} of this command's "
+            f"{len(unique)} runs are not in it"
+            + (f" (e.g. {example})" if example else "")
+            + f", and {len(gone)} of its {len(old_ids)} are not in this command. Add "
+            "extend=true to add the new runs to it, or drop resume=true for a new sweep"
+        )
+    return [r for r in old if r.run_id not in unique]
+
+
+def dry_run(sweep_dir, unique, pending):
+    todo = {s.run_id for s in pending}
+    print(
+        f"dry run: {len(unique)} runs for {sweep_dir} ({len(todo)} to train, "
+        f"{len(unique) - len(todo)} already done); nothing is trained or written"
+    )
+    for rid, spec in unique.items():
+        state = "train" if rid in todo else "done "
+        print(f"  {state} {rid}  {spec.describe()}")
+    remove_if_empty(sweep_dir)
+
+
+def remove_if_empty(sweep_dir):
+    """Hydra creates the sweep folder (with multirun.yaml) before our checks run: a
+    refused command must not leave it behind looking like a sweep."""
+    if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        shutil.rmtree(sweep_dir)
+        for parent in (sweep_dir.parent, sweep_dir.parent.parent):  # results/<name>, results
+            if parent.name and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()

@@ -1,0 +1,88 @@
+"""A job's config -> RunSpec: the validated, typed description of one run."""
+
+import dataclasses
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from mlpsweep.app.schema import HARNESS_KEYS, check_harness
+from mlpsweep.core import TrainConfig
+from mlpsweep.records import RunIdentity
+
+_datasets = {}
+
+
+def load_dataset_cached(name, data_dir):
+    """One load per process (cheap: the full datasets are mmap'd .npy files)."""
+    from mlpsweep.data import load_dataset
+
+    key = (name, data_dir)
+    if key not in _datasets:
+        _datasets[key] = load_dataset(name, data_dir=data_dir)
+    return _datasets[key]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    identity: RunIdentity
+    data_dir: str | None
+    config: dict  # the run's resolved config, harness knobs left out (what is recorded)
+    overrides: tuple  # the job's task overrides, control flags left out
+    retries: int = 0
+    blas_threads: int = 1
+
+    @property
+    def run_id(self):
+        return self.identity.run_id
+
+    @property
+    def train(self):
+        return self.identity.train
+
+    def describe(self):
+        return " ".join(self.overrides) or "defaults"
+
+
+CONTROL_KEYS = ("resume", "extend", "dry_run")  # how to run a sweep, not what a run is
+
+
+def container_of(cfg):
+    """The task config (no `hydra` node) as plain Python values."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def train_config(container):
+    """The core's TrainConfig from a resolved task config."""
+    optimizer = dict(container.get("optimizer") or {})
+    name = optimizer.pop("name", "sgd")
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"optimizer", "optimizer_params"}
+    kwargs = {k: container[k] for k in names if k in container}
+    if kwargs.get("hidden_sizes") is not None:
+        kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+    return TrainConfig(**kwargs, optimizer=name, optimizer_params=optimizer)
+
+
+def run_spec(container, overrides=()):
+    """Validate a job's config (ConfigError / DatasetError, one line) and describe it."""
+    check_harness(container)
+    train = train_config(container)
+    ds = container.get("dataset") or {"name": "mnist_5k"}
+    dataset = load_dataset_cached(ds["name"], ds.get("data_dir"))
+    train.validate(train_size=dataset.train_size)
+    kept = tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in CONTROL_KEYS)
+    return RunSpec(
+        identity=RunIdentity(train, ds["name"], dataset.fingerprint),
+        data_dir=ds.get("data_dir"),
+        config={k: v for k, v in container.items() if k not in HARNESS_KEYS},
+        overrides=kept,
+        retries=int(container.get("retries", 0)),
+        blas_threads=int(container.get("blas_threads", 1)),
+    )
+
+
+def expected_cost(spec):
+    """A rough relative cost of a run: steps x (batch + a fixed part) x weights x dtype."""
+    t = spec.train
+    sizes = [784, *t.hidden, 10]
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return t.steps * (t.batch_size + 20) * weights * (2 if t.dtype == "float64" else 1)

@@ -1,0 +1,115 @@
+"""The unit of work: `run.py`'s task function, for a single run and for every job of a
+multirun under any Hydra launcher (mlpsweep, joblib, basic, submitit, ...).
+
+It trains the run its config describes, writes the run's record and returns a
+RunOutcome. In a multirun the record goes to <sweep dir>/runs/<run_id>/, and a run whose
+record there is already complete is not trained again: that is how a killed sweep
+resumes, whichever launcher runs it. A single run writes into Hydra's run directory.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from mlpsweep import records
+from mlpsweep.app.errors import JobError
+from mlpsweep.app.execute import execute
+from mlpsweep.app.spec import container_of, run_spec
+
+log = logging.getLogger("mlpsweep")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a job returns (picklable; the launcher and Hydra's JobReturn carry it)."""
+
+    run_id: str
+    status: str  # ok | diverged | failed | dry_run
+    record: str  # the run's record folder
+    overrides: tuple = ()
+    error: str | None = None
+    final_train_loss: float | None = None
+    seconds: float = 0.0
+    reused: bool = False  # its record was complete already: not trained again
+
+    @property
+    def failed(self):
+        """The launcher's fail_fast stops on a return value whose `failed` is true."""
+        return self.status == "failed"
+
+    def __str__(self):
+        if self.reused:
+            return f"{self.status} (already done)"
+        if self.failed:
+            return f"FAILED {self.error} ({self.seconds:.1f}s)"
+        loss = "no loss" if self.final_train_loss is None else f"loss {self.final_train_loss:.4f}"
+        return f"{self.status} {loss} ({self.seconds:.1f}s)"
+
+
+def main_task(cfg):
+    """run.py's task function: run_task, plus a single run's last words and exit status."""
+    result = run_task(cfg)
+    if HydraConfig.get().mode != RunMode.MULTIRUN and result.status != "dry_run":
+        print(f"{' '.join(result.overrides) or 'defaults'}: {result}\nresults: {result.record}")
+        if result.failed:
+            raise SystemExit(1)
+    return result
+
+
+def run_task(cfg):
+    """Run the job whose (task) config is `cfg`; returns its RunOutcome."""
+    hydra = HydraConfig.get()
+    spec = run_spec(container_of(cfg), overrides=tuple(hydra.overrides.task))
+    if hydra.mode == RunMode.MULTIRUN:
+        check_data(hydra.sweep.dir, spec)
+        record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)
+        done = records.read_metrics(record_dir)
+        if done is not None and done.finished:
+            return outcome(spec, record_dir, done, reused=True)
+        records.remove_partial(record_dir)  # temporary files a kill left behind
+    else:
+        record_dir = Path(hydra.runtime.output_dir)
+    if cfg.get("dry_run", False):
+        print(f"dry run: would train {spec.run_id} ({spec.describe()}); nothing is trained")
+        return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
+    record = execute(spec)
+    try:
+        records.write_run(record_dir, record)
+    except OSError as e:
+        raise JobError(
+            f"cannot write results to {record_dir.parent}: {e.strerror or e}; the runs "
+            "written before are kept: free space (or fix the folder), then rerun with "
+            "resume=true"
+        ) from None
+    return outcome(spec, record_dir, record.metrics)
+
+
+def check_data(sweep_dir, spec):
+    """A worker on another machine loads its own copy of the dataset: it must be the
+    data the sweep was planned with (else its runs would be other runs)."""
+    try:
+        planned = records.SweepManifest.read(sweep_dir).data
+    except records.SweepError:
+        return  # not planned by our sweeper: nothing to compare with
+    name, mine = spec.identity.dataset, spec.identity.data_fingerprint
+    if planned.get(name, mine) != mine:
+        raise JobError(
+            f"dataset {name} here has fingerprint {mine[:12]}, the sweep was planned with "
+            f"{planned[name][:12]}: give every worker the same data"
+        )
+
+
+def outcome(spec, record_dir, metrics, reused=False):
+    return RunOutcome(
+        run_id=spec.run_id,
+        status=metrics.status,
+        record=str(record_dir),
+        overrides=spec.overrides,
+        error=metrics.error,
+        final_train_loss=metrics.final_train_loss,
+        seconds=metrics.job_seconds or 0.0,
+        reused=reused,
+    )

@@ -1,0 +1,65 @@
+"""The benchmarks, behind one entry point: `mlpsweep bench NAME` or
+`python -m mlpsweep.bench NAME`. Each prints ratios measured in one run (these machines
+are shared and noisy), never a bare time to compare with another day's.
+
+train     the training step against its matmul ceiling (train.py)
+launch    the launcher's overhead per job, beside the stock joblib launcher (launch.py)
+parallel  batch_oscillation's wall time against its CPU time (launch.py)
+report    report build time for synthetic sweeps (report.py)
+data      dataset load time and memory shared by workers (data.py)
+kill      kill -9 a sweep at random moments and resume it, counting losses (kill.py)
+"""
+
+import argparse
+
+
+def parser(prog="mlpsweep bench"):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="name", required=True)
+    b = sub.add_parser("train", help="the training step against its matmul ceiling")
+    b.add_argument("--rounds", type=int, default=7, help="interleaved rounds (best is kept)")
+    b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    b = sub.add_parser("launch", help="launcher overhead per job vs the stock launcher")
+    b.add_argument("--jobs", type=int, default=200)
+    sub.add_parser("parallel", help="batch_oscillation's wall time vs its CPU time")
+    b = sub.add_parser("report", help="report build time on synthetic sweeps")
+    b.add_argument("--runs", type=int, nargs="+", default=[20, 200])
+    b.add_argument("--steps", type=int, default=1000)
+    b = sub.add_parser("data", help="dataset load time and memory shared by workers")
+    b.add_argument("--dataset", default="fashion_mnist")
+    b.add_argument("--data-dir", default=None)
+    b = sub.add_parser("kill", help="kill -9 a sweep at random moments, resume, count")
+    b.add_argument("--jobs", type=int, default=40)
+    b.add_argument("--kills", type=int, default=10)
+    return p
+
+
+def main(argv=None, prog="mlpsweep bench"):
+    args = parser(prog).parse_args(argv)
+    if args.name == "train":
+        from mlpsweep.bench import train
+        from mlpsweep.data import load_dataset
+
+        rows = train.run(load_dataset("mnist_5k"), rounds=args.rounds)
+        return 1 if args.strict and not all(r["met"] for r in rows) else 0
+    if args.name == "launch":
+        from mlpsweep.bench import launch
+
+        launch.launch(args.jobs)
+    elif args.name == "parallel":
+        from mlpsweep.bench import launch
+
+        launch.parallel()
+    elif args.name == "report":
+        from mlpsweep.bench import report
+
+        report.run(sizes=args.runs, steps=args.steps)
+    elif args.name == "data":
+        from mlpsweep.bench import data
+
+        data.run(args.dataset, data_dir=args.data_dir)
+    elif args.name == "kill":
+        from mlpsweep.bench import kill
+
+        return 1 if any(kill.run(jobs=args.jobs, kills=args.kills).values()) else 0
+    return 0

@@ -1,0 +1,121 @@
+"""Launch a batch of jobs on a joblib backend: each worker composes its jobs' configs
+(compose.py) and runs them with Hydra's run_job (runjob.py); results stream back as jobs
+finish (progress bar, one log line per job, fail_fast); one JobReturn per job, in order."""
+
+import logging
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from omegaconf import OmegaConf
+
+from mlpsweep.launcher import worker
+from mlpsweep.launcher.engines import engine
+
+log = logging.getLogger("mlpsweep")
+
+
+class JobNotRun(RuntimeError):
+    """The job was never started (fail_fast stopped the launch first)."""
+
+
+def launch(launcher, job_overrides, initial_job_idx):
+    setup_globals()
+    cfg = launcher.config
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    Path(str(cfg.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    if not job_overrides:
+        return []
+    jobs = [list(overrides) for overrides in job_overrides]
+    master = plain_copy(cfg)
+    if launcher.backend == "dask":
+        # Workers elsewhere start in other folders: the sweep folder is the one seen
+        # from here (it must be on a filesystem they share, as with submitit), as if
+        # the command had said hydra.sweep.dir=<absolute path>.
+        where = str(Path(str(cfg.hydra.sweep.dir)).resolve()).replace("'", "\\'")
+        master.hydra.overrides.hydra.append(f"hydra.sweep.dir='{where}'")
+    local = (launcher.hydra_context, launcher.task_function, master)
+    context = worker.WorkerContext.make(uuid.uuid4().hex, *local)
+    worker.install(context, local)  # for jobs joblib runs in this process (a single job)
+    returns = [None] * len(jobs)
+    with engine(launcher, context, len(jobs)) as (backend, n_jobs, job_context):
+        stream(launcher, backend, n_jobs, jobs, job_context, returns, initial_job_idx)
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    for i, ret in enumerate(returns):
+        if ret is None:
+            returns[i] = not_run(job_overrides[i])
+    return returns
+
+
+def plain_copy(cfg):
+    """The sweep's config as an untyped copy (with its resolver cache: ${now:...}). What
+    Hydra hands over can hold classes of plugin modules that Hydra's plugin discovery has
+    executed again since, which pickle refuses to send; the composer needs only values."""
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    OmegaConf.copy_cache(from_config=cfg, to_config=plain)
+    return plain
+
+
+def stream(launcher, backend, n_jobs, jobs, job_context, returns, first_idx):
+    """Run the jobs, putting each JobReturn in `returns` as it arrives."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    parallel = Parallel(
+        n_jobs=n_jobs,
+        backend=backend,  # None: the one engine() set with parallel_config
+        return_as="generator_unordered",
+        **launcher.joblib_kwargs,
+    )
+    show = launcher.progress and sys.stderr.isatty()
+    started, done = time.perf_counter(), 0
+    calls = (
+        delayed(worker.run)(worker.Job(first_idx + i, c, job_context)) for i, c in enumerate(jobs)
+    )
+    with tqdm(total=len(jobs), unit="job", disable=not show, dynamic_ncols=True) as bar:
+        try:
+            with logging_redirect_tqdm(), warnings.catch_warnings():
+                # joblib warns when fail_fast abandons the queue: that is what was asked.
+                warnings.filterwarnings("ignore", message=".*tasks which were still being")
+                for idx, ret in parallel(calls):
+                    returns[idx - first_idx] = ret
+                    done += 1
+                    bar.update()
+                    log.info(f"#{idx} {' '.join(filter_overrides(ret.overrides))}: {summary(ret)}")
+                    if launcher.fail_fast and failed(ret):
+                        log.error(
+                            f"fail_fast: stopping after the first failed job; "
+                            f"{len(jobs) - done} jobs not run"
+                        )
+                        break
+        except KeyboardInterrupt:
+            bar.close()
+            log.error(f"interrupted: {done} of {len(jobs)} jobs finished")
+            raise
+    log.info(f"ran {done} jobs in {time.perf_counter() - started:.1f} s")
+
+
+def failed(ret):
+    """A job failed if it raised, or if its return value says so (a `failed` attribute
+    that is true: how a task that records failures as data reports them)."""
+    if ret.status != JobStatus.COMPLETED:
+        return True
+    return bool(getattr(ret._return_value, "failed", False))
+
+
+def summary(ret):
+    value = ret._return_value  # the property raises for a failed job
+    if ret.status == JobStatus.COMPLETED:
+        text = str(value)
+        return text if len(text) <= 120 else text[:117] + "..."
+    return f"FAILED {type(value).__name__}: {value}"
+
+
+def not_run(overrides):
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+    ret.return_value = JobNotRun("fail_fast stopped the sweep before this job started")
+    return ret

@@ -1,0 +1,93 @@
+"""Hydra's `run_job` for one job of a launch, with its copies made cheaply.
+
+Hydra's own run_job (hydra.core.utils.run_job) deep-copies the job's config four times
+(two masked copies to set HydraConfig, the task config, the returned hydra config); on
+a config with Hydra's node that is most of the cost of a short job. Here the job's
+three configs (full, task, HydraConfig's) come from the composer's pickled bases
+(compose.py), already separate: nothing is copied.
+Everything else is what Hydra's run_job does, in its order: the output directory from
+hydra.sweep.dir/subdir, hydra.runtime.output_dir, hydra.job.chdir, job logging, the
+.hydra/ files (unless hydra.output_subdir is null), env_set, the callbacks, and a
+JobReturn whose status is FAILED with the exception when the task raises. Hydra's
+LauncherTestSuite and IntegrationTestSuite check it (tests/test_hydra_launcher_suites.py).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from hydra import version
+from hydra._internal.deprecation_warning import deprecation_warning
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    _save_config,
+    configure_log,
+    env_override,
+)
+from omegaconf import OmegaConf, open_dict, read_write
+
+
+def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
+    """`configs`: the job's (full, task, hydra-only) configs, independent objects."""
+    config, task_cfg, hydra_cfg = configs
+    callbacks = hydra_context.callbacks
+    old_cwd = os.getcwd()
+    orig_hydra_cfg = HydraConfig.instance().cfg
+    OmegaConf.set_readonly(config.hydra, True)
+    OmegaConf.set_readonly(hydra_cfg.hydra, True)
+    hydra_cfg.hydra._set_parent(config)  # as set_config: the hydra node may refer to the task
+    HydraConfig.instance().cfg = hydra_cfg  # what set_config makes, made once: ${hydra:...}
+    output_dir = str(OmegaConf.select(config, job_dir_key))
+    if job_subdir_key is not None:
+        output_dir = os.path.join(output_dir, str(OmegaConf.select(config, job_subdir_key)))
+    for cfg in (config, hydra_cfg):
+        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+            cfg.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    chdir = False
+    try:
+        ret = JobReturn()
+        ret.cfg, ret.hydra_cfg = task_cfg, hydra_cfg
+        ret.overrides = OmegaConf.to_container(config.hydra.overrides.task)
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        chdir = hydra_cfg.hydra.job.chdir
+        if chdir is None:  # unset: Hydra's default for the app's version_base
+            chdir = not version.base_at_least("1.2")
+            if chdir:
+                deprecation_warning(
+                    "Future Hydra versions will no longer change working directory at job "
+                    "runtime by default (set hydra.job.chdir)."
+                )
+        if chdir:
+            os.chdir(output_dir)
+            ret.working_dir = output_dir
+        else:
+            ret.working_dir = os.getcwd()
+        configure_log(config.hydra.job_logging, config.hydra.verbose)
+        if config.hydra.output_subdir is not None:
+            hydra_output = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
+            _save_config(task_cfg, "config.yaml", hydra_output)
+            _save_config(hydra_cfg, "hydra.yaml", hydra_output)
+            _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
+        with env_override(hydra_cfg.hydra.job.env_set):
+            callbacks.on_job_start(config=config, task_function=task_function)
+            try:
+                ret.return_value = task_function(task_cfg)
+                ret.status = JobStatus.COMPLETED
+            except Exception as e:  # noqa: BLE001 - the job's failure goes back in its JobReturn
+                ret.return_value = e
+                ret.status = JobStatus.FAILED
+        ret.task_name = JobRuntime.instance().get("name")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        callbacks.on_job_end(config=config, job_return=ret)
+        return ret
+    finally:
+        HydraConfig.instance().cfg = orig_hydra_cfg
+        # As in Hydra's copy: the returned hydra config stands alone (else pickling it
+        # back to the launcher would drag the whole job config along).
+        hydra_cfg.hydra._set_parent(hydra_cfg)
+        if chdir:
+            os.chdir(old_cwd)

@@ -1,0 +1,117 @@
+"""What a worker does with a job: Hydra's `run_job` (runjob.py), as Hydra's launchers call it.
+
+The worker needs the launcher's Hydra state (config store, job runtime, resolvers), the
+HydraContext, the task function and the sweep's config, from which it composes each of
+its jobs' configs (so composition runs in parallel, not serially in the launcher). A
+loky worker gets them once, as it starts (the executor's initializer); other backends
+(Dask) get them with every job and install them once per worker process.
+"""
+
+import os
+import pickle
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import setup_globals
+
+from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.launcher.runjob import run_job
+
+_installed = {"token": None}
+_watching = False
+
+
+@dataclass
+class WorkerContext:
+    """What a worker needs, sent once. `payload` is (HydraContext, task function, the
+    sweep's config), cloudpickled: a worker unpickles it only after installing Hydra's
+    state, because that re-imports the plugin modules (Hydra's plugin discovery executes
+    them again), and objects unpickled before would refer to their stale classes."""
+
+    token: str  # one per launch: a worker reused by a later launch installs afresh
+    singleton_state: Any
+    payload: bytes
+    launcher_pid: int
+
+    @classmethod
+    def make(cls, token, hydra_context, task_function, master_config):
+        import cloudpickle  # the task function may live in __main__
+
+        return cls(
+            token=token,
+            singleton_state=Singleton.get_state(),
+            payload=cloudpickle.dumps((hydra_context, task_function, master_config)),
+            launcher_pid=os.getpid(),
+        )
+
+
+@dataclass
+class Job:
+    idx: int
+    overrides: list
+    context: WorkerContext | None = None  # None where the worker was given it at start
+
+
+def install(context, local=None):
+    """Set up this process for the launch `context` (once); `local` is the launcher's own
+    (hydra_context, task_function, master_config), for jobs it runs itself."""
+    if _installed["token"] != context.token:
+        if local is None:
+            setup_globals()
+            Singleton.set_state(context.singleton_state)
+            local = pickle.loads(context.payload)
+        hydra_context, task_function, master = local
+        _installed.update(
+            token=context.token,
+            hydra_context=hydra_context,
+            task_function=task_function,
+            composer=JobComposer(hydra_context.config_loader, master),
+        )
+
+
+def run(job):
+    """(job index, JobReturn) of one job, run by Hydra's run_job."""
+    if job.context is not None:
+        install(job.context)
+    ret = run_job(
+        hydra_context=_installed["hydra_context"],
+        task_function=_installed["task_function"],
+        configs=_installed["composer"].job(job.overrides, job.idx),
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+    return job.idx, ret
+
+
+def start_loky_worker(context):
+    """Run by each loky worker as it starts (the executor's initializer).
+
+    - Install the launcher's Hydra state once, not with every job.
+    - Exit when the launching process dies (kill -9), rather than finish jobs nobody
+      will collect and idle beside the rerun.
+    - Ignore Ctrl-C: the terminal sends SIGINT to the whole process group, and a worker
+      interrupted between two jobs would print loky's traceback. The launching process
+      handles it and stops its workers.
+    """
+    install(context)
+    exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def exit_with_parent():
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="mlpsweep-parent-watch", daemon=True).start()

@@ -1,0 +1,39 @@
+"""The on-disk records of runs and sweeps, as typed objects: the only code that reads or
+writes result files. No Hydra here: the app, the launcher, the CLI and the report all
+come through this package.
+
+    <sweep dir>/sweep.json              SweepManifest: the command and its planned runs
+    <sweep dir>/runs/<run_id>/          one RunRecord (see run.py)
+    <sweep dir>/report/, report.html    written by mlpsweep.report
+"""
+
+from mlpsweep.records.identity import RunIdentity, is_run_id
+from mlpsweep.records.run import (
+    FINISHED,
+    RunMetrics,
+    RunRecord,
+    is_finished,
+    read_history,
+    read_metrics,
+    remove_partial,
+    write_run,
+)
+from mlpsweep.records.sweep import MANIFEST, PlannedRun, SweepError, SweepManifest, run_dir
+
+__all__ = [
+    "FINISHED",
+    "MANIFEST",
+    "PlannedRun",
+    "RunIdentity",
+    "RunMetrics",
+    "RunRecord",
+    "SweepError",
+    "SweepManifest",
+    "is_finished",
+    "is_run_id",
+    "read_history",
+    "read_metrics",
+    "remove_partial",
+    "run_dir",
+    "write_run",
+]

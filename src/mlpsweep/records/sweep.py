@@ -1,0 +1,90 @@
+"""A sweep's manifest, sweep.json: the command that made it and the runs it planned.
+
+The report reads the runs it lists (a planned run without a finished record is shown as
+such); resume compares a new command's runs with them.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.identity import is_run_id
+
+MANIFEST = "sweep.json"
+
+
+class SweepError(ValueError):
+    """Not a sweep directory, or a manifest that cannot be read; one line."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    overrides: tuple = ()
+
+
+@dataclass
+class SweepManifest:
+    runs: list  # of PlannedRun, in the order of the command's jobs
+    command: str = "?"
+    cwd: str = "?"
+    sweep_name: str = "adhoc"
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    code: str | None = None
+    data: dict = field(default_factory=dict)  # dataset name -> fingerprint, as planned
+
+    @property
+    def run_ids(self):
+        return [r.run_id for r in self.runs]
+
+    def write(self, sweep_dir):
+        data = asdict(self)
+        data["runs"] = [{"run_id": r.run_id, "overrides": list(r.overrides)} for r in self.runs]
+        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+        text = json.dumps(data, indent=1).encode()
+        atomic_write(Path(sweep_dir) / MANIFEST, lambda f: f.write(text))
+
+    @classmethod
+    def read(cls, sweep_dir):
+        """The manifest of `sweep_dir`; SweepError (one line) when it is missing or bad."""
+        path = Path(sweep_dir) / MANIFEST
+        if not path.is_file():
+            raise SweepError(f"{sweep_dir}: not a sweep directory (no {MANIFEST})")
+        try:
+            data = json.loads(path.read_text())
+            runs = [PlannedRun(r["run_id"], tuple(r["overrides"])) for r in data["runs"]]
+            bad = next((r.run_id for r in runs if not is_run_id(r.run_id)), None)
+            if bad is not None:
+                raise ValueError(f"a run id that is not one: {bad!r}")
+            keys = ("command", "cwd", "sweep_name", "started", "code", "data")
+            fields = {k: data[k] for k in keys if k in data}
+            return cls(runs=runs, **fields)
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            raise SweepError(f"{path}: not a readable sweep manifest ({detail})") from None
+
+    @classmethod
+    def from_records(cls, sweep_dir, **fields):
+        """A manifest listing the readable run records under `sweep_dir`/runs (for a
+        sweep run without our planner, by Hydra's basic sweeper say); None if none."""
+        from mlpsweep.records.run import read_metrics
+
+        runs = []
+        for path in sorted((Path(sweep_dir) / "runs").glob("*/")):
+            metrics = read_metrics(path) if is_run_id(path.name) else None
+            if metrics is not None:
+                runs.append(PlannedRun(path.name, tuple(metrics.overrides)))
+        return cls(runs=runs, **fields) if runs else None
+
+    @classmethod
+    def exists(cls, sweep_dir):
+        return (Path(sweep_dir) / MANIFEST).is_file()
+
+
+def run_dir(sweep_dir, run_id):
+    """runs/<run_id>/ of a sweep; refuses anything but a run id (no path can escape)."""
+    if not is_run_id(run_id):
+        raise SweepError(f"{run_id!r} is not a run id")
+    return Path(sweep_dir) / "runs" / run_id

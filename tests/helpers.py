@@ -1,0 +1,87 @@
+"""Helpers the tests share: running the app in-process through Hydra's own API (for
+logic) and as a subprocess (for the CLI surface, exit codes and signals), and waiting
+on files instead of sleeping."""
+
+import contextlib
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def own_hydra_state():
+    """Hydra keeps process-wide singletons (the config store, the version base, ...):
+    put them back as they were, so that no test leaks its Hydra setup into another."""
+    state = copy.deepcopy(Singleton.get_state())
+    try:
+        yield
+    finally:
+        Singleton.set_state(state)
+        GlobalHydra.instance().clear()
+
+
+def multirun(sweep_dir, *overrides, task_function=None):
+    """`python run.py -m OVERRIDES` in this process, into `sweep_dir`: Hydra's sweeper,
+    launcher and callbacks, as the CLI runs them; returns the JobReturns of the batches.
+    SystemExit propagates (the end-of-sweep callback exits 1 when a run failed)."""
+    from mlpsweep.app.schema import register
+    from mlpsweep.app.task import main_task
+
+    with own_hydra_state():
+        register()
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="run"):
+            hydra = GlobalHydra.instance().hydra
+            return hydra.multirun(
+                config_name="config",
+                task_function=task_function or main_task,
+                overrides=["hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}", *overrides],
+                with_log_configuration=False,
+            )
+
+
+def run_app(cwd, *args, timeout=600, env=None):
+    """`python run.py ARGS` in `cwd`, as a user would run it; returns the CompletedProcess."""
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    environ.update(env or {})
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+    )
+
+
+def sweep_dirs(cwd, name="adhoc"):
+    return sorted((Path(cwd) / "results" / name).glob("*/"))
+
+
+def wait_for(predicate, timeout=120, what="a condition"):
+    """Poll `predicate` (a cheap file check) until it is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def finished_runs(root):
+    return list(Path(root).glob("**/runs/*/metrics.json"))
+
+
+def wait_for_runs(cwd, n=1, timeout=120):
+    """Wait until at least n runs under cwd have finished; return how many did."""
+    wait_for(lambda: len(finished_runs(cwd)) >= n, timeout, f"{n} finished runs")
+    return len(finished_runs(cwd))

@@ -1,0 +1,27 @@
+"""Hydra's own launcher conformance suites, run against hydra/launcher=mlpsweep: the
+launcher must run any task function the way Hydra specifies, not only ours."""
+
+import pytest
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+
+from hydra_plugins.mlpsweep_plugins.launcher import MlpsweepLauncher
+
+
+def test_the_launcher_is_discovered_as_a_hydra_plugin():
+    assert MlpsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("mlpsweep", [])])
+class TestMlpsweepLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [({"defaults": [{"override hydra/launcher": "mlpsweep"}]}, ["-m"])],
+)
+class TestMlpsweepLauncherIntegration(IntegrationTestSuite):
+    pass

@@ -1,0 +1,105 @@
+"""One execution path: the same sweep under Hydra's basic launcher, the stock joblib
+launcher and ours gives the same run records and a report, in-process through Hydra's
+own API; resume works under any of them."""
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import multirun
+
+from mlpsweep import records
+
+GRID = ["batch_size=10,100", "seed=0,1", "steps=30", "eval_every=10", "width=32"]
+LAUNCHERS = {
+    "mlpsweep": [],
+    "basic": ["hydra/launcher=basic"],
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+}
+
+
+def histories(sweep_dir):
+    runs = records.SweepManifest.read(sweep_dir).run_ids
+    return {rid: records.read_history(records.run_dir(sweep_dir, rid)) for rid in runs}
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    out = {}
+    for name, extra in LAUNCHERS.items():
+        sweep_dir = tmp_path_factory.mktemp(name) / "sweep"
+        multirun(sweep_dir, *GRID, *extra)
+        out[name] = sweep_dir
+    return out
+
+
+def test_every_launcher_writes_the_same_records_and_a_report(sweeps):
+    ours = histories(sweeps["mlpsweep"])
+    assert len(ours) == 4
+    for name, sweep_dir in sweeps.items():
+        theirs = histories(sweep_dir)
+        assert theirs.keys() == ours.keys(), name
+        for rid in ours:
+            pd.testing.assert_frame_equal(theirs[rid], ours[rid], check_exact=True)
+        assert (sweep_dir / "report.html").stat().st_size > 10_000, name
+        for rid in ours:
+            metrics = records.read_metrics(records.run_dir(sweep_dir, rid))
+            assert metrics.status == "ok" and metrics.blas_threads == 1
+
+
+def test_the_task_returns_its_outcome_under_every_launcher(tmp_path):
+    for name, extra in LAUNCHERS.items():
+        [returns] = multirun(tmp_path / name, "seed=0,1", "steps=5", "report=false", *extra)
+        outcomes = [r.return_value for r in returns]
+        assert [o.status for o in outcomes] == ["ok", "ok"], name
+        assert all(o.record.endswith(o.run_id) for o in outcomes)
+
+
+@pytest.mark.parametrize("sweeper", ["mlpsweep", "basic"])
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_a_rerun_trains_only_what_is_missing(tmp_path, launcher, sweeper):
+    """What a killed sweep leaves: some records complete, one torn, one missing. The
+    rerun (as resume=true would pick this folder) trains those two only: our sweeper
+    leaves the others out of the launch; under Hydra's basic sweeper every job is
+    launched and the task finds their records complete."""
+    sweep_dir = tmp_path / "sweep"
+    args = [*GRID, "report=false", *LAUNCHERS[launcher]]
+    if sweeper == "basic":
+        args.append("hydra/sweeper=basic")
+    multirun(sweep_dir, *args)
+    runs = sorted((sweep_dir / "runs").iterdir())
+    torn, missing, kept = runs[0], runs[1], runs[2:]
+    (torn / "history.parquet").write_bytes(b"PAR1 torn")
+    (missing / "metrics.json").unlink()
+    before = {r.name: (r / "metrics.json").stat().st_mtime_ns for r in kept}
+    [returns] = multirun(sweep_dir, *args)
+    trained = {r.return_value.run_id for r in returns if not r.return_value.reused}
+    assert trained == {torn.name, missing.name}
+    assert len(returns) == (4 if sweeper == "basic" else 2)
+    assert {r.name: (r / "metrics.json").stat().st_mtime_ns for r in kept} == before
+    assert all(records.is_finished(r) for r in runs)
+
+
+def test_the_planner_leaves_finished_runs_out_of_the_launch(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    multirun(sweep_dir, "seed=0,1,2", "steps=5", "report=false")
+    (records.run_dir(sweep_dir, records.SweepManifest.read(sweep_dir).run_ids[1])).joinpath(
+        "metrics.json"
+    ).unlink()
+    [returns] = multirun(sweep_dir, "seed=0,1,2", "steps=5", "report=false")
+    assert [r.overrides for r in returns] == [["seed=1", "steps=5", "report=False"]]
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert len(manifest["runs"]) == 3
+
+
+def test_a_worker_with_other_data_refuses_to_train(tmp_path):
+    from mlpsweep.app.errors import JobError
+
+    sweep_dir = tmp_path / "sweep"
+    multirun(sweep_dir, "seed=0,1", "steps=5", "report=false")
+    manifest = records.SweepManifest.read(sweep_dir)
+    manifest.data = {"mnist_5k": "0" * 64}  # as if planned elsewhere, with other data
+    manifest.write(sweep_dir)
+    (records.run_dir(sweep_dir, manifest.run_ids[0]) / "metrics.json").unlink()
+    with pytest.raises(JobError, match="the sweep was planned with 000000000000"):
+        multirun(sweep_dir, "seed=0,1", "steps=5", "report=false", "hydra/sweeper=basic")
