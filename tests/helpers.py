@@ -49,6 +49,23 @@ def multirun(sweep_dir, *overrides, task_function=None):
             )
 
 
+def run_once(run_dir, *overrides):
+    """`python run.py OVERRIDES` (one run, no -m) in this process, into `run_dir`."""
+    from mlpsweep.app.schema import register
+    from mlpsweep.app.task import main_task
+
+    with own_hydra_state():
+        register()
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="run"):
+            return GlobalHydra.instance().hydra.run(
+                config_name="config",
+                task_function=main_task,
+                overrides=[f"hydra.run.dir={run_dir}", *overrides],
+                with_log_configuration=False,
+            )
+
+
 def run_app(cwd, *args, timeout=600, env=None):
     """`python run.py ARGS` in `cwd`, as a user would run it; returns the CompletedProcess."""
     environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}

@@ -15,6 +15,8 @@ from helpers import REPO, run_app, sweep_dirs, wait_for_runs
 pytest.importorskip("distributed")
 DASK = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
 
+pytestmark = pytest.mark.e2e  # `python run.py` as a subprocess
+
 
 def free_port():
     with socket.socket() as s:

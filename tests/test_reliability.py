@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from helpers import REPO, finished_runs, run_app, sweep_dirs, wait_for, wait_for_runs
 
 from mlpsweep import records
+
+pytestmark = pytest.mark.e2e  # `python run.py` as a subprocess
 
 
 def digest(run_dir):
@@ -280,21 +281,16 @@ def ignores_sigint(pid):
 
 def started_loky_workers(pid, count=2, timeout=60):
     """The sweep's loky workers, once `count` of them have run their start-up hook
-    (jobs.loky_worker_start), which makes them ignore SIGINT."""
+    (launcher.worker.start_loky_worker), which makes them ignore SIGINT."""
     import psutil
 
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        workers = [
-            c
-            for c in psutil.Process(pid).children(recursive=True)
-            if "popen_loky" in " ".join(c.cmdline())
-        ]
-        ready = [w for w in workers if ignores_sigint(w.pid)]
-        if len(ready) >= count:
-            return ready
-        time.sleep(0.1)
-    raise AssertionError(f"{count} loky workers did not start within {timeout} s")
+    def ready():
+        children = psutil.Process(pid).children(recursive=True)
+        loky = [c for c in children if "popen_loky" in " ".join(c.cmdline())]
+        return [w for w in loky if ignores_sigint(w.pid)]
+
+    wait_for(lambda: len(ready()) >= count, timeout, f"{count} loky workers")
+    return ready()
 
 
 @pytest.mark.slow

@@ -174,6 +174,7 @@ def test_config_strings_are_html_escaped(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_cli_report_compare_and_runs(tmp_path):
     a = synthetic_sweep(tmp_path / "a", 10, 100)
     b = synthetic_sweep(tmp_path / "b", 10, 100)

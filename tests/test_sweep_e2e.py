@@ -1,10 +1,13 @@
-"""End-to-end: `python run.py -m ...` in a temporary directory, as a user runs it."""
+"""Sweeps end to end: in-process through Hydra's API for logic, and `python run.py` in a
+temporary directory (marked e2e) for the CLI surface and exit codes."""
 
 import json
 
 import pandas as pd
 import pytest
-from helpers import REPO, run_app, sweep_dirs
+from helpers import REPO, multirun, run_app, run_once, sweep_dirs
+
+from mlpsweep import records
 
 
 def histories(sweep):
@@ -14,6 +17,7 @@ def histories(sweep):
     return out
 
 
+@pytest.mark.e2e
 def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
     p = run_app(tmp_path, "-m", "batch_size=10,100", "steps=50")
     assert p.returncode == 0, p.stderr
@@ -44,6 +48,7 @@ def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
     assert "batch_size=10" in p.stderr + p.stdout  # one log line per finished job
 
 
+@pytest.mark.e2e
 def test_single_run_writes_the_same_files(tmp_path):
     p = run_app(tmp_path, "steps=20", "eval_every=10")
     assert p.returncode == 0, p.stderr
@@ -54,34 +59,32 @@ def test_single_run_writes_the_same_files(tmp_path):
 
 # Products big enough for OpenBLAS to split across threads (width 256, batch 1000):
 # there, 2 BLAS threads and 1 round differently from the first step on.
-PARALLEL_ARGS = ["seed=0", "steps=60", "eval_every=20", "width=256", "report=false"]
+PARALLEL_ARGS = ["seed=0", "steps=60", "eval_every=20", "width=256"]
 
 
 @pytest.mark.slow
 @pytest.mark.repro
 def test_parallelism_does_not_change_the_numbers(tmp_path):
-    """The same runs with 1 and 2 workers and as single runs: bitwise-equal histories
+    """The same runs with 1 and 2 workers and as a single run: bitwise-equal histories
     (each job runs on one BLAS thread, whatever n_jobs and the core count are)."""
-    grid = ["-m", "batch_size=10,100,1000", *PARALLEL_ARGS]
-    one = run_app(tmp_path / "a", *grid, "hydra.launcher.n_jobs=1")
-    two = run_app(tmp_path / "b", *grid, "hydra.launcher.n_jobs=2")
-    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    h1, h2 = histories(sweep_dirs(tmp_path / "a")[0]), histories(sweep_dirs(tmp_path / "b")[0])
+    grid = ["batch_size=10,100,1000", *PARALLEL_ARGS, "report=false"]
+    multirun(tmp_path / "a", *grid, "hydra.launcher.n_jobs=1")
+    multirun(tmp_path / "b", *grid, "hydra.launcher.n_jobs=2")
+    h1, h2 = histories(tmp_path / "a"), histories(tmp_path / "b")
     assert h1.keys() == h2.keys() and len(h1) == 3
     for rid in h1:
         pd.testing.assert_frame_equal(h1[rid], h2[rid], check_exact=True)
-    single = run_app(tmp_path / "c", "batch_size=1000", *PARALLEL_ARGS[:-1])
-    assert single.returncode == 0, single.stderr
-    [out] = (tmp_path / "c" / "results" / "single").iterdir()
-    rid = json.loads((out / "metrics.json").read_text())["run_id"]
+    single = run_once(tmp_path / "c", "batch_size=1000", *PARALLEL_ARGS).return_value
+    assert single.run_id in h1
     pd.testing.assert_frame_equal(
-        pd.read_parquet(out / "history.parquet"), h1[rid], check_exact=True
+        records.read_history(tmp_path / "c"), h1[single.run_id], check_exact=True
     )
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["blas_threads"] == 1 and metrics["blas"].split()[0] in ("openblas", "mkl")
+    metrics = records.read_metrics(tmp_path / "c")
+    assert metrics.blas_threads == 1 and metrics.blas.split()[0] in ("openblas", "mkl")
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_resume_skips_finished_runs_and_reruns_truncated_ones(tmp_path):
     args = ["-m", "seed=0,1,2", "steps=30", "report=false"]
     assert run_app(tmp_path, *args).returncode == 0
@@ -100,23 +103,18 @@ def test_resume_skips_finished_runs_and_reruns_truncated_ones(tmp_path):
     assert len(pd.read_parquet(hist)) == 30
 
 
-@pytest.mark.slow
-def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path):
+def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path, capsys):
     # width 10^8 needs ~320 GB of weights: the job raises MemoryError, its siblings run.
-    p = run_app(tmp_path, "-m", "width=16,100000000", "depth=1", "steps=20")
-    assert p.returncode == 1
-    assert "1 of 2 runs failed" in p.stderr and "MemoryError" in p.stderr
-    [sweep] = sweep_dirs(tmp_path)
-    statuses = sorted(
-        json.loads((r / "metrics.json").read_text())["status"] for r in (sweep / "runs").iterdir()
-    )
-    assert statuses == ["failed", "ok"]
-    failed = next(
-        r
-        for r in (sweep / "runs").iterdir()
-        if json.loads((r / "metrics.json").read_text())["status"] == "failed"
-    )
-    assert "Traceback" in (failed / "job.log").read_text()
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_:
+        multirun(sweep, "width=16,100000000", "depth=1", "steps=20")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 runs failed" in err and "MemoryError" in err
+    metrics = [records.read_metrics(r) for r in (sweep / "runs").iterdir()]
+    assert sorted(m.status for m in metrics) == ["failed", "ok"]
+    failed = next(m for m in metrics if m.status == "failed")
+    assert "Traceback" in (records.run_dir(sweep, failed.run_id) / "job.log").read_text()
     assert (sweep / "report.html").exists()
 
 
@@ -127,16 +125,25 @@ def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path):
         (["batch_size=0"], "batch_size=0: must be an integer >= 1 and <= 4000"),
         (["batch_size=4001"], "batch_size=4001"),
         (["optimizer=momentum", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5"),
+        (["optimizer=momentum", "optimizer.momentum=1.0"], "must be >= 0 and < 1"),
+        (["optimizer=adam", "optimizer.beta1=2"], "optimizer.beta1=2.0: must be >= 0 and < 1"),
+        (["optimizer=adam", "optimizer.eps=0"], "optimizer.eps=0.0: must be > 0"),
         (["init=lecun"], "init='lecun'"),
+        (["retries=-1"], "retries=-1: must be an integer >= 0 and <= 10"),
+        (["retries=100000"], "retries=100000"),
+        (["rng=legacy", "seed=4294967296"], "rng=legacy takes seeds <= 4294967295"),
     ],
 )
-def test_value_errors_give_one_line_and_start_no_job(tmp_path, args, line):
-    p = run_app(tmp_path, "-m", *args, "steps=5")
-    assert p.returncode == 2
-    assert line in p.stderr and "Traceback" not in p.stderr
-    assert not list(tmp_path.glob("results/*/*/runs/*"))
+def test_value_errors_give_one_line_and_start_no_job(tmp_path, capsys, args, line):
+    """In-process: the planner checks every job before any starts."""
+    with pytest.raises(SystemExit) as exit_:
+        multirun(tmp_path / "sweep", *args, "steps=5")
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and line in err and "\n" not in err
+    assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args, text",
     [
@@ -152,6 +159,7 @@ def test_composition_errors(tmp_path, args, text):
     assert not list(tmp_path.glob("results/*/*/runs/*"))
 
 
+@pytest.mark.e2e
 def test_help_lists_every_knob(tmp_path):
     from dataclasses import fields
 
@@ -171,9 +179,8 @@ SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_named_sweep_runs_with_tiny_steps(tmp_path, name):
-    p = run_app(tmp_path, "-m", f"+sweep={name}", "steps=3", "eval_every=0", "report=false")
-    assert p.returncode == 0, p.stderr[-2000:]
-    [sweep] = sweep_dirs(tmp_path, name)
-    meta = json.loads((sweep / "sweep.json").read_text())
-    assert len(meta["runs"]) >= 3
-    assert len(list((sweep / "runs").glob("*/metrics.json"))) == len(meta["runs"])
+    multirun(tmp_path / "sweep", f"+sweep={name}", "steps=3", "eval_every=0", "report=false")
+    manifest = records.SweepManifest.read(tmp_path / "sweep")
+    assert manifest.runs and all(
+        records.is_finished(records.run_dir(tmp_path / "sweep", r)) for r in manifest.run_ids
+    )

@@ -46,10 +46,20 @@ class MlpsweepLauncher(Launcher):
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
-        self.config = self.hydra_context = self.task_function = None
+        self.config = self.hydra_context = self.task_function = self._context = None
 
     def setup(self, *, hydra_context, task_function, config):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self._context = None
+
+    @property
+    def context(self):
+        """What the workers need, made once per sweep (every batch reuses it)."""
+        from mlpsweep.launcher.dispatch import make_context
+
+        if self._context is None:
+            self._context = make_context(self)
+        return self._context
 
     def launch(self, job_overrides, initial_job_idx):
         from mlpsweep.launcher.dispatch import launch

@@ -45,6 +45,8 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """v = momentum * v - lr * g;  p += v"""
 
+    RANGES = {"momentum": FRACTION}
+
     def __init__(self, lr, momentum=0.9):
         super().__init__(lr)
         self.momentum = momentum

@@ -22,6 +22,23 @@ class JobNotRun(RuntimeError):
     """The job was never started (fail_fast stopped the launch first)."""
 
 
+def make_context(launcher):
+    """(WorkerContext, the launcher's own (hydra_context, task_function, config))."""
+    cfg = launcher.config
+    # Resolve the sweep folder first: its ${now:...} and our resolver cache their value,
+    # and plain_copy carries the cache, so every job gets this one folder.
+    sweep_dir = str(cfg.hydra.sweep.dir)
+    master = plain_copy(cfg)
+    if launcher.backend == "dask":
+        # Workers elsewhere start in other folders: the sweep folder is the one seen
+        # from here (it must be on a filesystem they share, as with submitit), as if
+        # the command had said hydra.sweep.dir=<absolute path>.
+        where = str(Path(sweep_dir).resolve()).replace("'", "\\'")
+        master.hydra.overrides.hydra.append(f"hydra.sweep.dir='{where}'")
+    local = (launcher.hydra_context, launcher.task_function, master)
+    return worker.WorkerContext.make(uuid.uuid4().hex, *local), local
+
+
 def launch(launcher, job_overrides, initial_job_idx):
     setup_globals()
     cfg = launcher.config
@@ -30,15 +47,7 @@ def launch(launcher, job_overrides, initial_job_idx):
     if not job_overrides:
         return []
     jobs = [list(overrides) for overrides in job_overrides]
-    master = plain_copy(cfg)
-    if launcher.backend == "dask":
-        # Workers elsewhere start in other folders: the sweep folder is the one seen
-        # from here (it must be on a filesystem they share, as with submitit), as if
-        # the command had said hydra.sweep.dir=<absolute path>.
-        where = str(Path(str(cfg.hydra.sweep.dir)).resolve()).replace("'", "\\'")
-        master.hydra.overrides.hydra.append(f"hydra.sweep.dir='{where}'")
-    local = (launcher.hydra_context, launcher.task_function, master)
-    context = worker.WorkerContext.make(uuid.uuid4().hex, *local)
+    context, local = launcher.context
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)
     returns = [None] * len(jobs)
     with engine(launcher, context, len(jobs)) as (backend, n_jobs, job_context):

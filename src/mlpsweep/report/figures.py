@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from mlpsweep.report.analysis import METRICS, fmt
@@ -70,8 +71,11 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     diverged = set(a.runs.loc[a.runs["status"] == "diverged", "run_id"])
     for ax, (panel, cfgs) in zip(axes.flat, groups):
         for cfg in cfgs:
-            for rid, g in h[h["config"] == cfg].groupby("run_id"):
-                ax.plot(g[x], g[y], color=colors[cfg], lw=0.5, alpha=0.25)
+            # The seeds' thin lines as one collection: one artist, however many seeds.
+            runs = list(h[h["config"] == cfg].groupby("run_id"))
+            seeds = [np.column_stack((g[x].to_numpy(), g[y].to_numpy())) for _, g in runs]
+            ax.add_collection(LineCollection(seeds, colors=[colors[cfg]], lw=0.5, alpha=0.25))
+            for rid, g in runs:
                 if rid in diverged:
                     ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=colors[cfg], ms=9, mew=2)
             b = band[band["config"] == cfg]
