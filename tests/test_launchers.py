@@ -103,3 +103,33 @@ def test_a_worker_with_other_data_refuses_to_train(tmp_path):
     (records.run_dir(sweep_dir, manifest.run_ids[0]) / "metrics.json").unlink()
     with pytest.raises(JobError, match="the sweep was planned with 000000000000"):
         multirun(sweep_dir, "seed=0,1", "steps=5", "report=false", "hydra/sweeper=basic")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_killed_basic_sweep_resumes_past_its_finished_runs(tmp_path):
+    """Hydra's basic launcher, killed for real after two runs finished: rerunning the
+    command with resume=true trains only the rest."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import REPO, finished_runs, run_app, wait_for
+
+    args = ["-m", "seed=range(6)", "steps=300", "report=false", "hydra/launcher=basic"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: len(finished_runs(tmp_path)) >= 2 or proc.poll() is not None)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
+    assert 2 <= len(done) < 6
+    p = run_app(tmp_path, *args, "resume=true")
+    assert p.returncode == 0, p.stderr
+    assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
+    after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
+    assert len(after) == 6 and all(after[r] == t for r, t in done.items())

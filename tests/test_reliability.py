@@ -279,23 +279,32 @@ def ignores_sigint(pid):
     return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
 
 
+def loky_children(pid):
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+        return [c for c in children if "popen_loky" in " ".join(c.cmdline())]
+    except psutil.Error:
+        return []
+
+
 def started_loky_workers(pid, count=2, timeout=60):
     """The sweep's loky workers, once `count` of them have run their start-up hook
     (launcher.worker.start_loky_worker), which makes them ignore SIGINT."""
-    import psutil
 
     def ready():
-        children = psutil.Process(pid).children(recursive=True)
-        loky = [c for c in children if "popen_loky" in " ".join(c.cmdline())]
-        return [w for w in loky if ignores_sigint(w.pid)]
+        return [w for w in loky_children(pid) if ignores_sigint(w.pid)]
 
     wait_for(lambda: len(ready()) >= count, timeout, f"{count} loky workers")
     return ready()
 
 
 @pytest.mark.slow
-def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
-    """kill -9 of the sweep process alone: its loky workers must not run on as orphans."""
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_workers_exit_when_the_sweep_process_is_killed(tmp_path, when):
+    """kill -9 of the sweep process alone: its loky workers must not run on as orphans,
+    whether they were running jobs or still starting up (installing Hydra's state)."""
     import psutil
 
     proc = subprocess.Popen(
@@ -307,7 +316,11 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    workers = started_loky_workers(proc.pid)
+    if when == "running":
+        workers = started_loky_workers(proc.pid)
+    else:  # as soon as the first worker process exists
+        workers = []
+        wait_for(lambda: bool(workers.extend(loky_children(proc.pid)) or workers), 60, "a worker")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=10)

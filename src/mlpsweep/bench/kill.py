@@ -8,6 +8,7 @@ user's `kill -9` does; its workers exit with it.
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import numpy as np
 
 from mlpsweep import records
 from mlpsweep.bench.launch import app_path
+
+TRAINED = re.compile(r"#\d+ (.+?): (?:ok|diverged) loss")
 
 
 def snapshot(sweep):
@@ -77,12 +80,9 @@ def run(jobs=40, kills=10, seed=0, out=print):
                 break
             if attempts > 4 * kills:
                 raise RuntimeError("the sweep did not complete")
-        finished_logs = [
-            line.split(": ok")[0]
-            for log in logs
-            for line in log.splitlines()
-            if ": ok loss" in line
-        ]
+        # The launcher logs each job it ran: "#<n> <overrides>: ok loss ..." (once the
+        # job's record is written). A run trained twice shows its overrides twice.
+        finished_logs = [m.group(1) for log in logs for m in TRAINED.finditer(log)]
     lost = jobs - len(done)
     twice = len(finished_logs) - len(set(finished_logs))
     out(

@@ -97,17 +97,18 @@ def start_loky_worker(context):
       interrupted between two jobs would print loky's traceback. The launching process
       handles it and stops its workers.
     """
-    install(context)
-    exit_with_parent()
+    exit_with_parent(context.launcher_pid)  # first: installing takes a while
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install(context)
 
 
-def exit_with_parent():
+def exit_with_parent(parent):
+    """Exit as soon as `parent` (the launching process) is not our parent any more (it
+    died: the kernel gave us to init). Given, not read: it may have died already."""
     global _watching
     if _watching:
         return
     _watching = True
-    parent = os.getppid()
 
     def watch():
         while os.getppid() == parent:
