@@ -133,3 +133,12 @@ def test_a_killed_basic_sweep_resumes_past_its_finished_runs(tmp_path):
     assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
     after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
     assert len(after) == 6 and all(after[r] == t for r, t in done.items())
+
+
+def test_hydras_basic_sweeper_still_gets_a_manifest_and_a_report(tmp_path):
+    """Without our planner (hydra/sweeper=basic) the end-of-sweep callback lists the
+    records it finds, so the report and `mlpsweep report` work all the same."""
+    sweep_dir = tmp_path / "sweep"
+    multirun(sweep_dir, "seed=0,1", "steps=5", "hydra/sweeper=basic")
+    manifest = records.SweepManifest.read(sweep_dir)
+    assert len(manifest.runs) == 2 and (sweep_dir / "report.html").exists()
