@@ -122,3 +122,19 @@ def test_run_dirs_stay_inside_their_sweep(tmp_path):
     for bad in ("../x", "0123456789ABCDEF", "/etc/passwd", "0123456789abcdef/.."):
         with pytest.raises(records.SweepError):
             records.run_dir(tmp_path, bad)
+
+
+def test_resume_picks_the_newest_sweep_with_a_readable_manifest(tmp_path):
+    from mlpsweep.app.resolvers import sweep_dir
+
+    root = tmp_path / "results"
+    good, empty, broken = (root / "s" / t for t in ("2026-01-01", "2026-01-02", "2026-01-03"))
+    records.SweepManifest(runs=[records.PlannedRun("0123456789abcdef")]).write(good)
+    empty.mkdir()
+    broken.mkdir()
+    (broken / records.MANIFEST).write_text("{")
+    assert sweep_dir(root, "s", resume=True) == str(good)
+    assert Path(sweep_dir(root, "s")).parent == root / "s"  # a new one without resume
+    assert Path(sweep_dir(root, "new", resume=True)).parent == root / "new"
+    with pytest.raises(ValueError, match="plain folder name"):
+        sweep_dir(root, "../up")

@@ -352,3 +352,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     [sweep] = sweep_dirs(tmp_path)
     kept = [r for r in (sweep / "runs").iterdir() if records.is_finished(r)]
     assert len(kept) >= 2
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/abs", "a/b", ".."])
+def test_a_sweep_name_cannot_write_outside_results(tmp_path, name):
+    work = tmp_path / "work"
+    p = run_app(work, "-m", "steps=5", "seed=0", f"sweep_name={name}")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "must be a plain folder name" in p.stderr and "Traceback" not in p.stderr
+    assert [q.name for q in tmp_path.iterdir()] == ["work"] and not any(work.iterdir())

@@ -32,6 +32,9 @@ def one_line(exc):
         group, option = missing.groups()
         options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
         return f"{group}={option}: no such {group} (available: {', '.join(options)})"
+    resolving = re.match(r"\w+ raised while resolving interpolation: (.*)", text)
+    if resolving:  # a resolver's own message (ours say what is wrong and how to fix it)
+        return resolving.group(1).strip()
     merging = re.match(r"Error merging override (\S+)", text)
     if merging and cause is not None:
         return f"{merging.group(1)}: {first_line(cause)}"

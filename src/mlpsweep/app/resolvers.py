@@ -1,6 +1,7 @@
 """OmegaConf resolvers the configs use."""
 
 import datetime
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -10,13 +11,22 @@ from mlpsweep.records import SweepError, SweepManifest
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
 
-def sweep_dir(parent, resume=False):
-    """`parent`/<time>: a new sweep folder, or with resume=true the newest existing one
-    with a readable manifest (so rerunning the command finishes that sweep).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def sweep_dir(root, name, resume=False):
+    """`root`/`name`/<time>: a new sweep folder, or with resume=true the newest existing
+    one with a readable manifest (so rerunning the command finishes that sweep). `name`
+    must be a plain folder name: a sweep never writes outside `root`.
 
     Registered with use_cache: Hydra resolves hydra.sweep.dir more than once, and the
     launcher copies the cache into every job's config, so all get the same answer."""
-    parent = Path(str(parent))
+    if not SAFE_NAME.fullmatch(str(name)) or str(name) in (".", ".."):
+        raise ValueError(
+            f"sweep_name={name!r}: must be a plain folder name (letters, digits, . _ -), "
+            f"as it names {root}/<sweep_name>/"
+        )
+    parent = Path(str(root)) / str(name)
     if resume:
         for candidate in sorted(parent.glob("*/"), reverse=True):
             try:
