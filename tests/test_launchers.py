@@ -142,3 +142,14 @@ def test_hydras_basic_sweeper_still_gets_a_manifest_and_a_report(tmp_path):
     multirun(sweep_dir, "seed=0,1", "steps=5", "hydra/sweeper=basic")
     manifest = records.SweepManifest.read(sweep_dir)
     assert len(manifest.runs) == 2 and (sweep_dir / "report.html").exists()
+
+
+def test_control_flags_are_not_part_of_a_runs_overrides(tmp_path):
+    """resume/extend/dry_run say how to run a sweep, not what a run is: they stay out of
+    the records (and so out of reproduce commands)."""
+    sweep_dir = tmp_path / "sweep"
+    multirun(sweep_dir, "seed=0", "steps=5", "report=false", "resume=true", "extend=true")
+    [planned] = records.SweepManifest.read(sweep_dir).runs
+    metrics = records.read_metrics(records.run_dir(sweep_dir, planned.run_id))
+    for overrides in (planned.overrides, tuple(metrics.overrides)):
+        assert overrides == ("seed=0", "steps=5", "report=False")

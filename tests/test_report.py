@@ -12,6 +12,7 @@ from mlpsweep import records
 from mlpsweep.bench.report import synthetic_sweep
 from mlpsweep.core import TrainConfig
 from mlpsweep.report import build_report
+from mlpsweep.report.collect import collect
 from mlpsweep.report.stats import mean_band, oscillation, t95
 
 
@@ -224,3 +225,18 @@ def test_provenance_names_the_blas_kernels_and_flags_a_mix():
     one = blas(runs.iloc[[0, 0]])
     assert one == "openblas 0.3.31 (Haswell), 1 BLAS thread(s): 2 runs"
     assert blas(pd.DataFrame({"x": [1]})) == "?"
+
+
+def test_reproduce_commands_survive_values_with_spaces(tmp_path):
+    import shlex
+
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1)], seeds=1)
+    meta = records.SweepManifest.read(sweep)
+    first = meta.runs[0]
+    odd = ("sweep_name='my study'", "dataset.data_dir=/data/it's here", *first.overrides)
+    meta.runs[0] = records.PlannedRun(first.run_id, odd)
+    meta.write(sweep)
+    runs, _, _ = collect(sweep, write=False)
+    assert shlex.split(runs.loc[0, "reproduce"]) == ["python", "run.py", *odd]
+    html = build_report(sweep).read_text()
+    assert "python run.py &#39;sweep_name=&#39;&#34;&#39;&#34;&#39;my study" in html

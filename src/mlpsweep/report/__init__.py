@@ -2,7 +2,6 @@
 report.html (figures embedded) that answers the sweep's question."""
 
 import base64
-import shlex
 from importlib import resources
 from pathlib import Path
 
@@ -40,8 +39,7 @@ def render(title, command, runs, history, sweeps_meta, out_path):
                 "loss": _num(r.get("final_train_loss")),
                 "acc": _num(r.get("test_accuracy")),
                 "seconds": _num(r.get("job_seconds"), ".1f"),
-                "command": "python run.py "
-                + " ".join(shlex.quote(o) for o in str(r.get("overrides") or "").split()),
+                "command": r.get("reproduce") or "",
             }
         )
     sweep_meta = sweeps_meta[0]

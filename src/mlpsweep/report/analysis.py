@@ -38,6 +38,7 @@ NOT_CONFIG = {
     "mean_abs_change",
     "spikes",
     "config",
+    "reproduce",
 }
 REPLICATE = "seed"
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]

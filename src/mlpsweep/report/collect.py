@@ -7,6 +7,7 @@ history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, 
 """
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,12 @@ def flatten(config, prefix=""):
 
 
 def run_row(run_dir, planned):
-    row = {"run_id": planned.run_id, "overrides": " ".join(planned.overrides)}
+    row = {
+        "run_id": planned.run_id,
+        "overrides": " ".join(planned.overrides),
+        # Quoted for a shell, each override one word, so values with spaces survive.
+        "reproduce": shlex.join(["python", "run.py", *planned.overrides]),
+    }
     config = flatten(read_config(run_dir))
     row.update({k: v for k, v in config.items() if k not in LEGACY_HARNESS_KEYS})
     metrics = records.read_metrics(run_dir)
