@@ -3,8 +3,6 @@
 import dataclasses
 from dataclasses import dataclass
 
-from omegaconf import OmegaConf
-
 from mlpsweep.app.schema import HARNESS_KEYS, check_harness
 from mlpsweep.core import TrainConfig
 from mlpsweep.records import RunIdentity
@@ -44,11 +42,6 @@ class RunSpec:
 
 
 CONTROL_KEYS = ("resume", "extend", "dry_run")  # how to run a sweep, not what a run is
-
-
-def container_of(cfg):
-    """The task config (no `hydra` node) as plain Python values."""
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
 def train_config(container):

@@ -17,7 +17,8 @@ from hydra.types import RunMode
 from mlpsweep import records
 from mlpsweep.app.errors import JobError
 from mlpsweep.app.execute import execute
-from mlpsweep.app.spec import container_of, run_spec
+from mlpsweep.app.spec import run_spec
+from mlpsweep.launcher.compose import task_container
 
 log = logging.getLogger("mlpsweep")
 
@@ -62,7 +63,7 @@ def main_task(cfg):
 def run_task(cfg):
     """Run the job whose (task) config is `cfg`; returns its RunOutcome."""
     hydra = HydraConfig.get()
-    spec = run_spec(container_of(cfg), overrides=tuple(hydra.overrides.task))
+    spec = run_spec(task_container(cfg), overrides=tuple(hydra.overrides.task))
     if hydra.mode == RunMode.MULTIRUN:
         check_data(hydra.sweep.dir, spec)
         record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)

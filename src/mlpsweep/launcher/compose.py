@@ -76,11 +76,6 @@ class JobComposer:
         _apply(cfg, values)
         return cfg
 
-    def compose(self, overrides):
-        """The job's full config (with its `hydra` node), equal to Hydra's
-        load_sweep_config(master, overrides)."""
-        return self.job(overrides)[0]
-
     def job(self, overrides, idx=None):
         """(full config, task config, HydraConfig's config) of a job; `idx` sets
         hydra.job.id and hydra.job.num, as Hydra's launchers do."""

@@ -77,10 +77,3 @@ class RunIdentity:
         }
         text = json.dumps(identity, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def run_id(train, dataset, data_fingerprint):
-    return RunIdentity(train, dataset, data_fingerprint).run_id
-
-
-__all__ = ["HASHED_ALWAYS", "RunIdentity", "TrainConfig", "is_run_id", "run_id"]
