@@ -104,10 +104,11 @@ def test_resume_skips_finished_runs_and_reruns_truncated_ones(tmp_path):
 
 
 def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path, capsys):
-    # width 10^8 needs ~320 GB of weights: the job raises MemoryError, its siblings run.
+    # width 10^8 needs ~320 GB of weights: the job raises MemoryError, its siblings run
+    # (max_memory lets it past the memory check that would refuse the sweep).
     sweep = tmp_path / "sweep"
     with pytest.raises(SystemExit) as exit_:
-        multirun(sweep, "width=16,100000000", "depth=1", "steps=20")
+        multirun(sweep, "width=16,100000000", "depth=1", "steps=20", "max_memory=1000T")
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "1 of 2 runs failed" in err and "MemoryError" in err

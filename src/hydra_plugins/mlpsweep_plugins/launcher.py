@@ -4,7 +4,8 @@ Unlike the stock hydra-joblib-launcher (which hard-codes loky and composes every
 config from scratch in the launching process): any joblib backend (Dask included), jobs
 composed once per distinct config-group choice, the Hydra state sent to each worker once,
 results streamed back as jobs finish with progress and one log line per job, fail_fast,
-and BLAS threads per worker capped so that workers x threads <= cores.
+BLAS threads per worker capped so that workers x threads <= cores, and a worker that dies
+(OOM killer) costing its job only, not the launch (recovery.py).
 """
 
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ class MlpsweepLauncherConf:
     #                               else a local cluster for the sweep)
     blas_threads: int | None = None  # per worker; default cores // n_jobs
     fail_fast: bool = False  # stop at the first failed job (the rest are not run)
+    # times a job is run again after its worker died under it (killed, out of memory);
+    # by default the task config's `retries`, if it has one
+    worker_loss_retries: int = "${oc.select:retries,0}"  # type: ignore[assignment]
     progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
 
@@ -40,9 +44,11 @@ class MlpsweepLauncher(Launcher):
         scheduler=None,
         blas_threads=None,
         fail_fast=False,
+        worker_loss_retries=0,
         progress=True,
         joblib=None,
     ):
+        self.worker_loss_retries = worker_loss_retries
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})

@@ -13,9 +13,14 @@ with (config, config_loader, jobs) before anything is launched and returns the j
 launch: it composes and validates every job (faster than the per-batch check of Hydra's
 sweeper, which it replaces), writes the sweep's manifest and leaves out finished runs.
 Whatever launcher runs the jobs, that has happened first.
+
+A job whose return value has a true `retry_later` (another process is running the same
+work: see mlpsweep.records.claim) is launched again after a pause, until none is left.
 """
 
 import itertools
+import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +77,11 @@ def zipped_product(overrides, zip_groups):
     return [sum(combo, []) for combo in itertools.product(*entries.values())]
 
 
+log = logging.getLogger("mlpsweep")
+LEFT_UNRUN = ("JobNotRun", "WorkerLost")  # the launcher's own failures: said, not raised
+WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run elsewhere
+
+
 class MlpsweepSweeper(BasicSweeper):
     def __init__(self, max_batch_size=None, params=None, zip=None, planner=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
@@ -90,16 +100,25 @@ class MlpsweepSweeper(BasicSweeper):
             jobs = _locate(self.planner)(self.config, self.hydra_context.config_loader, jobs)
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
-        returns, first = [], 0
-        for batch in self.split_overrides_to_chunks(jobs, self.max_batch_size) if jobs else []:
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            for r in results:
-                if (
-                    r.status != JobStatus.COMPLETED
-                    and type(r._return_value).__name__ == "JobNotRun"
-                ):
-                    continue  # fail_fast left it: reported as not run, not raised
-                _ = r.return_value  # raises the job's exception, as Hydra's sweeper does
-            first += len(batch)
-            returns.append(results)
+        returns, first, pause = [], 0, WAIT_S[0]
+        while jobs:
+            later = []
+            for batch in self.split_overrides_to_chunks(jobs, self.max_batch_size):
+                results = self.launcher.launch(batch, initial_job_idx=first)
+                for overrides, r in zip(batch, results):
+                    if r.status != JobStatus.COMPLETED:
+                        if type(r._return_value).__name__ in LEFT_UNRUN:
+                            continue  # reported by the launcher, not raised
+                        _ = r.return_value  # raises the job's exception, as Hydra's does
+                    elif getattr(r.return_value, "retry_later", False):
+                        later.append(overrides)
+                first += len(batch)
+                returns.append(results)
+            if later:
+                log.info(
+                    f"{len(later)} jobs are run by another process; checking again in {pause:.0f} s"
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, WAIT_S[1])
+            jobs = later
         return returns

@@ -23,17 +23,31 @@ OWN_PROGRESS = ("hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher",)
 
 
 def unfinished_runs(sweep_dir):
-    """(lines for runs that failed, lines for runs not run, number of runs)."""
+    """(lines for runs that failed, lines for runs without a result, number of runs)."""
     manifest = records.SweepManifest.read(sweep_dir)
     failed, not_run = [], []
     for run in manifest.runs:
-        metrics = records.read_metrics(records.run_dir(sweep_dir, run.run_id))
+        metrics, problem = records.inspect_run(records.run_dir(sweep_dir, run.run_id))
         what = " ".join(run.overrides) or "defaults"
         if metrics is not None and metrics.status == "failed":
             failed.append(f"  {what}: {metrics.error}")
-        elif metrics is None or not metrics.finished:
-            not_run.append(f"  {what}: not run")
+        elif metrics is None:
+            not_run.append(f"  {what}: {'not run' if problem == 'no result' else problem}")
     return failed, not_run, len(manifest.runs)
+
+
+def record_lost_runs(sweep_dir):
+    """A run whose process died while training it (its worker was killed, or ran out of
+    memory) left its claim behind and no result: record it as failed, saying so."""
+    planned = {r.run_id: r for r in records.SweepManifest.read(sweep_dir).runs}
+    for run_id, claim in records.stale_claims(sweep_dir):
+        run_dir = records.run_dir(sweep_dir, run_id)
+        if run_id in planned and records.inspect_run(run_dir)[1] == "no result":
+            metrics = records.RunMetrics(
+                run_id, "failed", list(planned[run_id].overrides), error=records.WORKER_DIED
+            )
+            records.write_run(run_dir, records.RunRecord(config={}, metrics=metrics))
+        claim.unlink(missing_ok=True)
 
 
 def report(sweep_dir):
@@ -63,8 +77,9 @@ def summarise(sweep_dir):
         return True
     print(
         f"mlpsweep: {len(failed)} of {total} runs failed"
-        + (f", {len(not_run)} not run (rerun with resume=true)" if not_run else "")
-        + f"; logs in {sweep_dir / 'runs'}/<run_id>/job.log:",
+        + (f", {len(not_run)} have no result" if not_run else "")
+        + f"; logs in {sweep_dir / 'runs'}/<run_id>/job.log; rerun the same command with "
+        "resume=true to run them again:",
         file=sys.stderr,
     )
     print("\n".join(failed + not_run), file=sys.stderr)
@@ -84,6 +99,7 @@ class SweepEnd(Callback):
             if found is None:
                 return
             found.write(sweep_dir)
+        record_lost_runs(sweep_dir)
         report_ok = report(sweep_dir) if config.get("report", True) else True
         try:
             all_finished = summarise(sweep_dir)

@@ -9,6 +9,7 @@ the variable we set ourselves does not count).
 import difflib
 import os
 import re
+import signal
 import sys
 
 KNOBS_HINT = "`python run.py --help` lists the knobs"
@@ -35,6 +36,12 @@ def one_line(exc):
     resolving = re.match(r"\w+ raised while resolving interpolation: (.*)", text)
     if resolving:  # a resolver's own message (ours say what is wrong and how to fix it)
         return resolving.group(1).strip()
+    parsing = re.match(r"Error parsing override '([^']*)'", text)
+    if parsing and "=" not in parsing.group(1):
+        return (
+            f"'{parsing.group(1)}' is not key=value: a value with spaces must be quoted, "
+            "e.g. 'sweep_name=my study' (no spaces in names: sweep_name=my_study)"
+        )
     merging = re.match(r"Error merging override (\S+)", text)
     if merging and cause is not None:
         return f"{merging.group(1)}: {first_line(cause)}"
@@ -68,20 +75,31 @@ class JobError(RuntimeError):
     """A job could not do its work (not bad input): one line, exit status 1."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM's scancel and time limit, systemd, kill): stopped as Ctrl-C is."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
-    input), or 1 for a JobError."""
+    input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
+    is started, finished runs are kept, workers are shut down; exit 130 / 143."""
     full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
         print(
-            "mlpsweep: interrupted: finished runs kept; rerun the same command with "
+            f"mlpsweep: {what}: finished runs kept; rerun the same command with "
             "resume=true to finish the sweep",
             file=sys.stderr,
         )
-        raise SystemExit(130) from None
+        raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
     except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
         if full:
             raise

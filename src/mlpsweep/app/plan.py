@@ -6,16 +6,17 @@ then runs the jobs. Nothing is written before every job has passed its checks.
 """
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
 from mlpsweep import records
+from mlpsweep.app.resources import check_memory, concurrent_runs
 from mlpsweep.app.spec import expected_cost, run_spec
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import JobComposer, task_container
 from mlpsweep.provenance import code_version
+from mlpsweep.records import layout
 
 log = logging.getLogger("mlpsweep")
 
@@ -36,6 +37,15 @@ def plan_sweep(config, config_loader, jobs):
     except BaseException:
         remove_if_empty(sweep_dir)
         raise
+    if not jobs:
+        remove_if_empty(sweep_dir)
+        raise BadInput("the sweep has no jobs: a swept value list is empty (e.g. seed=range(0))")
+    try:
+        max_memory = config.get("max_memory", "auto")
+        check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)
+    except ConfigError as e:
+        remove_if_empty(sweep_dir)
+        raise BadInput(str(e)) from None
     unique, job_of = {}, {}  # run_id -> RunSpec, and the job (overrides) that runs it
     for overrides, spec in zip(jobs, specs):
         unique.setdefault(spec.run_id, spec)
@@ -122,8 +132,4 @@ def dry_run(sweep_dir, unique, pending):
 def remove_if_empty(sweep_dir):
     """Hydra creates the sweep folder (with multirun.yaml) before our checks run: a
     refused command must not leave it behind looking like a sweep."""
-    if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
-        shutil.rmtree(sweep_dir)
-        for parent in (sweep_dir.parent, sweep_dir.parent.parent):  # results/<name>, results
-            if parent.name and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
+    layout.remove_if_empty(sweep_dir, up_to=sweep_dir.parent.parent.parent, keep={"multirun.yaml"})

@@ -1,32 +1,24 @@
-"""OmegaConf resolvers the configs use."""
+"""OmegaConf resolvers the configs use: the folders results go to.
 
-import datetime
-import re
+Both create their folder exclusively (records.layout.fresh_dir), so two commands
+started in the same second never share one. They are registered with use_cache: Hydra
+resolves hydra.run.dir / hydra.sweep.dir more than once, and copies the cache into every
+job's config, so all get the one answer.
+"""
+
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from mlpsweep.records import SweepError, SweepManifest
-
-STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
-
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+from mlpsweep.records.layout import check_name, fresh_dir
 
 
 def sweep_dir(root, name, resume=False):
     """`root`/`name`/<time>: a new sweep folder, or with resume=true the newest existing
     one with a readable manifest (so rerunning the command finishes that sweep). `name`
-    must be a plain folder name: a sweep never writes outside `root`.
-
-    Registered with use_cache: Hydra resolves hydra.sweep.dir more than once, and the
-    launcher copies the cache into every job's config, so all get the same answer."""
-    if not SAFE_NAME.fullmatch(str(name)) or str(name) in (".", ".."):
-        raise ValueError(
-            f"sweep_name={name!r}: must be a plain folder name (letters, digits, . _ -), "
-            f"as it names {root}/<sweep_name>/"
-        )
-    parent = Path(str(root)) / str(name)
+    must be a plain folder name: a sweep never writes outside `root`."""
+    parent = Path(str(root)) / check_name(name, "sweep_name", root)
     if resume:
         for candidate in sorted(parent.glob("*/"), reverse=True):
             try:
@@ -34,9 +26,15 @@ def sweep_dir(root, name, resume=False):
             except SweepError:
                 continue
             return str(candidate)
-    return str(parent / datetime.datetime.now().strftime(STAMP_FORMAT))
+    return str(fresh_dir(parent))
+
+
+def run_dir(root):
+    """`root`/<time>: a new folder for a single run."""
+    return str(fresh_dir(Path(str(root))))
 
 
 def register_resolvers():
-    if not OmegaConf.has_resolver("mlpsweep_sweep_dir"):
-        OmegaConf.register_new_resolver("mlpsweep_sweep_dir", sweep_dir, use_cache=True)
+    for name, resolver in (("mlpsweep_sweep_dir", sweep_dir), ("mlpsweep_run_dir", run_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)

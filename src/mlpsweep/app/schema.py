@@ -50,6 +50,10 @@ class HarnessConfig:
         "BLAS threads of a training job (1: numbers independent of n_jobs)",
         range=Range(1, integer=True),
     )
+    max_memory: str = knob(
+        "auto",
+        "memory the concurrent runs may use, e.g. 16G (auto: what is available at the start)",
+    )
 
 
 HARNESS_KEYS = tuple(f.name for f in dataclasses.fields(HarnessConfig))

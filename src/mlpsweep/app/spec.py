@@ -28,6 +28,8 @@ class RunSpec:
     overrides: tuple  # the job's task overrides, control flags left out
     retries: int = 0
     blas_threads: int = 1
+    input_size: int = 784
+    num_classes: int = 10
 
     @property
     def run_id(self):
@@ -41,7 +43,12 @@ class RunSpec:
         return " ".join(self.overrides) or "defaults"
 
 
-CONTROL_KEYS = ("resume", "extend", "dry_run")  # how to run a sweep, not what a run is
+CONTROL_KEYS = (
+    "resume",
+    "extend",
+    "dry_run",
+    "max_memory",
+)  # how to run a sweep, not what a run is
 
 
 def train_config(container):
@@ -70,12 +77,14 @@ def run_spec(container, overrides=()):
         overrides=kept,
         retries=int(container.get("retries", 0)),
         blas_threads=int(container.get("blas_threads", 1)),
+        input_size=dataset.input_size,
+        num_classes=dataset.num_classes,
     )
 
 
 def expected_cost(spec):
     """A rough relative cost of a run: steps x (batch + a fixed part) x weights x dtype."""
     t = spec.train
-    sizes = [784, *t.hidden, 10]
+    sizes = [spec.input_size, *t.hidden, spec.num_classes]
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return t.steps * (t.batch_size + 20) * weights * (2 if t.dtype == "float64" else 1)

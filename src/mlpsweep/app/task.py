@@ -8,6 +8,7 @@ resumes, whichever launcher runs it. A single run writes into Hydra's run direct
 """
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from mlpsweep import records
-from mlpsweep.app.errors import JobError
+from mlpsweep.app.errors import JobError, user_wants_tracebacks
 from mlpsweep.app.execute import execute
+from mlpsweep.app.resources import check_memory
 from mlpsweep.app.spec import run_spec
+from mlpsweep.core.checks import ConfigError
+from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import task_container
+from mlpsweep.records.layout import remove_if_empty
 
 log = logging.getLogger("mlpsweep")
 
@@ -41,7 +46,15 @@ class RunOutcome:
         """The launcher's fail_fast stops on a return value whose `failed` is true."""
         return self.status == "failed"
 
+    @property
+    def retry_later(self):
+        """Another process is training this run: our sweeper launches it again later
+        (then its record is there, or the other process is gone and it is trained)."""
+        return self.status == "busy"
+
     def __str__(self):
+        if self.retry_later:
+            return f"busy: {self.error}; waiting for it"
         if self.reused:
             return f"{self.status} (already done)"
         if self.failed:
@@ -52,7 +65,14 @@ class RunOutcome:
 
 def main_task(cfg):
     """run.py's task function: run_task, plus a single run's last words and exit status."""
-    result = run_task(cfg)
+    try:
+        result = run_task(cfg)
+    except (ConfigError, DatasetError) as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN or user_wants_tracebacks():
+            raise
+        # One line, exit 2, as for a sweep's bad input (not Hydra's "Error executing job").
+        print(f"mlpsweep: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     if HydraConfig.get().mode != RunMode.MULTIRUN and result.status != "dry_run":
         print(f"{' '.join(result.overrides) or 'defaults'}: {result}\nresults: {result.record}")
         if result.failed:
@@ -63,19 +83,46 @@ def main_task(cfg):
 def run_task(cfg):
     """Run the job whose (task) config is `cfg`; returns its RunOutcome."""
     hydra = HydraConfig.get()
-    spec = run_spec(task_container(cfg), overrides=tuple(hydra.overrides.task))
-    if hydra.mode == RunMode.MULTIRUN:
-        check_data(hydra.sweep.dir, spec)
-        record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)
-        done = records.read_metrics(record_dir)
-        if done is not None and done.finished:
-            return outcome(spec, record_dir, done, reused=True)
-        records.remove_partial(record_dir)  # temporary files a kill left behind
-    else:
-        record_dir = Path(hydra.runtime.output_dir)
+    multirun = hydra.mode == RunMode.MULTIRUN
+    try:
+        spec = run_spec(task_container(cfg), overrides=tuple(hydra.overrides.task))
+        if not multirun:  # a sweep's planner checked all its jobs together
+            check_memory([spec], 1, cfg.get("max_memory", "auto"))
+    except Exception:
+        if not multirun:  # a refused single run leaves no folder behind
+            out = Path(hydra.runtime.output_dir)
+            remove_if_empty(out, up_to=out.parent.parent.parent)
+        raise
+    if not multirun:
+        if cfg.get("dry_run", False):
+            out = Path(hydra.runtime.output_dir)
+            remove_if_empty(out, up_to=out.parent.parent.parent)
+            return dry_run(spec, out)
+        return train_and_write(spec, Path(hydra.runtime.output_dir))
+    check_data(hydra.sweep.dir, spec)
+    record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)
+    done = records.read_metrics(record_dir)
+    if done is not None and done.finished:
+        return outcome(spec, record_dir, done, reused=True)
     if cfg.get("dry_run", False):
-        print(f"dry run: would train {spec.run_id} ({spec.describe()}); nothing is trained")
-        return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
+        return dry_run(spec, record_dir)
+    try:
+        with records.claim_run(hydra.sweep.dir, spec.run_id):
+            done = records.read_metrics(record_dir)  # finished while we waited for it?
+            if done is not None and done.finished:
+                return outcome(spec, record_dir, done, reused=True)
+            records.remove_partial(record_dir)  # temporary files a kill left behind
+            return train_and_write(spec, record_dir)
+    except records.RunBusy as busy:
+        return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
+
+
+def dry_run(spec, record_dir):
+    print(f"dry run: would train {spec.run_id} ({spec.describe()}); nothing is trained")
+    return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
+
+
+def train_and_write(spec, record_dir):
     record = execute(spec)
     try:
         records.write_run(record_dir, record)

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from mlpsweep.launcher import worker
 from mlpsweep.launcher.engines import engine
+from mlpsweep.launcher.recovery import Recovery, worker_died_errors
 
 log = logging.getLogger("mlpsweep")
 
@@ -50,8 +51,18 @@ def launch(launcher, job_overrides, initial_job_idx):
     context, local = launcher.context
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)
     returns = [None] * len(jobs)
-    with engine(launcher, context, len(jobs)) as (backend, n_jobs, job_context):
-        stream(launcher, backend, n_jobs, jobs, job_context, returns, initial_job_idx)
+    local_workers = launcher.backend != "dask"  # dask reschedules a dead worker's jobs
+    with Recovery(len(jobs), launcher.worker_loss_retries, initial_job_idx, local_workers) as plan:
+        while True:
+            batch, alone = plan.next_batch()
+            if not batch:
+                break
+            try:
+                with engine(launcher, context, 2 if alone else len(batch)) as running:
+                    if stream(launcher, running, jobs, batch, returns, initial_job_idx, plan):
+                        break  # fail_fast
+            except worker_died_errors() as e:
+                plan.worker_died(batch, returns, jobs, e)
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     for i, ret in enumerate(returns):
         if ret is None:
@@ -68,12 +79,14 @@ def plain_copy(cfg):
     return plain
 
 
-def stream(launcher, backend, n_jobs, jobs, job_context, returns, first_idx):
-    """Run the jobs, putting each JobReturn in `returns` as it arrives."""
+def stream(launcher, running, jobs, batch, returns, first_idx, plan):
+    """Run the jobs `batch` (indices into `jobs`), putting each JobReturn in `returns`
+    as it arrives; True when fail_fast stopped it."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    backend, n_jobs, job_context = running
     parallel = Parallel(
         n_jobs=n_jobs,
         backend=backend,  # None: the one engine() set with parallel_config
@@ -83,9 +96,10 @@ def stream(launcher, backend, n_jobs, jobs, job_context, returns, first_idx):
     show = launcher.progress and sys.stderr.isatty()
     started, done = time.perf_counter(), 0
     calls = (
-        delayed(worker.run)(worker.Job(first_idx + i, c, job_context)) for i, c in enumerate(jobs)
+        delayed(worker.run)(worker.Job(first_idx + i, jobs[i], job_context, plan.marks_dir))
+        for i in batch
     )
-    with tqdm(total=len(jobs), unit="job", disable=not show, dynamic_ncols=True) as bar:
+    with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:
         try:
             with logging_redirect_tqdm(), warnings.catch_warnings():
                 # joblib warns when fail_fast abandons the queue: that is what was asked.
@@ -98,14 +112,15 @@ def stream(launcher, backend, n_jobs, jobs, job_context, returns, first_idx):
                     if launcher.fail_fast and failed(ret):
                         log.error(
                             f"fail_fast: stopping after the first failed job; "
-                            f"{len(jobs) - done} jobs not run"
+                            f"{len(batch) - done} jobs not run"
                         )
-                        break
+                        return True
         except KeyboardInterrupt:
             bar.close()
-            log.error(f"interrupted: {done} of {len(jobs)} jobs finished")
+            log.error(f"interrupted: {done} of {len(batch)} jobs finished")
             raise
     log.info(f"ran {done} jobs in {time.perf_counter() - started:.1f} s")
+    return False
 
 
 def failed(ret):

@@ -19,6 +19,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import setup_globals
 
 from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.launcher.recovery import mark_running
 from mlpsweep.launcher.runjob import run_job
 
 _installed = {"token": None}
@@ -54,6 +55,7 @@ class Job:
     idx: int
     overrides: list
     context: WorkerContext | None = None  # None where the worker was given it at start
+    marks: str | None = None  # where the job says it is running (recovery.py)
 
 
 def install(context, local=None):
@@ -77,6 +79,7 @@ def run(job):
     """(job index, JobReturn) of one job, run by Hydra's run_job."""
     if job.context is not None:
         install(job.context)
+    mark = mark_running(job.marks, job.idx)
     ret = run_job(
         hydra_context=_installed["hydra_context"],
         task_function=_installed["task_function"],
@@ -84,6 +87,8 @@ def run(job):
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
+    if mark is not None:
+        mark.unlink(missing_ok=True)
     return job.idx, ret
 
 
@@ -93,12 +98,14 @@ def start_loky_worker(context):
     - Install the launcher's Hydra state once, not with every job.
     - Exit when the launching process dies (kill -9), rather than finish jobs nobody
       will collect and idle beside the rerun.
-    - Ignore Ctrl-C: the terminal sends SIGINT to the whole process group, and a worker
-      interrupted between two jobs would print loky's traceback. The launching process
-      handles it and stops its workers.
+    - Ignore Ctrl-C and SIGTERM: the terminal sends SIGINT to the whole process group
+      (SLURM and systemd send SIGTERM to every process of a job), and a worker stopped
+      between two jobs would print loky's traceback, or look like a worker lost and
+      have its job run again. The launching process handles them and stops its workers.
     """
     exit_with_parent(context.launcher_pid)  # first: installing takes a while
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     install(context)
 
 

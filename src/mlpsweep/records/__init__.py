@@ -4,14 +4,17 @@ come through this package.
 
     <sweep dir>/sweep.json              SweepManifest: the command and its planned runs
     <sweep dir>/runs/<run_id>/          one RunRecord (see run.py)
+    <sweep dir>/claims/<run_id>.json    who is training the run now (see claim.py)
     <sweep dir>/report/, report.html    written by mlpsweep.report
 """
 
+from mlpsweep.records.claim import WORKER_DIED, RunBusy, claim_run, stale_claims
 from mlpsweep.records.identity import RunIdentity, is_run_id
 from mlpsweep.records.run import (
     FINISHED,
     RunMetrics,
     RunRecord,
+    inspect_run,
     is_finished,
     read_history,
     read_metrics,
@@ -24,16 +27,21 @@ __all__ = [
     "FINISHED",
     "MANIFEST",
     "PlannedRun",
+    "RunBusy",
     "RunIdentity",
     "RunMetrics",
     "RunRecord",
     "SweepError",
     "SweepManifest",
+    "WORKER_DIED",
+    "claim_run",
+    "inspect_run",
     "is_finished",
     "is_run_id",
     "read_history",
     "read_metrics",
     "remove_partial",
     "run_dir",
+    "stale_claims",
     "write_run",
 ]

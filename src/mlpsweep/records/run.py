@@ -4,15 +4,17 @@ runs/<run_id>/
   config.yaml      the resolved config of the run
   history.parquet  step, examples_seen, train_loss, test_loss, test_accuracy
   job.log          warnings, errors and tracebacks of the job
-  metrics.json     status and final metrics; written last, so its presence (valid, and
-                   matching the history) is what marks a run as finished
+  metrics.json     status and final metrics, and a checksum of each file above; written
+                   last, so its presence (valid, and the files matching their checksums)
+                   is what marks a run as finished
 
 Each file is written atomically (a temporary file, then a rename), so a reader sees a
-whole file or none; a record torn by a kill or a power cut fails validation on read and
-counts as unfinished.
+whole file or none; a record torn by a kill or a power cut, or damaged later, fails
+validation on read and counts as unfinished (rerun on resume, listed by the report).
 """
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,7 @@ class RunMetrics:
     blas_threads: int | None = None
     cpu: str | None = None
     worker_pid: int | None = None
+    files: dict = field(default_factory=dict)  # name -> sha256 of the record's other files
 
     @property
     def finished(self):
@@ -108,25 +111,48 @@ def write_run(run_dir, record):
     files = [("config.yaml", _yaml(record.config).encode()), ("job.log", record.log.encode())]
     if record.history is not None:
         files.append(("history.parquet", _parquet(record.history)))
-    files.append(("metrics.json", record.metrics.to_json().encode()))
+    metrics = dataclasses.replace(record.metrics, files={n: _sha256(d) for n, d in files})
+    files.append(("metrics.json", metrics.to_json().encode()))
     for name, data in files:
         atomic_write(run_dir / name, lambda f, data=data: f.write(data), durable=False)
 
 
 def read_metrics(run_dir):
     """The run's metrics when its files are complete and consistent, else None."""
+    return inspect_run(run_dir)[0]
+
+
+def inspect_run(run_dir):
+    """(metrics, None) for a complete, consistent record; (None, what is wrong) else
+    ("no result" when it has no metrics.json yet)."""
     run_dir = Path(run_dir)
     try:
-        metrics = RunMetrics.from_dict(json.loads((run_dir / "metrics.json").read_text()))
-        if metrics.finished:
-            import pyarrow.parquet as pq
+        text = (run_dir / "metrics.json").read_text()
+    except FileNotFoundError:
+        return None, "no result"
+    except OSError as e:
+        return None, f"metrics.json: {e.strerror or e}"
+    try:
+        metrics = RunMetrics.from_dict(json.loads(text))
+    except (ValueError, TypeError, AttributeError) as e:
+        return None, f"metrics.json is not readable ({type(e).__name__})"
+    for name, digest in metrics.files.items():
+        try:
+            ok = _sha256((run_dir / name).read_bytes()) == digest
+        except OSError:
+            ok = False
+        if not ok:
+            return None, f"{name} is missing or damaged (fails its checksum)"
+    if metrics.finished and not metrics.files:  # written before checksums: count the rows
+        import pyarrow.parquet as pq
 
+        try:
             rows = pq.ParquetFile(run_dir / "history.parquet").metadata.num_rows
-            if rows != metrics.steps_done:
-                return None
-        return metrics
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
+        except (OSError, ValueError) as e:
+            return None, f"history.parquet is not readable ({type(e).__name__})"
+        if rows != metrics.steps_done:
+            return None, "history.parquet does not match metrics.json"
+    return metrics, None
 
 
 def is_finished(run_dir):
@@ -156,6 +182,10 @@ def remove_partial(run_dir):
     """Delete the temporary files of writes a kill interrupted (never read as results)."""
     for tmp in Path(run_dir).glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def _plain(value):

@@ -48,12 +48,14 @@ def run_row(run_dir, planned):
     }
     config = flatten(read_config(run_dir))
     row.update({k: v for k, v in config.items() if k not in LEGACY_HARNESS_KEYS})
-    metrics = records.read_metrics(run_dir)
+    metrics, problem = records.inspect_run(run_dir)
     if metrics is None:
-        row["status"] = "incomplete"  # listed in the sweep, no valid result (yet)
+        # Listed in the sweep, no valid result: not (yet) run, or damaged since.
+        row["status"] = "incomplete" if problem == "no result" else "corrupt"
+        row["error"] = problem
         return row
     for key, value in dataclasses.asdict(metrics).items():
-        if key not in ("overrides", "run_id"):
+        if key not in ("overrides", "run_id", "files"):
             row[key] = value
     return row
 

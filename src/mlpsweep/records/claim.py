@@ -1,0 +1,170 @@
+"""Per-run claims: any number of processes (terminals, SLURM array tasks on a shared
+filesystem) may sweep into one folder, and each run is trained by one of them at a time.
+
+    <sweep dir>/claims/<run_id>.json    {"host", "pid", "token", "started"}; mtime = heartbeat
+
+A claim is created exclusively (O_EXCL), kept fresh by a heartbeat thread while its run
+trains, and deleted when the run's record is written (or its job gives up). A claim is
+stale when its process is gone: on this host, when its pid no longer exists; anywhere,
+when its heartbeat is older than STALE_S. A stale claim is taken over, under a second
+exclusive file so that two processes never both take it over.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+CLAIMS = "claims"
+HEARTBEAT_S = 10.0
+STALE_S = 60.0  # several missed heartbeats: the process (or its machine) is gone
+
+_held = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
+_lock = threading.Lock()
+_beating = threading.Event()
+
+
+WORKER_DIED = "worker died while training it (killed? out of memory?)"
+
+
+class RunBusy(RuntimeError):
+    """The run is being trained by another live process (the message names it)."""
+
+
+def claim_path(sweep_dir, run_id):
+    return Path(sweep_dir) / CLAIMS / f"{run_id}.json"
+
+
+@contextlib.contextmanager
+def claim_run(sweep_dir, run_id):
+    """Hold the run's claim for the `with` block; RunBusy if another process holds it."""
+    path = claim_path(sweep_dir, run_id)
+    token = acquire(path)
+    try:
+        yield path
+    finally:
+        release(path, token)
+
+
+def acquire(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+    me["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    for _ in range(5):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = read_claim(path)
+            if holder is None and _age(path) < STALE_S:
+                raise RunBusy("being claimed by another process") from None
+            if holder is not None and is_alive(holder, path):
+                raise RunBusy(f"being trained by pid {holder['pid']} on {holder['host']}") from None
+            take_over(path, holder)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        with _lock:
+            _held[path] = me["token"]
+        _start_heartbeat()
+        return me["token"]
+    raise RunBusy(f"{path}: claimed and released by others repeatedly; try again")
+
+
+def release(path, token):
+    """Delete our claim (not one that another process took over as stale)."""
+    with _lock:
+        _held.pop(path, None)
+    holder = read_claim(path)
+    if holder is not None and holder.get("token") == token:
+        path.unlink(missing_ok=True)
+
+
+def read_claim(path):
+    """The claim's holder, or None when it is gone or not (yet) readable."""
+    try:
+        holder = json.loads(Path(path).read_text())
+        return holder if isinstance(holder, dict) and "pid" in holder else None
+    except (OSError, ValueError):
+        return None
+
+
+def stale_claims(sweep_dir):
+    """(run_id, claim path) of the claims left behind by processes that are gone."""
+    for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
+        holder = read_claim(path)
+        if holder is None and _age(path) < STALE_S:
+            continue  # being written
+        if holder is None or not is_alive(holder, path):
+            yield path.stem, path
+
+
+def _age(path):
+    """Seconds since the file's last write or heartbeat (infinite when it is gone)."""
+    try:
+        return time.time() - Path(path).stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def is_alive(holder, path):
+    if _age(path) > STALE_S:
+        return False
+    if holder.get("host") == socket.gethostname():
+        return _pid_exists(int(holder["pid"]))
+    return True
+
+
+def take_over(path, holder):
+    """Remove a stale claim, once: the remover holds `<claim>.takeover` exclusively and
+    checks that the claim is still the stale one it judged (one another process has
+    made since is left alone)."""
+    guard = path.with_suffix(".takeover")
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if _age(guard) > STALE_S:  # its taker died meanwhile
+            guard.unlink(missing_ok=True)
+        raise RunBusy(f"{path.name}: another process is taking the stale claim over") from None
+    os.close(fd)
+    try:
+        now = read_claim(path)
+        if holder is None:  # an old claim that cannot be read (torn by a crash)
+            same = now is None
+        else:
+            same = now is not None and now.get("token") == holder.get("token")
+        if same:
+            path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+def _pid_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_heartbeat():
+    with _lock:
+        if _beating.is_set():
+            return
+        _beating.set()
+    threading.Thread(target=_heartbeat, name="mlpsweep-claims", daemon=True).start()
+
+
+def _heartbeat():
+    while True:
+        time.sleep(HEARTBEAT_S)
+        with _lock:
+            held = list(_held)
+        for path in held:
+            with contextlib.suppress(OSError):
+                os.utime(path)

@@ -1,0 +1,62 @@
+"""Where results go: fresh, exclusive folders that stay inside the results root.
+
+Two commands started in the same second must never share a folder (the second would
+overwrite the first and both would print the same path), so a folder is created with
+an exclusive mkdir; when its name is taken, the next free `<name>_2`, `<name>_3`, ...
+is created instead. Nothing is ever written into a folder another command made.
+"""
+
+import datetime
+import re
+from pathlib import Path
+
+STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class LayoutError(ValueError):
+    """A name that would put results outside their root; one line."""
+
+
+def check_name(name, what, root):
+    """`name` as a plain folder name (letters, digits, . _ -), else LayoutError."""
+    name = str(name)
+    if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        hint = f" (no spaces: {'_'.join(name.split())})" if " " in name.strip() else ""
+        raise LayoutError(
+            f"{what}={name!r}: must be a plain folder name (letters, digits, . _ -), "
+            f"as it names {root}/<{what}>/{hint}"
+        )
+    return name
+
+
+def fresh_dir(parent, name=None):
+    """Create and return a new folder `parent`/`name` (default: the time, to the
+    second) that no other command has: exclusive mkdir, `_2`, `_3`, ... on a clash."""
+    parent = Path(parent)
+    name = name or datetime.datetime.now().strftime(STAMP_FORMAT)
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (name if n == 1 else f"{name}_{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise LayoutError(f"{parent}: no free folder name for {name}")
+
+
+def remove_if_empty(path, up_to, keep=()):
+    """Delete `path` if it holds nothing but the names in `keep` (what a refused command
+    made), then its parents below `up_to` (kept) while they are empty."""
+    path = Path(path)
+    if not path.is_dir() or not {p.name for p in path.iterdir()} <= set(keep):
+        return
+    for p in path.iterdir():
+        p.unlink()
+    path.rmdir()
+    stop = Path(up_to).resolve()
+    for parent in path.resolve().parents:
+        if parent == stop or stop not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
