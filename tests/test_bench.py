@@ -1,5 +1,7 @@
 """`mlpsweep bench` runs end to end and prints what the README quotes (no timing asserted)."""
 
+import pytest
+
 from mlpsweep.bench import train as bench
 
 
@@ -25,4 +27,23 @@ def test_bench_prints_every_row_with_its_verdict(mnist_5k):
         ["10", "float64"],
         ["100", "float32"],
         ["100", "float64"],
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_fault_bench_counts_zero_for_every_fault_class():
+    from mlpsweep.bench import faults
+
+    lines = []
+    totals = faults.run(repeats=1, jobs=6, out=lines.append)
+    assert totals == {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}, "\n".join(lines)
+    assert [line.split()[0] for line in lines[2:-1]] == [
+        "kill",
+        "kill",
+        "SIGTERM",
+        "two",
+        "two",
+        "a",
+        "hostile",
     ]

@@ -235,6 +235,7 @@ def test_a_run_too_big_for_memory_is_refused_before_it_starts(tmp_path, args):
         (["-m", "seed=range(0)"], "the sweep has no jobs"),
         (["-m", "sweep_name=my", "study"], "a value with spaces must be quoted"),
         (["-m", "sweep_name=my study"], "(no spaces: my_study)"),
+        (["-m", "seed=0", "hydra.launcher.backend=bogus"], "bogus: not a joblib backend (known:"),
     ],
 )
 def test_more_bad_input_gives_one_line(tmp_path, args, line):
@@ -243,6 +244,18 @@ def test_more_bad_input_gives_one_line(tmp_path, args, line):
         p.stderr
     )
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.e2e
+def test_a_refused_extension_leaves_the_sweep_as_it_was(tmp_path):
+    assert run_app(tmp_path, "-m", "steps=5", "seed=0", "report=false").returncode == 0
+    [sweep] = sweep_dirs(tmp_path)
+    before = (sweep / records.MANIFEST).read_bytes()
+    for bad in ("hydra.launcher.backend=bogus", "lr=-1", "width=10000000"):
+        p = run_app(tmp_path, "-m", "steps=5", "seed=0,1", "resume=true", "extend=true", bad)
+        assert p.returncode == 2, p.stderr
+        assert "resume=True" not in p.stderr and "extend=True" not in p.stderr
+        assert (sweep / records.MANIFEST).read_bytes() == before and sweep_dirs(tmp_path) == [sweep]
 
 
 # --- worker loss -----------------------------------------------------------------------
@@ -386,3 +399,44 @@ def test_sigterm_stops_like_ctrl_c(tmp_path, to_group):
     assert not alive
     [sweep] = sweep_dirs(tmp_path)
     assert sum(records.is_finished(r) for r in (sweep / "runs").iterdir()) >= 2
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    p = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
+    )
+    if p.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs: {p.stderr.decode().strip()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)])
+
+
+@pytest.mark.e2e
+def test_a_folder_made_read_only_mid_sweep_says_so(tmp_path, tmpfs):
+    proc = subprocess.Popen(
+        [
+            *APP,
+            "-m",
+            "seed=range(8)",
+            "steps=1500",
+            "report=false",
+            "hydra.launcher.n_jobs=1",
+            f"hydra.sweep.dir={tmpfs}/sweep",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: list(tmpfs.glob("sweep/runs/*/metrics.json")), 120, "a finished run")
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.startswith("mlpsweep: cannot write results to") and err.count("\n") == 1, err
+    assert "Read-only file system" in err and "make the folder writable" in err
+    assert "rerun with resume=true" in err

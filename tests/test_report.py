@@ -178,7 +178,7 @@ def test_config_strings_are_html_escaped(tmp_path):
 @pytest.mark.e2e
 def test_cli_report_compare_and_runs(tmp_path):
     a = synthetic_sweep(tmp_path / "a", 10, 100)
-    b = synthetic_sweep(tmp_path / "b", 10, 100)
+    b = synthetic_sweep(tmp_path / "b_$x^$", 10, 100)  # a label that is not mathtext
     cli = [sys.executable, "-m", "mlpsweep.cli"]  # the `mlpsweep` command
     p = subprocess.run([*cli, "report", str(a)], capture_output=True, text=True)
     assert p.returncode == 0 and (a / "report.html").exists()

@@ -49,7 +49,9 @@ class MlpsweepLauncher(Launcher):
         joblib=None,
     ):
         self.worker_loss_retries = worker_loss_retries
-        self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
+        from mlpsweep.launcher.engines import check_backend
+
+        self.n_jobs, self.backend, self.blas_threads = n_jobs, check_backend(backend), blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = self._context = None

@@ -109,7 +109,7 @@ class MlpsweepSweeper(BasicSweeper):
                     if r.status != JobStatus.COMPLETED:
                         if type(r._return_value).__name__ in LEFT_UNRUN:
                             continue  # reported by the launcher, not raised
-                        _ = r.return_value  # raises the job's exception, as Hydra's does
+                        raise r._return_value  # the job's exception, as Hydra's sweeper
                     elif getattr(r.return_value, "retry_later", False):
                         later.append(overrides)
                 first += len(batch)

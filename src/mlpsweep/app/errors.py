@@ -42,6 +42,8 @@ def one_line(exc):
             f"'{parsing.group(1)}' is not key=value: a value with spaces must be quoted, "
             "e.g. 'sweep_name=my study' (no spaces in names: sweep_name=my_study)"
         )
+    if text.startswith("Error in call to target") and cause is not None:
+        return first_line(cause)  # a plugin's own message (the launcher's checks)
     merging = re.match(r"Error merging override (\S+)", text)
     if merging and cause is not None:
         return f"{merging.group(1)}: {first_line(cause)}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlpsweep import records
 from mlpsweep.app.resources import check_memory, concurrent_runs
-from mlpsweep.app.spec import expected_cost, run_spec
+from mlpsweep.app.spec import CONTROL_KEYS, expected_cost, run_spec
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import JobComposer, task_container
@@ -83,7 +83,8 @@ def compose_all(composer, jobs):
         try:
             spec = run_spec(task_container(composer.task(overrides)), tuple(overrides))
         except (ConfigError, DatasetError) as e:
-            errors.append(f"{e} (job: {' '.join(overrides) or 'defaults'})")
+            job = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in CONTROL_KEYS]
+            errors.append(f"{e} (job: {' '.join(job) or 'defaults'})")
             continue
         specs.append(spec)
     if errors:

@@ -7,6 +7,7 @@ record there is already complete is not trained again: that is how a killed swee
 resumes, whichever launcher runs it. A single run writes into Hydra's run directory.
 """
 
+import errno
 import logging
 import sys
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def run_task(cfg):
     if cfg.get("dry_run", False):
         return dry_run(spec, record_dir)
     try:
-        with records.claim_run(hydra.sweep.dir, spec.run_id):
+        with records.claim_run(hydra.sweep.dir, spec.run_id):  # OSError: see write_error
             done = records.read_metrics(record_dir)  # finished while we waited for it?
             if done is not None and done.finished:
                 return outcome(spec, record_dir, done, reused=True)
@@ -115,6 +116,8 @@ def run_task(cfg):
             return train_and_write(spec, record_dir)
     except records.RunBusy as busy:
         return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
+    except OSError as e:
+        raise write_error(record_dir, e) from None
 
 
 def dry_run(spec, record_dir):
@@ -127,12 +130,19 @@ def train_and_write(spec, record_dir):
     try:
         records.write_run(record_dir, record)
     except OSError as e:
-        raise JobError(
-            f"cannot write results to {record_dir.parent}: {e.strerror or e}; the runs "
-            "written before are kept: free space (or fix the folder), then rerun with "
-            "resume=true"
-        ) from None
+        raise write_error(record_dir, e) from None
     return outcome(spec, record_dir, record.metrics)
+
+
+def write_error(record_dir, e):
+    """A JobError (one line, exit 1) for a results folder that stopped taking writes."""
+    fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space"}.get(e.errno, "fix the folder")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable"
+    return JobError(
+        f"cannot write results to {record_dir.parent}: {e.strerror or e}; the runs written "
+        f"before are kept: {fix}, then rerun with resume=true"
+    )
 
 
 def check_data(sweep_dir, spec):

@@ -20,6 +20,19 @@ class EngineError(RuntimeError):
     """An engine that cannot start (one line)."""
 
 
+def check_backend(name):
+    """`name` if joblib knows the backend (checked as the launcher is made, before a
+    sweep writes anything), else EngineError."""
+    from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
+
+    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS})
+    if name not in known:
+        raise EngineError(
+            f"hydra.launcher.backend={name}: not a joblib backend (known: {', '.join(known)})"
+        )
+    return name
+
+
 def workers(launcher):
     return launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count() or 1
 

@@ -170,9 +170,13 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
 
 def all_figures(a):
     """The figures that fit what was swept, in report order (the style is set for these
-    figures only: matplotlib's global state is left as it was)."""
+    figures only: matplotlib's global state is left as it was). Labels are data (sweep
+    names, values), so `$...$` in them is text, not mathtext."""
+    import matplotlib as mpl
+
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-        return _figures(a)
+        with mpl.rc_context({"text.parse_math": False}):
+            return _figures(a)
 
 
 def _figures(a):

@@ -1,0 +1,226 @@
+"""Every fault class of the reliability issue, at random moments, several times each:
+
+    kill -9 of the sweep      then resumed                 (a user's kill, a crash)
+    kill -9 of one worker     the sweep goes on            (the OOM killer)
+    SIGTERM of the sweep      then resumed                 (SLURM, systemd)
+    two identical sweeps      into one folder, at once     (two terminals, array tasks)
+    two single runs           in the same second           (a shell loop with &)
+    a damaged record          bytes 200-1200 overwritten   (a bad disk), then resumed
+    hostile names             sweep_name=../../x, /tmp/x   (typos, scripts)
+
+and counts what must stay 0: runs lost, runs trained twice, damaged records read as
+results, files written outside the results root. `landed` counts the repeats where the
+fault hit while work was going on (a kill after the sweep ended tests nothing).
+"""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlpsweep import records
+from mlpsweep.bench.launch import app_path
+from mlpsweep.records import claim
+
+TRAINED = re.compile(r"#\d+ (.+?): (?:ok|diverged) loss")
+SWEEP = ["steps=1500", "batch_size=50", "eval_every=0", "report=false", "hydra.launcher.n_jobs=2"]
+
+
+class Work:
+    """A scratch folder where sweeps run, with their logs kept outside it."""
+
+    def __init__(self, root, name):
+        self.root = Path(root, name)
+        self.cwd, self.logs = self.root / "work", self.root / "logs"
+        self.cwd.mkdir(parents=True)
+        self.logs.mkdir()
+        self.texts, self.started = [], 0
+
+    def start(self, *args):
+        # Output to a file, not a pipe: a killed sweep's workers may hold a pipe open.
+        self.started += 1
+        log = self.logs / f"{self.started}.log"
+        with open(log, "w") as f:
+            proc = subprocess.Popen(
+                [sys.executable, str(app_path()), *args],
+                cwd=self.cwd,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        proc.log = log
+        return proc
+
+    def finish(self, proc):
+        proc.wait()
+        self.texts.append(proc.log.read_text())
+        return proc.returncode
+
+    def run(self, *args):
+        return self.finish(self.start(*args))
+
+    def trained_twice(self):
+        done = [m.group(1) for text in self.texts for m in TRAINED.finditer(text)]
+        return len(done) - len(set(done))
+
+    def outside_results(self):
+        """Files anywhere around the work folder but in results/ (and our logs)."""
+        keep = (self.cwd / "results", self.logs)
+        return [
+            p
+            for p in self.root.rglob("*")
+            if not p.is_dir() and not any(k in p.parents for k in keep)
+        ]
+
+
+def sweep_dir(work):
+    dirs = [p for p in (work.cwd / "results").glob("*/*/") if records.SweepManifest.exists(p)]
+    return dirs[0] if len(dirs) == 1 else None
+
+
+def lost_and_damaged(folder, expected):
+    """(planned runs without a finished, intact record; records read as finished whose
+    history is not what their metrics say)."""
+    manifest = records.SweepManifest.read(folder)
+    finished = damaged = 0
+    for rid in manifest.run_ids:
+        run = records.run_dir(folder, rid)
+        metrics = records.read_metrics(run)
+        if metrics is None or not metrics.finished:
+            continue
+        finished += 1
+        try:
+            damaged += len(records.read_history(run)) != metrics.steps_done
+        except Exception:  # noqa: BLE001 - unreadable but taken as finished: that is the fault
+            damaged += 1
+    return expected - finished, damaged
+
+
+def resume_until_done(work, args, tries=5):
+    for _ in range(tries):
+        if work.run(*args, "resume=true") == 0:
+            return
+
+
+def wait_for_claim(folder_of, proc, timeout=60):
+    """The pid of a worker holding a claim (a job running), once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        folder = folder_of()
+        for path in (folder / claim.CLAIMS).glob("*.json") if folder else []:
+            holder = claim.read_claim(path)
+            if holder and holder["pid"] != proc.pid and claim._pid_exists(holder["pid"]):
+                return holder["pid"]
+        time.sleep(0.02)
+    return None
+
+
+def interrupt(work, rng, jobs, sig):
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    proc = work.start(*args)
+    time.sleep(rng.uniform(1.5, 6.0))
+    landed = proc.poll() is None
+    if landed:
+        proc.send_signal(sig)
+    work.finish(proc)
+    resume_until_done(work, args)
+    return (*lost_and_damaged(sweep_dir(work), jobs), landed)
+
+
+def kill_worker(work, rng, jobs):
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    proc = work.start(*args)
+    time.sleep(rng.uniform(1.5, 6.0))
+    pid = wait_for_claim(lambda: sweep_dir(work), proc)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    if work.finish(proc) != 0:  # a run that died twice fails; resume gives it another go
+        resume_until_done(work, args)
+    return (*lost_and_damaged(sweep_dir(work), jobs), pid is not None)
+
+
+def collide(work, rng, jobs):
+    args = ["-m", f"seed=range({jobs})", *SWEEP, "hydra.sweep.dir=results/shared/one"]
+    procs = [work.start(*args) for _ in range(2)]
+    for p in procs:
+        work.finish(p)
+    both = all("busy" in text for text in work.texts[-2:])  # each found the other at work
+    return (*lost_and_damaged(work.cwd / "results/shared/one", jobs), both)
+
+
+def single_runs(work, rng, jobs):
+    procs = [work.start("steps=200", f"lr={lr}") for lr in (0.05, 0.2)]
+    codes = [work.finish(p) for p in procs]
+    found = [m for m in (work.cwd / "results/single").glob("*/metrics.json")]
+    kept = {records.read_metrics(m.parent).overrides[-1] for m in found}
+    same_second = len({p.parent.name[:19] for p in found}) == 1
+    return 2 - len(kept & {"lr=0.05", "lr=0.2"}) + sum(c != 0 for c in codes), 0, same_second
+
+
+def damage(work, rng, jobs):
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    work.run(*args)
+    folder = sweep_dir(work)
+    victim = records.run_dir(folder, rng.choice(records.SweepManifest.read(folder).run_ids))
+    hist = victim / "history.parquet"
+    data = bytearray(hist.read_bytes())
+    data[200:1200] = os.urandom(min(1000, max(0, len(data) - 200)))[: len(data[200:1200])]
+    hist.write_bytes(bytes(data))
+    taken = records.is_finished(victim)  # read as a result before the resume: a fault
+    resume_until_done(work, args)
+    lost, damaged = lost_and_damaged(folder, jobs)
+    return lost, damaged + taken, True
+
+
+def hostile_names(work, rng, jobs):
+    for name in ("../../escape", "/tmp/mlpsweep-escape", "a/../..", "..", "x y"):
+        work.run("-m", "steps=5", "seed=0", f"sweep_name={name}")
+    return 0, 0, True
+
+
+FAULTS = {
+    "kill -9 of the sweep, resumed": lambda w, r, j: interrupt(w, r, j, signal.SIGKILL),
+    "kill -9 of one worker": kill_worker,
+    "SIGTERM of the sweep, resumed": lambda w, r, j: interrupt(w, r, j, signal.SIGTERM),
+    "two identical sweeps into one folder": collide,
+    "two single runs at once": single_runs,
+    "a damaged record, resumed": damage,
+    "hostile sweep names": hostile_names,
+}
+
+
+def run(repeats=3, jobs=12, seed=0, out=print):
+    rng = random.Random(seed)
+    out(f"each fault {repeats} times at random moments, {jobs}-run sweeps (2 workers):")
+    out(
+        f"  {'fault':38} {'landed':>6} {'lost':>5} {'twice':>6} {'damaged read':>13} {'outside':>8}"
+    )
+    totals = {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (name, fault) in enumerate(FAULTS.items()):
+            row, landed = dict.fromkeys(totals, 0), 0
+            for i in range(repeats):
+                work = Work(tmp, f"{n}-{i}")
+                lost, damaged, hit = fault(work, rng, jobs)
+                landed += hit
+                row["lost"] += lost
+                row["twice"] += work.trained_twice()
+                row["damaged"] += damaged
+                row["outside"] += len(work.outside_results())
+            out(
+                f"  {name:38} {f'{landed}/{repeats}':>6} {row['lost']:5d} {row['twice']:6d} "
+                f"{row['damaged']:13d} {row['outside']:8d}"
+            )
+            for k in totals:
+                totals[k] += row[k]
+        escaped = list(Path(tmp).parent.glob("mlpsweep-escape*"))
+    totals["outside"] += len(escaped)
+    out(
+        f"  {'total (target: all 0)':38} {'':6} {totals['lost']:5d} {totals['twice']:6d} "
+        f"{totals['damaged']:13d} {totals['outside']:8d}"
+    )
+    return totals
