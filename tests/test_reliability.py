@@ -134,10 +134,13 @@ def test_fail_fast_and_retries(tmp_path):
         "steps=10",
         "hydra.launcher.fail_fast=true",
         "hydra.launcher.n_jobs=1",
+        "max_memory=1000T",  # past the memory check: the job itself fails (MemoryError)
     )
     assert p.returncode == 1
     assert "1 of 3 runs failed, 2 not run" in p.stderr
-    p = run_app(tmp_path / "b", "width=100000000", "depth=1", "steps=10", "retries=2")
+    p = run_app(
+        tmp_path / "b", "width=100000000", "depth=1", "steps=10", "retries=2", "max_memory=1000T"
+    )
     assert p.returncode == 1
     [out] = (tmp_path / "b" / "results" / "single").iterdir()
     assert json.loads((out / "metrics.json").read_text())["attempts"] == 3

@@ -33,6 +33,7 @@ def mixed_sweep(tmp_path_factory):
         "depth=1",
         "steps=40",
         "eval_every=10",
+        "max_memory=1000T",  # past the memory check: the job itself fails (MemoryError)
     )
     assert p.returncode == 1, p.stderr  # one job failed: the exit status says so
     return sweep_dirs(cwd)[0]

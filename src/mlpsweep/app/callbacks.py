@@ -23,17 +23,19 @@ OWN_PROGRESS = ("hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher",)
 
 
 def unfinished_runs(sweep_dir):
-    """(lines for runs that failed, lines for runs without a result, number of runs)."""
+    """(lines for runs that failed, not run, damaged; the number of runs)."""
     manifest = records.SweepManifest.read(sweep_dir)
-    failed, not_run = [], []
+    failed, not_run, damaged = [], [], []
     for run in manifest.runs:
         metrics, problem = records.inspect_run(records.run_dir(sweep_dir, run.run_id))
         what = " ".join(run.overrides) or "defaults"
         if metrics is not None and metrics.status == "failed":
             failed.append(f"  {what}: {metrics.error}")
+        elif metrics is None and problem == "no result":
+            not_run.append(f"  {what}: not run")
         elif metrics is None:
-            not_run.append(f"  {what}: {'not run' if problem == 'no result' else problem}")
-    return failed, not_run, len(manifest.runs)
+            damaged.append(f"  {what}: {problem}")
+    return failed, not_run, damaged, len(manifest.runs)
 
 
 def record_lost_runs(sweep_dir):
@@ -72,17 +74,18 @@ def report(sweep_dir):
 
 def summarise(sweep_dir):
     """Print the runs without a result; True if every run finished."""
-    failed, not_run, total = unfinished_runs(sweep_dir)
-    if not (failed or not_run):
+    failed, not_run, damaged, total = unfinished_runs(sweep_dir)
+    if not (failed or not_run or damaged):
         return True
     print(
         f"mlpsweep: {len(failed)} of {total} runs failed"
-        + (f", {len(not_run)} have no result" if not_run else "")
+        + (f", {len(not_run)} not run" if not_run else "")
+        + (f", {len(damaged)} damaged" if damaged else "")
         + f"; logs in {sweep_dir / 'runs'}/<run_id>/job.log; rerun the same command with "
         "resume=true to run them again:",
         file=sys.stderr,
     )
-    print("\n".join(failed + not_run), file=sys.stderr)
+    print("\n".join(failed + not_run + damaged), file=sys.stderr)
     return False
 
 
