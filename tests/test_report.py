@@ -11,6 +11,7 @@ from helpers import run_app, sweep_dirs
 from mlpsweep import records
 from mlpsweep.bench.report import synthetic_sweep
 from mlpsweep.core import TrainConfig
+from mlpsweep.records.run import read_config
 from mlpsweep.report import build_report
 from mlpsweep.report.collect import collect
 from mlpsweep.report.stats import mean_band, oscillation, t95
@@ -131,16 +132,80 @@ def write_runs(folder, configs, seeds=5, steps=400):
     return folder
 
 
-def test_two_group_finding_in_plain_words(tmp_path):
+def brute_spread_rel(loss):
+    """The relative spread of stats.oscillation, by an explicit loop: the std over the
+    last half of loss / (its centred moving average) - 1."""
+    n, w = len(loss), max(5, len(loss) // 20)
+    ratios = []
+    for t in range(n // 2, n):
+        lo, hi = max(0, t - w // 2), min(n, t + w // 2 + 1)
+        avg = sum(loss[lo:hi]) / (hi - lo)
+        ratios.append((loss[t] - avg) / avg)
+    mean = sum(ratios) / len(ratios)
+    return (sum((r - mean) ** 2 for r in ratios) / len(ratios)) ** 0.5
+
+
+def headline_lines(html):
+    block = re.search(r'<div class="headline">(.*?)</div>', html, re.S).group(1)
+    return re.findall(r"<p>(.*?)</p>", block)
+
+
+def test_headline_effect_and_interval_recomputed_independently(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)])
     html = build_report(sweep).read_text()
-    finding = re.search(r'<div class="finding">(.*?)</div>', html).group(1)
-    assert re.search(
-        r"batch_size=10: loss spread 0\.\d+ ± 0\.\d+ vs batch_size=100: "
-        r"loss spread 0\.0\d+ ± 0\.\d+ \(mean ± sd over 5 seeds; [45]\.\dx; 95% "
-        r"intervals do not overlap\)",
-        finding,
-    ), finding
+    [line] = headline_lines(html)
+    # by hand: per-seed relative spreads, their log-ratios, a paired t-interval (t(4) = 2.776)
+    by_config = {}
+    for planned in records.SweepManifest.read(sweep).runs:
+        run = records.run_dir(sweep, planned.run_id)
+        seed = read_config(run)["seed"]
+        loss = list(records.read_history(run)["train_loss"])
+        by_config.setdefault(planned.overrides, {})[seed] = brute_spread_rel(loss)
+    low, high = by_config[("batch_size=10",)], by_config[("batch_size=100",)]
+    logs = [np.log(high[s] / low[s]) for s in sorted(low)]
+    mean, sd = np.mean(logs), np.std(logs, ddof=1)
+    half = 2.776 * sd / np.sqrt(5)
+    factor, ci = np.exp(-mean), sorted(np.exp([-(mean - half), -(mean + half)]))
+    assert line.startswith(
+        f"Relative loss spread is {factor:.2f}x lower at batch_size=100 than at batch_size=10"
+    )
+    assert f"ratio 95% CI [{ci[0]:.3g}, {ci[1]:.3g}], 5 seeds each, paired by seed" in line
+    assert "Inconclusive" not in line
+    assert (sweep / "contrasts.csv").exists() and (sweep / "summary.csv").exists()
+
+
+def test_a_null_effect_is_called_inconclusive(tmp_path):
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1), ({"batch_size": 100}, 0.1)])
+    [line] = headline_lines(build_report(sweep).read_text())
+    assert "Inconclusive: the interval includes no change." in line
+
+
+def test_one_seed_says_so_and_prints_no_nan(tmp_path):
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)], seeds=1)
+    html = build_report(sweep).read_text()
+    [line] = headline_lines(html)
+    assert "1 seed, no interval" in line
+    text = re.sub(r"<[^>]+>|data:image/png;base64,[^\"]+", " ", html)
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+
+
+def test_figures_are_written_as_png_and_svg_files(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)])
+    html = build_report(sweep).read_text()
+    pngs = sorted((sweep / "report").glob("*.png"))
+    names = [p.stem for p in pngs]
+    assert "train_loss_per_step" in names and names == sorted(
+        p.stem for p in (sweep / "report").glob("*.svg")
+    )
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width = int.from_bytes(data[16:20], "big")  # IHDR: 150 dpi, not the screen's 90
+        assert width >= 150 * 6
+        assert ET.parse(p.with_suffix(".svg")).getroot().tag.endswith("svg")
+        assert f'href="report/{p.stem}.svg"' in html
 
 
 def test_sum_reduction_confound_is_spelled_out(tmp_path):
@@ -155,7 +220,8 @@ def test_sum_reduction_confound_is_spelled_out(tmp_path):
     )
     html = build_report(sweep).read_text()
     assert "effective learning rate is lr x batch_size" in html
-    assert "effective lr 1" in html and "effective lr 0.1" in html
+    # the contrast of batch sizes under sum names the step size that differs with it
+    assert "effective lr 1 vs 0.1, 1: the step size differs too" in html
     runs = pd.read_parquet(sweep / "runs.parquet")
     assert sorted(runs["effective_lr"].unique()) == [0.1, 1.0]
 
@@ -241,3 +307,26 @@ def test_reproduce_commands_survive_values_with_spaces(tmp_path):
     assert shlex.split(runs.loc[0, "reproduce"]) == ["python", "run.py", *odd]
     html = build_report(sweep).read_text()
     assert "python run.py &#39;sweep_name=&#39;&#34;&#39;&#34;&#39;my study" in html
+
+
+def test_a_study_declaration_is_checked_and_kept_with_the_sweep(tmp_path, capsys):
+    from helpers import multirun
+
+    study = "study={question: 'Is 100 calmer?',compare: [batch_size],metrics: [spread_rel]}"
+    multirun(
+        tmp_path / "ok", "steps=30", "batch_size=10,100", "eval_every=0", study, "report=false"
+    )
+    kept = records.SweepManifest.read(tmp_path / "ok").study
+    assert kept == {
+        "question": "Is 100 calmer?",
+        "compare": ["batch_size"],
+        "metrics": ["spread_rel"],
+    }
+    for bad, line in [
+        ("study={compair: [batch_size]}", "study: unknown key 'compair'"),
+        ("study={metrics: [wobble]}", "study.metrics: unknown metric 'wobble'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            multirun(tmp_path / "bad", "steps=30", "batch_size=10,100", bad)
+        assert exit_.value.code == 2 and line in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()

@@ -50,6 +50,7 @@ def record_lost_runs(sweep_dir):
             )
             records.write_run(run_dir, records.RunRecord(config={}, metrics=metrics))
         claim.unlink(missing_ok=True)
+    records.tidy_claims(sweep_dir)
 
 
 def report(sweep_dir):

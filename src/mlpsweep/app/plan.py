@@ -43,7 +43,8 @@ def plan_sweep(config, config_loader, jobs):
     try:
         max_memory = config.get("max_memory", "auto")
         check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)
-    except ConfigError as e:
+        study = check_study(config)
+    except (ConfigError, ValueError) as e:
         remove_if_empty(sweep_dir)
         raise BadInput(str(e)) from None
     unique, job_of = {}, {}  # run_id -> RunSpec, and the job (overrides) that runs it
@@ -67,6 +68,7 @@ def plan_sweep(config, config_loader, jobs):
         sweep_name=str(config.get("sweep_name", "adhoc")),
         code=code_version(),
         data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
+        study=study,
     ).write(sweep_dir)
     done = len(unique) - len(pending)
     log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {done} already done")
@@ -74,6 +76,23 @@ def plan_sweep(config, config_loader, jobs):
     # running alone on one core. The order cannot change any run's numbers.
     pending.sort(key=expected_cost, reverse=True)
     return [job_of[s.run_id] for s in pending]
+
+
+def check_study(config):
+    """The sweep's study declaration as a plain dict (BadInput if it is not one)."""
+    from omegaconf import OmegaConf
+
+    from mlpsweep.report.analysis import METRICS
+    from mlpsweep.report.study import KEYS, Study
+
+    study = config.get("study")
+    if study is None:
+        return {}
+    plain = OmegaConf.to_container(study, resolve=True) if OmegaConf.is_config(study) else study
+    if not isinstance(plain, dict):
+        raise ValueError(f"study: must be a mapping with keys {', '.join(KEYS)}")
+    Study.from_dict(plain, known_metrics=list(METRICS))
+    return plain
 
 
 def compose_all(composer, jobs):

@@ -50,6 +50,9 @@ class HarnessConfig:
         "BLAS threads of a training job (1: numbers independent of n_jobs)",
         range=Range(1, integer=True),
     )
+    study: dict | None = knob(
+        None, "what the sweep asks: question, compare, nuisance, replicate, metrics"
+    )
     max_memory: str = knob(
         "auto",
         "memory the concurrent runs may use, e.g. 16G (auto: what is available at the start)",

@@ -24,7 +24,7 @@ def parser(prog="mlpsweep bench"):
     b.add_argument("--jobs", type=int, default=200)
     sub.add_parser("parallel", help="batch_oscillation's wall time vs its CPU time")
     b = sub.add_parser("report", help="report build time on synthetic sweeps")
-    b.add_argument("--runs", type=int, nargs="+", default=[20, 200])
+    b.add_argument("--runs", type=int, nargs="+", default=[20, 200, 500])
     b.add_argument("--steps", type=int, default=1000)
     b = sub.add_parser("data", help="dataset load time and memory shared by workers")
     b.add_argument("--dataset", default="fashion_mnist")

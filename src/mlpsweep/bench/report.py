@@ -20,13 +20,25 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
     folder = Path(folder)
     runs = []
     configs = max(1, n_runs // seeds)
-    lrs = np.geomspace(0.01, 1.0, max(1, int(np.sqrt(configs))))
-    batches = [10, 30, 100, 300, 1000][: max(1, -(-configs // len(lrs)))]
-    grid = [(lr, b) for lr in lrs for b in batches][:configs]
+    if configs >= 100:  # the large grid: 5 lr x 5 batch x 2 depth x 2 width
+        grid = [
+            (lr, b, d, w)
+            for lr in np.geomspace(0.01, 1.0, 5)
+            for b in [10, 30, 100, 300, 1000]
+            for d in (1, 2)
+            for w in (16, 32)
+        ]
+    else:
+        lrs = np.geomspace(0.01, 1.0, max(1, int(np.sqrt(configs))))
+        batches = [10, 30, 100, 300, 1000][: max(1, -(-configs // len(lrs)))]
+        grid = [(lr, b, 2, 200) for lr in lrs for b in batches]
+    grid = grid[:configs]
     for i in range(n_runs):
-        lr, batch = grid[i % len(grid)]
+        lr, batch, depth, width = grid[i % len(grid)]
         seed = i // len(grid)
-        tc = TrainConfig(lr=float(lr), batch_size=int(batch), seed=seed, steps=steps)
+        tc = TrainConfig(
+            lr=float(lr), batch_size=int(batch), seed=seed, steps=steps, depth=depth, width=width
+        )
         rid = records.RunIdentity(tc, "mnist_5k", "synthetic").run_id
         t = np.arange(1, steps + 1)
         loss = 2.3 * np.exp(-t * lr / 50) + 0.05 + rng.normal(0, 0.3 / np.sqrt(batch), steps) ** 2
@@ -41,7 +53,8 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
         }
         history["test_loss"][ev - 1] = loss[ev - 1] * 1.1
         history["test_accuracy"][ev - 1] = 1 - loss[ev - 1] / 3
-        overrides = (f"lr={lr:g}", f"batch_size={batch}", f"seed={seed}", f"steps={steps}")
+        overrides = (f"lr={lr:g}", f"batch_size={batch}", f"depth={depth}", f"width={width}")
+        overrides += (f"seed={seed}", f"steps={steps}")
         metrics = records.RunMetrics(
             run_id=rid,
             status="ok",
@@ -58,8 +71,8 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
             "batch_size": int(batch),
             "seed": seed,
             "steps": steps,
-            "depth": 2,
-            "width": 200,
+            "depth": depth,
+            "width": width,
             "optimizer": {"name": "sgd"},
         }
         records.write_run(folder / "runs" / rid, records.RunRecord(config, metrics, "", history))
@@ -68,7 +81,7 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
     return folder
 
 
-def run(sizes=(20, 200), steps=1000, out=print):
+def run(sizes=(20, 200, 500), steps=1000, out=print):
     from mlpsweep.report import build_report
 
     out(f"report build time, synthetic sweeps of {steps}-step runs (imports excluded)")
@@ -79,7 +92,7 @@ def run(sizes=(20, 200), steps=1000, out=print):
             t0 = time.perf_counter()
             path = build_report(folder)
             seconds = time.perf_counter() - t0
-            target = 5 if n <= 20 else 30 if n <= 200 else None
+            target = 5 if n <= 20 else 30 if n <= 500 else None
             verdict = (
                 ""
                 if target is None

@@ -9,6 +9,7 @@ come through this package.
 """
 
 from mlpsweep.records.claim import WORKER_DIED, RunBusy, claim_run, stale_claims
+from mlpsweep.records.claim import tidy as tidy_claims
 from mlpsweep.records.identity import RunIdentity, is_run_id
 from mlpsweep.records.run import (
     FINISHED,
@@ -43,5 +44,6 @@ __all__ = [
     "remove_partial",
     "run_dir",
     "stale_claims",
+    "tidy_claims",
     "write_run",
 ]

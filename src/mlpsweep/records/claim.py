@@ -57,6 +57,9 @@ def acquire(path):
     for _ in range(5):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileNotFoundError:  # the folder was tidied away by a sweep that ended
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         except FileExistsError:
             holder = read_claim(path)
             if holder is None and _age(path) < STALE_S:
@@ -100,6 +103,12 @@ def stale_claims(sweep_dir):
             continue  # being written
         if holder is None or not is_alive(holder, path):
             yield path.stem, path
+
+
+def tidy(sweep_dir):
+    """Remove the claims folder when no claim is left in it."""
+    with contextlib.suppress(OSError):
+        (Path(sweep_dir) / CLAIMS).rmdir()
 
 
 def _age(path):

@@ -34,6 +34,7 @@ class SweepManifest:
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
     code: str | None = None
     data: dict = field(default_factory=dict)  # dataset name -> fingerprint, as planned
+    study: dict = field(default_factory=dict)  # the sweep file's study declaration
 
     @property
     def run_ids(self):
@@ -58,7 +59,7 @@ class SweepManifest:
             bad = next((r.run_id for r in runs if not is_run_id(r.run_id)), None)
             if bad is not None:
                 raise ValueError(f"a run id that is not one: {bad!r}")
-            keys = ("command", "cwd", "sweep_name", "started", "code", "data")
+            keys = ("command", "cwd", "sweep_name", "started", "code", "data", "study")
             fields = {k: data[k] for k in keys if k in data}
             return cls(runs=runs, **fields)
         except (ValueError, KeyError, TypeError, OSError) as e:

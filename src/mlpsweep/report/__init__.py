@@ -10,9 +10,11 @@ import pandas as pd
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
-from mlpsweep.report.analysis import METRICS, analyse, findings, summary
+from mlpsweep.report.analysis import METRICS, analyse, summary
 from mlpsweep.report.collect import collect
+from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import all_figures
+from mlpsweep.report.study import Study
 
 CONFOUND = (
     "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "
@@ -22,8 +24,15 @@ CONFOUND = (
 )
 
 
-def render(title, command, runs, history, sweeps_meta, out_path):
+def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None):
+    """Write report.html to `out_path`, its figures (PNG, SVG) to `files_dir` (default:
+    report/ beside it) and summary.csv, contrasts.csv beside it."""
+    out_path = Path(out_path)
+    files_dir = Path(files_dir or out_path.parent / "report")
     a = analyse(runs, history)
+    study = Study.from_dict(sweeps_meta[0].study)
+    lead, method = headline(a, study)
+    top, contrast_table = findings(a, study)
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]
     problems = ", ".join(
@@ -50,16 +59,25 @@ def render(title, command, runs, history, sweeps_meta, out_path):
         n_runs=len(a.runs),
         n_seeds=int(a.runs.groupby("config").size().max()) if len(a.runs) else 0,
         problems=f"Not all runs finished: {problems}." if problems else "",
-        findings=findings(a) if len(a.history) else [],
+        question=study.question,
+        headline=lead,
+        method=method,
+        findings=top,
+        contrast_cols=list(contrast_table.columns),
+        contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
         confound=CONFOUND if _has_sum_confound(a.runs) else "",
         sort_label=METRICS["test_accuracy"][0],
         summary_cols=cols,
         summary_rows=table[cols].values.tolist(),
-        figures=[(t, c, base64.b64encode(p).decode()) for t, c, p in all_figures(a)],
+        figures=[
+            (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}")
+            for f in all_figures(a, files_dir)
+        ],
         run_rows=run_rows,
         provenance=provenance(sweep_meta, a.runs),
     )
-    out_path = Path(out_path)
+    for name, df in (("summary.csv", table[cols]), ("contrasts.csv", contrast_table)):
+        atomic_write(out_path.parent / name, lambda f, df=df: df.to_csv(f, index=False))
     atomic_write(out_path, lambda f: f.write(html.encode("utf-8")), durable=False)
     return out_path
 
@@ -88,6 +106,7 @@ def compare(sweep_dirs, out_path):
     runs = pd.concat(all_runs, ignore_index=True)
     history = pd.concat(all_hist, ignore_index=True)
     command = " | ".join(m.command for m in metas)
+    out_path = Path(out_path)
     return render(
         "comparison of " + ", ".join(str(d) for d in sweep_dirs),
         command,
@@ -95,6 +114,7 @@ def compare(sweep_dirs, out_path):
         history,
         metas,
         out_path,
+        files_dir=out_path.parent / f"{out_path.stem}_figures",
     )
 
 
@@ -105,6 +125,12 @@ def _has_sum_confound(runs):
         and (runs["effective_lr"] != runs["lr"]).any()
         and runs["batch_size"].nunique() > 1
     )
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}" if value == value else "–"
+    return value
 
 
 def _num(value, spec=".4g"):

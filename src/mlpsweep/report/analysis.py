@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.stats import oscillation_table, t95
+from mlpsweep.report.stats import OSCILLATION, oscillation_table
 
 NOT_CONFIG = {
     "run_id",
@@ -34,11 +34,11 @@ NOT_CONFIG = {
     "blas_threads",
     "cpu",
     "effective_lr",
-    "spread",
-    "mean_abs_change",
-    "spikes",
     "config",
     "reproduce",
+    "files",
+    *OSCILLATION,
+    *(f"{k}_ex" for k in OSCILLATION),
 }
 REPLICATE = "seed"
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]
@@ -47,7 +47,10 @@ METRICS = {  # column -> (label, higher is better)
     "test_accuracy": ("test accuracy", True),
     "test_loss": ("test loss", False),
     "spread": ("loss spread", False),
+    "spread_rel": ("relative loss spread", False),
+    "spread_rel_ex": ("relative loss spread over equal examples", False),
     "mean_abs_change": ("mean |step change|", False),
+    "mean_abs_change_rel": ("relative mean |step change|", False),
     "spikes": ("spikes", False),
 }
 
@@ -131,33 +134,7 @@ def summary(a, sort_by="test_accuracy"):
     return table.sort_values(f"_{sort_by}", ascending=not higher, na_position="last")
 
 
-def _interval(values):
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (v.mean() if len(v) else np.nan), np.nan, np.nan
-    half = float(t95(len(v)) * v.std(ddof=1) / np.sqrt(len(v)))
-    return v.mean(), v.mean() - half, v.mean() + half
-
-
-def findings(a, metric="spread"):
-    """Plain-words comparisons for each swept dimension with two values, within the
-    finest grouping of the other dimensions in which both values occur (a zipped sweep
-    pairs values, so e.g. lr may have to be left out of the grouping)."""
-    out = []
-    done = a.finished
-    for d in a.dims:
-        values = sorted(done[d].dropna().unique(), key=lambda v: (str(type(v)), v))
-        if len(values) != 2:
-            continue
-        keys, groups = _pairing_groups(done, d, [o for o in a.dims if o != d])
-        for key, g in groups:
-            where = ", ".join(f"{o}={fmt(v)}" for o, v in zip(keys, key))
-            out.append(_compare(g, d, values, metric, where))
-    return out
-
-
-def _pairing_groups(done, d, others):
+def pairing_groups(done, d, others):
     """Groups in which to compare the two values of d, all else equal where possible:
     first all other dims; then with lr replaced by the effective lr (sum vs mean at an
     equal step); then ever fewer dims (a zipped sweep pairs values, so no group may hold
@@ -180,32 +157,3 @@ def _pairing_groups(done, d, others):
         if groups:
             return keys, groups
     return [], [((), done)]
-
-
-def _compare(g, d, values, metric, where):
-    label = METRICS[metric][0]
-    parts, stats = [], []
-    for v in sorted(values, key=lambda v: -_interval(g[g[d] == v][metric])[0]):
-        sub = g[g[d] == v]
-        m, lo, hi = _interval(sub[metric])
-        sd = sub[metric].std()
-        eff = ""
-        if "effective_lr" in sub and (sub["effective_lr"] != sub.get("lr")).any():
-            eff = (
-                f", effective lr {', '.join(fmt(x) for x in sorted(sub['effective_lr'].unique()))}"
-            )
-        parts.append(f"{d}={fmt(v)}: {label} {m:.3g} ± {sd:.2g}{eff}")
-        stats.append((m, lo, hi, len(sub)))
-    (m1, lo1, hi1, n1), (m2, lo2, hi2, n2) = stats
-    ratio = f"{m1 / m2:.1f}x" if m2 and np.isfinite(m2) and m2 > 0 else "n/a"
-    separated = np.isfinite([lo1, hi2]).all() and lo1 > hi2
-    verdict = (
-        "95% intervals do not overlap"
-        if separated
-        else "95% intervals overlap: not distinguishable with these seeds"
-    )
-    prefix = f"{where}: " if where else ""
-    return (
-        f"{prefix}{parts[0]} vs {parts[1]} (mean ± sd over {min(n1, n2)}"
-        f"{'' if n1 == n2 else '+'} seeds; {ratio}; {verdict})"
-    )

@@ -1,21 +1,28 @@
-"""The report's figures, chosen by what was swept. Each returns (title, caption, PNG bytes).
+"""The report's figures, chosen by what was swept, written as PNG (150 dpi) and SVG files
+with stable names and embedded in report.html.
 
 Curves are means over seeds with a 95% t-band computed once (stats.mean_band), plus thin
 per-seed lines so single runs stay visible; diverged runs end in an x.
 """
 
 import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from mlpsweep.report.analysis import METRICS, fmt
+from mlpsweep.data.cache import atomic_write
+from mlpsweep.report.analysis import METRICS, Analysis, fmt
 from mlpsweep.report.stats import mean_band
 
 MAX_SINGLE_PANEL = 8
+MAX_FIGURE_CONFIGS = 25
 MAX_PANELS = 12
 
 
@@ -25,10 +32,45 @@ def subplots(rows, cols, figsize, **kwargs):
     return fig, fig.subplots(rows, cols, **kwargs)
 
 
+PNG_DPI = 150
+SCREEN_DPI = 90  # the size a figure is shown at in report.html
+
+
 def png(fig):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)  # layout="constrained": no second tight-bbox draw
-    return buf.getvalue()
+    """The figure itself: all_figures renders it to files (one draw per format)."""
+    return fig
+
+
+@dataclass
+class FigureFile:
+    title: str
+    caption: str
+    name: str  # report/<name>.png and .svg
+    png: bytes
+    width_px: int  # shown at SCREEN_DPI
+
+
+def slug(title):
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
+def save(fig, folder, name):
+    """Write <name>.png and <name>.svg atomically; return the PNG's bytes."""
+    out = {}
+    for fmt_ in ("png", "svg"):
+        buf = io.BytesIO()
+        # No date in the SVG: an unchanged figure gives an unchanged file.
+        fig.savefig(
+            buf, format=fmt_, dpi=PNG_DPI, metadata={"Date": None} if fmt_ == "svg" else None
+        )
+        # The constrained layout is computed by the first draw; keep it for the second
+        # (the layout pass costs as much as the drawing).
+        fig.set_layout_engine("none")
+        out[fmt_] = buf.getvalue()
+        atomic_write(
+            Path(folder) / f"{name}.{fmt_}", lambda f, d=out[fmt_]: f.write(d), durable=False
+        )
+    return out["png"]
 
 
 def palette(a):
@@ -83,6 +125,10 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
             ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.25, lw=0)
         if log and (h[y] > 0).all():
             ax.set_yscale("log")
+            # Plain numbers: mathtext is off for these figures (see all_figures), and
+            # the default log labels are mathtext.
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
@@ -105,9 +151,11 @@ def tick_label(a, config):
 def dots(a, metrics, title):
     """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
     done = a.finished
-    width = max(3.5, 0.75 * len(a.configs) + 1)
+    width = min(16.0, max(3.5, 0.6 * len(a.configs) + 1))
+    # Many configs: one metric per row, so the figure stays a page wide.
+    rows, cols = (len(metrics), 1) if len(a.configs) > MAX_SINGLE_PANEL else (1, len(metrics))
     fig, axes = subplots(
-        1, len(metrics), figsize=(width * len(metrics), 4.6), squeeze=False, layout="constrained"
+        rows, cols, figsize=(width * cols, 4.0 * rows), squeeze=False, layout="constrained"
     )
     colors = palette(a)
     for ax, col in zip(axes.flat, metrics):
@@ -168,19 +216,51 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
     return png(fig)
 
 
-def all_figures(a):
-    """The figures that fit what was swept, in report order (the style is set for these
-    figures only: matplotlib's global state is left as it was). Labels are data (sweep
-    names, values), so `$...$` in them is text, not mathtext."""
+def all_figures(a, folder):
+    """The figures that fit what was swept, in report order, written to `folder`; a
+    FigureFile each. The style is set for these figures only (matplotlib's global state
+    is left as it was). Labels are data (sweep names, values), so `$...$` in them is
+    text, not mathtext."""
     import matplotlib as mpl
 
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    out = []
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-        with mpl.rc_context({"text.parse_math": False}):
-            return _figures(a)
+        with mpl.rc_context({"text.parse_math": False, "svg.hashsalt": "mlpsweep"}):
+            for title, caption, fig in _figures(a):
+                name = slug(title)
+                data = save(fig, folder, name)
+                width = int(fig.get_figwidth() * SCREEN_DPI)
+                out.append(FigureFile(title, caption, name, data, width))
+    return out
 
 
-def _figures(a):
+def coarsen(a, max_configs=MAX_FIGURE_CONFIGS):
+    """(`a` with configs made of the first dims only, so at most `max_configs` remain;
+    a note saying which dims were averaged over, or ""). A 100-config grid drawn config
+    by config is neither readable nor quick."""
+    if len(a.configs) <= max_configs or len(a.dims) < 2:
+        return a, ""
+    keep = a.dims[:1]
+    for k in range(len(a.dims) - 1, 0, -1):
+        if a.runs[a.dims[:k]].astype(str).drop_duplicates().shape[0] <= max_configs:
+            keep = a.dims[:k]
+            break
+    rest = [d for d in a.dims if d not in keep]
+    runs = a.runs.copy()
+    runs["config"] = runs[keep].apply(
+        lambda r: ", ".join(f"{d}={fmt(v)}" for d, v in zip(keep, r)), axis=1
+    )
+    order = runs.sort_values(keep)["config"]
+    history = a.history.drop(columns="config").merge(runs[["run_id", "config"]], on="run_id")
+    coarse = Analysis(runs, history, keep, list(dict.fromkeys(order)))
+    return coarse, f" Averaged over {', '.join(rest)} ({len(a.configs)} configs in all): "
+    "bands and dots are over every run of a setting, not over seeds alone."
+
+
+def _figures(full):
     figs = []
+    a, note = coarsen(full)
     if len(a.history):
         figs.append(
             (
@@ -201,9 +281,9 @@ def _figures(a):
             (
                 "Oscillation",
                 "Over the last half of training: spread of the loss around "
-                "its moving average, mean absolute step-to-step change, and spikes (steps "
-                "above 3 robust sigmas). One dot per seed; bar = mean.",
-                dots(a, ["spread", "mean_abs_change", "spikes"], "oscillation"),
+                "its moving average, the same relative to the moving average, and spikes "
+                "(steps above 3 robust sigmas). One dot per seed; bar = mean.",
+                dots(a, ["spread", "spread_rel", "spikes"], "oscillation"),
             )
         )
         figs.append(
@@ -228,6 +308,8 @@ def _figures(a):
                     curves(a, "step", "test_loss", title="test loss"),
                 )
             )
+    figs = [(title, caption + note, fig) for title, caption, fig in figs]
+    a = full  # the heatmap shows every config: one panel per value of the other dims
     grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None
     metric = next(
         (

@@ -69,32 +69,57 @@ def moving_average(y, window):
     return (c[hi] - c[lo]) / (hi - lo)
 
 
-def oscillation(loss, window=None):
-    """How much a loss curve oscillates over the last half of training:
+def oscillation(loss, window=None, start=None, stop=None):
+    """How much a loss curve oscillates over a window of its steps (default: the last
+    half of training):
 
-    spread       std of the loss around its centred moving average (window n/20, >= 5)
-    mean_abs_change  mean |loss[t] - loss[t-1]|
-    spikes       steps whose residual exceeds 3 robust sigmas (1.4826 x median |residual|)
-    """
+    spread           std of the loss around its centred moving average (window n/20, >= 5)
+    spread_rel       the same relative to the moving average (a coefficient of variation:
+                     a curve at a lower loss has less absolute spread by construction)
+    mean_abs_change  mean |loss[t] - loss[t-1]|; mean_abs_change_rel: over the moving average
+    spikes           steps whose residual exceeds 3 robust sigmas (1.4826 x median |residual|)
+
+    The moving average is taken over the whole curve, then cut to [start, stop)."""
     loss = np.asarray(loss, dtype=np.float64)
     n = len(loss)
-    if n < 4:
-        return {"spread": np.nan, "mean_abs_change": np.nan, "spikes": 0}
+    start = n // 2 if start is None else start
+    stop = n if stop is None else stop
+    if stop - start < 4:
+        return dict.fromkeys(OSCILLATION, np.nan) | {"spikes": 0}
     window = window or max(5, n // 20)
-    resid = (loss - moving_average(loss, window))[n // 2 :]
-    tail = loss[n // 2 :]
+    smooth = moving_average(loss, window)[start:stop]
+    resid = loss[start:stop] - smooth
+    tail = loss[start:stop]
     sigma = 1.4826 * np.median(np.abs(resid - np.median(resid)))
+    level = float(np.mean(np.abs(smooth)))
+    change = float(np.mean(np.abs(np.diff(tail))))
     return {
         "spread": float(np.std(resid)),
-        "mean_abs_change": float(np.mean(np.abs(np.diff(tail)))),
+        "spread_rel": float(np.std(resid / smooth)) if np.all(smooth > 0) else np.nan,
+        "mean_abs_change": change,
+        "mean_abs_change_rel": change / level if level > 0 else np.nan,
         "spikes": int(np.sum(resid > 3 * sigma)) if sigma > 0 else 0,
     }
 
 
+OSCILLATION = ["spread", "spread_rel", "mean_abs_change", "mean_abs_change_rel", "spikes"]
+
+
 def oscillation_table(history):
-    """One row per run: its oscillation metrics."""
-    rows = [
-        {"run_id": rid, **oscillation(g["train_loss"].to_numpy())}
-        for rid, g in history.groupby("run_id", sort=False)
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "spread", "mean_abs_change", "spikes"])
+    """One row per run: its oscillation metrics over the last half of its steps, and
+    (suffix `_ex`) over the same window of examples seen for every run of the sweep: the
+    last half of the examples the shortest run saw. A batch-10 and a batch-100 run are
+    then compared over the same data as well as over the same number of updates."""
+    groups = list(history.groupby("run_id", sort=False))
+    seen = [g["examples_seen"].to_numpy() for _, g in groups]
+    common = min((s[-1] for s in seen if len(s)), default=0)
+    rows = []
+    for (rid, g), ex in zip(groups, seen):
+        loss = g["train_loss"].to_numpy()
+        start, stop = np.searchsorted(ex, [common / 2, common], side="right")
+        by_examples = oscillation(loss, start=int(start), stop=int(stop))
+        rows.append(
+            {"run_id": rid, **oscillation(loss)} | {f"{k}_ex": v for k, v in by_examples.items()}
+        )
+    columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION)]
+    return pd.DataFrame(rows, columns=columns)
