@@ -1,3 +1,6 @@
+import os
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -17,6 +20,31 @@ def tiny_dataset():
     labels = rng.integers(0, 3, 600).astype(np.uint8)
     x = np.clip(centers[labels] + rng.normal(0, 30, (600, 20)), 0, 255).astype(np.uint8)
     return make_dataset("tiny", x[:500], labels[:500], x[500:], labels[500:], num_classes=3)
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount_tmpfs(size) -> a fresh tmpfs of that size (e.g. "48k"), unmounted after the
+    test: a real filesystem to fill up or make read-only. Needs root (CI has it)."""
+    mounted = []
+
+    def mount(size):
+        point = tmp_path / f"tmpfs{len(mounted)}"
+        point.mkdir()
+        p = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+        )
+        if p.returncode != 0:
+            if os.environ.get("CI"):
+                pytest.fail(f"cannot mount a tmpfs: {p.stderr.decode().strip()}")
+            pytest.skip("mounting a tmpfs needs root")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)])
 
 
 def pytest_report_header(config):

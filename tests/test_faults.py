@@ -347,20 +347,14 @@ def test_one_killed_worker_costs_nothing(tmp_path):
         text=True,
     )
     wait_for_runs(tmp_path, 1)
-    victim = []
-    wait_for(
-        lambda: (
-            victim.extend(
-                p
-                for p in [claim_holder(tmp_path, "seed=5") or claim_holder(tmp_path, "seed=4")]
-                if p
-            )
-            or victim
-        ),
-        120,
-        "a running job",
-    )
-    os.kill(victim[0], signal.SIGKILL)
+    found = []  # the pid of a worker running one of the last jobs, once one does
+
+    def running():
+        found.append(claim_holder(tmp_path, "seed=5") or claim_holder(tmp_path, "seed=4"))
+        return found[-1]
+
+    wait_for(running, 120, "a running job")
+    os.kill(found[-1], signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "a worker died" in out
@@ -402,18 +396,8 @@ def test_sigterm_stops_like_ctrl_c(tmp_path, to_group):
 
 
 @pytest.fixture
-def tmpfs(tmp_path):
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    p = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
-    )
-    if p.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {p.stderr.decode().strip()}")
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)])
+def tmpfs(mount_tmpfs):
+    return mount_tmpfs("64m")
 
 
 @pytest.mark.e2e

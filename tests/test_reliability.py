@@ -188,18 +188,8 @@ def test_unwritable_results_directory(tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    p = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)], capture_output=True
-    )
-    if p.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {p.stderr.decode().strip()}")
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)])
+def tiny_disk(mount_tmpfs):
+    return mount_tmpfs("48k")
 
 
 def test_a_full_disk_stops_with_one_line_and_no_half_written_result(tmp_path, tiny_disk):
