@@ -330,3 +330,30 @@ def test_a_study_declaration_is_checked_and_kept_with_the_sweep(tmp_path, capsys
             multirun(tmp_path / "bad", "steps=30", "batch_size=10,100", bad)
         assert exit_.value.code == 2 and line in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
+
+
+def test_twins_are_found_and_drawn_once():
+    from mlpsweep.report.analysis import Analysis
+    from mlpsweep.report.figures import TWIN_STEPS, twin_of
+
+    rng = np.random.default_rng(0)
+    base = [rng.random(200) + 0.1 for _ in range(3)]
+    other = [rng.random(200) + 0.1 for _ in range(3)]
+    later = [np.concatenate([b[:TWIN_STEPS], b[TWIN_STEPS:] * 1.01]) for b in base]
+    curves = {"a": base, "b": [b * (1 + 1e-13) for b in base], "c": other, "d": later}
+    runs, history = [], []
+    for cfg, losses in curves.items():
+        for seed, loss in enumerate(losses):
+            runs.append({"run_id": f"{cfg}{seed}", "config": cfg, "seed": seed})
+            history.append(pd.DataFrame({"run_id": f"{cfg}{seed}", "train_loss": loss}))
+    a = Analysis(pd.DataFrame(runs), pd.concat(history), ["x"], list(curves))
+    # b: the same losses up to rounding; d: the same first steps, parted later by rounding
+    assert twin_of(a) == {"b": "a", "d": "a"}
+
+
+def test_robust_limits_ignore_a_lone_outlier():
+    from mlpsweep.report.figures import robust_limits
+
+    values = np.concatenate([np.linspace(0.1, 1.0, 5000), [1e6]])
+    lo, hi = robust_limits(values, log=True)
+    assert 0.05 < lo < 0.1 and 1.0 < hi < 2.0

@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.report.analysis import METRICS, Analysis, fmt
-from mlpsweep.report.stats import mean_band
+from mlpsweep.report.stats import mean_band, moving_average
 
 MAX_SINGLE_PANEL = 8
 MAX_FIGURE_CONFIGS = 25
@@ -102,28 +102,38 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     fig, axes = subplots(
         rows,
         cols,
-        figsize=(6.5 * cols, 4.2 * rows),
+        figsize=(11, 4.8) if len(groups) == 1 else (6.5 * cols, 4.6 * rows),
         squeeze=False,
         sharex=True,
         sharey=True,
         layout="constrained",
     )
     colors = palette(a)
+    log = log and bool((h[y] > 0).all())
+    if log:  # bands of the geometric mean: symmetric on the log axis they are drawn on
+        h = h.assign(**{y: np.log(h[y])})
     band = mean_band(h, ["config"], x, y)
+    if log:
+        band[["mean", "lo", "hi"]] = np.exp(band[["mean", "lo", "hi"]])
+        h = h.assign(**{y: np.exp(h[y])})
+    same = twin_of(a)
     diverged = set(a.runs.loc[a.runs["status"] == "diverged", "run_id"])
     for ax, (panel, cfgs) in zip(axes.flat, groups):
         for cfg in cfgs:
+            if cfg in same:
+                continue  # identical to an earlier config: drawn once, labelled with both
             # The seeds' thin lines as one collection: one artist, however many seeds.
             runs = list(h[h["config"] == cfg].groupby("run_id"))
             seeds = [np.column_stack((g[x].to_numpy(), g[y].to_numpy())) for _, g in runs]
-            ax.add_collection(LineCollection(seeds, colors=[colors[cfg]], lw=0.5, alpha=0.25))
+            ax.add_collection(LineCollection(seeds, colors=[colors[cfg]], lw=0.4, alpha=0.18))
             for rid, g in runs:
                 if rid in diverged:
                     ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=colors[cfg], ms=9, mew=2)
             b = band[band["config"] == cfg]
-            ax.plot(b[x], b["mean"], color=colors[cfg], lw=1.6, label=cfg)
-            ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.25, lw=0)
-        if log and (h[y] > 0).all():
+            label = " ≡ ".join([cfg, *(t for t, first in same.items() if first == cfg)])
+            ax.plot(b[x], smooth(b["mean"].to_numpy(), log), color=colors[cfg], lw=1.8, label=label)
+            ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.2, lw=0)
+        if log:
             ax.set_yscale("log")
             # Plain numbers: mathtext is off for these figures (see all_figures), and
             # the default log labels are mathtext.
@@ -132,11 +142,73 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
-        ax.legend(fontsize=7, loc="upper right")  # "best" scans every point: seconds
+        # Outside the data: beside a single panel, under each of several.
+        if len(groups) == 1:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    lo, hi = robust_limits(h[y].to_numpy(), log)
+    axes.flat[0].set_ylim(lo, hi)  # shared: one diverged seed does not flatten the rest
     for ax in list(axes.flat)[len(groups) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     return png(fig)
+
+
+SMOOTH_FRACTION = 0.02  # the bold mean is smoothed over 2% of its points
+
+
+def smooth(mean, log):
+    """The mean curve smoothed by a centred moving average (in log space on a log axis)."""
+    window = int(len(mean) * SMOOTH_FRACTION) | 1
+    if window < 3:
+        return mean
+    values = np.log(mean) if log else mean
+    out = moving_average(values, window)
+    return np.exp(out) if log else out
+
+
+def robust_limits(values, log):
+    """y-limits holding 99.8% of the points (a margin around them)."""
+    v = values[np.isfinite(values)]
+    if log:
+        v = np.log(v[v > 0])
+    if not len(v):
+        return None, None
+    lo, hi = np.quantile(v, [0.001, 0.999])
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    return (np.exp(lo), np.exp(hi)) if log else (lo, hi)
+
+
+TWIN_STEPS = 50
+
+
+def twin_of(a, rtol=1e-9):
+    """{config: the earlier config it is a twin of}: configs whose every seed has the
+    same loss, up to rounding, over the first TWIN_STEPS steps: the same update written
+    two ways (e.g. `sum` at lr 0.01 and `mean` at lr 0.1 with batch 10). Later the
+    rounding differences can grow (chaotic runs amplify them); the update is the same."""
+    if "seed" not in a.runs or not len(a.history):
+        return {}
+    losses = {r: g["train_loss"].to_numpy() for r, g in a.history.groupby("run_id", sort=False)}
+    buckets, out = {}, {}  # a coarse key first (seeds, lengths, first losses), then allclose
+    for cfg in a.configs:
+        runs = a.runs[a.runs["config"] == cfg].sort_values("seed")
+        curves = [losses.get(r) for r in runs["run_id"]]
+        if not curves or any(c is None or not len(c) for c in curves):
+            continue
+        key = tuple((s, len(c), round(float(c[0]), 6)) for s, c in zip(runs["seed"], curves))
+        for other, other_curves in buckets.get(key, []):
+            if all(
+                np.allclose(c[:TWIN_STEPS], o[:TWIN_STEPS], rtol=rtol, atol=0)
+                for c, o in zip(curves, other_curves)
+            ):
+                out[cfg] = other
+                break
+        else:
+            buckets.setdefault(key, []).append((cfg, curves))
+    return out
 
 
 def tick_label(a, config):
@@ -265,8 +337,10 @@ def _figures(full):
         figs.append(
             (
                 "Train loss per step",
-                "Mean over seeds with a 95% band; thin lines are "
-                "single seeds; x marks where a run diverged.",
+                "Bold: the geometric mean over seeds (smoothed over 2% of the steps) with "
+                "a 95% band; faint: single seeds; x: where a run diverged; a ≡ b: twins, "
+                "two spellings of the same update (equal losses over the first 50 steps; "
+                "rounding may part them later), drawn once.",
                 curves(a, "step", "train_loss", title="train loss"),
             )
         )
