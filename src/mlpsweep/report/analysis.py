@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.stats import OSCILLATION, oscillation_table
+from mlpsweep.report.stats import OSCILLATION, oscillation_table, t95
 
 NOT_CONFIG = {
     "run_id",
@@ -106,7 +106,8 @@ def analyse(runs, history):
 
 
 def summary(a, sort_by="test_accuracy"):
-    """One row per config: seeds, statuses, mean and sd of each metric."""
+    """One row per config: seeds, statuses, and each metric's mean with the half-width
+    of its 95% t-interval over seeds ("1 seed" gets the value alone)."""
     rows = []
     for config in a.configs:
         g = a.runs[a.runs["config"] == config]
@@ -120,8 +121,9 @@ def summary(a, sort_by="test_accuracy"):
             row["effective lr"] = ", ".join(fmt(v) for v in sorted(g["effective_lr"].unique()))
         for col, (label, _) in METRICS.items():
             vals = pd.to_numeric(done[col], errors="coerce").dropna() if col in done else []
+            half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals))) if len(vals) > 1 else 0
             row[label] = (
-                f"{vals.mean():.4g} ± {vals.std():.2g}"
+                f"{vals.mean():.4g} ± {half:.2g}"
                 if len(vals) > 1
                 else f"{vals.mean():.4g}"
                 if len(vals)

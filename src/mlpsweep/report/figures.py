@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.report.analysis import METRICS, Analysis, fmt
-from mlpsweep.report.stats import mean_band, moving_average
+from mlpsweep.report.stats import mean_band, moving_average, t95
 
 MAX_SINGLE_PANEL = 8
 MAX_FIGURE_CONFIGS = 25
@@ -238,6 +238,9 @@ def dots(a, metrics, title):
             jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
             ax.scatter(i + np.asarray(jitter), vals, color=colors[cfg], s=22, alpha=0.75)
             ax.plot([i - 0.28, i + 0.28], [vals.mean()] * 2, color="black", lw=2)
+            if len(vals) > 1:  # the mean's 95% t-interval
+                half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals)))
+                ax.errorbar(i + 0.32, vals.mean(), yerr=half, color="black", lw=1.2, capsize=3)
         ax.set_xticks(range(len(a.configs)))
         ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=7)
         ax.set_xlabel(", ".join(a.dims), fontsize=8)
@@ -356,14 +359,15 @@ def _figures(full):
                 "Oscillation",
                 "Over the last half of training: spread of the loss around "
                 "its moving average, the same relative to the moving average, and spikes "
-                "(steps above 3 robust sigmas). One dot per seed; bar = mean.",
+                "(steps above 3 robust sigmas). One dot per seed; bar = mean, whisker = "
+                "its 95% interval.",
                 dots(a, ["spread", "spread_rel", "spikes"], "oscillation"),
             )
         )
         figs.append(
             (
                 "Test metrics at the end",
-                "One dot per seed; bar = mean.",
+                "One dot per seed; bar = mean, whisker = its 95% interval.",
                 dots(a, ["test_accuracy", "test_loss"], "test set, final"),
             )
         )
