@@ -357,3 +357,19 @@ def test_robust_limits_ignore_a_lone_outlier():
     values = np.concatenate([np.linspace(0.1, 1.0, 5000), [1e6]])
     lo, hi = robust_limits(values, log=True)
     assert 0.05 < lo < 0.1 and 1.0 < hi < 2.0
+
+
+def test_an_interaction_is_reported_only_where_it_is_large_and_clear(tmp_path):
+    def finding_lines(sigmas, folder):
+        configs = [
+            ({"batch_size": b, "lr": lr}, sigma)
+            for (b, lr), sigma in zip([(10, 0.01), (100, 0.01), (10, 0.1), (100, 0.1)], sigmas)
+        ]
+        html = build_report(write_runs(folder, configs)).read_text()
+        return re.findall(r'<div class="finding">(.*?)</div>', html)
+
+    # batch 100 calms the loss 8x at lr 0.1 and not at all at lr 0.01
+    lines = finding_lines([0.1, 0.1, 0.4, 0.05], tmp_path / "yes")
+    [inter] = [line for line in lines if line.startswith("Interaction")]
+    assert "at lr=0.1 but" in inter and "at lr=0.01" in inter and "relative loss spread" in inter
+    assert not [x for x in finding_lines([0.1] * 4, tmp_path / "no") if "Interaction" in x]

@@ -80,9 +80,12 @@ class Analysis:
         return self.runs[self.runs["status"].isin(["ok", "diverged"])]
 
 
-def analyse(runs, history):
+def analyse(runs, history, first=()):
+    """The Analysis of a sweep; `first`: dimensions to put first (a study's compared
+    ones: figures facet by the first dimension and colour by the next)."""
     runs = runs.copy()
-    dims = swept_dims(runs)
+    swept = swept_dims(runs)
+    dims = [d for d in first if d in swept] + [d for d in swept if d not in first]
     if dims:
         runs["config"] = runs[dims].apply(
             lambda r: ", ".join(f"{d}={fmt(v)}" for d, v in zip(dims, r)), axis=1

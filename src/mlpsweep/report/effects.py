@@ -11,8 +11,10 @@ Intervals: replicates are paired by seed when both settings start from the same 
 per-seed log-ratios (or differences). Otherwise Welch's t-interval on the log values.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -265,13 +267,66 @@ def headline(a, study):
     return lines, METHOD
 
 
+def interactions(a, study, metric, min_factor=1.5):
+    """(size, sentence) for pairs of compared dimensions whose effects differ clearly and
+    a lot: the effect of d1 (its extremes) at each extreme of d2, and the ratio of the two
+    effects (difference, for accuracy) with a 95% interval, Bonferroni-adjusted over the
+    pairs tested (the two effects' intervals combined, as independent estimates)."""
+    done = a.finished.copy()
+    if metric not in done or TUNE_BY not in done:
+        return []
+    done[metric] = pd.to_numeric(done[metric], errors="coerce")
+    nuisance = [n for n in study.nuisance if n in a.dims]
+    done = tuned(done[np.isfinite(done[metric])], a.dims, nuisance)
+    pairs = list(itertools.combinations(study.compared(a.dims), 2))
+    widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
+    out = []
+    for d1, d2 in pairs:
+        e1, e2 = extreme_values(done, d1, metric), extreme_values(done, d2, metric)
+        if e1 is None or e2 is None:
+            continue
+        at = []
+        for v2 in e2:
+            sub = done[(done[d2] == v2) & done[d1].isin(e1)]
+            if sub[d1].nunique() == 2:
+                at.append(contrast(sub, d1, *e1, metric, "", pairable=False))
+        if len(at) < 2 or not all(c.has_interval for c in at) or at[0].ratio != at[1].ratio:
+            continue
+        ratio = at[0].ratio
+        f = np.log if ratio else (lambda v: v)
+        est = [f(c.effect) for c in at]
+        diff = est[1] - est[0]
+        width = widen * math.hypot(*((f(c.hi) - f(c.lo)) / 2 for c in at))
+        size = math.exp(abs(diff)) if ratio else abs(diff) / max(abs(at[0].mean_low), 1e-12) + 1
+        if abs(diff) <= width or size < min_factor:
+            continue
+        label = METRICS.get(metric, (metric, False))[0]
+        show = (lambda v: f"{math.exp(v):.2f}x") if ratio else (lambda v: f"{v:+.3g}")
+        out.append(
+            (
+                size,
+                f"Interaction: the effect of {d1}={fmt(e1[1])} against {d1}={fmt(e1[0])} on "
+                f"{label} is {show(est[1])} at {d2}={fmt(e2[1])} but {show(est[0])} at "
+                f"{d2}={fmt(e2[0])} ({'ratio' if ratio else 'difference'} of the effects "
+                f"{show(diff)}, 95% CI [{show(diff - width)}, {show(diff + width)}], "
+                f"adjusted for {len(pairs)} pairs of dimensions).",
+            )
+        )
+    return out
+
+
 def findings(a, study, limit=10):
     """(at most `limit` summary lines: main effects of each compared dimension on each
-    of the study's metrics, largest first; the full contrast table)."""
-    mains, rows = [], []
+    of the study's metrics, clear ones first and largest first, then interactions only
+    where they are large and clear; the full contrast table)."""
+    mains, rows, inter = [], [], []
     for metric in dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]):
         m, details = contrasts(a, study, metric)
         mains += m
         rows += [c.row() for c in details]
+        inter += interactions(a, study, metric)
     ranked = sorted(mains, key=lambda c: (not c.conclusive, -c.size))
-    return [c.sentence() for c in ranked[:limit]], pd.DataFrame(rows)
+    lines = [c.sentence() for c in ranked if c.conclusive]
+    lines += [text for _, text in sorted(inter, key=lambda t: -t[0])][:3]
+    lines += [c.sentence() for c in ranked if not c.conclusive]
+    return lines[:limit], pd.DataFrame(rows)
