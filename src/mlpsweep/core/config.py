@@ -4,6 +4,7 @@ checks and `python run.py --help` are all derived from these fields."""
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 
 from mlpsweep.core.checks import ConfigError, Range, choice
@@ -11,8 +12,10 @@ from mlpsweep.core.layers import ACTIVATIONS
 from mlpsweep.core.network import INITS
 from mlpsweep.core.optimizers import OPTIMIZERS
 from mlpsweep.core.sampling import RNG_MODES, SAMPLERS
+from mlpsweep.core.target import parse_target
 
 DTYPES = ("float32", "float64")
+EVAL_SCHEDULES = ("linear", "log")
 REDUCTIONS = ("mean", "sum")
 MAX_LEGACY_SEED = 2**32 - 1  # RandomState's seed range
 
@@ -60,6 +63,17 @@ class TrainConfig:
     loss_eps: float = knob(
         0.0, "the listing's log(p + 1e-7) in the reported loss: 1e-7", range=Range(0)
     )
+    eval_schedule: str = knob(
+        "linear",
+        "evaluations every eval_every steps, or log-spaced (10% apart)",
+        choices=EVAL_SCHEDULES,
+    )
+    target: str | None = knob(
+        None, "e.g. test_accuracy>=0.9 or train_loss<=0.3: record steps_to_target"
+    )
+    noise_probe: int | str | None = knob(
+        None, "gradient-noise scale B_simple on N train examples (or all) at each eval"
+    )
 
     @property
     def hidden(self):
@@ -86,6 +100,11 @@ class TrainConfig:
             choice("init", self.init, INITS)
         else:
             Range(0, lo_open=True).check("init", self.init)
+        if self.target is not None:
+            parse_target(self.target)
+        if self.noise_probe is not None and self.noise_probe != "all":
+            hi = train_size if train_size is not None else math.inf
+            Range(2, hi, integer=True).check("noise_probe", self.noise_probe, "the train set size")
         if self.rng == "legacy" and self.seed > MAX_LEGACY_SEED:
             raise ConfigError(f"seed={self.seed}: rng=legacy takes seeds <= {MAX_LEGACY_SEED}")
         self._validate_optimizer()

@@ -8,8 +8,10 @@ import numpy as np
 
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
+from mlpsweep.core.noise import noise_stats, probe_indices
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, run_streams
+from mlpsweep.core.target import eval_steps, parse_target, steps_to_target
 
 
 @dataclass
@@ -24,6 +26,9 @@ class TrainResult:
     wall_seconds: float = 0.0  # everything, evaluation included
     train_seconds: float = 0.0  # the training steps alone
     arithmetic: str = "layers"  # which step computed it: "layers" or "fused" (see fused.py)
+    noise: np.ndarray | None = None  # (grad_norm_sq, trace_cov, b_simple) per eval step
+    noise_init: tuple | None = None  # the same before the first step
+    steps_to_target: int | None = None  # with a `target`: the first step reaching it
 
     @property
     def steps_done(self):
@@ -54,9 +59,15 @@ class TrainResult:
             "train_seconds": self.train_seconds,
             "steps_per_s": self.steps_per_s,
             "arithmetic": self.arithmetic,
+            "steps_to_target": self.steps_to_target,
+            "examples_to_target": (
+                None if self.steps_to_target is None else self.steps_to_target * self.batch_size
+            ),
+            **(dict(zip(NOISE_INIT, self.noise_init)) if self.noise_init is not None else {}),
         }
 
 
+NOISE_INIT = ("grad_norm_sq_init", "trace_cov_init", "b_simple_init")
 _255 = np.float32(255)
 
 
@@ -132,6 +143,8 @@ class Trainer:
         elif fused and not fused_step_applies(cfg):
             raise ValueError("the fused step needs sgd, relu, no dropout and no weight decay")
         self.fused = FusedReluSGD(self.net, cfg.lr, cfg.batch_size) if fused else None
+        if cfg.noise_probe is not None:
+            self.probe = probe_indices(cfg.noise_probe, cfg.seed, len(dataset.y_train))
 
     def step(self):
         """Draw a batch, compute its loss, and (when the loss is finite) update the weights.
@@ -150,6 +163,20 @@ class Trainer:
         d = self.dataset
         return self.net.evaluate(d.x_test, d.y_test, normalizer(self.dtype))
 
+    def noise(self, chunk=256):
+        """NoiseStats of the current weights on the probe set (None when it is off). Reads
+        the weights only: the training is the same with or without it."""
+        if self.config.noise_probe is None:
+            return None
+        d, normalize = self.dataset, normalizer(self.dtype)
+        idx = self.probe
+        chunks = (
+            (normalize(d.x_train[idx[i : i + chunk]]), d.y_train[idx[i : i + chunk]])
+            for i in range(0, len(idx), chunk)
+        )
+        weights = [(a.W, a.b) for a in self.net.affines]
+        return noise_stats(weights, self.config.activation, chunks, len(d.y_train))
+
 
 def train(config, dataset):
     """Train an MLP on `dataset` (x_train, y_train, x_test, y_test, num_classes).
@@ -160,10 +187,13 @@ def train(config, dataset):
     trainer = Trainer(config, dataset)
     cfg = trainer.config
     losses = np.empty(cfg.steps, dtype=np.float64)
-    evals = []  # (step, test_loss, test_accuracy)
+    evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
+    at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
     status, diverged_step, done = "ok", None, 0
     eval_seconds = 0.0
     start = time.perf_counter()
+    noise_init = trainer.noise()
+    eval_seconds += time.perf_counter() - start
     with np.errstate(all="ignore"):  # overflow is expected in a diverging run; we check the loss
         for step in range(1, cfg.steps + 1):
             loss = trainer.step()
@@ -172,7 +202,7 @@ def train(config, dataset):
                 break
             losses[step - 1] = loss
             done = step
-            if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+            if step in at:
                 t0 = time.perf_counter()
                 test_loss, test_acc = trainer.evaluate()
                 eval_seconds += time.perf_counter() - t0
@@ -181,8 +211,17 @@ def train(config, dataset):
                     status, diverged_step = "diverged", step + 1
                     break
                 evals.append((step, test_loss, test_acc))
+                if noise_init is not None:
+                    t0 = time.perf_counter()
+                    noise.append(trainer.noise().as_tuple())
+                    eval_seconds += time.perf_counter() - t0
     wall = time.perf_counter() - start
     ev = np.array(evals, dtype=np.float64).reshape(-1, 3)
+    reached = None
+    if cfg.target is not None:
+        reached = steps_to_target(
+            parse_target(cfg.target), losses[:done], ev[:, 0].astype(np.int64), ev[:, 1], ev[:, 2]
+        )
     return TrainResult(
         status=status,
         train_loss=losses[:done].copy(),
@@ -194,4 +233,7 @@ def train(config, dataset):
         wall_seconds=wall,
         train_seconds=wall - eval_seconds,
         arithmetic="layers" if trainer.fused is None else "fused",
+        noise=None if noise_init is None else np.array(noise, dtype=np.float64).reshape(-1, 3),
+        noise_init=None if noise_init is None else noise_init.as_tuple(),
+        steps_to_target=reached,
     )

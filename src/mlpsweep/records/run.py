@@ -24,6 +24,7 @@ import numpy as np
 from mlpsweep.data.cache import atomic_write
 
 FINISHED = ("ok", "diverged")
+NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
 STATUSES = (*FINISHED, "failed")
 
 
@@ -55,6 +56,11 @@ class RunMetrics:
     blas_threads: int | None = None
     cpu: str | None = None
     worker_pid: int | None = None
+    grad_norm_sq_init: float | None = None  # the gradient-noise scale before training
+    trace_cov_init: float | None = None  # (noise_probe; history has it at each eval)
+    b_simple_init: float | None = None
+    steps_to_target: int | None = None  # with a `target`: the first step reaching it
+    examples_to_target: int | None = None
     files: dict = field(default_factory=dict)  # name -> sha256 of the record's other files
 
     @property
@@ -92,13 +98,19 @@ def history_columns(result):
     at = np.asarray(result.eval_step, dtype=np.int64) - 1
     test_loss[at] = result.test_loss
     test_acc[at] = result.test_accuracy
-    return {
+    columns = {
         "step": steps,
         "examples_seen": steps * result.batch_size,
         "train_loss": np.asarray(result.train_loss, dtype=np.float64),
         "test_loss": test_loss,
         "test_accuracy": test_acc,
     }
+    noise = getattr(result, "noise", None)
+    if noise is not None:  # the gradient-noise scale at eval steps (noise_probe)
+        for k, name in enumerate(NOISE_COLUMNS):
+            columns[name] = np.full(len(steps), np.nan)
+            columns[name][at[: len(noise)]] = noise[:, k]
+    return columns
 
 
 def write_run(run_dir, record):

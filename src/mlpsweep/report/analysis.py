@@ -37,6 +37,11 @@ NOT_CONFIG = {
     "config",
     "reproduce",
     "files",
+    "grad_norm_sq_init",
+    "trace_cov_init",
+    "b_simple_init",
+    "steps_to_target",
+    "examples_to_target",
     *OSCILLATION,
     *(f"{k}_ex" for k in OSCILLATION),
 }
