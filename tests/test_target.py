@@ -24,6 +24,9 @@ def test_test_metric_targets_read_the_evaluations():
     assert steps_to_target(parse_target("test_accuracy>=0.9"), [], steps, acc, acc) == 40
     assert steps_to_target(parse_target("test_loss<=0.5"), [], steps, acc, acc) == 10
     assert steps_to_target(parse_target("test_accuracy>=0.99"), [], steps, acc, acc) is None
+    # METRIC:VALUE (what Hydra takes unquoted): accuracy rises to the value, a loss falls
+    assert parse_target("test_accuracy:0.9") == parse_target("test_accuracy>=0.9")
+    assert parse_target("train_loss:0.3") == parse_target("train_loss<=0.3")
 
 
 def test_log_schedule_resolves_every_step_to_within_ten_percent():
@@ -35,7 +38,7 @@ def test_log_schedule_resolves_every_step_to_within_ten_percent():
     assert eval_steps(1000, 0) == [1000]
 
 
-@pytest.mark.parametrize("bad", ["accuracy>=0.9", "test_accuracy=0.9", "train_loss<=x"])
+@pytest.mark.parametrize("bad", ["accuracy:0.9", "test_accuracy=0.9", "train_loss<=x"])
 def test_bad_targets_say_how_to_write_one(bad):
     with pytest.raises(ConfigError, match="target="):
         TrainConfig(target=bad).validate()
@@ -43,7 +46,7 @@ def test_bad_targets_say_how_to_write_one(bad):
 
 def test_a_run_records_its_steps_and_examples_to_target(tiny_dataset):
     cfg = TrainConfig(
-        depth=1, width=16, steps=300, batch_size=8, eval_schedule="log", target="test_accuracy>=0.8"
+        depth=1, width=16, steps=300, batch_size=8, eval_schedule="log", target="test_accuracy:0.8"
     )
     result = train(cfg, tiny_dataset)
     s = result.summary()

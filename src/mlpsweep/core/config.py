@@ -69,7 +69,7 @@ class TrainConfig:
         choices=EVAL_SCHEDULES,
     )
     target: str | None = knob(
-        None, "e.g. test_accuracy>=0.9 or train_loss<=0.3: record steps_to_target"
+        None, "e.g. test_accuracy:0.9 or train_loss:0.3: record steps_to_target"
     )
     noise_probe: int | str | None = knob(
         None, "gradient-noise scale B_simple on N train examples (or all) at each eval"

@@ -1,11 +1,13 @@
 """Steps to a target (Shallue et al. 2018, "Measuring the Effects of Data Parallelism on
 Neural Network Training"): the first step at which a run reaches e.g.
 
-    target=test_accuracy>=0.9     at an evaluation (use eval_schedule=log: evaluations
+    target=test_accuracy:0.9      at an evaluation (use eval_schedule=log: evaluations
                                   every ~10% of the step count, so the answer is within
-                                  10% of the true step)
-    target=train_loss<=0.3        the train loss averaged over the last SMOOTH steps
-                                  (a single batch's loss is too noisy to cross once)
+                                  10% of the true step); accuracy rises to it
+    target=train_loss:0.3         the train loss averaged over the last SMOOTH steps
+                                  (a single batch's loss is too noisy to cross once);
+                                  a loss falls to it
+    'target="test_loss<=0.3"'     the direction spelled out (quoted for Hydra)
 """
 
 import re
@@ -31,15 +33,20 @@ class Target:
 
 
 def parse_target(text):
-    """'test_accuracy>=0.9' -> Target; ConfigError (one line) for anything else."""
-    m = re.fullmatch(r"\s*(\w+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*", str(text))
+    """'test_accuracy:0.9' (accuracy must rise to it, a loss fall to it), or explicitly
+    'test_accuracy>=0.9' (quoted on the command line: Hydra reads > as syntax) -> Target;
+    ConfigError (one line) for anything else."""
+    m = re.fullmatch(r"\s*(\w+)\s*(>=|<=|:)\s*([-+0-9.eE]+)\s*", str(text))
     if not m or m.group(1) not in METRICS:
         raise ConfigError(
-            f"target={text!r}: must be METRIC>=VALUE or METRIC<=VALUE with METRIC one of "
-            f"{', '.join(METRICS)} (e.g. test_accuracy>=0.9)"
+            f"target={text!r}: must be METRIC:VALUE (or 'METRIC>=VALUE', quoted) with "
+            f"METRIC one of {', '.join(METRICS)} (e.g. target=test_accuracy:0.9)"
         )
+    op = m.group(2)
+    if op == ":":
+        op = ">=" if m.group(1) == "test_accuracy" else "<="
     try:
-        return Target(m.group(1), m.group(2), float(m.group(3)))
+        return Target(m.group(1), op, float(m.group(3)))
     except ValueError:
         raise ConfigError(f"target={text!r}: {m.group(3)!r} is not a number") from None
 
