@@ -373,3 +373,25 @@ def test_an_interaction_is_reported_only_where_it_is_large_and_clear(tmp_path):
     [inter] = [line for line in lines if line.startswith("Interaction")]
     assert "at lr=0.1 but" in inter and "at lr=0.01" in inter and "relative loss spread" in inter
     assert not [x for x in finding_lines([0.1] * 4, tmp_path / "no") if "Interaction" in x]
+
+
+def test_noise_collapse_fits_the_known_power_law(tmp_path):
+    from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.collapse import noise_collapse
+
+    grid = [(lr, b) for lr in (0.01, 0.1, 1.0) for b in (10, 100)]
+
+    def sweep(folder, sigma):
+        configs = [({"lr": lr, "batch_size": b}, sigma(lr / b)) for lr, b in grid]
+        return write_runs(folder, configs)
+
+    # spread proportional to sqrt(lr / B): slope 1/2 on log-log axes
+    folder = sweep(tmp_path / "law", lambda x: 0.3 * np.sqrt(x / 0.1))
+    runs, history, _ = collect(folder, write=False)
+    fit = noise_collapse(analyse(runs, history))
+    assert fit.slope == pytest.approx(0.5, abs=0.05) and fit.r2 > 0.95
+    html = build_report(folder).read_text()
+    assert "the configs collapse onto one line" in html
+    assert (folder / "report" / "noise_collapse.png").exists()
+    flat = sweep(tmp_path / "flat", lambda x: 0.1)
+    assert "do not collapse" in build_report(flat).read_text()

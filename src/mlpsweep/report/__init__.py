@@ -11,6 +11,7 @@ import pandas as pd
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import METRICS, analyse, summary
+from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.collect import collect
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import all_figures
@@ -32,6 +33,9 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     study = Study.from_dict(sweeps_meta[0].study)
     a = analyse(runs, history, first=study.compare)
     lead, method = headline(a, study)
+    collapse = noise_collapse(a)
+    if collapse is not None:
+        lead = [*lead, collapse.sentence()]
     top, contrast_table = findings(a, study)
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]

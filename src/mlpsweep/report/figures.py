@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.report.analysis import METRICS, Analysis, fmt
+from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.stats import mean_band, moving_average, t95
 
 MAX_SINGLE_PANEL = 8
@@ -249,6 +250,34 @@ def dots(a, metrics, title):
     return png(fig)
 
 
+def collapse_figure(a, fit):
+    fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
+    colors = palette(a)
+    runs = a.finished
+    lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
+    x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
+    for cfg in a.configs:
+        pick = runs["config"] == cfg
+        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=colors[cfg], s=20, label=cfg)
+    line = np.geomspace(fit.x.min(), fit.x.max(), 50)
+    ax.plot(
+        line,
+        np.exp(fit.intercept) * line**fit.slope,
+        color="black",
+        lw=1.2,
+        label=f"fit: slope {fit.slope:.2f}, R² {fit.r2:.2f}",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("lr / batch size")
+    ax.set_ylabel("relative loss spread")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return png(fig)
+
+
 def grid_dims(a):
     """The first two dims that form a full grid (every pair of values was run), or None:
     a zipped sweep pairs values and has no grid to draw."""
@@ -388,6 +417,17 @@ def _figures(full):
             )
     figs = [(title, caption + note, fig) for title, caption, fig in figs]
     a = full  # the heatmap shows every config: one panel per value of the other dims
+    fit = noise_collapse(full)
+    if fit is not None:
+        figs.append(
+            (
+                "Noise collapse",
+                "Relative loss spread of each run against lr/B (the effective lr over the "
+                f"batch size; Smith & Le 2018), log-log, with the least-squares line: "
+                f"slope {fit.slope:.2f}, R² {fit.r2:.2f}.",
+                collapse_figure(full, fit),
+            )
+        )
     grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None
     metric = next(
         (
