@@ -50,6 +50,14 @@ class FigureFile:
     png: bytes
     width_px: int  # shown at SCREEN_DPI
 
+    @property
+    def secondary(self):
+        """Shown under "More figures" (collapsed): the page leads with the answer."""
+        return self.title in SECONDARY
+
+
+SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
+
 
 def slug(title):
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
@@ -252,13 +260,13 @@ def dots(a, metrics, title):
 
 def collapse_figure(a, fit):
     fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
-    colors = palette(a)
     runs = a.finished
     lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
     x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
-    for cfg in a.configs:
-        pick = runs["config"] == cfg
-        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=colors[cfg], s=20, label=cfg)
+    batches = sorted(runs["batch_size"].unique())  # coloured by batch size: a short legend
+    for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
+        pick = runs["batch_size"] == b
+        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=color, s=20, label=f"B={b}")
     line = np.geomspace(fit.x.min(), fit.x.max(), 50)
     ax.plot(
         line,
