@@ -58,3 +58,19 @@ def test_a_run_records_its_steps_and_examples_to_target(tiny_dataset):
     np.testing.assert_array_equal(
         without.train_loss, result.train_loss
     )  # evaluations change no loss
+
+
+@pytest.mark.parametrize("target", ["test_accuracy:0.8", "train_loss:0.5"])
+def test_stop_at_target_ends_the_run_where_it_is_reached(tiny_dataset, target):
+    cfg = TrainConfig(
+        depth=1, width=16, steps=400, batch_size=8, eval_schedule="log", target=target
+    )
+    full = train(cfg, tiny_dataset)
+    short = train(cfg.replace(stop_at_target=True), tiny_dataset)
+    reached = full.steps_to_target
+    assert reached is not None and short.steps_to_target == reached
+    assert short.steps_done == reached < full.steps_done
+    np.testing.assert_array_equal(short.train_loss, full.train_loss[:reached])  # the same run, cut
+    assert short.eval_step[-1] == reached  # evaluated where it stopped
+    with pytest.raises(ConfigError, match="stop_at_target=true needs a target"):
+        TrainConfig(stop_at_target=True).validate()

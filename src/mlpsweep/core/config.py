@@ -71,6 +71,7 @@ class TrainConfig:
     target: str | None = knob(
         None, "e.g. test_accuracy:0.9 or train_loss:0.3: record steps_to_target"
     )
+    stop_at_target: bool = knob(False, "end the run once it reaches its target")
     noise_probe: int | str | None = knob(
         None, "gradient-noise scale B_simple on N train examples (or all) at each eval"
     )
@@ -102,6 +103,8 @@ class TrainConfig:
             Range(0, lo_open=True).check("init", self.init)
         if self.target is not None:
             parse_target(self.target)
+        elif self.stop_at_target:
+            raise ConfigError("stop_at_target=true needs a target (e.g. target=test_accuracy:0.9)")
         if self.noise_probe is not None and self.noise_probe != "all":
             hi = train_size if train_size is not None else math.inf
             Range(2, hi, integer=True).check("noise_probe", self.noise_probe, "the train set size")

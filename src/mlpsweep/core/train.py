@@ -11,7 +11,7 @@ from mlpsweep.core.network import MLP
 from mlpsweep.core.noise import noise_stats, probe_indices
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, run_streams
-from mlpsweep.core.target import eval_steps, parse_target, steps_to_target
+from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
 
 
 @dataclass
@@ -189,6 +189,7 @@ def train(config, dataset):
     losses = np.empty(cfg.steps, dtype=np.float64)
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
+    stop = parse_target(cfg.target) if cfg.stop_at_target else None
     status, diverged_step, done = "ok", None, 0
     eval_seconds = 0.0
     start = time.perf_counter()
@@ -202,7 +203,9 @@ def train(config, dataset):
                 break
             losses[step - 1] = loss
             done = step
-            if step in at:
+            reached = stop is not None and stop.metric == "train_loss" and step >= SMOOTH
+            reached = reached and stop.reached(losses[step - SMOOTH : step].mean())
+            if step in at or reached:
                 t0 = time.perf_counter()
                 test_loss, test_acc = trainer.evaluate()
                 eval_seconds += time.perf_counter() - t0
@@ -215,11 +218,17 @@ def train(config, dataset):
                     t0 = time.perf_counter()
                     noise.append(trainer.noise().as_tuple())
                     eval_seconds += time.perf_counter() - t0
+                if stop is not None and stop.metric != "train_loss":
+                    reached = stop.reached(
+                        test_acc if stop.metric == "test_accuracy" else test_loss
+                    )
+                if reached:
+                    break  # stop_at_target: the run has answered its question
     wall = time.perf_counter() - start
     ev = np.array(evals, dtype=np.float64).reshape(-1, 3)
-    reached = None
+    first = None
     if cfg.target is not None:
-        reached = steps_to_target(
+        first = steps_to_target(
             parse_target(cfg.target), losses[:done], ev[:, 0].astype(np.int64), ev[:, 1], ev[:, 2]
         )
     return TrainResult(
@@ -235,5 +244,5 @@ def train(config, dataset):
         arithmetic="layers" if trainer.fused is None else "fused",
         noise=None if noise_init is None else np.array(noise, dtype=np.float64).reshape(-1, 3),
         noise_init=None if noise_init is None else noise_init.as_tuple(),
-        steps_to_target=reached,
+        steps_to_target=first,
     )

@@ -15,6 +15,7 @@ from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.collect import collect
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import all_figures
+from mlpsweep.report.scaling import scaling
 from mlpsweep.report.study import Study
 
 CONFOUND = (
@@ -33,9 +34,11 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     study = Study.from_dict(sweeps_meta[0].study)
     a = analyse(runs, history, first=study.compare)
     lead, method = headline(a, study)
-    collapse = noise_collapse(a)
+    collapse, batch_scaling = noise_collapse(a), scaling(a)
     if collapse is not None:
         lead = [*lead, collapse.sentence()]
+    if batch_scaling is not None:  # the batch-scaling study's answer comes first
+        lead = [batch_scaling.sentence(), *lead]
     top, contrast_table = findings(a, study)
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]

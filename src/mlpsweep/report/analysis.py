@@ -57,6 +57,8 @@ METRICS = {  # column -> (label, higher is better)
     "mean_abs_change": ("mean |step change|", False),
     "mean_abs_change_rel": ("relative mean |step change|", False),
     "spikes": ("spikes", False),
+    "steps_to_target": ("steps to target", False),
+    "examples_to_target": ("examples to target", False),
 }
 
 

@@ -25,6 +25,7 @@ from mlpsweep.report.stats import t95
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
 DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}
 TUNE_BY = "final_train_loss"
+SELF_TUNED = {"steps_to_target", "examples_to_target"}  # the nuisance tuned for them directly
 LEVEL_RELATIVE = {"spread_rel", "spread_rel_ex", "mean_abs_change_rel"}
 METHOD = (
     "Effects are ratios of geometric means over seeds (differences for accuracy and "
@@ -146,17 +147,17 @@ def estimate(x, y, paired, ratio):
     return m, m - half, m + half
 
 
-def tuned(done, dims, nuisance):
-    """Keep, per setting of `dims`, the runs of the nuisance value with the best mean
-    final train loss."""
+def tuned(done, dims, nuisance, by=TUNE_BY):
+    """Keep, per setting of `dims`, the runs of the nuisance value with the lowest mean
+    of `by` (the final train loss; the steps themselves for steps to a target)."""
     if not nuisance:
         return done
     keys = [d for d in dims if d not in nuisance]
-    score = done.groupby([*keys, *nuisance], dropna=False)[TUNE_BY].mean().reset_index()
+    score = done.groupby([*keys, *nuisance], dropna=False)[by].mean().reset_index()
     best = (
-        score.loc[score.groupby(keys, dropna=False)[TUNE_BY].idxmin()]
+        score.loc[score.groupby(keys, dropna=False)[by].idxmin()]
         if keys
-        else score.nsmallest(1, TUNE_BY)
+        else score.nsmallest(1, by)
     )
     return done.merge(best[[*keys, *nuisance]], on=[*keys, *nuisance])
 
@@ -228,7 +229,7 @@ def contrasts(a, study, metric):
     done[metric] = pd.to_numeric(done[metric], errors="coerce")
     done = done[np.isfinite(done[metric])]
     nuisance = [d for d in study.nuisance if d in a.dims]
-    done = tuned(done, a.dims, nuisance)
+    done = tuned(done, a.dims, nuisance, by=metric if metric in SELF_TUNED else TUNE_BY)
     mains, details = [], []
     for d in study.compared(a.dims):
         extremes = extreme_values(done, d, metric)
@@ -277,7 +278,8 @@ def interactions(a, study, metric, min_factor=1.5):
         return []
     done[metric] = pd.to_numeric(done[metric], errors="coerce")
     nuisance = [n for n in study.nuisance if n in a.dims]
-    done = tuned(done[np.isfinite(done[metric])], a.dims, nuisance)
+    by = metric if metric in SELF_TUNED else TUNE_BY
+    done = tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by)
     pairs = list(itertools.combinations(study.compared(a.dims), 2))
     widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
     out = []

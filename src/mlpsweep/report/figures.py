@@ -5,81 +5,33 @@ Curves are means over seeds with a 95% t-band computed once (stats.mean_band), p
 per-seed lines so single runs stay visible; diverged runs end in an x.
 """
 
-import io
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from mlpsweep.data.cache import atomic_write
 from mlpsweep.report.analysis import METRICS, Analysis, fmt
 from mlpsweep.report.collapse import noise_collapse
-from mlpsweep.report.stats import mean_band, moving_average, t95
+from mlpsweep.report.plotting import (
+    SCREEN_DPI,
+    FigureFile,
+    plain_log_axis,
+    png,
+    robust_limits,
+    save,
+    slug,
+    smooth,
+    subplots,
+)
+from mlpsweep.report.scaling import scaling
+from mlpsweep.report.stats import mean_band, t95
+from mlpsweep.report.study_figures import collapse_figure, scaling_figure
 
 MAX_SINGLE_PANEL = 8
 MAX_FIGURE_CONFIGS = 25
 MAX_PANELS = 12
-
-
-def subplots(rows, cols, figsize, **kwargs):
-    """A figure outside pyplot: no backend to pick, no global state, nothing to close."""
-    fig = Figure(figsize=figsize, layout=kwargs.pop("layout", "constrained"))
-    return fig, fig.subplots(rows, cols, **kwargs)
-
-
-PNG_DPI = 150
-SCREEN_DPI = 90  # the size a figure is shown at in report.html
-
-
-def png(fig):
-    """The figure itself: all_figures renders it to files (one draw per format)."""
-    return fig
-
-
-@dataclass
-class FigureFile:
-    title: str
-    caption: str
-    name: str  # report/<name>.png and .svg
-    png: bytes
-    width_px: int  # shown at SCREEN_DPI
-
-    @property
-    def secondary(self):
-        """Shown under "More figures" (collapsed): the page leads with the answer."""
-        return self.title in SECONDARY
-
-
-SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
-
-
-def slug(title):
-    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
-
-
-def save(fig, folder, name):
-    """Write <name>.png and <name>.svg atomically; return the PNG's bytes."""
-    out = {}
-    for fmt_ in ("png", "svg"):
-        buf = io.BytesIO()
-        # No date in the SVG: an unchanged figure gives an unchanged file.
-        fig.savefig(
-            buf, format=fmt_, dpi=PNG_DPI, metadata={"Date": None} if fmt_ == "svg" else None
-        )
-        # The constrained layout is computed by the first draw; keep it for the second
-        # (the layout pass costs as much as the drawing).
-        fig.set_layout_engine("none")
-        out[fmt_] = buf.getvalue()
-        atomic_write(
-            Path(folder) / f"{name}.{fmt_}", lambda f, d=out[fmt_]: f.write(d), durable=False
-        )
-    return out["png"]
 
 
 def palette(a):
@@ -144,10 +96,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
             ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.2, lw=0)
         if log:
             ax.set_yscale("log")
-            # Plain numbers: mathtext is off for these figures (see all_figures), and
-            # the default log labels are mathtext.
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            plain_log_axis(ax.yaxis)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
@@ -162,32 +111,6 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
         ax.set_visible(False)
     fig.suptitle(title)
     return png(fig)
-
-
-SMOOTH_FRACTION = 0.02  # the bold mean is smoothed over 2% of its points
-
-
-def smooth(mean, log):
-    """The mean curve smoothed by a centred moving average (in log space on a log axis)."""
-    window = int(len(mean) * SMOOTH_FRACTION) | 1
-    if window < 3:
-        return mean
-    values = np.log(mean) if log else mean
-    out = moving_average(values, window)
-    return np.exp(out) if log else out
-
-
-def robust_limits(values, log):
-    """y-limits holding 99.8% of the points (a margin around them)."""
-    v = values[np.isfinite(values)]
-    if log:
-        v = np.log(v[v > 0])
-    if not len(v):
-        return None, None
-    lo, hi = np.quantile(v, [0.001, 0.999])
-    pad = 0.05 * (hi - lo or 1.0)
-    lo, hi = lo - pad, hi + pad
-    return (np.exp(lo), np.exp(hi)) if log else (lo, hi)
 
 
 TWIN_STEPS = 50
@@ -255,34 +178,6 @@ def dots(a, metrics, title):
         ax.set_xlabel(", ".join(a.dims), fontsize=8)
         ax.set_title(METRICS[col][0], fontsize=10)
     fig.suptitle(title)
-    return png(fig)
-
-
-def collapse_figure(a, fit):
-    fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
-    runs = a.finished
-    lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
-    x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
-    batches = sorted(runs["batch_size"].unique())  # coloured by batch size: a short legend
-    for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
-        pick = runs["batch_size"] == b
-        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=color, s=20, label=f"B={b}")
-    line = np.geomspace(fit.x.min(), fit.x.max(), 50)
-    ax.plot(
-        line,
-        np.exp(fit.intercept) * line**fit.slope,
-        color="black",
-        lw=1.2,
-        label=f"fit: slope {fit.slope:.2f}, R² {fit.r2:.2f}",
-    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        axis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("lr / batch size")
-    ax.set_ylabel("relative loss spread")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return png(fig)
 
 
@@ -434,6 +329,18 @@ def _figures(full):
                 f"batch size; Smith & Le 2018), log-log, with the least-squares line: "
                 f"slope {fit.slope:.2f}, R² {fit.r2:.2f}.",
                 collapse_figure(full, fit),
+            )
+        )
+    fit = scaling(full)
+    if fit is not None:
+        figs.append(
+            (
+                "Batch scaling",
+                f"Steps to {fit.target} against the batch size at the best lr per batch size "
+                "(mean and range over seeds), the perfect-scaling line through the smallest "
+                "batch, the fit S = Smin + Emin/B and B_crit = Emin/Smin with its 95% "
+                "interval; examples against steps; B_simple along training against B_crit.",
+                scaling_figure(full, fit),
             )
         )
     grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None

@@ -1,0 +1,102 @@
+"""Figure plumbing shared by the report's figures: figures outside pyplot, their PNG
+and SVG files, and the smoothing and limits of loss curves."""
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from mlpsweep.data.cache import atomic_write
+from mlpsweep.report.stats import moving_average
+
+
+def subplots(rows, cols, figsize, **kwargs):
+    """A figure outside pyplot: no backend to pick, no global state, nothing to close."""
+    fig = Figure(figsize=figsize, layout=kwargs.pop("layout", "constrained"))
+    return fig, fig.subplots(rows, cols, **kwargs)
+
+
+PNG_DPI = 150
+SCREEN_DPI = 90  # the size a figure is shown at in report.html
+
+
+def png(fig):
+    """The figure itself: all_figures renders it to files (one draw per format)."""
+    return fig
+
+
+@dataclass
+class FigureFile:
+    title: str
+    caption: str
+    name: str  # report/<name>.png and .svg
+    png: bytes
+    width_px: int  # shown at SCREEN_DPI
+
+    @property
+    def secondary(self):
+        """Shown under "More figures" (collapsed): the page leads with the answer."""
+        return self.title in SECONDARY
+
+
+SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
+
+
+def slug(title):
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
+def save(fig, folder, name):
+    """Write <name>.png and <name>.svg atomically; return the PNG's bytes."""
+    out = {}
+    for fmt_ in ("png", "svg"):
+        buf = io.BytesIO()
+        # No date in the SVG: an unchanged figure gives an unchanged file.
+        fig.savefig(
+            buf, format=fmt_, dpi=PNG_DPI, metadata={"Date": None} if fmt_ == "svg" else None
+        )
+        # The constrained layout is computed by the first draw; keep it for the second
+        # (the layout pass costs as much as the drawing).
+        fig.set_layout_engine("none")
+        out[fmt_] = buf.getvalue()
+        atomic_write(
+            Path(folder) / f"{name}.{fmt_}", lambda f, d=out[fmt_]: f.write(d), durable=False
+        )
+    return out["png"]
+
+
+SMOOTH_FRACTION = 0.02  # the bold mean is smoothed over 2% of its points
+
+
+def smooth(mean, log):
+    """The mean curve smoothed by a centred moving average (in log space on a log axis)."""
+    window = int(len(mean) * SMOOTH_FRACTION) | 1
+    if window < 3:
+        return mean
+    values = np.log(mean) if log else mean
+    out = moving_average(values, window)
+    return np.exp(out) if log else out
+
+
+def robust_limits(values, log):
+    """y-limits holding 99.8% of the points (a margin around them)."""
+    v = values[np.isfinite(values)]
+    if log:
+        v = np.log(v[v > 0])
+    if not len(v):
+        return None, None
+    lo, hi = np.quantile(v, [0.001, 0.999])
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    return (np.exp(lo), np.exp(hi)) if log else (lo, hi)
+
+
+def plain_log_axis(axis):
+    """Plain numbers on a log axis (mathtext is off for the report's figures, and the
+    default log labels are mathtext)."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())

@@ -1,0 +1,85 @@
+"""Figures of particular studies: noise collapse (lr/B) and batch scaling (B_crit)."""
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from mlpsweep.report.plotting import plain_log_axis, png, subplots
+
+
+def collapse_figure(a, fit):
+    fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
+    runs = a.finished
+    lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
+    x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
+    batches = sorted(runs["batch_size"].unique())  # coloured by batch size: a short legend
+    for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
+        pick = runs["batch_size"] == b
+        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=color, s=20, label=f"B={b}")
+    line = np.geomspace(fit.x.min(), fit.x.max(), 50)
+    ax.plot(
+        line,
+        np.exp(fit.intercept) * line**fit.slope,
+        color="black",
+        lw=1.2,
+        label=f"fit: slope {fit.slope:.2f}, R² {fit.r2:.2f}",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        plain_log_axis(axis)
+    ax.set_xlabel("lr / batch size")
+    ax.set_ylabel("relative loss spread")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return png(fig)
+
+
+def scaling_figure(a, fit):
+    has_noise = fit.b_simple is not None
+    fig, axes = subplots(1, 3 if has_noise else 2, figsize=(17 if has_noise else 12, 4.8))
+    t = fit.table
+    b = t["batch_size"].to_numpy()
+    ax = axes[0]
+    ax.errorbar(
+        b,
+        t["steps"],
+        yerr=[t["steps"] - t["lo"], t["hi"] - t["steps"]],
+        fmt="o",
+        color="black",
+        capsize=3,
+        label="steps to target (best lr)",
+    )
+    grid = np.geomspace(b.min(), b.max(), 100)
+    ax.plot(grid, t["steps"].iloc[0] * b[0] / grid, "--", color="gray", label="perfect scaling")
+    ax.plot(grid, fit.smin + fit.emin / grid, color="C0", label="S = Smin + Emin/B")
+    ax.axvline(fit.bcrit, color="C3", lw=1.2, label=f"B_crit {fit.bcrit:.3g}")
+    if np.isfinite([fit.bcrit_lo, fit.bcrit_hi]).all():
+        ax.axvspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("steps to target")
+    ax = axes[1]
+    ax.plot(t["steps"], t["steps"] * b, "o", color="black")
+    model = fit.smin + fit.emin / grid
+    ax.plot(model, model * grid, color="C0", label="(S/Smin - 1)(E/Emin - 1) = 1")
+    ax.set_xlabel("steps to target")
+    ax.set_ylabel("examples to target")
+    if has_noise:
+        ax = axes[2]
+        runs = a.finished
+        best = dict(zip(t["batch_size"], t["lr"]))
+        for (bs, lr), color in zip(best.items(), sns.color_palette("viridis", len(best))):
+            ids = runs.loc[(runs["batch_size"] == bs) & (runs["lr"] == lr), "run_id"]
+            h = a.history[a.history["run_id"].isin(ids)].dropna(subset=["b_simple"])
+            med = h.groupby("step")["b_simple"].median()
+            ax.plot(med.index, med.to_numpy(), color=color, label=f"B={bs:g}")
+        ax.axhline(fit.bcrit, color="C3", lw=1.2, label="B_crit")
+        ax.set_xscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("B_simple (median over seeds)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        plain_log_axis(ax.xaxis)
+        plain_log_axis(ax.yaxis)
+        ax.legend(fontsize=7)
+    return png(fig)
