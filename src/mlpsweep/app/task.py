@@ -91,14 +91,11 @@ def run_task(cfg):
             check_memory([spec], 1, cfg.get("max_memory", "auto"))
     except Exception:
         if not multirun:  # a refused single run leaves no folder behind
-            out = Path(hydra.runtime.output_dir)
-            remove_if_empty(out, up_to=out.parent.parent.parent)
+            drop_if_empty(hydra.runtime.output_dir)
         raise
     if not multirun:
         if cfg.get("dry_run", False):
-            out = Path(hydra.runtime.output_dir)
-            remove_if_empty(out, up_to=out.parent.parent.parent)
-            return dry_run(spec, out)
+            return dry_run(spec, drop_if_empty(hydra.runtime.output_dir))
         return train_and_write(spec, Path(hydra.runtime.output_dir))
     check_data(hydra.sweep.dir, spec)
     record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)
@@ -118,6 +115,13 @@ def run_task(cfg):
         return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
     except OSError as e:
         raise write_error(record_dir, e) from None
+
+
+def drop_if_empty(output_dir):
+    """Remove a single run's folder (and results/single, results) while it is empty."""
+    out = Path(output_dir)
+    remove_if_empty(out, up_to=out.parent.parent.parent)
+    return out
 
 
 def dry_run(spec, record_dir):

@@ -113,7 +113,7 @@ def wait_for_claim(folder_of, proc, timeout=60):
         folder = folder_of()
         for path in (folder / claim.CLAIMS).glob("*.json") if folder else []:
             holder = claim.read_claim(path)
-            if holder and holder["pid"] != proc.pid and claim._pid_exists(holder["pid"]):
+            if holder and holder["pid"] != proc.pid and claim.pid_exists(holder["pid"]):
                 return holder["pid"]
         time.sleep(0.02)
     return None

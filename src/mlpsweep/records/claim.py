@@ -123,7 +123,7 @@ def is_alive(holder, path):
     if _age(path) > STALE_S:
         return False
     if holder.get("host") == socket.gethostname():
-        return _pid_exists(int(holder["pid"]))
+        return pid_exists(int(holder["pid"]))
     return True
 
 
@@ -151,7 +151,7 @@ def take_over(path, holder):
         guard.unlink(missing_ok=True)
 
 
-def _pid_exists(pid):
+def pid_exists(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

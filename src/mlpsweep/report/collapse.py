@@ -18,6 +18,7 @@ COLLAPSE_R2 = 0.8  # a line explains at least this much of the log-log variance
 class Collapse:
     x: np.ndarray  # lr / B per run
     y: np.ndarray  # relative spread per run
+    batch: np.ndarray  # batch size per run
     slope: float
     intercept: float
     r2: float
@@ -47,6 +48,7 @@ def noise_collapse(a):
     y = pd.to_numeric(runs[METRIC], errors="coerce")
     ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     x, y = x[ok].to_numpy(float), y[ok].to_numpy(float)
+    batch = runs.loc[ok, "batch_size"].to_numpy()
     configs = runs.loc[ok, "config"].nunique()
     if configs < 3 or np.ptp(np.log(x)) == 0:
         return None
@@ -55,4 +57,4 @@ def noise_collapse(a):
     resid = ly - (slope * lx + intercept)
     total = ((ly - ly.mean()) ** 2).sum()
     r2 = 1 - (resid**2).sum() / total if total > 0 else 0.0
-    return Collapse(x, y, float(slope), float(intercept), float(r2), int(configs))
+    return Collapse(x, y, batch, float(slope), float(intercept), float(r2), int(configs))

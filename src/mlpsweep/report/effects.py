@@ -220,16 +220,24 @@ def extreme_values(done, d, metric):
     return means.index[-1], means.index[0]
 
 
+def tuned_runs(a, study, metric):
+    """(finished runs with a finite `metric`, the nuisance dimensions tuned; the nuisance
+    dimensions), or (None, []) when the runs lack the metric."""
+    done = a.finished.copy()
+    if metric not in done or TUNE_BY not in done:
+        return None, []
+    done[metric] = pd.to_numeric(done[metric], errors="coerce")
+    nuisance = [n for n in study.nuisance if n in a.dims]
+    by = metric if metric in SELF_TUNED else TUNE_BY
+    return tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by), nuisance
+
+
 def contrasts(a, study, metric):
     """(main effects: one per compared dimension, the contrasts behind them: one per
     setting of the other dimensions)."""
-    done = a.finished.copy()
-    if metric not in done or TUNE_BY not in done:
+    done, nuisance = tuned_runs(a, study, metric)
+    if done is None:
         return [], []
-    done[metric] = pd.to_numeric(done[metric], errors="coerce")
-    done = done[np.isfinite(done[metric])]
-    nuisance = [d for d in study.nuisance if d in a.dims]
-    done = tuned(done, a.dims, nuisance, by=metric if metric in SELF_TUNED else TUNE_BY)
     mains, details = [], []
     for d in study.compared(a.dims):
         extremes = extreme_values(done, d, metric)
@@ -273,13 +281,9 @@ def interactions(a, study, metric, min_factor=1.5):
     a lot: the effect of d1 (its extremes) at each extreme of d2, and the ratio of the two
     effects (difference, for accuracy) with a 95% interval, Bonferroni-adjusted over the
     pairs tested (the two effects' intervals combined, as independent estimates)."""
-    done = a.finished.copy()
-    if metric not in done or TUNE_BY not in done:
+    done, _ = tuned_runs(a, study, metric)
+    if done is None:
         return []
-    done[metric] = pd.to_numeric(done[metric], errors="coerce")
-    nuisance = [n for n in study.nuisance if n in a.dims]
-    by = metric if metric in SELF_TUNED else TUNE_BY
-    done = tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by)
     pairs = list(itertools.combinations(study.compared(a.dims), 2))
     widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
     out = []

@@ -328,7 +328,7 @@ def _figures(full):
                 "Relative loss spread of each run against lr/B (the effective lr over the "
                 f"batch size; Smith & Le 2018), log-log, with the least-squares line: "
                 f"slope {fit.slope:.2f}, R² {fit.r2:.2f}.",
-                collapse_figure(full, fit),
+                collapse_figure(fit),
             )
         )
     fit = scaling(full)

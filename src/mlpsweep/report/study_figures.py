@@ -1,21 +1,17 @@
 """Figures of particular studies: noise collapse (lr/B) and batch scaling (B_crit)."""
 
 import numpy as np
-import pandas as pd
 import seaborn as sns
 
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
 
 
-def collapse_figure(a, fit):
+def collapse_figure(fit):
     fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
-    runs = a.finished
-    lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
-    x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
-    batches = sorted(runs["batch_size"].unique())  # coloured by batch size: a short legend
+    batches = sorted(set(fit.batch))  # coloured by batch size: a short legend
     for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
-        pick = runs["batch_size"] == b
-        ax.scatter(x[pick], runs.loc[pick, "spread_rel"], color=color, s=20, label=f"B={b}")
+        pick = fit.batch == b
+        ax.scatter(fit.x[pick], fit.y[pick], color=color, s=20, label=f"B={b}")
     line = np.geomspace(fit.x.min(), fit.x.max(), 50)
     ax.plot(
         line,
