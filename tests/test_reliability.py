@@ -165,6 +165,9 @@ def test_fail_fast_and_retries(tmp_path):
         (["dataset=cifar"], "dataset=cifar: no such dataset (available: fashion_mnist, mnist"),
         (["lr=fast"], "lr=fast: Value 'fast' of type 'str' could not be converted to Float"),
         (["btach_size=10"], "unknown key 'btach_size' (did you mean 'batch_size'?)"),
+        (["bogus=1,2"], "unknown key 'bogus'"),  # swept: each job's value is checked
+        # Refused after the workers were started (warmup.py): still one line.
+        (["seed=0,1", "max_memory=1KB"], "more than the 1.0 KiB allowed by max_memory"),
     ],
 )
 def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):

@@ -55,10 +55,25 @@ class MlpsweepLauncher(Launcher):
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = self._context = None
+        self._warm_up = None
 
     def setup(self, *, hydra_context, task_function, config):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
-        self._context = None
+        self._context = self._warm_up = None
+
+    def warm_up(self, first_job, n_jobs):
+        """Start the workers for a launch of `n_jobs` jobs now, in the background (a
+        sweeper calls this before it plans the jobs; see mlpsweep.launcher.warmup)."""
+        from mlpsweep.launcher.engines import workers
+        from mlpsweep.launcher.warmup import WarmUp
+
+        n_jobs = min(workers(self), n_jobs)
+        if self.backend == "loky" and n_jobs > 1 and self._warm_up is None:
+            self._warm_up = WarmUp(self, first_job, n_jobs).start()
+
+    def join_warm_up(self):
+        if self._warm_up is not None:
+            self._warm_up.join()
 
     @property
     def context(self):

@@ -9,9 +9,11 @@ Keys in one zip group advance together (their value lists must be equally long);
 other swept key is crossed with them as usual.
 
 `planner` (a dotted path; mlpsweep's config sets mlpsweep.app.plan.plan_sweep) is called
-with (config, config_loader, jobs) before anything is launched and returns the jobs to
-launch: it composes and validates every job (faster than the per-batch check of Hydra's
-sweeper, which it replaces), writes the sweep's manifest and leaves out finished runs.
+with (config, config_loader, jobs, valid) before anything is launched and returns the jobs
+to launch: it composes and validates every job (faster than the per-batch check of
+Hydra's sweeper, which it replaces), writes the sweep's manifest and leaves out finished
+runs. `valid` is None or what it calls once every job has passed (then our launcher
+starts its workers while the planner finishes).
 Whatever launcher runs the jobs, that has happened first.
 
 A job whose return value has a true `retry_later` (another process is running the same
@@ -97,7 +99,14 @@ class MlpsweepSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         if self.planner:
-            jobs = _locate(self.planner)(self.config, self.hydra_context.config_loader, jobs)
+            try:
+                jobs = _locate(self.planner)(
+                    self.config, self.hydra_context.config_loader, jobs, self._warm_up(jobs)
+                )
+            except BaseException:
+                # Workers killed while they start print loky's tracebacks over our one line.
+                getattr(self.launcher, "join_warm_up", lambda: None)()
+                raise
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
         returns, first, pause = [], 0, WAIT_S[0]
@@ -122,3 +131,11 @@ class MlpsweepSweeper(BasicSweeper):
                 pause = min(pause * 2, WAIT_S[1])
             jobs = later
         return returns
+
+    def _warm_up(self, jobs):
+        """What the planner calls once the jobs are valid: our launcher then starts its
+        workers while the planner finishes (mlpsweep.launcher.warmup)."""
+        warm_up = getattr(self.launcher, "warm_up", None)
+        if warm_up is None or len(jobs) < 2:
+            return None
+        return lambda: warm_up(jobs[0], len(jobs))

@@ -29,8 +29,9 @@ class BadInput(SystemExit):
         super().__init__(2)
 
 
-def plan_sweep(config, config_loader, jobs):
-    """The jobs (override lists) to launch, longest first; [] when none is left."""
+def plan_sweep(config, config_loader, jobs, valid=None):
+    """The jobs (override lists) to launch, longest first; [] when none is left.
+    `valid` (if given) is called once every job has composed and validated."""
     sweep_dir = Path(config.hydra.sweep.dir)
     try:
         specs = compose_all(JobComposer(config_loader, config), jobs)
@@ -40,6 +41,8 @@ def plan_sweep(config, config_loader, jobs):
     if not jobs:
         remove_if_empty(sweep_dir)
         raise BadInput("the sweep has no jobs: a swept value list is empty (e.g. seed=range(0))")
+    if valid is not None and not config.get("dry_run", False):
+        valid()
     try:
         max_memory = config.get("max_memory", "auto")
         check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)

@@ -97,15 +97,16 @@ def run_task(cfg):
         if cfg.get("dry_run", False):
             return dry_run(spec, drop_if_empty(hydra.runtime.output_dir))
         return train_and_write(spec, Path(hydra.runtime.output_dir))
-    check_data(hydra.sweep.dir, spec)
-    record_dir = records.run_dir(hydra.sweep.dir, spec.run_id)
+    sweep_dir = sweep_folder(hydra)
+    check_data(sweep_dir, spec)
+    record_dir = records.run_dir(sweep_dir, spec.run_id)
     done = records.read_metrics(record_dir)
     if done is not None and done.finished:
         return outcome(spec, record_dir, done, reused=True)
     if cfg.get("dry_run", False):
         return dry_run(spec, record_dir)
     try:
-        with records.claim_run(hydra.sweep.dir, spec.run_id):  # OSError: see write_error
+        with records.claim_run(sweep_dir, spec.run_id):  # OSError: see write_error
             done = records.read_metrics(record_dir)  # finished while we waited for it?
             if done is not None and done.finished:
                 return outcome(spec, record_dir, done, reused=True)
@@ -115,6 +116,15 @@ def run_task(cfg):
         return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
     except OSError as e:
         raise write_error(record_dir, e) from None
+
+
+def sweep_folder(hydra):
+    """hydra.sweep.dir. Reading it resolves its interpolation anew (~1 ms, a tenth of a
+    short job's overhead); with our subdir `.` the launcher has resolved it already, as
+    the job's output dir."""
+    if hydra.sweep.subdir == ".":
+        return hydra.runtime.output_dir
+    return hydra.sweep.dir
 
 
 def drop_if_empty(output_dir):
@@ -152,9 +162,8 @@ def write_error(record_dir, e):
 def check_data(sweep_dir, spec):
     """A worker on another machine loads its own copy of the dataset: it must be the
     data the sweep was planned with (else its runs would be other runs)."""
-    try:
-        planned = records.SweepManifest.read(sweep_dir).data
-    except records.SweepError:
+    planned = planned_data(sweep_dir)
+    if planned is None:
         return  # not planned by our sweeper: nothing to compare with
     name, mine = spec.identity.dataset, spec.identity.data_fingerprint
     if planned.get(name, mine) != mine:
@@ -162,6 +171,25 @@ def check_data(sweep_dir, spec):
             f"dataset {name} here has fingerprint {mine[:12]}, the sweep was planned with "
             f"{planned[name][:12]}: give every worker the same data"
         )
+
+
+_planned = {}  # (sweep folder, manifest's mtime and size) -> its data fingerprints
+
+
+def planned_data(sweep_dir):
+    """The manifest's {dataset: fingerprint}, read once per worker and manifest version
+    (every job of a sweep checks it), or None without a manifest."""
+    try:
+        st = (Path(sweep_dir) / records.MANIFEST).stat()
+    except OSError:
+        return None
+    key = (str(sweep_dir), st.st_mtime_ns, st.st_size)
+    if key not in _planned:
+        try:
+            _planned[key] = records.SweepManifest.read(sweep_dir).data
+        except records.SweepError:
+            return None
+    return _planned[key]
 
 
 def outcome(spec, record_dir, metrics, reused=False):

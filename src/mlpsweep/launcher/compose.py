@@ -21,7 +21,9 @@ import pickle
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
 class JobComposer:
@@ -93,21 +95,32 @@ class JobComposer:
             exclude_keys=list(self.dirname.exclude_keys),
         )
         for cfg in (full, hydra):
-            with read_write(cfg), open_dict(cfg):
+            # Flags opened on the nodes changed, not the root: changing a flag walks the
+            # node's whole subtree (on the root, most of a job's composition time).
+            job = cfg.hydra.job
+            with read_write(job), open_dict(job):
                 if values:
-                    cfg.hydra.overrides.task = [o.input_line for o in app]
-                    cfg.hydra.job.override_dirname = dirname
+                    job.override_dirname = dirname
                 if idx is not None:
-                    cfg.hydra.job.id = idx
-                    cfg.hydra.job.num = idx
+                    job.id = idx
+                    job.num = idx
+            if values:
+                with read_write(cfg.hydra.overrides):
+                    cfg.hydra.overrides.task = [o.input_line for o in app]
         return full, task, hydra
 
 
 def _apply(cfg, values):
-    if values:
-        with read_write(cfg), open_dict(cfg):
-            for o in values:
-                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+    """Hydra's `key=value` (config_loader_impl._apply_overrides_to_config): under the
+    config's own flags, so a key the config does not have is refused, as by Hydra."""
+    for o in values:
+        try:
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+        except (ConfigAttributeError, ConfigKeyError) as e:
+            raise ConfigCompositionException(
+                f"Could not override '{o.key_or_group}'.\nTo append to your config use "
+                f"+{o.input_line}"
+            ) from e
 
 
 def task_container(cfg):

@@ -2,6 +2,7 @@
 (compose.py) and runs them with Hydra's run_job (runjob.py); results stream back as jobs
 finish (progress bar, one log line per job, fail_fast); one JobReturn per job, in order."""
 
+import contextlib
 import logging
 import sys
 import time
@@ -47,6 +48,7 @@ def launch(launcher, job_overrides, initial_job_idx):
     Path(str(cfg.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     if not job_overrides:
         return []
+    launcher.join_warm_up()
     jobs = [list(overrides) for overrides in job_overrides]
     context, local = launcher.context
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)
@@ -79,20 +81,24 @@ def plain_copy(cfg):
     return plain
 
 
+def make_parallel(launcher, backend, n_jobs, **kwargs):
+    """joblib.Parallel as every call of a launch makes it (the same arguments: joblib
+    reuses the workers of an executor made with the same ones)."""
+    from joblib import Parallel
+
+    # backend None: the one engine() set with parallel_config
+    return Parallel(n_jobs=n_jobs, backend=backend, **kwargs, **launcher.joblib_kwargs)
+
+
 def stream(launcher, running, jobs, batch, returns, first_idx, plan):
     """Run the jobs `batch` (indices into `jobs`), putting each JobReturn in `returns`
     as it arrives; True when fail_fast stopped it."""
-    from joblib import Parallel, delayed
+    from joblib import delayed
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     backend, n_jobs, job_context = running
-    parallel = Parallel(
-        n_jobs=n_jobs,
-        backend=backend,  # None: the one engine() set with parallel_config
-        return_as="generator_unordered",
-        **launcher.joblib_kwargs,
-    )
+    parallel = make_parallel(launcher, backend, n_jobs, return_as="generator_unordered")
     show = launcher.progress and sys.stderr.isatty()
     started, done = time.perf_counter(), 0
     calls = (
@@ -101,7 +107,9 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
     )
     with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:
         try:
-            with logging_redirect_tqdm(), warnings.catch_warnings():
+            # Log lines go around the bar only when there is one (~1 ms a line).
+            redirect = logging_redirect_tqdm() if show else contextlib.nullcontext()
+            with redirect, warnings.catch_warnings():
                 # joblib warns when fail_fast abandons the queue: that is what was asked.
                 warnings.filterwarnings("ignore", message=".*tasks which were still being")
                 for idx, ret in parallel(calls):

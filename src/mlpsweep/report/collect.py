@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from mlpsweep import records
 from mlpsweep.data.cache import atomic_write
@@ -64,22 +65,24 @@ def collect(sweep_dir, write=True):
     """(runs, history, manifest) of the sweep at `sweep_dir`."""
     sweep_dir = Path(sweep_dir)
     manifest = records.SweepManifest.read(sweep_dir)
-    rows, frames = [], []
+    rows, tables = [], []
     for planned in manifest.runs:
         run_dir = records.run_dir(sweep_dir, planned.run_id)
         row = run_row(run_dir, planned)
         rows.append(row)
         if row["status"] in records.FINISHED:
-            h = records.read_history(run_dir)
-            h.insert(0, "run_id", planned.run_id)
-            frames.append(h)
+            h = records.read_history_table(run_dir)
+            tables.append(h.add_column(0, "run_id", pa.repeat(planned.run_id, len(h))))
     runs = pd.DataFrame(rows)
     if {"lr", "batch_size", "grad_reduction"} <= set(runs.columns):
         # The listing's 'sum' reduction multiplies every step by the batch size.
         scale = runs["batch_size"].where(runs["grad_reduction"] == "sum", 1)
         runs["effective_lr"] = runs["lr"] * scale
     columns = ["run_id", "step", "examples_seen", "train_loss", "test_loss", "test_accuracy"]
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    if tables:  # runs with and without noise_probe: the missing columns become NaN
+        history = pa.concat_tables(tables, promote_options="default").to_pandas()
+    else:
+        history = pd.DataFrame(columns=columns)
     if write:
         for name, df in (("runs", runs), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
