@@ -1,5 +1,6 @@
 """A real browser opens the report: headless Chromium (Debian's `chromium`)."""
 
+import contextlib
 import http.server
 import os
 import re
@@ -43,11 +44,7 @@ def test_report_loads_its_images_in_chromium(tmp_path):
     sweep = synthetic_sweep(tmp_path / "sweep", 10, 200)
     build_report(sweep)
     (sweep / "check.html").write_text(CHECK)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(sweep))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve(sweep) as url:
         browser = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         dom = subprocess.run(
             [*browser, "--virtual-time-budget=15000", "--dump-dom", f"{url}/check.html"],
@@ -71,6 +68,83 @@ def test_report_loads_its_images_in_chromium(tmp_path):
             timeout=120,
         )
         assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+        # Console messages (script errors, resources that fail to load): none from the
+        # report; and the check itself sees one on a page made to have one.
+        (sweep / "broken.html").write_text("<script>undefined_function()</script><p>x</p>")
+        assert console_messages(browser, f"{url}/report.html") == []
+        assert any(
+            "undefined_function" in m for m in console_messages(browser, f"{url}/broken.html")
+        )
+
+
+def console_messages(browser, url):
+    """What the page wrote to its console while loading (Chromium logs each message on
+    stderr as `...:CONSOLE:<line>] "<message>", source: ...`)."""
+    p = subprocess.run(
+        [
+            *browser,
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return re.findall(r":CONSOLE(?:\(\d+\)|:\d+)\] (.*)", p.stderr)
+
+
+LAYOUT = """<!doctype html><title>pending</title>
+<iframe id="r" src="report.html" width="1280" height="800"></iframe>
+<script>
+document.getElementById("r").onload = function () {
+  var d = this.contentDocument, top = function (el) { return el.getBoundingClientRect().top; };
+  var lead = d.querySelector(".lead figure img"), first = d.querySelector("ul.findings li");
+  document.title = ["height", d.documentElement.scrollHeight, "findings",
+    d.querySelectorAll("ul.findings li").length, "first", Math.round(top(first)),
+    "figure", Math.round(top(lead))].join(" ");
+};
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="no chromium installed (CI installs it and never skips this)",
+)
+def test_a_500_run_four_dimension_report_fits_five_screens(tmp_path):
+    """The issue's large grid (5 lr x 5 batch x 2 depth x 2 width x 5 seeds), 1280 px
+    wide: the headline, the main effects and a figure on the first screen (800 px), at
+    most 10 finding lines, the whole page under 5 screens."""
+    sweep = synthetic_sweep(tmp_path / "sweep", 500, 200)
+    build_report(sweep)
+    (sweep / "layout.html").write_text(LAYOUT)
+    browser = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    with serve(sweep) as url:  # a file:// page may not look into its iframe
+        dom = subprocess.run(
+            [*browser, "--virtual-time-budget=15000", "--dump-dom", f"{url}/layout.html"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    title = re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
+    m = re.fullmatch(r"height (\d+) findings (\d+) first (\d+) figure (\d+)", title)
+    assert m, title
+    height, findings, first, figure = map(int, m.groups())
+    assert findings <= 10 and first < 800 and figure < 800, title
+    assert height <= 5 * 800, title
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """`folder` over HTTP on 127.0.0.1 (a free port); yields its URL."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

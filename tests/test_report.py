@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import run_app, sweep_dirs
+from PIL import Image
 
 from mlpsweep import records
 from mlpsweep.bench.report import synthetic_sweep
@@ -202,8 +203,9 @@ def test_figures_are_written_as_png_and_svg_files(tmp_path):
     for p in pngs:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
-        width = int.from_bytes(data[16:20], "big")  # IHDR: 150 dpi, not the screen's 90
-        assert width >= 150 * 6
+        with Image.open(p) as im:  # decodes, at 150 dpi (not the screen's 90)
+            im.load()
+            assert round(im.info["dpi"][0]) == 150 and im.width >= 150 * 3
         assert ET.parse(p.with_suffix(".svg")).getroot().tag.endswith("svg")
         assert f'href="report/{p.stem}.svg"' in html
 
@@ -366,7 +368,7 @@ def test_an_interaction_is_reported_only_where_it_is_large_and_clear(tmp_path):
             for (b, lr), sigma in zip([(10, 0.01), (100, 0.01), (10, 0.1), (100, 0.1)], sigmas)
         ]
         html = build_report(write_runs(folder, configs)).read_text()
-        return re.findall(r'<div class="finding">(.*?)</div>', html)
+        return re.findall(r"<li>(.*?)</li>", html.split('class="findings"')[1].split("</ul>")[0])
 
     # batch 100 calms the loss 8x at lr 0.1 and not at all at lr 0.01
     lines = finding_lines([0.1, 0.1, 0.4, 0.05], tmp_path / "yes")
@@ -395,3 +397,58 @@ def test_noise_collapse_fits_the_known_power_law(tmp_path):
     assert (folder / "report" / "noise_collapse.png").exists()
     flat = sweep(tmp_path / "flat", lambda x: 0.1)
     assert "do not collapse" in build_report(flat).read_text()
+
+
+def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
+    from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.study import Study
+    from mlpsweep.report.study_figures import level_means
+
+    grid = [(10, 0.01, 0.1), (10, 0.1, 0.4), (100, 0.01, 0.05), (100, 0.1, 0.1)]
+    sweep = write_runs(tmp_path, [({"batch_size": b, "lr": lr}, s) for b, lr, s in grid])
+    html = build_report(sweep).read_text()
+    assert (sweep / "report" / "main_effects.png").exists()
+    lead = html.split('<div class="lead">')[1].split("<h2>Summary")[0]
+    assert 'alt="Main effects"' in lead  # on the first screen, beside the findings
+    runs, history, _ = collect(sweep, write=False)
+    a = analyse(runs, history)
+    done = a.finished
+    values, means, lo, hi = level_means(done, "batch_size", "spread_rel", log=True)
+    assert list(values) == [10, 100]
+    for v, m, low, high in zip(values, means, lo, hi):
+        rids = runs.loc[runs["batch_size"] == v, "run_id"]
+        logs = [
+            np.log(brute_spread_rel(history.loc[history["run_id"] == r, "train_loss"].to_numpy()))
+            for r in rids
+        ]
+        assert m == pytest.approx(np.exp(np.mean(logs)), rel=1e-9)
+        half = t95(len(logs)) * np.std(logs, ddof=1) / np.sqrt(len(logs))
+        assert (low, high) == pytest.approx(
+            (np.exp(np.mean(logs) - half), np.exp(np.mean(logs) + half))
+        )
+    assert Study().compared(a.dims) == ["batch_size", "lr"]
+
+
+def test_three_dims_facet_rows_by_columns_with_one_hue_per_remaining_setting(tmp_path):
+    from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.figures import hue_label, panels
+
+    configs = [
+        ({"batch_size": b, "lr": lr, "width": w}, 0.1)
+        for b in (10, 100)
+        for lr in (0.01, 0.1)
+        for w in (16, 32, 64)
+    ]
+    sweep = write_runs(tmp_path, configs, seeds=1, steps=50)
+    runs, history, _ = collect(sweep, write=False)
+    groups, cols, facet = panels(analyse(runs, history))
+    assert facet == ["batch_size", "lr"] and cols == 2
+    assert [title for title, _ in groups] == [
+        "batch_size=10, lr=0.01",
+        "batch_size=10, lr=0.1",
+        "batch_size=100, lr=0.01",
+        "batch_size=100, lr=0.1",
+    ]
+    for title, cfgs in groups:
+        assert [hue_label(c, facet) for c in cfgs] == ["width=16", "width=32", "width=64"]
+        assert all(c.startswith(title) for c in cfgs)

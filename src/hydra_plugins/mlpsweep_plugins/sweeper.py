@@ -98,15 +98,20 @@ class MlpsweepSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        join_warm_up = getattr(self.launcher, "join_warm_up", lambda: None)
         if self.planner:
+            # With nothing to launch after all, the started workers settle first: killed
+            # as they start, they print loky's tracebacks over our one line, and a
+            # warm-up left running would race the next launch's executor.
             try:
                 jobs = _locate(self.planner)(
                     self.config, self.hydra_context.config_loader, jobs, self._warm_up(jobs)
                 )
             except BaseException:
-                # Workers killed while they start print loky's tracebacks over our one line.
-                getattr(self.launcher, "join_warm_up", lambda: None)()
+                join_warm_up()
                 raise
+            if not jobs:
+                join_warm_up()
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
         returns, first, pause = [], 0, WAIT_S[0]

@@ -18,6 +18,19 @@ import threading
 log = logging.getLogger("mlpsweep")
 
 
+_live = set()  # warm-ups of this process not yet joined
+_live_lock = threading.Lock()
+
+
+def join_all():
+    """Wait for every warm-up of this process: a launch must not remake joblib's
+    executor while one is still submitting to it (they would deadlock)."""
+    with _live_lock:
+        live = list(_live)
+    for warm in live:
+        warm.join()
+
+
 class WarmUp:
     def __init__(self, launcher, first_job, n_jobs):
         context, _ = launcher.context  # made here: the thread must not read the config
@@ -27,11 +40,15 @@ class WarmUp:
         self.thread.name = "mlpsweep-warm-up"
 
     def start(self):
+        with _live_lock:
+            _live.add(self)
         self.thread.start()
         return self
 
     def join(self):
         self.thread.join()
+        with _live_lock:
+            _live.discard(self)
 
     @staticmethod
     def _run(launcher, context, first_job, n_jobs):

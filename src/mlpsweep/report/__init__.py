@@ -18,6 +18,7 @@ from mlpsweep.report.figures import all_figures
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.study import Study
 
+MAX_HEADLINE = 3  # sentences
 CONFOUND = (
     "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "
     "batch, so a larger batch also takes a proportionally larger step: its effective "
@@ -35,10 +36,10 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     a = analyse(runs, history, first=study.compare)
     lead, method = headline(a, study)
     collapse, batch_scaling = noise_collapse(a), scaling(a)
-    if collapse is not None:
-        lead = [*lead, collapse.sentence()]
     if batch_scaling is not None:  # the batch-scaling study's answer comes first
         lead = [batch_scaling.sentence(), *lead]
+    extra = [collapse.sentence()] if collapse is not None else []
+    lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
     top, contrast_table = findings(a, study)
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]
@@ -78,7 +79,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         summary_rows=table[cols].values.tolist(),
         figures=[
             (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}")
-            for f in all_figures(a, files_dir)
+            for f in all_figures(a, files_dir, study)
         ],
         run_rows=run_rows,
         provenance=provenance(sweep_meta, a.runs),

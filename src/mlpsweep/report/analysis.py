@@ -75,6 +75,13 @@ def fmt(value):
     return str(value)
 
 
+def tick(value):
+    """A value as an axis tick: 3 significant digits (0.0316, not 0.0316228)."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return fmt(value)
+
+
 @dataclass
 class Analysis:
     runs: pd.DataFrame  # one row per run, with `config` label and oscillation metrics

@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
 
-from mlpsweep.report.analysis import METRICS, Analysis, fmt
+from mlpsweep.report.analysis import METRICS, Analysis, fmt, tick
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.plotting import (
     SCREEN_DPI,
@@ -27,7 +27,7 @@ from mlpsweep.report.plotting import (
 )
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.stats import mean_band, t95
-from mlpsweep.report.study_figures import collapse_figure, scaling_figure
+from mlpsweep.report.study_figures import collapse_figure, main_effects_figure, scaling_figure
 
 MAX_SINGLE_PANEL = 8
 MAX_FIGURE_CONFIGS = 25
@@ -44,32 +44,51 @@ def palette(a):
 
 
 def panels(a):
-    """(panel title, configs) pairs: one panel, or one per value of the first dim."""
+    """([(panel title, configs)], columns, facet dims): one panel when few configs;
+    else one per value of the first dim, or with three dims or more, rows x columns
+    over the first two (when that makes at most MAX_PANELS)."""
     if len(a.configs) <= MAX_SINGLE_PANEL or not a.dims:
-        return [("", a.configs)]
-    first = a.dims[0]
-    out = []
-    for value in a.runs[first].drop_duplicates():
-        cfgs = [c for c in a.configs if c in set(a.runs.loc[a.runs[first] == value, "config"])]
-        out.append((f"{first}={fmt(value)}", cfgs))
-    return out[:MAX_PANELS]
+        return [("", a.configs)], 1, []
+    facet = a.dims[:1]
+    if len(a.dims) >= 3 and a.runs[a.dims[:2]].astype(str).drop_duplicates().shape[0] <= MAX_PANELS:
+        facet = a.dims[:2]
+    where = a.runs.drop_duplicates("config").set_index("config")[facet]
+    groups = {}
+    for cfg in a.configs:  # in display order, so the panels are too
+        key = tuple(where.loc[cfg])
+        groups.setdefault(key, []).append(cfg)
+    out = [
+        (", ".join(f"{d}={fmt(v)}" for d, v in zip(facet, key)), cfgs)
+        for key, cfgs in groups.items()
+    ][:MAX_PANELS]
+    cols = a.runs[facet[1]].nunique() if len(facet) == 2 else min(3, len(out))
+    return out, min(cols, len(out)), facet
+
+
+def hue_label(config, facet):
+    """A config's label without the dims its panel already names."""
+    parts = [p for p in config.split(", ") if p.split("=", 1)[0] not in facet]
+    return ", ".join(parts) or config
 
 
 def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     h = a.history.dropna(subset=[y])
-    groups = panels(a)
-    cols = min(3, len(groups))
+    groups, cols, facet = panels(a)
     rows = -(-len(groups) // cols)
     fig, axes = subplots(
         rows,
         cols,
-        figsize=(11, 4.8) if len(groups) == 1 else (6.5 * cols, 4.6 * rows),
+        figsize=(11, 4.8) if len(groups) == 1 else (5.2 * cols + 1.6, 3.3 * rows + 0.4),
         squeeze=False,
-        sharex=True,
+        sharex=x == "step",  # examples seen differ by the batch size a panel may hold
         sharey=True,
         layout="constrained",
     )
-    colors = palette(a)
+    # Colour by what is left of a config once its panel is named: the same hue means
+    # the same setting in every panel, and one legend serves them all.
+    hues = list(dict.fromkeys(hue_label(c, facet) for c in a.configs))
+    palette_ = sns.color_palette("tab10" if len(hues) <= 10 else "husl", len(hues))
+    colors = {c: palette_[hues.index(hue_label(c, facet))] for c in a.configs}
     log = log and bool((h[y] > 0).all())
     if log:  # bands of the geometric mean: symmetric on the log axis they are drawn on
         h = h.assign(**{y: np.log(h[y])})
@@ -92,6 +111,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
                     ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=colors[cfg], ms=9, mew=2)
             b = band[band["config"] == cfg]
             label = " ≡ ".join([cfg, *(t for t, first in same.items() if first == cfg)])
+            label = label if len(groups) == 1 else hue_label(cfg, facet)
             ax.plot(b[x], smooth(b["mean"].to_numpy(), log), color=colors[cfg], lw=1.8, label=label)
             ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.2, lw=0)
         if log:
@@ -100,11 +120,14 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
-        # Outside the data: beside a single panel, under each of several.
-        if len(groups) == 1:
+        if len(groups) == 1:  # outside the data, beside the panel
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        else:
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    if len(groups) > 1:  # one legend for every panel, outside them
+        handles = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=7)
     lo, hi = robust_limits(h[y].to_numpy(), log)
     axes.flat[0].set_ylim(lo, hi)  # shared: one diverged seed does not flatten the rest
     for ax in list(axes.flat)[len(groups) :]:
@@ -148,8 +171,15 @@ def tick_label(a, config):
     return (
         config.replace(", ", "\n")
         if not a.dims
-        else "\n".join(part.split("=", 1)[1] for part in config.split(", "))
+        else "\n".join(_short(part.split("=", 1)[1]) for part in config.split(", "))
     )
+
+
+def _short(text):
+    try:
+        return tick(float(text)) if "." in text or "e" in text else text
+    except ValueError:
+        return text
 
 
 def dots(a, metrics, title):
@@ -158,8 +188,9 @@ def dots(a, metrics, title):
     width = min(16.0, max(3.5, 0.6 * len(a.configs) + 1))
     # Many configs: one metric per row, so the figure stays a page wide.
     rows, cols = (len(metrics), 1) if len(a.configs) > MAX_SINGLE_PANEL else (1, len(metrics))
+    height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
-        rows, cols, figsize=(width * cols, 4.0 * rows), squeeze=False, layout="constrained"
+        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
     )
     colors = palette(a)
     for ax, col in zip(axes.flat, metrics):
@@ -174,9 +205,12 @@ def dots(a, metrics, title):
                 half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals)))
                 ax.errorbar(i + 0.32, vals.mean(), yerr=half, color="black", lw=1.2, capsize=3)
         ax.set_xticks(range(len(a.configs)))
+        ax.set_title(METRICS[col][0], fontsize=10)
+        if rows > 1 and ax is not axes.flat[-1]:
+            ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
+            continue
         ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=7)
         ax.set_xlabel(", ".join(a.dims), fontsize=8)
-        ax.set_title(METRICS[col][0], fontsize=10)
     fig.suptitle(title)
     return png(fig)
 
@@ -199,14 +233,16 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
     done = a.finished
     facets = list(done.groupby(rest)) if rest else [((), done)]
     facets = facets[:MAX_PANELS]
-    cols = min(3, len(facets))
+    cols = min(4, len(facets))
     rows = -(-len(facets) // cols)
     fig, axes = subplots(
-        rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False, layout="constrained"
+        rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, layout="constrained"
     )
     label, higher = METRICS[metric]
     for ax, (key, g) in zip(axes.flat, facets):
         table = g.pivot_table(index=d1, columns=d2, values=metric, aggfunc="mean")
+        table.index = [tick(v) for v in table.index]  # 0.0316, not 0.0316227766016838
+        table.columns = [tick(v) for v in table.columns]
         sns.heatmap(
             table,
             annot=True,
@@ -217,13 +253,15 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
         )
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(", ".join(f"{d}={fmt(v)}" for d, v in zip(rest, key)), fontsize=9)
+        ax.set_ylabel(d1)
+        ax.set_xlabel(d2)
     for ax in list(axes.flat)[len(facets) :]:
         ax.set_visible(False)
     fig.suptitle(f"{label} (mean over seeds)")
     return png(fig)
 
 
-def all_figures(a, folder):
+def all_figures(a, folder, study=None):
     """The figures that fit what was swept, in report order, written to `folder`; a
     FigureFile each. The style is set for these figures only (matplotlib's global state
     is left as it was). Labels are data (sweep names, values), so `$...$` in them is
@@ -234,12 +272,26 @@ def all_figures(a, folder):
     out = []
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         with mpl.rc_context({"text.parse_math": False, "svg.hashsalt": "mlpsweep"}):
-            for title, caption, fig in _figures(a):
+            for title, caption, fig in _figures(a, study):
                 name = slug(title)
                 data = save(fig, folder, name)
                 width = int(fig.get_figwidth() * SCREEN_DPI)
-                out.append(FigureFile(title, caption, name, data, width))
+                more = secondary(title, a, study)
+                out.append(FigureFile(title, caption, name, data, width, more))
     return out
+
+
+SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
+
+
+def secondary(title, a, study):
+    """Collapsed under "More figures": the test-set views, and loss per example seen
+    unless the batch size is what the study compares first (then equal data is the
+    comparison that matters)."""
+    if title == "Train loss per example seen":
+        compared = study.compared(a.dims) if study is not None else a.dims
+        return not compared or compared[0] != "batch_size"
+    return title in SECONDARY
 
 
 def coarsen(a, max_configs=MAX_FIGURE_CONFIGS):
@@ -265,8 +317,23 @@ def coarsen(a, max_configs=MAX_FIGURE_CONFIGS):
     "bands and dots are over every run of a setting, not over seeds alone."
 
 
-def _figures(full):
+def _figures(full, study=None):
     figs = []
+    if study is not None and len(full.finished):
+        metrics = list(dict.fromkeys([*study.metrics, "final_train_loss"]))[:2]
+        fig = main_effects_figure(full, study, metrics)
+        if fig is not None:
+            tuned = [n for n in study.nuisance if n in full.dims]
+            figs.append(
+                (
+                    "Main effects",
+                    "Each compared dimension at each of its values: the mean over every run "
+                    "there (the other dimensions pooled"
+                    + (f", {', '.join(tuned)} at its best" if tuned else "")
+                    + ") with its 95% interval; geometric means on log axes.",
+                    fig,
+                )
+            )
     a, note = coarsen(full)
     if len(a.history):
         figs.append(

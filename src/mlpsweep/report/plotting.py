@@ -36,14 +36,15 @@ class FigureFile:
     name: str  # report/<name>.png and .svg
     png: bytes
     width_px: int  # shown at SCREEN_DPI
+    secondary: bool = False  # under "More figures" (collapsed): the page leads with the answer
 
     @property
-    def secondary(self):
-        """Shown under "More figures" (collapsed): the page leads with the answer."""
-        return self.title in SECONDARY
+    def lead(self):
+        """Shown beside the findings, on the page's first screen."""
+        return self.title == LEAD
 
 
-SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
+LEAD = "Main effects"
 
 
 def slug(title):

@@ -1,4 +1,5 @@
-"""Figures of particular studies: noise collapse (lr/B) and batch scaling (B_crit)."""
+"""Figures of a study's answer: its main effects, noise collapse (lr/B) and batch
+scaling (B_crit)."""
 
 import numpy as np
 import seaborn as sns
@@ -7,7 +8,7 @@ from mlpsweep.report.plotting import plain_log_axis, png, subplots
 
 
 def collapse_figure(fit):
-    fig, ax = subplots(1, 1, figsize=(8, 4.8), layout="constrained")
+    fig, ax = subplots(1, 1, figsize=(7, 3.9), layout="constrained")
     batches = sorted(set(fit.batch))  # coloured by batch size: a short legend
     for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
         pick = fit.batch == b
@@ -79,3 +80,72 @@ def scaling_figure(a, fit):
         plain_log_axis(ax.yaxis)
         ax.legend(fontsize=7)
     return png(fig)
+
+
+MAX_EFFECT_DIMS = 4
+
+
+def main_effects_figure(a, study, metrics):
+    """The study's answer at a glance: one row per compared dimension, one column per
+    metric; at each value, the mean over every run there (other dimensions pooled, the
+    nuisance ones at their best) with its 95% interval; geometric on a log axis for
+    positive metrics, as the findings compare them. None when nothing is compared."""
+    from mlpsweep.report.analysis import METRICS, tick
+    from mlpsweep.report.effects import DIFFERENCE, tuned_runs
+
+    dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
+    dims = dims[:MAX_EFFECT_DIMS]
+    tuned = {m: tuned_runs(a, study, m)[0] for m in metrics}
+    metrics = [m for m in metrics if tuned[m] is not None and len(tuned[m])]
+    if not dims or not metrics:
+        return None
+    fig, axes = subplots(
+        len(dims),
+        len(metrics),
+        figsize=(2.9 * len(metrics) + 0.4, 1.55 * len(dims) + 0.7),
+        squeeze=False,
+        layout="constrained",
+    )
+    for j, metric in enumerate(metrics):
+        done = tuned[metric]
+        log = metric not in DIFFERENCE and bool((done[metric] > 0).all())
+        for i, d in enumerate(dims):
+            ax = axes[i][j]
+            values, means, los, his = level_means(done, d, metric, log)
+            x = np.arange(len(values))
+            ax.errorbar(x, means, yerr=[means - los, his - means], fmt="o-", color="C0", capsize=3)
+            ax.set_xticks(x)
+            ax.set_xticklabels([tick(v) for v in values], fontsize=8)
+            ax.set_xlabel(d, fontsize=9, labelpad=1)
+            if log:
+                ax.set_yscale("log")
+                plain_log_axis(ax.yaxis)
+            ax.tick_params(axis="y", labelsize=8)
+            if i == 0:
+                ax.set_title(METRICS.get(metric, (metric,))[0], fontsize=10)
+    return png(fig)
+
+
+def level_means(done, d, metric, log):
+    """(values of `d` in order, and at each: the mean of `metric` over the runs there and
+    its 95% t-interval; computed on logs and mapped back when `log`: geometric)."""
+    from mlpsweep.report.stats import t95
+
+    values = sorted(done[d].unique(), key=_order)
+    means, los, his = [], [], []
+    for v in values:
+        y = done.loc[done[d] == v, metric].astype(float).to_numpy()
+        y = np.log(y) if log else y
+        half = t95(len(y)) * y.std(ddof=1) / np.sqrt(len(y)) if len(y) > 1 else 0.0
+        means.append(y.mean())
+        los.append(y.mean() - half)
+        his.append(y.mean() + half)
+    back = np.exp if log else np.asarray
+    return values, back(means), back(los), back(his)
+
+
+def _order(value):
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
