@@ -46,13 +46,7 @@ def test_report_loads_its_images_in_chromium(tmp_path):
     (sweep / "check.html").write_text(CHECK)
     with serve(sweep) as url:
         browser = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-        dom = subprocess.run(
-            [*browser, "--virtual-time-budget=15000", "--dump-dom", f"{url}/check.html"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        title = re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
+        title = page_title(browser, f"{url}/check.html")
         n, loaded = map(int, re.fullmatch(r"images (\d+) loaded (\d+)", title).groups())
         assert n >= 5 and loaded == n, title
         shot = tmp_path / "report.png"
@@ -75,6 +69,17 @@ def test_report_loads_its_images_in_chromium(tmp_path):
         assert any(
             "undefined_function" in m for m in console_messages(browser, f"{url}/broken.html")
         )
+
+
+def page_title(browser, url):
+    """The page's title once its scripts have run (our check pages report in it)."""
+    dom = subprocess.run(
+        [*browser, "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
 
 
 def console_messages(browser, url):
@@ -123,13 +128,7 @@ def test_a_500_run_four_dimension_report_fits_five_screens(tmp_path):
     (sweep / "layout.html").write_text(LAYOUT)
     browser = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     with serve(sweep) as url:  # a file:// page may not look into its iframe
-        dom = subprocess.run(
-            [*browser, "--virtual-time-budget=15000", "--dump-dom", f"{url}/layout.html"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    title = re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
+        title = page_title(browser, f"{url}/layout.html")
     m = re.fullmatch(r"height (\d+) findings (\d+) first (\d+) figure (\d+)", title)
     assert m, title
     height, findings, first, figure = map(int, m.groups())

@@ -62,8 +62,8 @@ class MlpsweepLauncher(Launcher):
         self._context = self._warm_up = None
 
     def warm_up(self, first_job, n_jobs):
-        """Start the workers for a launch of `n_jobs` jobs now, in the background (a
-        sweeper calls this before it plans the jobs; see mlpsweep.launcher.warmup)."""
+        """Start the workers for a launch of `n_jobs` jobs now, in the background (our
+        sweeper calls this while it plans the jobs; see mlpsweep.launcher.warmup)."""
         from mlpsweep.launcher.engines import workers
         from mlpsweep.launcher.warmup import WarmUp
 

@@ -2,11 +2,11 @@
 
 A loky worker takes about a second to become useful: the interpreter starts, imports
 Hydra, NumPy and the task's modules, takes the launch's Hydra state and composes its
-first job's config. Serially before the first
-job, on a 2-core machine that is ~5 ms of every job of a 200-job sweep. The sweeper
-knows its jobs before it plans them (composes and checks every job, writes the
-manifest: main-process work), so it asks the launcher to start the workers then, in a
-thread; the launch joins that thread and finds joblib's reusable executor ready.
+first job's config. Done before the first job, on a 2-core machine that is ~5 ms of
+every job of a 200-job sweep. Our sweeper's planner calls back once every job has
+composed and validated (then the rest of planning, the memory and study checks and the
+manifest, is main-process work), and the launcher starts its workers in a thread; the
+launch joins that thread and finds joblib's reusable executor ready.
 
 Only loky: other backends have their own workers (a Dask cluster is already running).
 A warm-up that fails is forgotten: the launch starts its workers as it always did.
