@@ -67,8 +67,12 @@ def panels(a):
 
 def hue_label(config, facet):
     """A config's label without the dims its panel already names."""
-    parts = [p for p in config.split(", ") if p.split("=", 1)[0] not in facet]
-    return ", ".join(parts) or config
+    kept = []
+    for part in config.split(", "):
+        key, eq, value = part.partition("=")
+        if key not in facet:
+            kept.append(f"{key}={_short(value)}" if eq else part)
+    return ", ".join(kept) or config
 
 
 def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
@@ -127,7 +131,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
-        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=7)
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
     lo, hi = robust_limits(h[y].to_numpy(), log)
     axes.flat[0].set_ylim(lo, hi)  # shared: one diverged seed does not flatten the rest
     for ax in list(axes.flat)[len(groups) :]:
