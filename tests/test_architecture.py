@@ -56,9 +56,30 @@ def test_packages_import_only_downwards():
 
 def test_the_report_imports_without_hydra_or_the_app():
     code = (
-        "import sys, mlpsweep.report, mlpsweep.records\n"
+        "import sys, mlpsweep.report.build, mlpsweep.records\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf')"
         " or m.startswith(('mlpsweep.app', 'mlpsweep.launcher')))\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_planning_checks_a_study_without_loading_the_report():
+    """A sweep's planner checks its study declaration before the first job; pandas,
+    matplotlib and seaborn (~1.3 s) load in the background while the jobs run."""
+    code = (
+        "import sys; from omegaconf import OmegaConf; from mlpsweep.app.plan import check_study\n"
+        "study = {'compare': ['batch_size'], 'metrics': ['spread_rel', 'test_accuracy']}\n"
+        "assert check_study(OmegaConf.create({'study': study})) == study\n"
+        "try:\n"
+        "    check_study(OmegaConf.create({'study': {'metrics': ['speed']}}))\n"
+        "except ValueError as e:\n"
+        "    assert \"unknown metric 'speed'\" in str(e), e\n"
+        "else:\n"
+        "    raise AssertionError('an unknown metric passed')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pandas', 'matplotlib', 'seaborn'))\n"
+        "assert not heavy, heavy\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr

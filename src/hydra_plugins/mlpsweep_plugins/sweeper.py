@@ -12,8 +12,8 @@ other swept key is crossed with them as usual.
 with (config, config_loader, jobs, valid) before anything is launched and returns the jobs
 to launch: it composes and validates every job (faster than the per-batch check of
 Hydra's sweeper, which it replaces), writes the sweep's manifest and leaves out finished
-runs. `valid` is None or what it calls once every job has passed (then our launcher
-starts its workers while the planner finishes).
+runs. `valid` is None or what it calls once the first job has passed (then our
+launcher starts its workers while the planner checks the rest).
 Whatever launcher runs the jobs, that has happened first.
 
 A job whose return value has a true `retry_later` (another process is running the same
@@ -138,8 +138,8 @@ class MlpsweepSweeper(BasicSweeper):
         return returns
 
     def _warm_up(self, jobs):
-        """What the planner calls once the jobs are valid: our launcher then starts its
-        workers while the planner finishes (mlpsweep.launcher.warmup)."""
+        """What the planner calls once the first job is valid: our launcher then starts
+        its workers while the planner finishes (mlpsweep.launcher.warmup)."""
         warm_up = getattr(self.launcher, "warm_up", None)
         if warm_up is None or len(jobs) < 2:
             return None

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from mlpsweep import records
+from mlpsweep.app.callbacks import preload_report
 from mlpsweep.app.resources import check_memory, concurrent_runs
 from mlpsweep.app.spec import CONTROL_KEYS, expected_cost, run_spec
 from mlpsweep.core.checks import ConfigError
@@ -31,18 +32,19 @@ class BadInput(SystemExit):
 
 def plan_sweep(config, config_loader, jobs, valid=None):
     """The jobs (override lists) to launch, longest first; [] when none is left.
-    `valid` (if given) is called once every job has composed and validated."""
+    `valid` (if given) is called once the first job has composed and validated: most
+    bad input (a bad key or value on the command line) fails there, before it."""
     sweep_dir = Path(config.hydra.sweep.dir)
+    if config.get("dry_run", False):
+        valid = None
     try:
-        specs = compose_all(JobComposer(config_loader, config), jobs)
+        specs = compose_all(JobComposer(config_loader, config), jobs, valid)
     except BaseException:
         remove_if_empty(sweep_dir)
         raise
     if not jobs:
         remove_if_empty(sweep_dir)
         raise BadInput("the sweep has no jobs: a swept value list is empty (e.g. seed=range(0))")
-    if valid is not None and not config.get("dry_run", False):
-        valid()
     try:
         max_memory = config.get("max_memory", "auto")
         check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)
@@ -75,6 +77,8 @@ def plan_sweep(config, config_loader, jobs, valid=None):
     ).write(sweep_dir)
     done = len(unique) - len(pending)
     log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {done} already done")
+    if pending and config.get("report", True):
+        preload_report()
     # Longest first: the short jobs then fill the gaps at the end instead of one long job
     # running alone on one core. The order cannot change any run's numbers.
     pending.sort(key=expected_cost, reverse=True)
@@ -85,8 +89,7 @@ def check_study(config):
     """The sweep's study declaration as a plain dict (BadInput if it is not one)."""
     from omegaconf import OmegaConf
 
-    from mlpsweep.report.analysis import METRICS
-    from mlpsweep.report.study import KEYS, Study
+    from mlpsweep.report.study import KEYS, METRICS, Study
 
     study = config.get("study")
     if study is None:
@@ -98,8 +101,9 @@ def check_study(config):
     return plain
 
 
-def compose_all(composer, jobs):
-    """A RunSpec per job; BadInput naming the first bad job (and how many more)."""
+def compose_all(composer, jobs, first_valid=None):
+    """A RunSpec per job; BadInput naming the first bad job (and how many more).
+    `first_valid` is called once, when the first job has passed."""
     specs, errors = [], []
     for overrides in jobs:
         try:
@@ -109,6 +113,8 @@ def compose_all(composer, jobs):
             errors.append(f"{e} (job: {' '.join(job) or 'defaults'})")
             continue
         specs.append(spec)
+        if first_valid is not None and len(specs) == 1 and not errors:
+            first_valid()
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise BadInput(errors[0] + more)

@@ -3,10 +3,12 @@
 A loky worker takes about a second to become useful: the interpreter starts, imports
 Hydra, NumPy and the task's modules, takes the launch's Hydra state and composes its
 first job's config. Done before the first job, on a 2-core machine that is ~5 ms of
-every job of a 200-job sweep. Our sweeper's planner calls back once every job has
-composed and validated (then the rest of planning, the memory and study checks and the
-manifest, is main-process work), and the launcher starts its workers in a thread; the
-launch joins that thread and finds joblib's reusable executor ready.
+every job of a 200-job sweep. Our sweeper's planner calls back once the first job has
+composed and validated (most bad input, a bad key or value, fails before that; the rest
+of planning, composing the other jobs, the memory and study checks and the manifest, is
+main-process work), and the launcher starts its workers in a thread; the launch joins
+that thread and finds joblib's reusable executor ready. Input refused after that waits
+for the workers to start (about a second) and still gives one line.
 
 Only loky: other backends have their own workers (a Dask cluster is already running).
 A warm-up that fails is forgotten: the launch starts its workers as it always did.
@@ -55,8 +57,7 @@ class WarmUp:
         from joblib import delayed
 
         from mlpsweep.launcher import worker
-        from mlpsweep.launcher.dispatch import make_parallel
-        from mlpsweep.launcher.engines import engine
+        from mlpsweep.launcher.engines import engine, make_parallel
 
         try:
             with engine(launcher, context, n_jobs) as (backend, n, _):

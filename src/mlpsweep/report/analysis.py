@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.stats import OSCILLATION, oscillation_table, t95
+from mlpsweep.report.study import METRICS
 
 NOT_CONFIG = {
     "run_id",
@@ -47,19 +48,6 @@ NOT_CONFIG = {
 }
 REPLICATE = "seed"
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]
-METRICS = {  # column -> (label, higher is better)
-    "final_train_loss": ("final train loss", False),
-    "test_accuracy": ("test accuracy", True),
-    "test_loss": ("test loss", False),
-    "spread": ("loss spread", False),
-    "spread_rel": ("relative loss spread", False),
-    "spread_rel_ex": ("relative loss spread over equal examples", False),
-    "mean_abs_change": ("mean |step change|", False),
-    "mean_abs_change_rel": ("relative mean |step change|", False),
-    "spikes": ("spikes", False),
-    "steps_to_target": ("steps to target", False),
-    "examples_to_target": ("examples to target", False),
-}
 
 
 def swept_dims(runs):

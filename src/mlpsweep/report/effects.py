@@ -19,8 +19,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.analysis import METRICS, fmt, pairing_groups
+from mlpsweep.report.analysis import fmt, pairing_groups
 from mlpsweep.report.stats import t95
+from mlpsweep.report.study import METRICS
 
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
 DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}

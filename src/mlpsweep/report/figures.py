@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
 
-from mlpsweep.report.analysis import METRICS, Analysis, fmt, tick
+from mlpsweep.report.analysis import Analysis, fmt, tick
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.plotting import (
     SCREEN_DPI,
@@ -27,6 +27,7 @@ from mlpsweep.report.plotting import (
 )
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.stats import mean_band, t95
+from mlpsweep.report.study import METRICS
 from mlpsweep.report.study_figures import collapse_figure, main_effects_figure, scaling_figure
 
 MAX_SINGLE_PANEL = 8

@@ -16,6 +16,19 @@ from dataclasses import dataclass
 
 DEFAULT_METRICS = ("spread_rel", "final_train_loss")
 KEYS = ("question", "compare", "nuisance", "replicate", "metrics")
+METRICS = {  # what a study can name: run column -> (label, higher is better)
+    "final_train_loss": ("final train loss", False),
+    "test_accuracy": ("test accuracy", True),
+    "test_loss": ("test loss", False),
+    "spread": ("loss spread", False),
+    "spread_rel": ("relative loss spread", False),
+    "spread_rel_ex": ("relative loss spread over equal examples", False),
+    "mean_abs_change": ("mean |step change|", False),
+    "mean_abs_change_rel": ("relative mean |step change|", False),
+    "spikes": ("spikes", False),
+    "steps_to_target": ("steps to target", False),
+    "examples_to_target": ("examples to target", False),
+}
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,9 @@ def main_effects_figure(a, study, metrics):
     metric; at each value, the mean over every run there (other dimensions pooled, the
     nuisance ones at their best) with its 95% interval; geometric on a log axis for
     positive metrics, as the findings compare them. None when nothing is compared."""
-    from mlpsweep.report.analysis import METRICS, tick
+    from mlpsweep.report.analysis import tick
     from mlpsweep.report.effects import DIFFERENCE, tuned_runs
+    from mlpsweep.report.study import METRICS
 
     dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]
