@@ -7,6 +7,7 @@ the variable we set ourselves does not count).
 """
 
 import difflib
+import gc
 import os
 import re
 import signal
@@ -88,7 +89,8 @@ def _terminate(signum, frame):
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
     input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
-    is started, finished runs are kept, workers are shut down; exit 130 / 143."""
+    is started, finished runs are kept, workers are shut down; exit 130 / 143. For
+    run.py only: the process is expected to exit after it."""
     full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
     signal.signal(signal.SIGTERM, _terminate)
@@ -110,3 +112,7 @@ def run_main(main):
             raise SystemExit(1) from None
         print(f"mlpsweep: {one_line(exc)} (HYDRA_FULL_ERROR=1 for a traceback)", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        # run.py exits next: the collector's passes at exit would walk the ~10^6 objects
+        # of pandas, matplotlib and the report's data for nothing (0.2 to 0.4 s).
+        gc.freeze()
