@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import OmegaConf
 
 from mlpsweep.launcher import warmup, worker
-from mlpsweep.launcher.engines import engine
+from mlpsweep.launcher.engines import engine, make_parallel
 from mlpsweep.launcher.recovery import Recovery, worker_died_errors
 
 log = logging.getLogger("mlpsweep")
@@ -79,15 +79,6 @@ def plain_copy(cfg):
     plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.copy_cache(from_config=cfg, to_config=plain)
     return plain
-
-
-def make_parallel(launcher, backend, n_jobs, **kwargs):
-    """joblib.Parallel as every call of a launch makes it (the same arguments: joblib
-    reuses the workers of an executor made with the same ones)."""
-    from joblib import Parallel
-
-    # backend None: the one engine() set with parallel_config
-    return Parallel(n_jobs=n_jobs, backend=backend, **kwargs, **launcher.joblib_kwargs)
 
 
 def stream(launcher, running, jobs, batch, returns, first_idx, plan):

@@ -44,6 +44,15 @@ def blas_cap(launcher):
     return max(1, (os.cpu_count() or 1) // workers(launcher))
 
 
+def make_parallel(launcher, backend, n_jobs, **kwargs):
+    """joblib.Parallel as every call of a launch makes it (the same arguments: joblib
+    reuses the workers of an executor made with the same ones)."""
+    from joblib import Parallel
+
+    # backend None: the one engine() set with parallel_config
+    return Parallel(n_jobs=n_jobs, backend=backend, **kwargs, **launcher.joblib_kwargs)
+
+
 @contextlib.contextmanager
 def engine(launcher, context, n_jobs):
     """Yield (joblib backend for Parallel or None, n_jobs, context to send with each
