@@ -47,3 +47,35 @@ def test_fault_bench_counts_zero_for_every_fault_class():
         "a",
         "hostile",
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, monkeypatch):
+    import re
+
+    from mlpsweep.bench import launch
+
+    monkeypatch.chdir(tmp_path)  # the bench finds run.py beside the package
+    lines = []
+    rows = launch.launch(n_jobs=4, rounds=1, out=lines.append)
+    assert rows["mlpsweep launcher"] > 0
+    text = "\n".join(lines)
+    assert re.search(r"target <= 20 ms per job: (met|MISSED)", text), text
+    assert "against a plain single run" in text
+    went = re.search(
+        r"sweep's ([\d.]+) s went: start-up and planning ([\d.]+) s, jobs ([\d.]+) s, "
+        r"report ([\d.]+) s",
+        text,
+    )
+    assert went, text
+    wall, *parts = map(float, went.groups())
+    assert min(parts) > 0 and abs(sum(parts) - wall) < 0.02
+    shares = re.search(r"per job, against the plain single run: .* = ([\d.]+) ms", text)
+    parts = re.findall(r"(-?[\d.]+) ms", shares.group(0))
+    strict = re.search(r"mlpsweep launcher ([\d.]+) ms per job, stock", text)
+    # The shares add up to the strict figure (each rounded to 0.1 ms).
+    total = sum(float(x) for i, x in enumerate(parts[:-1]) if i != 2)  # [2] is the floor
+    assert abs(total - float(parts[-1])) < 0.3, shares.group(0)
+    if strict:
+        assert abs(float(parts[-1]) - float(strict.group(1))) < 0.15, text
