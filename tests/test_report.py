@@ -351,6 +351,10 @@ def test_twins_are_found_and_drawn_once():
     a = Analysis(pd.DataFrame(runs), pd.concat(history), ["x"], list(curves))
     # b: the same losses up to rounding; d: the same first steps, parted later by rounding
     assert twin_of(a) == {"b": "a", "d": "a"}
+    # Runs shorter than the window are never twins (their first loss comes before any
+    # update, so every config of a steps=1 sweep would be one).
+    short = a.history.groupby("run_id").head(TWIN_STEPS - 1)
+    assert twin_of(Analysis(a.runs, short, ["x"], list(curves))) == {}
 
 
 def test_robust_limits_ignore_a_lone_outlier():

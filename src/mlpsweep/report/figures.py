@@ -117,7 +117,9 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
             b = band[band["config"] == cfg]
             label = " ≡ ".join([cfg, *(t for t, first in same.items() if first == cfg)])
             label = label if len(groups) == 1 else hue_label(cfg, facet)
-            ax.plot(b[x], smooth(b["mean"].to_numpy(), log), color=colors[cfg], lw=1.8, label=label)
+            marker = "o" if len(b) == 1 else None  # a one-step run: a point, not a line
+            mean = smooth(b["mean"].to_numpy(), log)
+            ax.plot(b[x], mean, color=colors[cfg], lw=1.8, marker=marker, label=label)
             ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.2, lw=0)
         if log:
             ax.set_yscale("log")
@@ -148,7 +150,9 @@ def twin_of(a, rtol=1e-9):
     """{config: the earlier config it is a twin of}: configs whose every seed has the
     same loss, up to rounding, over the first TWIN_STEPS steps: the same update written
     two ways (e.g. `sum` at lr 0.01 and `mean` at lr 0.1 with batch 10). Later the
-    rounding differences can grow (chaotic runs amplify them); the update is the same."""
+    rounding differences can grow (chaotic runs amplify them); the update is the same.
+    Shorter runs are never twins: every config's first loss comes before any update
+    (a `steps=1` sweep of optimizers would otherwise be one config)."""
     if "seed" not in a.runs or not len(a.history):
         return {}
     losses = {r: g["train_loss"].to_numpy() for r, g in a.history.groupby("run_id", sort=False)}
@@ -156,7 +160,7 @@ def twin_of(a, rtol=1e-9):
     for cfg in a.configs:
         runs = a.runs[a.runs["config"] == cfg].sort_values("seed")
         curves = [losses.get(r) for r in runs["run_id"]]
-        if not curves or any(c is None or not len(c) for c in curves):
+        if not curves or any(c is None or len(c) < TWIN_STEPS for c in curves):
             continue
         key = tuple((s, len(c), round(float(c[0]), 6)) for s, c in zip(runs["seed"], curves))
         for other, other_curves in buckets.get(key, []):
