@@ -456,3 +456,49 @@ def test_three_dims_facet_rows_by_columns_with_one_hue_per_remaining_setting(tmp
     for title, cfgs in groups:
         assert [hue_label(c, facet) for c in cfgs] == ["width=16", "width=32", "width=64"]
         assert all(c.startswith(title) for c in cfgs)
+
+
+def test_a_groups_own_settings_are_not_dimensions_unless_swept_within_a_choice():
+    from mlpsweep.report.analysis import swept_dims
+
+    nan = float("nan")
+    runs = pd.DataFrame(
+        {
+            "optimizer.name": ["adagrad", "adagrad", "adam", "adam", "sgd", "sgd"],
+            "optimizer.eps": [1e-7, 1e-7, 1e-8, 1e-8, nan, nan],
+            "optimizer.beta1": [nan, nan, 0.9, 0.9, nan, nan],
+            "lr": [0.01, 0.01, 0.001, 0.001, 0.01, 0.01],
+            "seed": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    # eps comes with the optimizer (as lr does here, but lr is no optimizer setting)
+    assert swept_dims(runs) == ["lr", "optimizer.name"]
+    # eps swept within adam: a dimension of its own
+    runs.loc[3, "optimizer.eps"] = 1e-6
+    assert swept_dims(runs) == ["lr", "optimizer.name", "optimizer.eps"]
+    # one optimizer only: its eps is a dimension like any other
+    one = runs[runs["optimizer.name"] == "adam"]
+    assert swept_dims(one) == ["optimizer.eps"]
+
+
+@pytest.mark.parametrize("lo, hi, minor_labels", [(0.2, 0.6, True), (0.01, 5.0, False)])
+def test_a_log_axis_within_one_decade_still_has_numbers(lo, hi, minor_labels):
+    """0.2 to 0.6 holds no power of ten: without minor labels the axis had no numbers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mlpsweep.report.plotting import plain_log_axis, subplots
+
+    fig, ax = subplots(1, 1, (4, 3))
+    ax.plot([0, 1], [lo, hi])
+    ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
+    ax.set_ylim(lo, hi)
+    FigureCanvasAgg(fig).draw()
+
+    def shown(minor):
+        return [t.get_text() for t in ax.yaxis.get_ticklabels(minor=minor) if t.get_text()]
+
+    labels = shown(False) + shown(True)
+    assert len(labels) >= 2, labels
+    assert all(float(t) > 0 for t in labels)  # plain numbers, no mathtext
+    assert bool(shown(True)) is minor_labels  # a wide axis keeps its decades only

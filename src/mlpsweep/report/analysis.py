@@ -51,10 +51,23 @@ PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "d
 
 
 def swept_dims(runs):
-    """Config columns with more than one value (seeds are replicates, not a dimension)."""
+    """Config columns with more than one value (seeds are replicates, not a dimension),
+    less the settings that only follow their group's choice."""
     cols = [c for c in runs.columns if c not in NOT_CONFIG and c != REPLICATE]
     varied = [c for c in cols if runs[c].astype(str).nunique() > 1]
+    varied = [c for c in varied if not follows_its_group(runs, c, varied)]
     return sorted(varied, key=lambda c: (PREFERRED.index(c) if c in PREFERRED else 99, c))
+
+
+def follows_its_group(runs, col, varied):
+    """True for a group's own setting that has one value per choice of the group: with
+    optimizer=adagrad,adam swept, optimizer.eps (1e-07, 1e-08) comes with the optimizer
+    and names no setting of its own; swept within one optimizer, it does."""
+    group = col.rpartition(".")[0]
+    choice = f"{group}.name"
+    if not group or col == choice or choice not in varied:
+        return False
+    return runs.groupby(runs[choice].astype(str))[col].nunique().max() <= 1
 
 
 def fmt(value):

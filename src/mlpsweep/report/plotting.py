@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.report.stats import moving_average
@@ -98,6 +98,14 @@ def robust_limits(values, log):
 
 def plain_log_axis(axis):
     """Plain numbers on a log axis (mathtext is off for the report's figures, and the
-    default log labels are mathtext)."""
+    default log labels are mathtext). Minor ticks are labelled only when the axis spans
+    less than a decade, which may hold no power of ten to label (losses 0.2 to 0.6)."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
+class PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of the ticks to label, as plain numbers (0.2, not 2e-01)."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
