@@ -98,8 +98,9 @@ def robust_limits(values, log):
 
 def plain_log_axis(axis):
     """Plain numbers on a log axis (mathtext is off for the report's figures, and the
-    default log labels are mathtext). Minor ticks are labelled only when the axis spans
-    less than a decade, which may hold no power of ten to label (losses 0.2 to 0.6)."""
+    default log labels are mathtext). Minor ticks are labelled (matplotlib's choice of
+    which) only on an axis of about a decade or less, which may hold no power of ten to
+    label at all (a loss between 0.2 and 0.6)."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
