@@ -59,7 +59,7 @@ def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, mon
     monkeypatch.chdir(tmp_path)  # the bench finds run.py beside the package
     lines = []
     rows = launch.launch(n_jobs=4, rounds=1, out=lines.append)
-    assert rows["mlpsweep launcher"] > 0
+    assert "mlpsweep launcher" in rows  # its value is a timing: any sign on 4 jobs
     text = "\n".join(lines)
     assert re.search(r"target <= 20 ms per job: (met|MISSED)", text), text
     assert "against a plain single run" in text
@@ -69,8 +69,10 @@ def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, mon
         text,
     )
     assert went, text
-    wall, *parts = map(float, went.groups())
-    assert min(parts) > 0 and abs(sum(parts) - wall) < 0.02
+    wall, start, jobs, report = map(float, went.groups())
+    # 4 one-step jobs may take under 0.05 s: the launcher's line says 0.0
+    assert start > 0 and jobs >= 0 and report > 0
+    assert abs(start + jobs + report - wall) < 0.02
     shares = re.search(r"per job, against the plain single run: .* = ([\d.]+) ms", text)
     parts = re.findall(r"(-?[\d.]+) ms", shares.group(0))
     strict = re.search(r"mlpsweep launcher ([\d.]+) ms per job, stock", text)
