@@ -502,3 +502,45 @@ def test_a_log_axis_within_one_decade_still_has_numbers(lo, hi, minor_labels):
     assert len(labels) >= 2, labels
     assert all(float(t) > 0 for t in labels)  # plain numbers, no mathtext
     assert bool(shown(True)) is minor_labels  # a wide axis keeps its decades only
+
+
+@pytest.mark.parametrize(
+    "names, slanted",
+    [(["sgd", "adam"], False), (["adagrad", "adam", "momentum", "nesterov"], True)],
+)
+def test_main_effects_tick_labels_do_not_overlap(names, slanted):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.study import Study
+    from mlpsweep.report.study_figures import main_effects_figure
+
+    names = [*names, "rmsprop", "sgd_long_name"] if len(names) > 2 else names
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame(
+        [
+            {"run_id": f"{n}{s}", "status": "ok", "seed": s, "optimizer.name": n,
+             "final_train_loss": rng.uniform(0.1, 1), "test_accuracy": rng.uniform(0.8, 0.9)}
+            for n in names
+            for s in range(3)
+        ]
+    )  # fmt: skip
+    history = pd.DataFrame(
+        {"run_id": runs["run_id"], "step": 1, "examples_seen": 10, "train_loss": 1.0}
+    )
+    a = analyse(runs, history)
+    fig = main_effects_figure(a, Study(), ["final_train_loss", "test_accuracy"])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    height = renderer.points_to_pixels(8)  # the tick labels' font size
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        assert len(labels) == len(names)
+        for t1, t2 in zip(labels, labels[1:]):
+            if t1.get_rotation() == 0:
+                b1, b2 = t1.get_window_extent(renderer), t2.get_window_extent(renderer)
+                assert b1.x1 < b2.x0, names
+            else:  # parallel slanted lines: their gap across the text must hold a line
+                dx = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+                assert dx * np.sin(np.radians(t1.get_rotation())) > height, names
+    assert (fig.axes[0].get_xticklabels()[0].get_rotation() != 0) is slanted

@@ -5,6 +5,7 @@ import numpy as np
 import seaborn as sns
 
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
+from mlpsweep.report.study import METRICS
 
 
 def collapse_figure(fit):
@@ -83,6 +84,7 @@ def scaling_figure(a, fit):
 
 
 MAX_EFFECT_DIMS = 4
+TICK_CHARS = 32  # x tick text one main-effects panel holds side by side
 
 
 def main_effects_figure(a, study, metrics):
@@ -92,7 +94,6 @@ def main_effects_figure(a, study, metrics):
     positive metrics, as the findings compare them. None when nothing is compared."""
     from mlpsweep.report.analysis import tick
     from mlpsweep.report.effects import DIFFERENCE, tuned_runs
-    from mlpsweep.report.study import METRICS
 
     dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]
@@ -116,7 +117,11 @@ def main_effects_figure(a, study, metrics):
             x = np.arange(len(values))
             ax.errorbar(x, means, yerr=[means - los, his - means], fmt="o-", color="C0", capsize=3)
             ax.set_xticks(x)
-            ax.set_xticklabels([tick(v) for v in values], fontsize=8)
+            labels = [tick(v) for v in values]
+            # Names (adagrad, momentum, ...) overlap on a panel ~35 characters wide.
+            slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
+            wide = sum(len(s) + 1 for s in labels) > TICK_CHARS
+            ax.set_xticklabels(labels, fontsize=8, **(slant if wide else {}))
             ax.set_xlabel(d, fontsize=9, labelpad=1)
             if log:
                 ax.set_yscale("log")
