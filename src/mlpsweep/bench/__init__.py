@@ -8,7 +8,7 @@ parallel  batch_oscillation's wall time against its CPU time (launch.py)
 report    report build time for synthetic sweeps (report.py)
 data      dataset load time and memory shared by workers (data.py)
 kill      kill -9 a sweep at random moments and resume it, counting losses (kill.py)
-noise     what noise_probe adds to a run (noise.py)
+noise     what noise_probe and trajectory_probe add to a run (noise.py)
 faults    every fault class (kills, SIGTERM, collisions, damage, names), counted (faults.py)
 """
 
@@ -33,7 +33,7 @@ def parser(prog="mlpsweep bench"):
     b = sub.add_parser("kill", help="kill -9 a sweep at random moments, resume, count")
     b.add_argument("--jobs", type=int, default=40)
     b.add_argument("--kills", type=int, default=10)
-    b = sub.add_parser("noise", help="what measuring the gradient-noise scale costs")
+    b = sub.add_parser("noise", help="what the noise and trajectory probes cost a run")
     b.add_argument("--rounds", type=int, default=3)
     b = sub.add_parser("faults", help="each fault class at random moments, counted")
     b.add_argument("--repeats", type=int, default=3)
@@ -73,7 +73,9 @@ def main(argv=None, prog="mlpsweep bench"):
         from mlpsweep.bench import noise
         from mlpsweep.data import load_dataset
 
-        noise.run(load_dataset("mnist_5k"), rounds=args.rounds)
+        dataset = load_dataset("mnist_5k")
+        noise.run(dataset, rounds=args.rounds)
+        noise.trajectory(dataset, rounds=args.rounds)
     elif args.name == "faults":
         from mlpsweep.bench import faults
 

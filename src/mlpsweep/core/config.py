@@ -75,6 +75,13 @@ class TrainConfig:
     noise_probe: int | str | None = knob(
         None, "gradient-noise scale B_simple on N train examples (or all) at each eval"
     )
+    trajectory_probe: int | str | None = knob(
+        None,
+        "the weights' own loss on N train examples (or all) at each step of the last half",
+    )
+    trajectory_every: int = knob(
+        1, "the trajectory probe measures every k-th step", range=Range(1, integer=True)
+    )
 
     @property
     def hidden(self):
@@ -108,6 +115,11 @@ class TrainConfig:
         if self.noise_probe is not None and self.noise_probe != "all":
             hi = train_size if train_size is not None else math.inf
             Range(2, hi, integer=True).check("noise_probe", self.noise_probe, "the train set size")
+        if self.trajectory_probe is not None and self.trajectory_probe != "all":
+            hi = train_size if train_size is not None else math.inf
+            Range(1, hi, integer=True).check(
+                "trajectory_probe", self.trajectory_probe, "the train set size; or all"
+            )
         if self.rng == "legacy" and self.seed > MAX_LEGACY_SEED:
             raise ConfigError(f"seed={self.seed}: rng=legacy takes seeds <= {MAX_LEGACY_SEED}")
         self._validate_optimizer()

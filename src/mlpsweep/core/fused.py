@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from mlpsweep.core.layers import Dropout, ReLU
+from mlpsweep.core.layers import Dropout, ReLU, sample_variance
 
 
 def fused_step_applies(config):
@@ -94,6 +94,7 @@ class FusedReluSGD:
         self.zmax = np.empty((n, 1), dtype)
         self.total = np.empty((n, 1), dtype)
         self.log_total = np.empty(n, dtype)
+        self.loss_var = float("nan")  # of the last batch's per-example losses (see layers)
 
     def step(self, x, labels):
         """Forward, loss, backward and update on the batch `x` (n x inputs), `labels`.
@@ -141,7 +142,10 @@ class FusedReluSGD:
             loss = math.fsum(per_row.tolist()) / n
         else:  # the listing's -log(p_true + eps)
             p_true = np.exp(z_true) / total.reshape(-1)
-            loss = -math.fsum(np.log(p_true + self.eps).tolist()) / n
+            per_row = np.log(p_true + self.eps)
+            loss = -math.fsum(per_row.tolist()) / n
+            np.negative(per_row, out=per_row)
+        self.loss_var = sample_variance(per_row, loss)
         if math.isfinite(loss):
             np.divide(self.scale, total, out=total)
             z *= total

@@ -169,6 +169,10 @@ class SoftmaxCrossEntropy(Layer):
     `eps = 0` computes the loss stably as logsumexp(z) - z[label]. The listing instead
     reports -log(softmax + 1e-7); `eps = 1e-7` reproduces its numbers exactly. The
     gradient is the same either way.
+
+    After `forward`, `loss_var` is the unbiased sample variance of the batch's
+    per-example losses (NaN for a batch of one): the spread behind the mean, which
+    tells how far a minibatch's loss may fall from the loss of the weights themselves.
     """
 
     def __init__(self, reduction="mean", eps=0.0):
@@ -176,6 +180,7 @@ class SoftmaxCrossEntropy(Layer):
         if reduction not in ("mean", "sum"):
             raise ValueError(f"grad_reduction={reduction!r}: must be 'mean' or 'sum'")
         self.reduction, self.eps = reduction, eps
+        self.loss_var = float("nan")
 
     def forward(self, logits, labels):
         n, classes = logits.shape
@@ -200,8 +205,14 @@ class SoftmaxCrossEntropy(Layer):
         # math.fsum: an exactly rounded sum, and cheaper than a float64 reduction here.
         if self.eps == 0.0:  # loss = log(sum exp(z - max)) - (z_true - max)
             log_total = np.log(total.reshape(-1), out=self._buffer("log", (n,), p.dtype))
-            return (math.fsum(log_total.tolist()) - math.fsum(z_true.tolist())) / n
-        return -math.fsum(np.log(flat_p.take(self.flat) + self.eps).tolist()) / n
+            loss = (math.fsum(log_total.tolist()) - math.fsum(z_true.tolist())) / n
+            per_example = np.subtract(log_total, z_true, out=log_total)
+        else:
+            per_example = np.log(flat_p.take(self.flat) + self.eps)
+            loss = -math.fsum(per_example.tolist()) / n
+            np.negative(per_example, out=per_example)
+        self.loss_var = sample_variance(per_example, loss)
+        return loss
 
     def backward(self, dout=None):
         d = self.probs
@@ -210,6 +221,16 @@ class SoftmaxCrossEntropy(Layer):
         if self.reduction == "mean":
             d *= d.dtype.type(1.0 / d.shape[0])
         return d
+
+
+def sample_variance(values, mean):
+    """Unbiased variance of `values` (a 1-d array, overwritten) about their known `mean`;
+    NaN for fewer than two. Two small numpy calls: it runs at every training step."""
+    n = values.shape[0]
+    if n < 2:
+        return float("nan")
+    values -= values.dtype.type(mean)
+    return float(np.dot(values, values)) / (n - 1)
 
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}

@@ -130,9 +130,10 @@ class MLP:
                 x = self.activation(x)
         return x
 
-    def evaluate(self, x, labels, normalize=None, chunk=256):
-        """Mean loss (stable, eps-free) and accuracy over (x, labels), in chunks to bound memory
-        (256 rows: a worker's float copies stay ~1 MiB; its uint8 data is shared via mmap).
+    def evaluate(self, x, labels, normalize=None, chunk=256, eps=0.0):
+        """Mean loss and accuracy over (x, labels), in chunks to bound memory (256 rows: a
+        worker's float copies stay small; its uint8 data is shared via mmap). The loss is
+        the stable logsumexp form, or with `eps` > 0 the training loss's -log(p + eps).
         `normalize` maps a raw chunk (uint8 images) to the network's float input."""
         total_loss, correct = 0.0, 0
         for start in range(0, x.shape[0], chunk):
@@ -142,7 +143,11 @@ class MLP:
             yb = labels[start : start + chunk]
             zmax = z.max(axis=1)
             lse = np.log(np.exp(z - zmax[:, None]).sum(axis=1)) + zmax
-            total_loss += float(np.sum(lse - z[np.arange(len(yb)), yb]))
+            z_true = z[np.arange(len(yb)), yb]
+            if eps:
+                total_loss -= float(np.sum(np.log(np.exp(z_true - lse) + eps)))
+            else:
+                total_loss += float(np.sum(lse - z_true))
             correct += int(np.sum(z.argmax(axis=1) == yb))
         n = x.shape[0]
         return total_loss / n, correct / n

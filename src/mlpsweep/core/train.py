@@ -8,10 +8,11 @@ import numpy as np
 
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
-from mlpsweep.core.noise import noise_stats, probe_indices
+from mlpsweep.core.noise import TRAJECTORY_STREAM, noise_stats, probe_indices
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, run_streams
 from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
+from mlpsweep.core.window import trajectory_steps
 
 
 @dataclass
@@ -29,6 +30,11 @@ class TrainResult:
     noise: np.ndarray | None = None  # (grad_norm_sq, trace_cov, b_simple) per eval step
     noise_init: tuple | None = None  # the same before the first step
     steps_to_target: int | None = None  # with a `target`: the first step reaching it
+    # Per step: the variance of the minibatch loss about the weights' own loss, from the
+    # batch's per-example losses (Trainer.loss_sampling_var); NaN for batches of one.
+    loss_sampling_var: np.ndarray | None = None
+    # Per step: the loss of the weights on the trajectory probe (NaN where not measured).
+    trajectory_loss: np.ndarray | None = None
 
     @property
     def steps_done(self):
@@ -145,6 +151,18 @@ class Trainer:
         self.fused = FusedReluSGD(self.net, cfg.lr, cfg.batch_size) if fused else None
         if cfg.noise_probe is not None:
             self.probe = probe_indices(cfg.noise_probe, cfg.seed, len(dataset.y_train))
+        # Batches drawn without replacement from N examples vary less than independent
+        # draws by the finite-population correction (1 - B/N); see loss_sampling_var.
+        n = len(dataset.y_train)
+        self.sampling_scale = (1 - cfg.batch_size / n if cfg.sampler == "epoch" else 1.0) / (
+            cfg.batch_size
+        )
+        self.trajectory_set = None
+        if cfg.trajectory_probe is not None:
+            idx = probe_indices(cfg.trajectory_probe, cfg.seed, n, TRAJECTORY_STREAM)
+            # Normalised once: the probe is evaluated at hundreds of steps.
+            x = normalizer(self.dtype)(dataset.x_train[idx])
+            self.trajectory_set = (np.ascontiguousarray(x), dataset.y_train[idx])
 
     def step(self):
         """Draw a batch, compute its loss, and (when the loss is finite) update the weights.
@@ -157,6 +175,33 @@ class Trainer:
             self.net.backward()
             self.optimizer.update(self.flat_params, self.flat_grads)
         return loss
+
+    def loss_sampling_var(self):
+        """The variance of the last step's minibatch loss about the loss of the weights it
+        was computed at (the mean per-example loss over the N train examples), estimated
+        from the batch's own per-example losses l_1..l_B with s^2 = sum (l_i - mean)^2/(B-1):
+
+        - with replacement, the B draws are independent, each with the train set's
+          variance sigma^2 = sum_j (L_j - Lbar)^2 / N; E[s^2] = sigma^2, and the mean of B
+          draws varies by sigma^2 / B: the estimate is s^2 / B;
+        - without replacement (sampler=epoch; one batch is a simple random sample of B of
+          the N), the mean varies by (S^2 / B)(1 - B/N) with S^2 = sum_j (L_j - Lbar)^2 /
+          (N - 1), and E[s^2] = S^2 for such a sample: the estimate is s^2 / B (1 - B/N).
+
+        NaN for B = 1 (one example has no sample variance). With dropout the per-example
+        losses include the masks' noise, which the minibatch loss has too."""
+        layer = self.fused if self.fused is not None else self.net.loss_layer
+        return layer.loss_var * self.sampling_scale
+
+    def trajectory_loss(self):
+        """The current weights' mean loss on the trajectory probe (None when it is off):
+        the loss the minibatch losses scatter around, without their sampling noise. The
+        same per-example loss as training (loss_eps included), in inference mode (no
+        dropout). Reads the weights only: the training is the same with or without it."""
+        if self.trajectory_set is None:
+            return None
+        x, y = self.trajectory_set
+        return self.net.evaluate(x, y, eps=self.config.loss_eps)[0]
 
     def evaluate(self):
         """(test loss, test accuracy) of the current weights."""
@@ -187,6 +232,11 @@ def train(config, dataset):
     trainer = Trainer(config, dataset)
     cfg = trainer.config
     losses = np.empty(cfg.steps, dtype=np.float64)
+    sampling_var = np.empty(cfg.steps, dtype=np.float64)
+    trajectory, probe_at = None, ()
+    if trainer.trajectory_set is not None:
+        trajectory = np.full(cfg.steps, np.nan)
+        probe_at = set(trajectory_steps(cfg.steps, cfg.trajectory_every))
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
     stop = parse_target(cfg.target) if cfg.stop_at_target else None
@@ -197,11 +247,16 @@ def train(config, dataset):
     eval_seconds += time.perf_counter() - start
     with np.errstate(all="ignore"):  # overflow is expected in a diverging run; we check the loss
         for step in range(1, cfg.steps + 1):
+            if step in probe_at:  # the weights this step's minibatch loss is computed at
+                t0 = time.perf_counter()
+                trajectory[step - 1] = trainer.trajectory_loss()
+                eval_seconds += time.perf_counter() - t0
             loss = trainer.step()
             if not math.isfinite(loss):
                 status, diverged_step = "diverged", step
                 break
             losses[step - 1] = loss
+            sampling_var[step - 1] = trainer.loss_sampling_var()
             done = step
             reached = stop is not None and stop.metric == "train_loss" and step >= SMOOTH
             reached = reached and stop.reached(losses[step - SMOOTH : step].mean())
@@ -245,4 +300,6 @@ def train(config, dataset):
         noise=None if noise_init is None else np.array(noise, dtype=np.float64).reshape(-1, 3),
         noise_init=None if noise_init is None else noise_init.as_tuple(),
         steps_to_target=first,
+        loss_sampling_var=sampling_var[:done].copy(),
+        trajectory_loss=None if trajectory is None else trajectory[:done].copy(),
     )

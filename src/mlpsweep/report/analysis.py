@@ -43,10 +43,29 @@ NOT_CONFIG = {
     "b_simple_init",
     "steps_to_target",
     "examples_to_target",
+    "not_measured",
     *OSCILLATION,
     *(f"{k}_ex" for k in OSCILLATION),
 }
 REPLICATE = "seed"
+# The summary's metric columns (a column no run has a value for is left out).
+SUMMARY = (
+    "final_train_loss",
+    "test_accuracy",
+    "test_loss",
+    "spread",
+    "spread_rel",
+    "spread_rel_ex",
+    "spread_sampling_rel",
+    "spread_trajectory_rel",
+    "spread_trajectory_probe_rel",
+    "sampling_share",
+    "mean_abs_change",
+    "mean_abs_change_rel",
+    "spikes",
+    "steps_to_target",
+    "examples_to_target",
+)
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]
 
 
@@ -137,7 +156,8 @@ def summary(a, sort_by="test_accuracy"):
         }
         if "effective_lr" in g and a.runs["effective_lr"].nunique() > 1:
             row["effective lr"] = ", ".join(fmt(v) for v in sorted(g["effective_lr"].unique()))
-        for col, (label, _) in METRICS.items():
+        for col in SUMMARY:
+            label = METRICS[col][0]
             vals = pd.to_numeric(done[col], errors="coerce").dropna() if col in done else []
             half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals))) if len(vals) > 1 else 0
             row[label] = (
@@ -150,6 +170,8 @@ def summary(a, sort_by="test_accuracy"):
             row[f"_{col}"] = vals.mean() if len(vals) else np.nan
         rows.append(row)
     table = pd.DataFrame(rows)
+    empty = [METRICS[c][0] for c in SUMMARY if table[f"_{c}"].isna().all()] if rows else []
+    table = table.drop(columns=empty)
     label, higher = METRICS[sort_by]
     return table.sort_values(f"_{sort_by}", ascending=not higher, na_position="last")
 

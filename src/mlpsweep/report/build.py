@@ -13,7 +13,7 @@ from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import analyse, summary
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.collect import collect
-from mlpsweep.report.effects import findings, headline
+from mlpsweep.report.effects import declared_headline, findings, headline, unmeasured
 from mlpsweep.report.figures import all_figures
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.study import METRICS, Study
@@ -36,11 +36,16 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     a = analyse(runs, history, first=study.compare)
     lead, method = headline(a, study)
     collapse, batch_scaling = noise_collapse(a), scaling(a)
-    if batch_scaling is not None:  # the batch-scaling study's answer comes first
-        lead = [batch_scaling.sentence(), *lead]
-    extra = [collapse.sentence()] if collapse is not None else []
-    lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
     top, contrast_table = findings(a, study)
+    extra = [collapse.sentence()] if collapse is not None else []
+    declared = declared_headline(a, study)
+    if declared:  # the study's own comparisons, in its order; other lines go below
+        fits = [batch_scaling.sentence()] if batch_scaling is not None else []
+        lead, top = declared[:MAX_HEADLINE], [*fits, *extra, *top]
+    else:
+        if batch_scaling is not None:  # the batch-scaling study's answer comes first
+            lead = [batch_scaling.sentence(), *lead]
+        lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]
     problems = ", ".join(
@@ -71,6 +76,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         headline=lead,
         method=method,
         findings=top,
+        unmeasured=unmeasured(a, study),
         contrast_cols=list(contrast_table.columns),
         contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
         confound=CONFOUND if _has_sum_confound(a.runs) else "",

@@ -26,6 +26,12 @@ from mlpsweep.report.plotting import (
     subplots,
 )
 from mlpsweep.report.scaling import scaling
+from mlpsweep.report.split_figures import (
+    has_split,
+    has_trajectory,
+    split_figure,
+    trajectory_figure,
+)
 from mlpsweep.report.stats import mean_band, t95
 from mlpsweep.report.study import METRICS
 from mlpsweep.report.study_figures import collapse_figure, main_effects_figure, scaling_figure
@@ -344,6 +350,29 @@ def _figures(full, study=None):
                 )
             )
     a, note = coarsen(full)
+    if len(a.history) and has_split(a):
+        figs.append(
+            (
+                "What oscillates",
+                "The minibatch loss's spread around its moving average over the last half "
+                "of training, relative to that average, split in two: the sampling noise of "
+                "a B-example average (from each step's per-example losses) and the rest, the "
+                "weights' own trajectory; where the trajectory probe ran, the trajectory "
+                "measured directly. Right: the share of the spread's variance that is "
+                "sampling noise, one dot per seed.",
+                split_figure(a, tick_label),
+            )
+        )
+    if len(a.history) and has_trajectory(a):
+        figs.append(
+            (
+                "Trajectory and minibatch loss",
+                "One seed per config over the steps the trajectory probe measured: the "
+                "minibatch loss (grey) and the loss of the same weights on the probe set "
+                "(red), the curve the weights themselves trace.",
+                trajectory_figure(a),
+            )
+        )
     if len(a.history):
         figs.append(
             (

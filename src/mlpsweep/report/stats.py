@@ -4,8 +4,12 @@ Bands are computed once, vectorised, as a 95% t-interval of the mean over seeds,
 than by seaborn's per-x bootstrap (seaborn issue 2547: over a minute for six 1000-step runs).
 """
 
+import math
+
 import numpy as np
 import pandas as pd
+
+from mlpsweep.core.window import smoothing_window
 
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (then ~normal).
 T95 = [
@@ -63,63 +67,175 @@ def moving_average(y, window):
     trailing: a trailing average lags a falling loss, and that lag would count as spread."""
     y = np.asarray(y, dtype=np.float64)
     c = np.cumsum(np.insert(y, 0, 0.0))
-    idx = np.arange(len(y))
-    lo = np.maximum(idx - window // 2, 0)
-    hi = np.minimum(idx + window // 2 + 1, len(y))
+    lo, hi = _window_bounds(len(y), window)
     return (c[hi] - c[lo]) / (hi - lo)
 
 
-def oscillation(loss, window=None, start=None, stop=None):
-    """How much a loss curve oscillates over a window of its steps (default: the last
-    half of training):
+def _window_bounds(n, window):
+    idx = np.arange(n)
+    return np.maximum(idx - window // 2, 0), np.minimum(idx + window // 2 + 1, n)
 
-    spread           std of the loss around its centred moving average (window n/20, >= 5)
+
+OSCILLATION = [
+    "spread",
+    "spread_rel",
+    "mean_abs_change",
+    "mean_abs_change_rel",
+    "spikes",
+    "spread_sampling",
+    "spread_sampling_rel",
+    "spread_trajectory",
+    "spread_trajectory_rel",
+    "spread_trajectory_probe",
+    "spread_trajectory_probe_rel",
+    "sampling_share",
+]
+SAMPLING = ("spread_sampling", "spread_sampling_rel", "spread_trajectory", "spread_trajectory_rel")
+SAMPLING_SHARE = ("sampling_share",)
+PROBE = ("spread_trajectory_probe", "spread_trajectory_probe_rel")
+
+
+def oscillation(loss, window=None, start=None, stop=None, sampling_var=None, trajectory=None):
+    """How much a loss curve oscillates over a window of its steps (default: the last
+    half of training), and which part of that is the weights' own trajectory:
+
+    spread           std of the minibatch loss around its centred moving average (window
+                     n/20, >= 5 steps)
     spread_rel       the same relative to the moving average (a coefficient of variation:
                      a curve at a lower loss has less absolute spread by construction)
     mean_abs_change  mean |loss[t] - loss[t-1]|; mean_abs_change_rel: over the moving average
     spikes           steps whose residual exceeds 3 robust sigmas (1.4826 x median |residual|)
 
-    The moving average is taken over the whole curve, then cut to [start, stop)."""
+    A minibatch loss is the weights' loss plus the sampling noise of a B-example average,
+    whose variance v_t given the weights each step records (`sampling_var`, see
+    Trainer.loss_sampling_var). That noise is independent from step to step, so around a
+    centred average of m points it leaves a residual of variance v_t (1 - 1/m):
+
+    spread_sampling    sqrt(mean of v_t (1 - 1/m_t)): the spread sampling alone would show
+    spread_trajectory  sqrt(max(0, spread^2 - spread_sampling^2)): the rest, the spread of
+                       the weights' own loss (the trajectory) around its moving average
+    sampling_share     spread_sampling^2 / spread^2 (at most 1): the share of the observed
+                       variance that is sampling noise
+    spread_trajectory_probe  the trajectory measured directly: the spread of `trajectory`
+                       (the loss of the weights on a fixed probe set, NaN where not measured)
+                       around its own moving average over the same span of steps
+    (each `_rel`: relative to the moving average, as spread_rel)
+
+    Returns the metrics and, under "why", the reason for each that cannot be measured
+    (NaN): never a number from a window the data does not cover. The moving average is
+    taken over the whole curve, then cut to [start, stop)."""
     loss = np.asarray(loss, dtype=np.float64)
     n = len(loss)
     start = n // 2 if start is None else start
     stop = n if stop is None else stop
+    out = dict.fromkeys(OSCILLATION, np.nan) | {"spikes": 0, "why": {}}
     if stop - start < 4:
-        return dict.fromkeys(OSCILLATION, np.nan) | {"spikes": 0}
-    window = window or max(5, n // 20)
-    smooth = moving_average(loss, window)[start:stop]
+        out["why"] = dict.fromkeys(OSCILLATION, f"a window of {stop - start} steps is too short")
+        return out
+    window = window or smoothing_window(n)
+    full_smooth = moving_average(loss, window)
+    smooth = full_smooth[start:stop]
     resid = loss[start:stop] - smooth
     tail = loss[start:stop]
     sigma = 1.4826 * np.median(np.abs(resid - np.median(resid)))
     level = float(np.mean(np.abs(smooth)))
     change = float(np.mean(np.abs(np.diff(tail))))
-    return {
+    positive = bool(np.all(smooth > 0))
+    out |= {
         "spread": float(np.std(resid)),
-        "spread_rel": float(np.std(resid / smooth)) if np.all(smooth > 0) else np.nan,
+        "spread_rel": float(np.std(resid / smooth)) if positive else np.nan,
         "mean_abs_change": change,
         "mean_abs_change_rel": change / level if level > 0 else np.nan,
         "spikes": int(np.sum(resid > 3 * sigma)) if sigma > 0 else 0,
     }
+    out["why"] |= _decompose(out, sampling_var, n, window, start, stop, smooth, positive)
+    out["why"] |= _probe(out, trajectory, n, window, start, stop)
+    return out
 
 
-OSCILLATION = ["spread", "spread_rel", "mean_abs_change", "mean_abs_change_rel", "spikes"]
+def _decompose(out, sampling_var, n, window, start, stop, smooth, positive):
+    """spread_sampling, spread_trajectory, sampling_share into `out`; {metric: why not}."""
+    if sampling_var is None:
+        return dict.fromkeys(
+            (*SAMPLING, *SAMPLING_SHARE), "the record has no loss_sampling_var (an older run)"
+        )
+    v = np.asarray(sampling_var, dtype=np.float64)[start:stop]
+    if not np.all(np.isfinite(v)):
+        return dict.fromkeys(
+            (*SAMPLING, *SAMPLING_SHARE),
+            "one example's loss has no sampling variance (batch_size=1)"
+            if np.all(np.isnan(v))
+            else "the sampling variance is not finite in this window",
+        )
+    lo, hi = _window_bounds(n, window)
+    kept = (1 - 1 / (hi - lo))[start:stop]  # what a centred average of m points leaves
+    sampling = float(np.mean(v * kept))
+    out["spread_sampling"] = math.sqrt(sampling)
+    out["spread_trajectory"] = math.sqrt(max(0.0, out["spread"] ** 2 - sampling))
+    if out["spread"] > 0:
+        out["sampling_share"] = min(1.0, sampling / out["spread"] ** 2)
+    if positive:
+        rel = float(np.mean(v * kept / smooth**2))
+        out["spread_sampling_rel"] = math.sqrt(rel)
+        out["spread_trajectory_rel"] = math.sqrt(max(0.0, out["spread_rel"] ** 2 - rel))
+        return {}
+    return dict.fromkeys(SAMPLING[1::2], "the moving average is not positive")
+
+
+def _probe(out, trajectory, n, window, start, stop):
+    """spread_trajectory_probe(_rel) into `out` where the probe covered [start, stop) with
+    half a smoothing window before it; {metric: why not}."""
+    if trajectory is None:
+        return dict.fromkeys(PROBE, "trajectory_probe was off")
+    t = np.asarray(trajectory, dtype=np.float64)
+    at = np.flatnonzero(np.isfinite(t))
+    if len(at) < 4:
+        return dict.fromkeys(PROBE, "trajectory_probe measured fewer than 4 steps")
+    if at[0] > start or at[-1] < stop - 1:
+        return dict.fromkeys(
+            PROBE,
+            f"the trajectory probe measured steps {at[0] + 1}-{at[-1] + 1}; "
+            f"this window is steps {start + 1}-{stop}",
+        )
+    every = int(np.median(np.diff(at))) if len(at) > 1 else 1
+    points = t[at]
+    smooth = moving_average(points, max(3, window // every))
+    inside = (at >= start) & (at < stop)
+    resid = points[inside] - smooth[inside]
+    out["spread_trajectory_probe"] = float(np.std(resid))
+    if np.all(smooth[inside] > 0):
+        out["spread_trajectory_probe_rel"] = float(np.std(resid / smooth[inside]))
+        return {}
+    return {"spread_trajectory_probe_rel": "the moving average is not positive"}
 
 
 def oscillation_table(history):
     """One row per run: its oscillation metrics over the last half of its steps, and
     (suffix `_ex`) over the same window of examples seen for every run of the sweep: the
     last half of the examples the shortest run saw. A batch-10 and a batch-100 run are
-    then compared over the same data as well as over the same number of updates."""
+    then compared over the same data as well as over the same number of updates.
+    `not_measured` names each NaN metric with its reason ("metric: why; ...")."""
     groups = list(history.groupby("run_id", sort=False))
     seen = [g["examples_seen"].to_numpy() for _, g in groups]
     common = min((s[-1] for s in seen if len(s)), default=0)
     rows = []
     for (rid, g), ex in zip(groups, seen):
         loss = g["train_loss"].to_numpy()
+        parts = {
+            key: g[col].to_numpy() if col in g and g[col].notna().any() else None
+            for key, col in (
+                ("sampling_var", "loss_sampling_var"),
+                ("trajectory", "trajectory_loss"),
+            )
+        }
         start, stop = np.searchsorted(ex, [common / 2, common], side="right")
-        by_examples = oscillation(loss, start=int(start), stop=int(stop))
+        by_steps = oscillation(loss, **parts)
+        by_examples = oscillation(loss, start=int(start), stop=int(stop), **parts)
+        why = {**by_steps.pop("why"), **{f"{k}_ex": v for k, v in by_examples.pop("why").items()}}
         rows.append(
-            {"run_id": rid, **oscillation(loss)} | {f"{k}_ex": v for k, v in by_examples.items()}
+            {"run_id": rid, **by_steps}
+            | {f"{k}_ex": v for k, v in by_examples.items()}
+            | {"not_measured": "; ".join(f"{k}: {v}" for k, v in why.items())}
         )
-    columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION)]
+    columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION), "not_measured"]
     return pd.DataFrame(rows, columns=columns)

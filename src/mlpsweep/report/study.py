@@ -7,15 +7,18 @@ inferred from what was swept.
       nuisance: [lr]               # tuned over: the best value per compared setting
       replicate: seed              # what repeats a config
       metrics: [spread_rel, final_train_loss]   # the first one answers the question
+      contrasts:                   # optional: the comparisons the headline states, in order
+        - {name: at an equal step, where: {grad_reduction: mean, lr: 0.1}}
 
 Without a declaration: seed is the replicate, every other swept key is compared, and
-the metrics are the relative loss spread and the final train loss.
+the metrics are the relative loss spread and the final train loss. Without `contrasts`,
+the headline states the largest effects the sweep's pairings give.
 """
 
 from dataclasses import dataclass
 
 DEFAULT_METRICS = ("spread_rel", "final_train_loss")
-KEYS = ("question", "compare", "nuisance", "replicate", "metrics")
+KEYS = ("question", "compare", "nuisance", "replicate", "metrics", "contrasts")
 METRICS = {  # what a study can name: run column -> (label, higher is better)
     "final_train_loss": ("final train loss", False),
     "test_accuracy": ("test accuracy", True),
@@ -26,9 +29,47 @@ METRICS = {  # what a study can name: run column -> (label, higher is better)
     "mean_abs_change": ("mean |step change|", False),
     "mean_abs_change_rel": ("relative mean |step change|", False),
     "spikes": ("spikes", False),
+    # The spread split into its parts (stats.oscillation): the minibatch's sampling noise,
+    # and the weights' own trajectory, estimated by subtraction or measured on a probe.
+    "spread_sampling_rel": ("relative spread from sampling noise", False),
+    "spread_trajectory_rel": ("relative trajectory spread", False),
+    "spread_trajectory_probe_rel": ("relative trajectory spread (probe)", False),
+    "sampling_share": ("share of the spread's variance that is sampling noise", False),
+    "spread_sampling": ("spread from sampling noise", False),
+    "spread_trajectory": ("trajectory spread", False),
+    "spread_trajectory_probe": ("trajectory spread (probe)", False),
     "steps_to_target": ("steps to target", False),
     "examples_to_target": ("examples to target", False),
 }
+METRICS |= {  # the same over the equal-examples window (stats.oscillation_table)
+    f"{m}_ex": (f"{label} over equal examples", higher)
+    for m, (label, higher) in list(METRICS.items())
+    if m.startswith(("spread_sampling", "spread_trajectory", "sampling_share"))
+}
+DECOMPOSED = ("spread_trajectory_rel", "spread_trajectory_probe_rel")  # see headline
+
+
+@dataclass(frozen=True)
+class DeclaredContrast:
+    """A comparison the headline states: the compared dimension's values within the runs
+    whose settings match `where` (e.g. grad_reduction=mean, lr=0.1)."""
+
+    name: str
+    where: tuple  # ((key, value), ...)
+
+    @classmethod
+    def from_dict(cls, data, index):
+        if not isinstance(data, dict) or not isinstance(data.get("where"), dict):
+            raise ValueError(
+                f"study.contrasts[{index}]: must be a mapping like "
+                "{name: at an equal step, where: {lr: 0.1}}"
+            )
+        unknown = sorted(set(data) - {"name", "where"})
+        if unknown:
+            raise ValueError(f"study.contrasts[{index}]: unknown key {unknown[0]!r}")
+        where = tuple((str(k), v) for k, v in data["where"].items())
+        label = ", ".join(f"{k}={v}" for k, v in where)
+        return cls(name=str(data.get("name") or label), where=where)
 
 
 @dataclass(frozen=True)
@@ -38,6 +79,7 @@ class Study:
     nuisance: tuple = ()
     replicate: str = "seed"
     metrics: tuple = DEFAULT_METRICS
+    contrasts: tuple = ()  # DeclaredContrast each, the primary first
     declared: bool = False
 
     @classmethod
@@ -54,7 +96,11 @@ class Study:
             raise ValueError(
                 f"study.metrics: unknown metric {bad[0]!r} (known: {', '.join(known_metrics)})"
             )
+        contrasts = data.get("contrasts") or ()
+        if not isinstance(contrasts, (list, tuple)):
+            raise ValueError("study.contrasts: must be a list of {name: ..., where: {...}}")
         return cls(
+            contrasts=tuple(DeclaredContrast.from_dict(c, i) for i, c in enumerate(contrasts)),
             question=str(data.get("question") or ""),
             compare=tuple(data.get("compare") or ()),
             nuisance=tuple(data.get("nuisance") or ()),

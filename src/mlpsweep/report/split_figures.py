@@ -1,0 +1,133 @@
+"""What oscillates: the minibatch loss's spread split into the sampling noise of a
+B-example average and the weights' own trajectory (stats.oscillation), and the
+trajectory probe's loss drawn over the minibatch loss it hides in."""
+
+import numpy as np
+
+from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
+from mlpsweep.report.stats import t95
+
+PARTS = (  # column, legend label, colour, marker
+    ("spread_rel", "observed (minibatch loss)", "0.35", "o"),
+    ("spread_sampling_rel", "sampling noise", "C0", "s"),
+    ("spread_trajectory_rel", "trajectory (observed less sampling)", "C3", "D"),
+    ("spread_trajectory_probe_rel", "trajectory (probe)", "C2", "^"),
+)
+MAX_TRAJECTORY_PANELS = 12
+
+
+def has_split(a):
+    done = a.finished
+    return "spread_sampling_rel" in done and done["spread_sampling_rel"].notna().any()
+
+
+def split_figure(a, tick_label):
+    """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
+    log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
+    variance that is sampling noise (one dot per seed, its mean as a bar)."""
+    done = a.finished
+    parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
+    width = min(16.0, max(6.0, 1.1 * len(a.configs) + 2.5))
+    fig, (ax, share_ax) = subplots(
+        1, 2, figsize=(width, 4.2), width_ratios=[3, 1.4], layout="constrained"
+    )
+    x = np.arange(len(a.configs))
+    offsets = np.linspace(-0.27, 0.27, len(parts))
+    means_seen = []
+    for (col, label, color, marker), dx in zip(parts, offsets):
+        stats = [_mean_interval(done.loc[done["config"] == c, col]) for c in a.configs]
+        m, lo, hi = (np.array(v, dtype=float) for v in zip(*stats))
+        means_seen += list(m[np.isfinite(m) & (m > 0)])
+        floor = np.nanmin(m[m > 0]) / 4 if np.any(m > 0) else 1e-6
+        shown = np.where(m > 0, m, np.nan)
+        err = [np.clip(m - np.maximum(lo, floor), 0, None), np.clip(hi - m, 0, None)]
+        ax.errorbar(
+            x + dx,
+            shown,
+            yerr=np.where(np.isfinite(shown), err, 0),
+            fmt=marker,
+            color=color,
+            ms=6,
+            capsize=3,
+            lw=1.2,
+            label=label,
+        )
+    ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
+    if means_seen:
+        ax.set_ylim(min(means_seen) / 5, max(means_seen) * 2)
+    ax.set_xticks(x)
+    ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=8)
+    ax.set_xlabel(", ".join(a.dims), fontsize=9)
+    ax.set_title("relative spread of the loss, and its parts", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
+    shares = "sampling_share"
+    for i, cfg in enumerate(a.configs):
+        vals = done.loc[done["config"] == cfg, shares].astype(float).dropna()
+        if len(vals):
+            jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
+            share_ax.scatter(i + np.asarray(jitter), vals, color="C0", s=18, alpha=0.7)
+            share_ax.plot([i - 0.3, i + 0.3], [vals.mean()] * 2, color="black", lw=2)
+    share_ax.set_ylim(0, 1.02)
+    share_ax.set_xticks(x)
+    share_ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=8)
+    share_ax.set_title("share of the variance that is sampling", fontsize=10)
+    for axis in (ax, share_ax):
+        axis.tick_params(axis="y", labelsize=8)
+    return png(fig)
+
+
+def _mean_interval(values):
+    v = values.astype(float).dropna().to_numpy()
+    if not len(v):
+        return np.nan, np.nan, np.nan
+    half = float(t95(len(v)) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return v.mean(), max(0.0, v.mean() - half), v.mean() + half
+
+
+def has_trajectory(a):
+    h = a.history
+    return "trajectory_loss" in h and h["trajectory_loss"].notna().any()
+
+
+def trajectory_figure(a):
+    """One panel per config (its first seed): the minibatch loss, faint, over the steps
+    the probe measured, and the trajectory loss, the weights' own, drawn over it."""
+    h = a.history.dropna(subset=["trajectory_loss"])
+    configs = [c for c in a.configs if (h["config"] == c).any()][:MAX_TRAJECTORY_PANELS]
+    cols = min(3, len(configs))
+    rows = -(-len(configs) // cols)
+    fig, axes = subplots(
+        rows, cols, figsize=(4.4 * cols, 2.9 * rows + 0.3), squeeze=False, layout="constrained"
+    )
+    first = a.runs.sort_values("seed" if "seed" in a.runs else "run_id").drop_duplicates("config")
+    for ax, cfg in zip(axes.flat, configs):
+        rid = first.loc[first["config"] == cfg, "run_id"].iloc[0]
+        run = a.history[a.history["run_id"] == rid]
+        probe = run.dropna(subset=["trajectory_loss"])
+        span = run[(run["step"] >= probe["step"].min()) & (run["step"] <= probe["step"].max())]
+        ax.plot(
+            span["step"],
+            span["train_loss"],
+            color="0.55",
+            lw=0.5,
+            alpha=0.6,
+            label="minibatch loss",
+        )
+        ax.plot(
+            probe["step"], probe["trajectory_loss"], color="C3", lw=1.4, label="trajectory (probe)"
+        )
+        log = bool((span["train_loss"] > 0).all())
+        if log:
+            ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
+        lo, hi = robust_limits(np.concatenate([span["train_loss"], probe["trajectory_loss"]]), log)
+        ax.set_ylim(lo, hi)
+        seed = first.loc[first["config"] == cfg, "seed"].iloc[0] if "seed" in first else ""
+        ax.set_title(f"{cfg}, seed {seed}", fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(configs) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    return png(fig)
