@@ -6,6 +6,8 @@ float64, batch 100 and 4000, every optimizer): within ~10%. The parts:
   the optimizer's state and the temporaries its update makes (OPTIMIZER_COPIES);
 - the activations of a batch and of an evaluation chunk (forward values, their
   gradients and the float copy of the input: ~4 arrays of batch x all layer widths);
+- the trajectory probe's inputs, normalised once (n x inputs floats; `all`: the train set,
+  taken as 60,000 rows when its size is not given);
 - the process itself (Python, NumPy, the shared uint8 data): PROCESS_BYTES.
 """
 
@@ -26,7 +28,7 @@ EVAL_CHUNK = 256  # rows of an evaluation chunk (network.MLP.evaluate)
 PROCESS_BYTES = 200 * 2**20
 
 
-def run_bytes(config, input_size, num_classes):
+def run_bytes(config, input_size, num_classes, train_size=60_000):
     """Peak memory of one run of `config` (a TrainConfig), in bytes."""
     item = np.dtype(config.dtype).itemsize
     sizes = [input_size, *config.hidden, num_classes]
@@ -34,7 +36,10 @@ def run_bytes(config, input_size, num_classes):
     weights = params * item * OPTIMIZER_COPIES.get(config.optimizer, 8.5)
     rows = max(config.batch_size, EVAL_CHUNK)
     activations = rows * sum(sizes) * item * ACTIVATION_COPIES
-    history = config.steps * 5 * 8
+    history = config.steps * 7 * 8  # float64 columns, loss_sampling_var and trajectory too
+    probe = config.trajectory_probe
+    if probe is not None:
+        activations += (train_size if probe == "all" else int(probe)) * input_size * item
     return int(weights + activations + history + PROCESS_BYTES)
 
 

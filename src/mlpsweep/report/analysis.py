@@ -60,7 +60,6 @@ SUMMARY = (
     "spread_trajectory_rel",
     "spread_trajectory_probe_rel",
     "sampling_share",
-    "mean_abs_change",
     "mean_abs_change_rel",
     "spikes",
     "steps_to_target",

@@ -358,7 +358,8 @@ def _figures(full, study=None):
                 "of training, relative to that average, split in two: the sampling noise of "
                 "a B-example average (from each step's per-example losses) and the rest, the "
                 "weights' own trajectory; where the trajectory probe ran, the trajectory "
-                "measured directly. Right: the share of the spread's variance that is "
+                "measured directly. Mean over seeds with its 95% interval (one cut at the "
+                "axis where it reaches 0). Right: the share of the spread's variance that is "
                 "sampling noise, one dot per seed.",
                 split_figure(a, tick_label),
             )

@@ -71,9 +71,9 @@ def split_figure(a, tick_label):
     share_ax.set_ylim(0, 1.02)
     share_ax.set_xticks(x)
     share_ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=8)
-    share_ax.set_title("share of the variance that is sampling", fontsize=10)
+    share_ax.set_title("sampling share of the variance", fontsize=10)
     for axis in (ax, share_ax):
-        axis.tick_params(axis="y", labelsize=8)
+        axis.tick_params(axis="y", which="both", labelsize=8)
     return png(fig)
 
 
@@ -126,7 +126,7 @@ def trajectory_figure(a):
         seed = first.loc[first["config"] == cfg, "seed"].iloc[0] if "seed" in first else ""
         ax.set_title(f"{cfg}, seed {seed}", fontsize=8)
         ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
     for ax in list(axes.flat)[len(configs) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="upper right")

@@ -34,7 +34,7 @@ METRICS = {  # what a study can name: run column -> (label, higher is better)
     "spread_sampling_rel": ("relative spread from sampling noise", False),
     "spread_trajectory_rel": ("relative trajectory spread", False),
     "spread_trajectory_probe_rel": ("relative trajectory spread (probe)", False),
-    "sampling_share": ("share of the spread's variance that is sampling noise", False),
+    "sampling_share": ("sampling share of the spread's variance", False),
     "spread_sampling": ("spread from sampling noise", False),
     "spread_trajectory": ("trajectory spread", False),
     "spread_trajectory_probe": ("trajectory spread (probe)", False),
