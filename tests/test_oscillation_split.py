@@ -236,3 +236,41 @@ def test_subtraction_and_probe_agree_on_the_studys_equal_step_runs(mnist_5k):
         half = 2.776 * d.std(ddof=1) / math.sqrt(len(d))  # t(0.975, 4 df)
         assert abs(d.mean()) <= half, (batch, d, probes)
         assert min(probes) > 0  # the weights do move: something to agree on
+
+
+def test_a_sweep_records_the_split_and_its_report_leads_with_it(tmp_path):
+    """In-process, through Hydra: the history columns, runs.parquet's split columns (a
+    probe window not covered: NaN with its reason), and a headline sentence per declared
+    contrast that names the sampling noise and the trajectory."""
+    import re
+
+    from helpers import multirun
+
+    sweep = tmp_path / "sweep"
+    multirun(
+        sweep,
+        "batch_size=5,10",
+        "seed=range(3)",
+        "steps=80",
+        "eval_every=0",
+        "depth=1",
+        "width=16",
+        "trajectory_probe=100",
+        "study={compare: [batch_size], metrics: [spread_trajectory_probe_rel, "
+        "spread_trajectory_rel], contrasts: [{name: at lr 0.1, where: {lr: 0.1}}]}",
+    )
+    history = pd.read_parquet(sweep / "history.parquet")
+    assert {"loss_sampling_var", "trajectory_loss"} <= set(history.columns)
+    runs = pd.read_parquet(sweep / "runs.parquet")
+    for col in ("spread_sampling", "spread_trajectory_rel", "spread_trajectory_probe_rel_ex"):
+        assert col in runs
+    big = runs[runs["batch_size"] == 10]
+    assert big["spread_trajectory_probe_ex"].isna().all()  # examples 200-400: steps 21-40
+    assert big["not_measured"].str.contains("spread_trajectory_probe_ex: the trajectory").all()
+    html = (sweep / "report.html").read_text()
+    lead = re.search(r'<div class="headline"><p>(.*?)</p>', html, re.S).group(1)
+    assert lead.startswith("At lr 0.1 (lr=0.1): the minibatch loss scatters")
+    assert "sampling noise of a 5- or 10-example average" in lead
+    assert "trajectory (measured on the probe)" in lead
+    assert (sweep / "report" / "what_oscillates.svg").exists()
+    assert (sweep / "report" / "trajectory_and_minibatch_loss.png").exists()

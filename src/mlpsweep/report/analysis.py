@@ -132,8 +132,8 @@ def analyse(runs, history, first=()):
         order = runs["config"]
     configs = list(dict.fromkeys(order))
     if len(history):
-        osc = oscillation_table(history)
-        runs = runs.merge(osc, on="run_id", how="left")
+        if "spread" not in runs:  # collect() adds them when it writes runs.parquet
+            runs = runs.merge(oscillation_table(history), on="run_id", how="left")
         history = history.merge(runs[["run_id", "config"]], on="run_id")
     for col in ("error", *METRICS):
         if col not in runs:

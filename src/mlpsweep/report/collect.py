@@ -2,8 +2,11 @@
 
 runs.parquet     one row per run: every config key flattened into a column (optimizer.name,
                  dataset.name, ...), status and error, final and best metrics, time, steps/s,
-                 data fingerprint. Runs without a finished result are kept, marked.
-history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, test_accuracy.
+                 data fingerprint, and the oscillation metrics (stats.oscillation_table:
+                 spread, its split into sampling and trajectory, ..., and `_ex` forms).
+                 Runs without a finished result are kept, marked.
+history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, test_accuracy,
+                 loss_sampling_var (and trajectory_loss, noise columns where measured).
 """
 
 import dataclasses
@@ -16,6 +19,7 @@ import pyarrow as pa
 from mlpsweep import records
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.records.run import read_config
+from mlpsweep.report.stats import oscillation_table
 
 # Harness keys that records written before v2 kept in config.yaml (newer records keep
 # only what defines the run): they are not part of a run's config.
@@ -84,6 +88,8 @@ def collect(sweep_dir, write=True):
     else:
         history = pd.DataFrame(columns=columns)
     if write:
+        if len(history):  # oscillation and its split, over this sweep's windows
+            runs = runs.merge(oscillation_table(history), on="run_id", how="left")
         for name, df in (("runs", runs), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
     return runs, history, manifest
