@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.stats import OSCILLATION, oscillation_table, t95
-from mlpsweep.report.study import METRICS
+from mlpsweep.report.stats import OSCILLATION, mean_interval, oscillation_table
+from mlpsweep.report.study import METRICS, valid_range
 
 NOT_CONFIG = {
     "run_id",
@@ -143,7 +143,8 @@ def analyse(runs, history, first=()):
 
 def summary(a, sort_by="test_accuracy"):
     """One row per config: seeds, statuses, and each metric's mean with the half-width
-    of its 95% t-interval over seeds ("1 seed" gets the value alone)."""
+    of its 95% t-interval over seeds as text ("1 seed" gets the value alone); numbers in
+    `_<metric>`, `_<metric>_lo`, `_<metric>_hi` columns (summary.csv has them)."""
     rows = []
     for config in a.configs:
         g = a.runs[a.runs["config"] == config]
@@ -157,22 +158,30 @@ def summary(a, sort_by="test_accuracy"):
             row["effective lr"] = ", ".join(fmt(v) for v in sorted(g["effective_lr"].unique()))
         for col in SUMMARY:
             label = METRICS[col][0]
-            vals = pd.to_numeric(done[col], errors="coerce").dropna() if col in done else []
-            half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals))) if len(vals) > 1 else 0
+            vals = pd.to_numeric(done[col], errors="coerce") if col in done else []
+            iv = mean_interval(vals, valid=valid_range(col))
             row[label] = (
-                f"{vals.mean():.4g} ± {half:.2g}"
-                if len(vals) > 1
-                else f"{vals.mean():.4g}"
-                if len(vals)
-                else "–"
+                f"{iv.mean:.4g} ± {iv.half:.2g}" if iv.n > 1 else f"{iv.mean:.4g}" if iv.n else "–"
             )
-            row[f"_{col}"] = vals.mean() if len(vals) else np.nan
+            row[f"_{col}"], row[f"_{col}_lo"], row[f"_{col}_hi"] = iv.mean, iv.lo, iv.hi
         rows.append(row)
     table = pd.DataFrame(rows)
     empty = [METRICS[c][0] for c in SUMMARY if table[f"_{c}"].isna().all()] if rows else []
     table = table.drop(columns=empty)
     label, higher = METRICS[sort_by]
     return table.sort_values(f"_{sort_by}", ascending=not higher, na_position="last")
+
+
+def summary_numbers(table):
+    """The summary as numbers for summary.csv: config, runs, status, and per metric its
+    mean, lo and hi (the 95% interval), named `<metric>`, `<metric>_lo`, `<metric>_hi`."""
+    keep = [c for c in ("config", "runs", "status", "effective lr") if c in table]
+    numbers = table[keep].copy()
+    for col in SUMMARY:
+        if f"_{col}" in table and table[f"_{col}"].notna().any():
+            for suffix in ("", "_lo", "_hi"):
+                numbers[f"{col}{suffix}"] = table[f"_{col}{suffix}"].astype(float)
+    return numbers
 
 
 def pairing_groups(done, d, others):

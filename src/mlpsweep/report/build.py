@@ -10,7 +10,7 @@ import pandas as pd
 
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
-from mlpsweep.report.analysis import analyse, summary
+from mlpsweep.report.analysis import analyse, summary, summary_numbers
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.collect import collect
 from mlpsweep.report.effects import declared_headline, findings, headline, unmeasured
@@ -90,7 +90,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         run_rows=run_rows,
         provenance=provenance(sweep_meta, a.runs),
     )
-    for name, df in (("summary.csv", table[cols]), ("contrasts.csv", contrast_table)):
+    for name, df in (("summary.csv", summary_numbers(table)), ("contrasts.csv", contrast_table)):
         atomic_write(out_path.parent / name, lambda f, df=df: df.to_csv(f, index=False))
     atomic_write(out_path, lambda f: f.write(html.encode("utf-8")), durable=False)
     return out_path

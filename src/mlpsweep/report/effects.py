@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt, pairing_groups
-from mlpsweep.report.stats import t95
+from mlpsweep.report.stats import mean_interval, t_quantile
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
@@ -131,16 +131,16 @@ def estimate(x, y, paired, ratio):
     x, y = np.asarray(x, float), np.asarray(y, float)
     tx, ty = (np.log(x), np.log(y)) if ratio else (x, y)
     if paired:
-        d = ty - tx
-        m = d.mean()
-        half = t95(len(d)) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else np.nan
+        iv = mean_interval(ty - tx)
+        m, half = iv.mean, iv.half if iv.n > 1 else np.nan
     else:
         m = ty.mean() - tx.mean()
         if len(tx) > 1 and len(ty) > 1:
             vx, vy = tx.var(ddof=1) / len(tx), ty.var(ddof=1) / len(ty)
             se = math.sqrt(vx + vy)
+            # Welch-Satterthwaite degrees of freedom (real-valued: scipy's t takes them)
             df = (vx + vy) ** 2 / (vx**2 / (len(tx) - 1) + vy**2 / (len(ty) - 1)) if se else 1
-            half = t95(int(max(1, math.floor(df))) + 1) * se
+            half = float(t_quantile(df)) * se
         else:
             half = np.nan
     if ratio:

@@ -32,8 +32,8 @@ from mlpsweep.report.split_figures import (
     split_figure,
     trajectory_figure,
 )
-from mlpsweep.report.stats import mean_band, t95
-from mlpsweep.report.study import METRICS
+from mlpsweep.report.stats import mean_band, mean_interval
+from mlpsweep.report.study import METRICS, valid_range
 from mlpsweep.report.study_figures import collapse_figure, main_effects_figure, scaling_figure
 
 MAX_SINGLE_PANEL = 8
@@ -216,9 +216,10 @@ def dots(a, metrics, title):
             jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
             ax.scatter(i + np.asarray(jitter), vals, color=colors[cfg], s=22, alpha=0.75)
             ax.plot([i - 0.28, i + 0.28], [vals.mean()] * 2, color="black", lw=2)
-            if len(vals) > 1:  # the mean's 95% t-interval
-                half = float(t95(len(vals)) * vals.std() / np.sqrt(len(vals)))
-                ax.errorbar(i + 0.32, vals.mean(), yerr=half, color="black", lw=1.2, capsize=3)
+            if len(vals) > 1:  # the mean's 95% t-interval, within the metric's range
+                iv = mean_interval(vals, valid=valid_range(col))
+                err = [[max(0.0, iv.mean - iv.lo)], [max(0.0, iv.hi - iv.mean)]]
+                ax.errorbar(i + 0.32, iv.mean, yerr=err, color="black", lw=1.2, capsize=3)
         ax.set_xticks(range(len(a.configs)))
         ax.set_title(METRICS[col][0], fontsize=10)
         if rows > 1 and ax is not axes.flat[-1]:

@@ -5,7 +5,7 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 import numpy as np
 
 from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
-from mlpsweep.report.stats import t95
+from mlpsweep.report.stats import mean_interval
 
 PARTS = (  # column, legend label, colour, marker
     ("spread_rel", "observed (minibatch loss)", "0.35", "o"),
@@ -35,8 +35,10 @@ def split_figure(a, tick_label):
     offsets = np.linspace(-0.27, 0.27, len(parts))
     means_seen = []
     for (col, label, color, marker), dx in zip(parts, offsets):
-        stats = [_mean_interval(done.loc[done["config"] == c, col]) for c in a.configs]
-        m, lo, hi = (np.array(v, dtype=float) for v in zip(*stats))
+        ivs = [
+            mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None)) for c in a.configs
+        ]
+        m, lo, hi = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
         means_seen += list(m[np.isfinite(m) & (m > 0)])
         floor = np.nanmin(m[m > 0]) / 4 if np.any(m > 0) else 1e-6
         shown = np.where(m > 0, m, np.nan)
@@ -75,14 +77,6 @@ def split_figure(a, tick_label):
     for axis in (ax, share_ax):
         axis.tick_params(axis="y", which="both", labelsize=8)
     return png(fig)
-
-
-def _mean_interval(values):
-    v = values.astype(float).dropna().to_numpy()
-    if not len(v):
-        return np.nan, np.nan, np.nan
-    half = float(t95(len(v)) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return v.mean(), max(0.0, v.mean() - half), v.mean() + half
 
 
 def has_trajectory(a):

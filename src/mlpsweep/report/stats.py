@@ -5,53 +5,62 @@ than by seaborn's per-x bootstrap (seaborn issue 2547: over a minute for six 100
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from mlpsweep.core.window import smoothing_window
 
-# Two-sided 95% Student t quantiles for 1..30 degrees of freedom (then ~normal).
-T95 = [
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-]
+
+def t_quantile(df, level=0.95):
+    """The two-sided `level` quantile of Student's t with `df` degrees of freedom (any
+    positive real df, vectorised; NaN for df < 1): scipy's inverse t distribution."""
+    from scipy.special import stdtrit  # scipy.stats' t.ppf, without loading scipy.stats
+
+    df = np.asarray(df, dtype=np.float64)
+    q = stdtrit(np.maximum(df, 1.0), 0.5 + level / 2)
+    return np.where(df >= 1, q, np.nan)
 
 
 def t95(n):
     """The 95% two-sided t quantile for a mean of n values (NaN for n < 2)."""
-    n = np.asarray(n)
-    df = n - 1
-    q = np.where(df > 30, 1.96, np.take(T95, np.clip(df - 1, 0, 29)))
-    return np.where(df >= 1, q, np.nan)
+    return t_quantile(np.asarray(n) - 1)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95% t-interval (lo = hi = mean for one value; NaN for none)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def half(self):
+        return (self.hi - self.lo) / 2
+
+
+def mean_interval(values, log=False, valid=(None, None)):
+    """The mean of `values` (NaN dropped) with its 95% t-interval; on their logs and
+    mapped back when `log` (a geometric mean and its interval, for ratios); the interval
+    clipped to the `valid` range of the quantity (a spread >= 0, an accuracy <= 1)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if log:
+        v = np.log(v[v > 0])
+    if not len(v):
+        return Interval(np.nan, np.nan, np.nan, 0)
+    m = float(v.mean())
+    half = float(t95(len(v)) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    lo, hi = m - half, m + half
+    if log:
+        m, lo, hi = math.exp(m), math.exp(lo), math.exp(hi)
+    floor, ceil = valid
+    lo = lo if floor is None else max(lo, floor)
+    hi = hi if ceil is None else min(hi, ceil)
+    return Interval(m, lo, hi, len(v))
 
 
 def mean_band(df, by, x, y):

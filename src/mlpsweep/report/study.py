@@ -47,6 +47,13 @@ METRICS |= {  # the same over the equal-examples window (stats.oscillation_table
     if m.startswith(("spread_sampling", "spread_trajectory", "sampling_share"))
 }
 DECOMPOSED = ("spread_trajectory_rel", "spread_trajectory_probe_rel")  # see headline
+FRACTIONS = ("test_accuracy", "best_test_accuracy", "sampling_share", "sampling_share_ex")
+
+
+def valid_range(metric):
+    """(lowest, highest) value `metric` can take: every metric is >= 0; accuracies and
+    shares are <= 1. Intervals and bands are clipped to it."""
+    return (0.0, 1.0 if metric in FRACTIONS else None)
 
 
 @dataclass(frozen=True)

@@ -135,19 +135,16 @@ def main_effects_figure(a, study, metrics):
 def level_means(done, d, metric, log):
     """(values of `d` in order, and at each: the mean of `metric` over the runs there and
     its 95% t-interval; computed on logs and mapped back when `log`: geometric)."""
-    from mlpsweep.report.stats import t95
+    from mlpsweep.report.stats import mean_interval
+    from mlpsweep.report.study import valid_range
 
     values = sorted(done[d].unique(), key=_order)
-    means, los, his = [], [], []
-    for v in values:
-        y = done.loc[done[d] == v, metric].astype(float).to_numpy()
-        y = np.log(y) if log else y
-        half = t95(len(y)) * y.std(ddof=1) / np.sqrt(len(y)) if len(y) > 1 else 0.0
-        means.append(y.mean())
-        los.append(y.mean() - half)
-        his.append(y.mean() + half)
-    back = np.exp if log else np.asarray
-    return values, back(means), back(los), back(his)
+    ivs = [
+        mean_interval(done.loc[done[d] == v, metric].astype(float), log, valid_range(metric))
+        for v in values
+    ]
+    means, los, his = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
+    return values, means, los, his
 
 
 def _order(value):
