@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.stats import OSCILLATION, mean_interval, oscillation_table
+from mlpsweep.report.stats import OSCILLATION, mean_interval, oscillation_table, run_endings
 from mlpsweep.report.study import METRICS, valid_range
 
 NOT_CONFIG = {
@@ -133,7 +133,8 @@ def analyse(runs, history, first=()):
     configs = list(dict.fromkeys(order))
     if len(history):
         if "spread" not in runs:  # collect() adds them when it writes runs.parquet
-            runs = runs.merge(oscillation_table(history), on="run_id", how="left")
+            table = oscillation_table(history, run_endings(runs))
+            runs = runs.merge(table, on="run_id", how="left")
         history = history.merge(runs[["run_id", "config"]], on="run_id")
     for col in ("error", *METRICS):
         if col not in runs:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from mlpsweep import records
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.records.run import read_config
-from mlpsweep.report.stats import oscillation_table
+from mlpsweep.report.stats import oscillation_table, run_endings
 
 # Harness keys that records written before v2 kept in config.yaml (newer records keep
 # only what defines the run): they are not part of a run's config.
@@ -89,7 +89,8 @@ def collect(sweep_dir, write=True):
         history = pd.DataFrame(columns=columns)
     if write:
         if len(history):  # oscillation and its split, over this sweep's windows
-            runs = runs.merge(oscillation_table(history), on="run_id", how="left")
+            table = oscillation_table(history, run_endings(runs))
+            runs = runs.merge(table, on="run_id", how="left")
         for name, df in (("runs", runs), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
     return runs, history, manifest

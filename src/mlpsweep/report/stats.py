@@ -104,7 +104,41 @@ SAMPLING_SHARE = ("sampling_share",)
 PROBE = ("spread_trajectory_probe", "spread_trajectory_probe_rel")
 
 
-def oscillation(loss, window=None, start=None, stop=None, sampling_var=None, trajectory=None):
+# A window is no place to measure oscillation while the run is still in its early phase:
+# its loss near the starting value (a plateau, where the spread is an untrained network's)
+# or on its way down from it (an escape: a spread around a moving average that sweeps
+# through levels), in a run that later learns. Runs that never learn are the report's
+# degenerate configs, not an unmeasurable window.
+EARLY = 0.75  # the window entered at 75% of the starting loss or more ...
+LEARNED = 0.5  # ... in a run whose final level falls below half of it
+PLATEAU = 0.02  # within 2% of the starting loss: a plateau, not yet an escape
+
+
+def unmeasurable(loss, smooth, start, stop):
+    """Why the window [start, stop) of `loss` (its moving average `smooth` over the whole
+    curve) cannot be measured, or "": the run's early phase, a plateau or an escape."""
+    n = len(loss)
+    head = max(5, n // 100)
+    initial = float(np.mean(loss[:head]))
+    level = float(np.mean(smooth[start:stop]))
+    entry = float(np.mean(smooth[start : start + max(1, (stop - start) // 10)]))
+    final = float(np.mean(smooth[-max(head, n // 10) :]))
+    if not (initial > 0 and entry >= EARLY * initial and final < LEARNED * initial):
+        return ""
+    phase = (
+        "sit on the starting plateau"
+        if abs(level - initial) <= PLATEAU * initial
+        else "are the escape from the starting level"
+    )
+    return (
+        f"steps {start + 1}-{stop} {phase} (loss {level:.3g} there against {initial:.3g} at "
+        f"the start; the run later falls to {final:.3g})"
+    )
+
+
+def oscillation(
+    loss, window=None, start=None, stop=None, sampling_var=None, trajectory=None, ended=""
+):
     """How much a loss curve oscillates over a window of its steps (default: the last
     half of training), and which part of that is the weights' own trajectory:
 
@@ -131,18 +165,25 @@ def oscillation(loss, window=None, start=None, stop=None, sampling_var=None, tra
     (each `_rel`: relative to the moving average, as spread_rel)
 
     Returns the metrics and, under "why", the reason for each that cannot be measured
-    (NaN): never a number from a window the data does not cover. The moving average is
-    taken over the whole curve, then cut to [start, stop)."""
+    (NaN): never a number from a window the data does not cover, nor from a window in
+    the run's early phase, a plateau or an escape (see `unmeasurable`), nor from a run
+    that `ended` in a way that makes its windows incomparable (a divergence, a stop at
+    its target: the reason).
+    The moving average is taken over the whole curve, then cut to [start, stop)."""
     loss = np.asarray(loss, dtype=np.float64)
     n = len(loss)
     start = n // 2 if start is None else start
     stop = n if stop is None else stop
-    out = dict.fromkeys(OSCILLATION, np.nan) | {"spikes": 0, "why": {}}
+    out = dict.fromkeys(OSCILLATION, np.nan) | {"why": {}}
     if stop - start < 4:
         out["why"] = dict.fromkeys(OSCILLATION, f"a window of {stop - start} steps is too short")
         return out
     window = window or smoothing_window(n)
     full_smooth = moving_average(loss, window)
+    why = ended or unmeasurable(loss, full_smooth, start, stop)
+    if why:
+        out["why"] = dict.fromkeys(OSCILLATION, why)
+        return out
     smooth = full_smooth[start:stop]
     resid = loss[start:stop] - smooth
     tail = loss[start:stop]
@@ -218,12 +259,14 @@ def _probe(out, trajectory, n, window, start, stop):
     return {"spread_trajectory_probe_rel": "the moving average is not positive"}
 
 
-def oscillation_table(history):
+def oscillation_table(history, ended=None):
     """One row per run: its oscillation metrics over the last half of its steps, and
     (suffix `_ex`) over the same window of examples seen for every run of the sweep: the
     last half of the examples the shortest run saw. A batch-10 and a batch-100 run are
     then compared over the same data as well as over the same number of updates.
-    `not_measured` names each NaN metric with its reason ("metric: why; ...")."""
+    `not_measured` names each NaN metric with its reason ("metric: why; ...");
+    `ended`: {run_id: why its windows cannot be compared} (see run_endings)."""
+    ended = ended or {}
     groups = list(history.groupby("run_id", sort=False))
     seen = [g["examples_seen"].to_numpy() for _, g in groups]
     common = min((s[-1] for s in seen if len(s)), default=0)
@@ -238,6 +281,7 @@ def oscillation_table(history):
             )
         }
         start, stop = np.searchsorted(ex, [common / 2, common], side="right")
+        parts["ended"] = ended.get(rid, "")
         by_steps = oscillation(loss, **parts)
         by_examples = oscillation(loss, start=int(start), stop=int(stop), **parts)
         why = {**by_steps.pop("why"), **{f"{k}_ex": v for k, v in by_examples.pop("why").items()}}
@@ -248,3 +292,28 @@ def oscillation_table(history):
         )
     columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION), "not_measured"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def run_endings(runs):
+    """{run_id: why its oscillation windows cannot be measured} for runs that diverged
+    (the last half holds the blow-up) or stopped at their target (their windows end at
+    different points of training, so they compare unlike phases)."""
+    out = {}
+    for row in runs.itertuples(index=False):
+        row = row._asdict()
+        if row.get("status") == "diverged":
+            out[row["run_id"]] = f"the run diverged at step {_int(row.get('diverged_step'))}"
+        elif bool(row.get("stop_at_target")) and row.get("steps_to_target") == row.get(
+            "steps_done"
+        ):
+            out[row["run_id"]] = (
+                f"the run stopped at its target at step {_int(row.get('steps_done'))}"
+            )
+    return out
+
+
+def _int(value):
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "?"
