@@ -1,7 +1,6 @@
 """What a sweep varied, and what came of it: the tables and findings the report shows."""
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -107,10 +106,52 @@ class Analysis:
     history: pd.DataFrame  # long form, with `config`
     dims: list
     configs: list  # config labels in display order
+    degenerate: dict = field(default_factory=dict)  # config -> why it is not compared
 
     @property
     def finished(self):
         return self.runs[self.runs["status"].isin(["ok", "diverged"])]
+
+    @property
+    def comparable(self):
+        """Finished runs of the configs that learned: what contrasts compare."""
+        done = self.finished
+        return done[~done["config"].isin(list(self.degenerate))]
+
+
+NEVER_LEARNED = 0.9  # a final train loss above 90% of the starting one: it never learned
+MIN_STEPS = 20  # runs shorter than this are not judged
+
+
+def degenerate_configs(runs, history):
+    """{config: why} for configs most of whose finished runs diverged or never learned
+    (their train loss at the end, the mean of the last 10% of steps, still above 90% of
+    its first steps'): a contrast with them measures a broken run, not the dimension."""
+    done = runs[runs["status"].isin(["ok", "diverged"])]
+    if not len(done) or not len(history):
+        return {}
+    ends = {}
+    for rid, g in history.groupby("run_id", sort=False):
+        loss = g["train_loss"].to_numpy()
+        if len(loss) < MIN_STEPS:
+            continue  # too short to tell (a smoke test of a few steps)
+        head = max(5, len(loss) // 100)
+        ends[rid] = (float(np.mean(loss[:head])), float(np.mean(loss[-max(1, len(loss) // 10) :])))
+    out = {}
+    for config, g in done.groupby("config", sort=False):
+        diverged = int((g["status"] == "diverged").sum())
+        stuck = [
+            ends[r] for r in g["run_id"] if r in ends and ends[r][1] >= NEVER_LEARNED * ends[r][0]
+        ]
+        if 2 * diverged > len(g):
+            out[config] = f"diverges ({diverged} of {len(g)} runs)"
+        elif 2 * (len(stuck) + diverged) > len(g):
+            start, end = (float(np.mean(v)) for v in zip(*stuck))
+            out[config] = (
+                f"never learns ({len(stuck)} of {len(g)} runs: train loss {end:.3g} at the end "
+                f"against {start:.3g} at the start)"
+            )
+    return out
 
 
 def analyse(runs, history, first=()):
@@ -139,7 +180,7 @@ def analyse(runs, history, first=()):
     for col in ("error", *METRICS):
         if col not in runs:
             runs[col] = np.nan  # e.g. a sweep whose runs all failed has no metrics
-    return Analysis(runs, history, dims, configs)
+    return Analysis(runs, history, dims, configs, degenerate_configs(runs, history))
 
 
 def summary(a, sort_by="test_accuracy"):
@@ -186,20 +227,19 @@ def summary_numbers(table):
 
 
 def pairing_groups(done, d, others):
-    """Groups in which to compare the two values of d, all else equal where possible:
-    first all other dims; then with lr replaced by the effective lr (sum vs mean at an
-    equal step); then ever fewer dims (a zipped sweep pairs values, so no group may hold
-    both values with every other dim fixed). Groups holding only one value are skipped."""
+    """(keys, groups) in which to compare the two values of d with everything else equal:
+    grouped by all other dims; or, where that pairs nothing (the `sum` reduction ties the
+    step to the batch size), by the effective lr in place of lr and the reduction (sum
+    against mean at an equal step). Never over fewer dims: that would pool over a setting
+    the sweep separates. ([], []) when no group holds both values of d."""
     candidates = [others]
     if "lr" in others and "effective_lr" in done and d != "effective_lr":
         candidates.append(
             [o for o in others if o not in ("lr", "grad_reduction")] + ["effective_lr"]
         )
-    for k in range(len(others) - 1, 0, -1):
-        candidates += [list(c) for c in itertools.combinations(others, k)]
     for keys in candidates:
         if not keys:
-            continue
+            return [], [((), done)] if done[d].nunique() == 2 else []
         groups = [
             (k if isinstance(k, tuple) else (k,), g)
             for k, g in done.groupby(keys, sort=True)
@@ -207,4 +247,4 @@ def pairing_groups(done, d, others):
         ]
         if groups:
             return keys, groups
-    return [], [((), done)]
+    return [], []

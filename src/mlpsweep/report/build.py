@@ -77,6 +77,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         method=method,
         findings=top,
         unmeasured=unmeasured(a, study),
+        degenerate=[f"{c} {why}" for c, why in a.degenerate.items()],
         contrast_cols=list(contrast_table.columns),
         contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
         confound=CONFOUND if _has_sum_confound(a.runs) else "",

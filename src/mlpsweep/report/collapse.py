@@ -38,9 +38,10 @@ class Collapse:
 
 
 def noise_collapse(a):
-    """The fit of log(relative spread) on log(lr / B) over finished runs; None unless the
-    sweep varies both lr (or the reduction) and the batch size."""
-    runs = a.finished
+    """The fit of log(relative spread) on log(lr / B) over the comparable runs (finished,
+    of configs that learned); None unless the sweep varies both lr (or the reduction) and
+    the batch size."""
+    runs = a.comparable
     if not {"lr", "batch_size"} <= set(a.dims) or METRIC not in runs:
         return None
     lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]

@@ -222,9 +222,10 @@ def extreme_values(done, d, metric):
 
 
 def tuned_runs(a, study, metric):
-    """(finished runs with a finite `metric`, the nuisance dimensions tuned; the nuisance
-    dimensions), or (None, []) when the runs lack the metric."""
-    done = a.finished.copy()
+    """(the comparable runs (finished, not of a degenerate config) with a finite
+    `metric`, the nuisance dimensions tuned; the nuisance dimensions), or (None, []) when
+    the runs lack the metric."""
+    done = a.comparable.copy()
     if metric not in done or TUNE_BY not in done:
         return None, []
     done[metric] = pd.to_numeric(done[metric], errors="coerce")
@@ -233,48 +234,50 @@ def tuned_runs(a, study, metric):
     return tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by), nuisance
 
 
+def matched_groups(done, d, low, high, dims, nuisance, replicate):
+    """(keys, groups): the runs of d=low and d=high, grouped so every other dimension is
+    equal within a group (analysis.pairing_groups); never pooled over one."""
+    pair = done[done[d].isin([low, high])]
+    others = [o for o in dims if o != d and o not in nuisance and o != replicate]
+    return pairing_groups(pair, d, others)
+
+
 def contrasts(a, study, metric):
-    """(main effects: one per compared dimension, the contrasts behind them: one per
-    setting of the other dimensions)."""
+    """(the contrasts of each compared dimension's extremes, one per matched setting of
+    the other dimensions; lines naming the dimensions no matched setting compares)."""
     done, nuisance = tuned_runs(a, study, metric)
     if done is None:
         return [], []
-    mains, details = [], []
+    found, unmatched = [], []
+    tuned_note = f"best {', '.join(nuisance)} per setting" if nuisance else ""
     for d in study.compared(a.dims):
         extremes = extreme_values(done, d, metric)
         if extremes is None:
             continue
         low, high = extremes
-        pair = done[done[d].isin([low, high])]
-        others = [o for o in a.dims if o != d and o not in nuisance and o != study.replicate]
-        keys, groups = pairing_groups(pair, d, others)
-        tuned_note = f"best {', '.join(nuisance)} per setting" if nuisance else ""
-        found = []
+        keys, groups = matched_groups(done, d, low, high, a.dims, nuisance, study.replicate)
+        if not groups:
+            unmatched.append(
+                f"{d}={fmt(low)} and {d}={fmt(high)} are never run with the other settings "
+                f"equal: not compared (that would pool over "
+                f"{', '.join(o for o in a.dims if o not in (d, study.replicate, *nuisance))})."
+            )
         for key, g in groups:
             where = ", ".join(f"{o}={fmt(v)}" for o, v in zip(keys, key))
             found.append(
                 contrast(g, d, low, high, metric, ", ".join(filter(None, [where, tuned_note])))
             )
-        details += found
-        if len(found) == 1:
-            mains.append(found[0])
-        elif found:
-            where = f"pooled over {len(found)} settings of {', '.join(keys)}"
-            mains.append(contrast(pair, d, low, high, metric, where, pairable=False))
-    return mains, details
+    return found, unmatched
 
 
 def headline(a, study):
-    """(up to three sentences answering the study's question, the method footnote)."""
-    metric = study.metrics[0]
-    mains, details = contrasts(a, study, metric)
-    if not mains:
+    """(up to three sentences answering the study's question, the method footnote): the
+    clearest, largest contrasts of its first metric."""
+    found, _ = contrasts(a, study, study.metrics[0])
+    if not found:
         return [], ""
-    if len(mains) == 1 and 1 < len(details) <= 3:
-        lines = [c.sentence() for c in details]
-    else:
-        lines = [c.sentence() for c in sorted(mains, key=lambda c: -c.size)[:3]]
-    return lines, METHOD
+    ranked = sorted(found, key=lambda c: (not c.conclusive, -c.size))
+    return [c.sentence() for c in ranked[:3]], METHOD
 
 
 def interactions(a, study, metric, min_factor=1.5):
@@ -282,10 +285,16 @@ def interactions(a, study, metric, min_factor=1.5):
     a lot: the effect of d1 (its extremes) at each extreme of d2, and the ratio of the two
     effects (difference, for accuracy) with a 95% interval, Bonferroni-adjusted over the
     pairs tested (the two effects' intervals combined, as independent estimates)."""
-    done, _ = tuned_runs(a, study, metric)
+    done, nuisance = tuned_runs(a, study, metric)
     if done is None:
         return []
-    pairs = list(itertools.combinations(study.compared(a.dims), 2))
+    pairs = [
+        (d1, d2)
+        for d1, d2 in itertools.combinations(study.compared(a.dims), 2)
+        # at d2's extremes d1 is contrasted over every run there: only where no other
+        # dimension is swept, or that contrast would pool over it
+        if not [o for o in a.dims if o not in (d1, d2, study.replicate, *nuisance)]
+    ]
     widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
     out = []
     for d1, d2 in pairs:
@@ -322,21 +331,33 @@ def interactions(a, study, metric, min_factor=1.5):
     return out
 
 
+FINAL = ("final_train_loss", "test_accuracy", "test_loss", "best_test_accuracy")
+
+
 def findings(a, study, limit=10):
-    """(at most `limit` summary lines: main effects of each compared dimension on each
-    of the study's metrics, clear ones first and largest first, then interactions only
-    where they are large and clear; the full contrast table)."""
-    mains, rows, inter = [], [], []
-    for metric in dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]):
-        m, details = contrasts(a, study, metric)
-        mains += m
-        rows += [c.row() for c in details]
+    """(at most `limit` summary lines: each compared dimension's contrasts (one per
+    matched setting of the others) on each of the study's metrics, clear ones first and
+    largest first, then interactions only where they are large and clear; the full
+    contrast table). A stop-at-target study makes no finding on final loss or accuracy:
+    its runs stopped at different points (steps and examples to target are its answer)."""
+    stopped = (
+        "stop_at_target" in a.runs and a.runs["stop_at_target"].fillna(False).astype(bool).any()
+    )
+    metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
+    if stopped:
+        metrics = [m for m in metrics if m not in FINAL]
+    found, unmatched, inter = [], [], []
+    for metric in metrics:
+        f, u = contrasts(a, study, metric)
+        found += f
+        unmatched += u
         inter += interactions(a, study, metric)
-    ranked = sorted(mains, key=lambda c: (not c.conclusive, -c.size))
+    ranked = sorted(found, key=lambda c: (not c.conclusive, -c.size))
     lines = [c.sentence() for c in ranked if c.conclusive]
     lines += [text for _, text in sorted(inter, key=lambda t: -t[0])][:3]
     lines += [c.sentence() for c in ranked if not c.conclusive]
-    return lines[:limit], pd.DataFrame(rows)
+    lines = list(dict.fromkeys(unmatched)) + lines
+    return lines[:limit], pd.DataFrame([c.row() for c in found])
 
 
 def matching(runs, where):
@@ -358,7 +379,9 @@ def declared_headline(a, study):
     """One sentence per contrast the study declares, in its order: the compared
     dimension's extremes within the runs each contrast names. For a decomposed primary
     metric (the trajectory spread), the sentence says how much the minibatch loss
-    scatters, how much of that is sampling noise, and what is left for the weights."""
+    scatters, how much of that is sampling noise, and what is left for the weights. A
+    contrast that names a degenerate config, or leaves another dimension free (it would
+    pool over it), says so instead."""
     compared = study.compared(a.dims)
     if not compared or not study.contrasts:
         return []
@@ -366,17 +389,31 @@ def declared_headline(a, study):
     lines = []
     for declared in study.contrasts:
         where = ", ".join(f"{k}={fmt(v)}" for k, v in declared.where)
+        lead = f"{declared.name[:1].upper()}{declared.name[1:]} ({where}): "
+        named = matching(a.finished, declared.where)
+        broken = [
+            f"{c} {a.degenerate[c]}" for c in dict.fromkeys(named["config"]) if c in a.degenerate
+        ]
+        if broken:
+            lines.append(lead + "not compared: " + "; ".join(broken) + ".")
+            continue
         runs = {m: _runs_for(a, study, m, declared.where) for m in _parts(metric)}
         done = runs[metric]
         extremes = extreme_values(done, d, metric) if done is not None else None
         if extremes is None:
-            why = not_measured_reason(matching(a.finished, declared.where), metric)
+            why = not_measured_reason(named, metric)
             lines.append(
-                f"{declared.name.capitalize()} ({where}): "
-                + (f"not measurable here ({why})." if why else f"fewer than two {d} values.")
+                lead + (f"not measurable here ({why})." if why else f"fewer than two {d} values.")
             )
             continue
         low, high = extremes
+        keys, groups = matched_groups(done, d, low, high, a.dims, [], study.replicate)
+        if len(groups) != 1:
+            free = [k for k in keys if k not in dict(declared.where)] or ["another dimension"]
+            lines.append(
+                lead + f"not compared: it leaves {', '.join(free)} free (name it in where)."
+            )
+            continue
         found = {
             m: contrast(g, d, low, high, m, "") if extreme_values(g, d, m) == extremes else None
             for m, g in runs.items()
@@ -386,7 +423,7 @@ def declared_headline(a, study):
             text = _decomposition(found, d, low, high, metric, runs)
         else:
             text = found[metric].sentence()
-        lines.append(f"{declared.name.capitalize()} ({where}): {text}")
+        lines.append(lead + text)
     return lines
 
 
@@ -474,9 +511,9 @@ def unmeasured(a, study):
     """One line per study metric that some configs cannot measure: where, and why."""
     lines = []
     for metric in study.metrics:
-        if metric not in a.finished:
+        if metric not in a.comparable:
             continue
-        done = a.finished
+        done = a.comparable
         missing = done[pd.to_numeric(done[metric], errors="coerce").isna()]
         if not len(missing):
             continue

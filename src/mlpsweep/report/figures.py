@@ -343,10 +343,11 @@ def _figures(full, study=None):
             figs.append(
                 (
                     "Main effects",
-                    "Each compared dimension at each of its values: the mean over every run "
-                    "there (the other dimensions pooled"
-                    + (f", {', '.join(tuned)} at its best" if tuned else "")
-                    + ") with its 95% interval; geometric means on log axes.",
+                    "Each compared dimension at each of its values: the mean over the seeds "
+                    "there with its 95% interval, one line per setting of the other "
+                    "dimensions (never pooled over them"
+                    + (f"; {', '.join(tuned)} at its best" if tuned else "")
+                    + "); geometric means on log axes. Degenerate configs are left out.",
                     fig,
                 )
             )

@@ -87,36 +87,59 @@ MAX_EFFECT_DIMS = 4
 TICK_CHARS = 32  # x tick text one main-effects panel holds side by side
 
 
+MAX_GROUPS = 8  # lines per panel: one per matched setting of the other dimensions
+
+
 def main_effects_figure(a, study, metrics):
     """The study's answer at a glance: one row per compared dimension, one column per
-    metric; at each value, the mean over every run there (other dimensions pooled, the
-    nuisance ones at their best) with its 95% interval; geometric on a log axis for
-    positive metrics, as the findings compare them. None when nothing is compared."""
-    from mlpsweep.report.analysis import tick
+    metric; at each value, the mean over the runs there with its 95% interval, one line
+    per setting of the other dimensions (never pooled over them; the nuisance ones at
+    their best); geometric on a log axis for positive metrics, as the findings compare
+    them. None when nothing is compared."""
+    from mlpsweep.report.analysis import fmt, tick
     from mlpsweep.report.effects import DIFFERENCE, tuned_runs
 
     dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]
-    tuned = {m: tuned_runs(a, study, m)[0] for m in metrics}
-    metrics = [m for m in metrics if tuned[m] is not None and len(tuned[m])]
+    tuned = {m: tuned_runs(a, study, m) for m in metrics}
+    metrics = [m for m in metrics if tuned[m][0] is not None and len(tuned[m][0])]
     if not dims or not metrics:
         return None
     fig, axes = subplots(
         len(dims),
         len(metrics),
-        figsize=(2.9 * len(metrics) + 0.4, 1.55 * len(dims) + 0.7),
+        figsize=(2.9 * len(metrics) + 2.2, 1.75 * len(dims) + 0.7),
         squeeze=False,
         layout="constrained",
     )
     for j, metric in enumerate(metrics):
-        done = tuned[metric]
+        done, nuisance = tuned[metric]
         log = metric not in DIFFERENCE and bool((done[metric] > 0).all())
         for i, d in enumerate(dims):
             ax = axes[i][j]
-            values, means, los, his = level_means(done, d, metric, log)
-            x = np.arange(len(values))
-            ax.errorbar(x, means, yerr=[means - los, his - means], fmt="o-", color="C0", capsize=3)
-            ax.set_xticks(x)
+            others = [o for o in a.dims if o not in (d, study.replicate, *nuisance)]
+            groups = list(done.groupby(others, sort=True)) if others else [((), done)]
+            values = sorted(done[d].unique(), key=_order)
+            x = {v: k for k, v in enumerate(values)}
+            for k, (key, g) in enumerate(groups[:MAX_GROUPS]):
+                if g[d].nunique() < 2:
+                    continue  # this setting holds one value of d: nothing to compare
+                vals, means, los, his = level_means(g, d, metric, log)
+                key = key if isinstance(key, tuple) else (key,)
+                label = ", ".join(f"{o}={fmt(v)}" for o, v in zip(others, key)) or None
+                err = [np.clip(means - los, 0, None), np.clip(his - means, 0, None)]
+                ax.errorbar(
+                    [x[v] for v in vals],
+                    means,
+                    yerr=err,
+                    fmt="o-",
+                    color=f"C{k}",
+                    capsize=3,
+                    ms=4,
+                    lw=1.3,
+                    label=label,
+                )
+            ax.set_xticks(range(len(values)))
             labels = [tick(v) for v in values]
             # Names (adagrad, momentum, ...) overlap on a panel ~35 characters wide.
             slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
@@ -126,9 +149,11 @@ def main_effects_figure(a, study, metrics):
             if log:
                 ax.set_yscale("log")
                 plain_log_axis(ax.yaxis)
-            ax.tick_params(axis="y", labelsize=8)
+            ax.tick_params(axis="y", which="both", labelsize=8)
             if i == 0:
                 ax.set_title(METRICS.get(metric, (metric,))[0], fontsize=10)
+            if j == len(metrics) - 1 and ax.get_legend_handles_labels()[1]:
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return png(fig)
 
 

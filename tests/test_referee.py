@@ -1,0 +1,126 @@
+"""What a referee would check in a report: degenerate settings named and left out, no
+contrast pooled over a setting the sweep separates, and declared contrasts in order."""
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from mlpsweep import records
+from mlpsweep.core import TrainConfig
+from mlpsweep.report import build_report
+from mlpsweep.report.analysis import analyse
+from mlpsweep.report.collect import collect
+
+
+def write_curves(folder, configs, seeds=4, steps=300, study=None):
+    """A sweep of synthetic runs: `configs` is [(config dict, level, sigma)], each run
+    falling from 2.3 to `level` (or staying at 2.3 when level is None: it never learns)
+    with noise of relative size sigma."""
+    rng = np.random.default_rng(7)
+    planned = []
+    step = np.arange(1, steps + 1)
+    for config, level, sigma in configs:
+        for seed in range(seeds):
+            tc = TrainConfig(seed=seed, **config)
+            rid = records.RunIdentity(tc, "mnist_5k", "x").run_id
+            base = (
+                np.full(steps, 2.3) if level is None else level + (2.3 - level) * np.exp(-step / 8)
+            )
+            loss = base * (1 + rng.normal(0, sigma, steps))
+            acc = np.full(steps, np.nan)
+            acc[-1] = 0.1 if level is None else 0.9
+            history = {
+                "step": step,
+                "examples_seen": step * tc.batch_size,
+                "train_loss": loss,
+                "test_loss": np.where(np.isnan(acc), np.nan, base[-1]),
+                "test_accuracy": acc,
+            }
+            overrides = tuple(f"{k}={v}" for k, v in config.items())
+            metrics = records.RunMetrics(
+                rid, "ok", list(overrides), steps_done=steps, final_train_loss=float(loss[-1]),
+                test_accuracy=float(acc[-1]),
+            )  # fmt: skip
+            records.write_run(
+                folder / "runs" / rid,
+                records.RunRecord({**config, "seed": seed}, metrics, "", history),
+            )
+            planned.append(records.PlannedRun(rid, overrides))
+    records.SweepManifest(runs=planned, command="test", study=study or {}).write(folder)
+    return folder
+
+
+def headline(html):
+    block = re.search(r'<div class="headline">(.*?)</div>', html, re.S)
+    return re.findall(r"<p>(.*?)</p>", block.group(1)) if block else []
+
+
+def findings(html):
+    return re.findall(r"<li>(.*?)</li>", html.split("<h2>Findings</h2>")[1].split("<details>")[0])
+
+
+ZIPPED = [  # the batch_oscillation shape: (reduction, lr) pairs, both batch sizes at each
+    ({"grad_reduction": "mean", "lr": 0.1, "batch_size": 10}, 0.4, 0.3),
+    ({"grad_reduction": "mean", "lr": 0.1, "batch_size": 100}, 0.3, 0.1),
+    ({"grad_reduction": "mean", "lr": 1.0, "batch_size": 10}, None, 0.05),  # never learns
+    ({"grad_reduction": "mean", "lr": 1.0, "batch_size": 100}, 0.05, 0.5),
+    ({"grad_reduction": "sum", "lr": 0.01, "batch_size": 10}, 0.4, 0.3),
+    ({"grad_reduction": "sum", "lr": 0.01, "batch_size": 100}, 0.1, 0.4),
+]
+
+
+def test_a_config_that_never_learns_is_named_and_never_compared(tmp_path):
+    sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
+    runs, history, _ = collect(sweep, write=False)
+    a = analyse(runs, history, first=["batch_size"])
+    assert list(a.degenerate) == ["batch_size=10, grad_reduction=mean, lr=1"]
+    assert "never learns (4 of 4 runs" in a.degenerate["batch_size=10, grad_reduction=mean, lr=1"]
+    html = build_report(sweep).read_text()
+    assert "<b>Not compared</b>" in html and "never learns" in html
+    text = " ".join(headline(html) + findings(html))
+    assert "lr=1" not in text  # neither the headline nor a finding contrasts it
+    table = pd.read_csv(sweep / "contrasts.csv")
+    assert not table["where"].str.contains("lr=1").any()
+
+
+def test_contrasts_are_matched_never_pooled_over_the_other_settings(tmp_path):
+    sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
+    html = build_report(sweep).read_text()
+    lines = headline(html) + findings(html)
+    assert lines and not any("pooled" in line for line in lines)
+    table = pd.read_csv(sweep / "contrasts.csv")
+    assert set(table["where"].str.split(";").str[0]) == {
+        "grad_reduction=mean, lr=0.1",
+        "grad_reduction=sum, lr=0.01",
+    }
+
+
+def test_no_matched_comparison_is_said_not_made(tmp_path):
+    """Each lr holds one batch size: comparing batch sizes would pool over lr."""
+    configs = [
+        ({"lr": 0.1, "batch_size": 10}, 0.4, 0.3),
+        ({"lr": 0.3, "batch_size": 100}, 0.3, 0.1),
+    ]
+    sweep = write_curves(tmp_path, configs, study={"compare": ["batch_size"]})
+    html = build_report(sweep).read_text()
+    assert "are never run with the other settings equal: not compared" in html
+    assert not headline(html)
+
+
+def test_declared_contrasts_lead_in_their_order_and_name_a_degenerate_one(tmp_path):
+    study = {
+        "compare": ["batch_size"],
+        "metrics": ["spread_rel"],
+        "contrasts": [
+            {"name": "the listing", "where": {"grad_reduction": "sum", "lr": 0.01}},
+            {"name": "at an equal step", "where": {"grad_reduction": "mean", "lr": 0.1}},
+            {"name": "at the large step", "where": {"grad_reduction": "mean", "lr": 1.0}},
+        ],
+    }
+    sweep = write_curves(tmp_path, ZIPPED, study=study)
+    lines = headline(build_report(sweep).read_text())
+    assert lines[0].startswith("The listing (grad_reduction=sum, lr=0.01): Relative loss spread")
+    assert lines[1].startswith("At an equal step (grad_reduction=mean, lr=0.1): Relative")
+    assert lines[2].startswith("At the large step (grad_reduction=mean, lr=1): not compared:")
+    assert "never learns" in lines[2]
