@@ -74,6 +74,10 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         problems=f"Not all runs finished: {problems}." if problems else "",
         question=study.question,
         headline=lead,
+        warnings=[
+            *([f"The study's own caveat: {study.caveat}"] if study.caveat else []),
+            *(batch_scaling.warnings if batch_scaling is not None else []),
+        ],
         method=method,
         findings=top,
         unmeasured=unmeasured(a, study),

@@ -15,6 +15,7 @@ from matplotlib.collections import LineCollection
 from mlpsweep.report.analysis import Analysis, fmt, tick
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.plotting import (
+    LEADS,
     SCREEN_DPI,
     FigureFile,
     plain_log_axis,
@@ -288,12 +289,15 @@ def all_figures(a, folder, study=None):
     out = []
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         with mpl.rc_context({"text.parse_math": False, "svg.hashsalt": "mlpsweep"}):
-            for title, caption, fig in _figures(a, study):
+            figures = _figures(a, study)
+            titles = [title for title, _, _ in figures]
+            lead = next((t for t in LEADS if t in titles), None)
+            for title, caption, fig in figures:
                 name = slug(title)
                 data = save(fig, folder, name)
                 width = int(fig.get_figwidth() * SCREEN_DPI)
                 more = secondary(title, a, study)
-                out.append(FigureFile(title, caption, name, data, width, more))
+                out.append(FigureFile(title, caption, name, data, width, more, title == lead))
     return out
 
 

@@ -37,14 +37,11 @@ class FigureFile:
     png: bytes
     width_px: int  # shown at SCREEN_DPI
     secondary: bool = False  # under "More figures" (collapsed): the page leads with the answer
-
-    @property
-    def lead(self):
-        """Shown beside the findings, on the page's first screen."""
-        return self.title == LEAD
+    lead: bool = False  # shown beside the findings, on the page's first screen
 
 
-LEAD = "Main effects"
+# The figure that answers the study, first of these present: beside the findings.
+LEADS = ("Batch scaling", "Main effects")
 
 
 def slug(title):

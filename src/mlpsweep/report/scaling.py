@@ -4,16 +4,22 @@ target follow (S/Smin - 1)(E/Emin - 1) = 1, that is S = Smin + Emin / B, and the
 critical batch size is B_crit = Emin / Smin: below it doubling B halves the steps
 (perfect scaling), above it the steps barely fall.
 
-The fit is least squares on relative errors (S spans decades); its 95% interval is a
-percentile bootstrap that resamples the seeds of each batch size.
+The fit is least squares on relative errors (S spans decades). Its 95% interval is a
+percentile bootstrap over seeds: each resample draws each batch size's seeds with
+replacement and chooses that batch size's best lr again (the choice is part of the
+estimate), then fits. No resample is dropped: one whose steps never saturate (Smin <= 0)
+puts B_crit beyond the batch sizes run (+inf), one whose steps do not fall with the
+batch size (Emin <= 0) at 0, and one that cannot be fit (fewer than 3 batch sizes reach
+the target) at both ends, widening the interval.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 BOOTSTRAP = 1000
+MIN_SEEDS = 3  # fewer seeds per batch size: the interval is said to be rough
 
 
 @dataclass
@@ -26,13 +32,29 @@ class Scaling:
     bcrit_hi: float
     target: str
     b_simple: float | None  # median B_simple along training of the best-lr runs
+    resamples: int = BOOTSTRAP
+    beyond: int = 0  # resamples whose steps never saturate: B_crit past the largest batch
+    below: int = 0  # resamples whose steps do not fall with the batch size: B_crit at 0
+    unfit: int = 0  # resamples that could not be fit at all
+    warnings: list = field(default_factory=list)
 
     def sentence(self):
+        lost = [
+            f"{n} {what}"
+            for n, what in (
+                (self.beyond, "never saturate (counted as B_crit beyond the batch sizes run)"),
+                (self.below, "do not fall with the batch size (counted as 0)"),
+                (self.unfit, "cannot be fit (counted at both ends)"),
+            )
+            if n
+        ]
         text = (
             f"Critical batch size B_crit = Emin/Smin = {self.bcrit:.3g} (95% bootstrap interval "
-            f"[{self.bcrit_lo:.3g}, {self.bcrit_hi:.3g}]) from the steps to {self.target} at "
-            f"the best lr per batch size (Smin {self.smin:.3g} steps, Emin {self.emin:.3g} "
-            "examples)."
+            f"[{self.bcrit_lo:.3g}, {self.bcrit_hi:.3g}], the best lr re-chosen in each of "
+            f"{self.resamples} resamples of the seeds"
+            + (f"; of them {', '.join(lost)}" if lost else "; every one fit")
+            + f") from the steps to {self.target} at the best lr per batch size (Smin "
+            f"{self.smin:.3g} steps, Emin {self.emin:.3g} examples)."
         )
         if self.b_simple is not None:
             text += (
@@ -55,20 +77,63 @@ def fit(batch, steps):
     return float(smin), float(emin)
 
 
-def best_per_batch(runs):
-    """{batch size: (lr, per-seed steps)} at the lr whose seeds all reached the target in
-    the fewest steps on average."""
+def steps_grids(runs):
+    """{batch size: DataFrame lr x seed of steps to target (NaN: not reached)}."""
     out = {}
     for b, g in runs.groupby("batch_size"):
-        best = None
-        for lr, h in g.groupby("lr"):
-            steps = pd.to_numeric(h["steps_to_target"], errors="coerce")
-            if len(steps) and steps.notna().all():
-                if best is None or steps.mean() < best[1].mean():
-                    best = (lr, steps.to_numpy(float))
-        if best is not None:
-            out[b] = best
+        steps = pd.to_numeric(g["steps_to_target"], errors="coerce")
+        out[b] = g.assign(steps=steps).pivot_table(
+            index="lr", columns="seed", values="steps", aggfunc="mean", dropna=False
+        )
     return out
+
+
+def best_lr(grid, seeds=None):
+    """(lr, mean steps) at the lr whose runs over `seeds` (default: all; a resample may
+    repeat some) all reached the target in the fewest steps on average, or None."""
+    m = grid.to_numpy(float) if seeds is None else grid.to_numpy(float)[:, seeds]
+    reached = np.isfinite(m).all(axis=1)
+    if not reached.any():
+        return None
+    means = np.where(reached, np.nanmean(np.where(np.isfinite(m), m, 0), axis=1), np.inf)
+    k = int(np.argmin(means))
+    return grid.index[k], float(means[k])
+
+
+def best_per_batch(grids):
+    """{batch size: (lr, per-seed steps)} at the best lr (best_lr) of each steps grid."""
+    out = {}
+    for b, grid in grids.items():
+        best = best_lr(grid)
+        if best is not None:
+            out[b] = (best[0], grid.loc[best[0]].dropna().to_numpy(float))
+    return out
+
+
+def bootstrap(grids, rng, resamples=BOOTSTRAP):
+    """(B_crit per resample, with +inf / 0 / NaN for the failures, and their counts)."""
+    draws = np.empty(resamples)
+    for r in range(resamples):
+        points = []
+        for b, grid in grids.items():
+            seeds = rng.integers(0, grid.shape[1], grid.shape[1])
+            best = best_lr(grid, seeds)
+            if best is not None:
+                points.append((b, best[1]))
+        if len(points) < 3:
+            draws[r] = np.nan
+            continue
+        s, e = fit(*zip(*points))
+        draws[r] = e / s if s > 0 and e > 0 else np.inf if e > 0 else 0.0 if s > 0 else np.nan
+    return draws
+
+
+def interval(draws):
+    """The 95% percentile interval of `draws`, a NaN (an unfit resample) counted at the
+    low end for the lower bound and at the high end for the upper: never dropped."""
+    lo = np.percentile(np.where(np.isnan(draws), -np.inf, draws), 2.5, method="lower")
+    hi = np.percentile(np.where(np.isnan(draws), np.inf, draws), 97.5, method="higher")
+    return float(max(lo, 0.0)), float(hi)
 
 
 def scaling(a, seed=0):
@@ -76,7 +141,10 @@ def scaling(a, seed=0):
     runs = a.finished
     if "steps_to_target" not in runs or "batch_size" not in a.dims or "lr" not in runs:
         return None
-    best = best_per_batch(runs)
+    if "seed" not in runs:
+        runs = runs.assign(seed=0)
+    grids = steps_grids(runs)
+    best = best_per_batch(grids)
     if len(best) < 3:
         return None
     batches = np.array(sorted(best), dtype=float)
@@ -84,14 +152,8 @@ def scaling(a, seed=0):
     smin, emin = fit(batches, means)
     if smin <= 0 or emin <= 0:
         return None
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(BOOTSTRAP):
-        resampled = [rng.choice(best[b][1], len(best[b][1])).mean() for b in sorted(best)]
-        s, e = fit(batches, resampled)
-        if s > 0 and e > 0:
-            draws.append(e / s)
-    lo, hi = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+    draws = bootstrap({b: grids[b] for b in sorted(best)}, np.random.default_rng(seed))
+    lo, hi = interval(draws)
     table = pd.DataFrame(
         {
             "batch_size": batches,
@@ -103,7 +165,38 @@ def scaling(a, seed=0):
         }
     )
     target = str(runs["target"].dropna().iloc[0]) if "target" in runs else "the target"
-    return Scaling(table, smin, emin, emin / smin, float(lo), float(hi), target, b_simple(a, best))
+    return Scaling(
+        table, smin, emin, emin / smin, lo, hi, target, b_simple(a, best),
+        resamples=len(draws),
+        beyond=int(np.isposinf(draws).sum()),
+        below=int((draws == 0).sum()),
+        unfit=int(np.isnan(draws).sum()),
+        warnings=warnings(grids, best),
+    )  # fmt: skip
+
+
+def warnings(grids, best):
+    """Sentences a reader must see beside B_crit: a best lr on the edge of its grid (a
+    better one may lie outside), and too few seeds for the interval."""
+    out = []
+    edge = [b for b, (lr, _) in best.items() if lr in (grids[b].index.min(), grids[b].index.max())]
+    if edge:
+        which = (
+            "every batch size"
+            if len(edge) == len(best)
+            else "batch sizes " + ", ".join(f"{b:g}" for b in sorted(edge))
+        )
+        out.append(
+            f"Warning: the best lr sits on the edge of the lr grid at {which}: a better lr may "
+            "lie outside it, so the steps (and B_crit) may be off; widen the grid."
+        )
+    seeds = min(len(s) for _, s in best.values())
+    if seeds < MIN_SEEDS:
+        out.append(
+            f"Warning: {seeds} seed{'s' if seeds != 1 else ''} per batch size: too few for a "
+            f"trustworthy interval (use {MIN_SEEDS} or more)."
+        )
+    return out
 
 
 def b_simple(a, best):

@@ -9,6 +9,7 @@ inferred from what was swept.
       metrics: [spread_rel, final_train_loss]   # the first one answers the question
       contrasts:                   # optional: the comparisons the headline states, in order
         - {name: at an equal step, where: {grad_reduction: mean, lr: 0.1}}
+      caveat: "5 seeds: small effects stay inconclusive"   # optional, shown with the headline
 
 Without a declaration: seed is the replicate, every other swept key is compared, and
 the metrics are the relative loss spread and the final train loss. Without `contrasts`,
@@ -18,7 +19,7 @@ the headline states the largest effects the sweep's pairings give.
 from dataclasses import dataclass
 
 DEFAULT_METRICS = ("spread_rel", "final_train_loss")
-KEYS = ("question", "compare", "nuisance", "replicate", "metrics", "contrasts")
+KEYS = ("question", "compare", "nuisance", "replicate", "metrics", "contrasts", "caveat")
 METRICS = {  # what a study can name: run column -> (label, higher is better)
     "final_train_loss": ("final train loss", False),
     "test_accuracy": ("test accuracy", True),
@@ -87,6 +88,7 @@ class Study:
     replicate: str = "seed"
     metrics: tuple = DEFAULT_METRICS
     contrasts: tuple = ()  # DeclaredContrast each, the primary first
+    caveat: str = ""  # what the study itself warns its reader of (shown with the headline)
     declared: bool = False
 
     @classmethod
@@ -109,6 +111,7 @@ class Study:
         return cls(
             contrasts=tuple(DeclaredContrast.from_dict(c, i) for i, c in enumerate(contrasts)),
             question=str(data.get("question") or ""),
+            caveat=str(data.get("caveat") or ""),
             compare=tuple(data.get("compare") or ()),
             nuisance=tuple(data.get("nuisance") or ()),
             replicate=str(data.get("replicate") or "seed"),
