@@ -277,12 +277,12 @@ def test_cli_report_compare_and_runs(tmp_path):
     cli = [sys.executable, "-m", "mlpsweep.cli"]  # the `mlpsweep` command
     p = subprocess.run([*cli, "report", str(a)], capture_output=True, text=True)
     assert p.returncode == 0 and (a / "report.html").exists()
-    out = tmp_path / "cmp.html"
+    out = tmp_path / "cmp"
     p = subprocess.run(
         [*cli, "compare", str(a), str(b), "--out", str(out)], capture_output=True, text=True
     )
     assert p.returncode == 0, p.stderr
-    assert "sweep=" in out.read_text()
+    assert "sweep=" in (out / "comparison.html").read_text()
     p = subprocess.run([*cli, "runs", str(a)], capture_output=True, text=True)
     assert p.returncode == 0 and "batch_size=10" in p.stdout and "test accuracy" in p.stdout
     p = subprocess.run([*cli, "runs", str(tmp_path)], capture_output=True, text=True)
@@ -583,3 +583,31 @@ def test_summary_csv_is_numbers_with_their_intervals(tmp_path):
         assert (table[metric] <= table[f"{metric}_hi"]).all()
     assert "±" not in table.to_csv()
     assert "±" in (sweep / "report.html").read_text()  # the page keeps "mean ± half-width"
+
+
+def test_compare_writes_a_folder_named_after_its_inputs_and_refuses_bad_ones(
+    tmp_path, monkeypatch, capsys
+):
+    from mlpsweep.cli import main
+
+    results = tmp_path / "results"
+    a = write_runs(
+        results / "one" / "t1", [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.1)], seeds=2
+    )
+    b = write_runs(
+        results / "two" / "t2", [({"batch_size": 10}, 0.2), ({"batch_size": 100}, 0.1)], seeds=2
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", str(a), str(b)]) == 0
+    folder = results / "comparisons" / "one_t1-vs-two_t2"
+    assert (folder / "comparison.html").exists() and (folder / "summary.csv").exists()
+    assert (folder / "report" / "train_loss_per_step.svg").exists()
+    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.csv"))
+    capsys.readouterr()
+    assert main(["compare", str(a), str(a)]) == 2
+    assert "given twice" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "afile")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "afile" / "x")]) == 2
+    assert "cannot make this folder" in capsys.readouterr().err

@@ -14,10 +14,43 @@ def cmd_report(args):
 
 
 def cmd_compare(args):
+    from pathlib import Path
+
     from mlpsweep.report import compare
 
-    print(f"report: {compare(args.dirs, args.out)}")
+    dirs = [Path(d) for d in args.dirs]
+    seen = {}
+    for d in dirs:
+        key = d.resolve()
+        if key in seen:
+            print(
+                f"mlpsweep: {d} is given twice (as {seen[key]}): each sweep once", file=sys.stderr
+            )
+            return 2
+        seen[key] = d
+    out = Path(args.out) if args.out else comparison_folder(dirs)
+    if out.exists() and not out.is_dir():
+        print(f"mlpsweep: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(
+            f"mlpsweep: --out {out}: cannot make this folder ({e.strerror or e})", file=sys.stderr
+        )
+        return 2
+    print(f"report: {compare(dirs, out / 'comparison.html')}")
     return 0
+
+
+def comparison_folder(dirs):
+    """results/comparisons/<name>-vs-<name>/ beside the sweeps' results folder (the first
+    sweep's grandparent, results/<sweep>/<time>), named after the inputs."""
+    import re
+
+    names = [f"{d.resolve().parent.name}_{d.resolve().name}" for d in dirs]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-vs-".join(names))[:150]
+    return dirs[0].resolve().parent.parent / "comparisons" / name
 
 
 def cmd_runs(args):
@@ -41,11 +74,16 @@ def build_parser():
     p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("compare", help="several sweeps side by side in one report")
-    p.add_argument("dirs", nargs="+")
-    p.add_argument("--out", default="comparison.html")
+    p.add_argument("dirs", nargs="+", help="sweep directories, results/<sweep>/<time>")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the folder for comparison.html, its figures and tables (default: "
+        "results/comparisons/<a>-vs-<b>/, named after the inputs)",
+    )
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("runs", help="print a sweep's summary table")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_runs)
     sub.add_parser(
         "bench",

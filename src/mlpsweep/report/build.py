@@ -111,6 +111,22 @@ def build_report(sweep_dir):
 
 def compare(sweep_dirs, out_path):
     """Several sweeps side by side in one report: `sweep` becomes a swept dimension."""
+    runs, history, metas = side_by_side(sweep_dirs)
+    command = " | ".join(m.command for m in metas)
+    out_path = Path(out_path)
+    return render(
+        "comparison of " + ", ".join(str(d) for d in sweep_dirs),
+        command,
+        runs,
+        history,
+        metas,
+        out_path,
+        files_dir=out_path.parent / "report",
+    )
+
+
+def side_by_side(sweep_dirs):
+    """(runs, history, manifests) of several sweeps, `sweep` (<name>/<time>) a column."""
     all_runs, all_hist, metas = [], [], []
     for d in sweep_dirs:
         d = Path(d)
@@ -122,19 +138,7 @@ def compare(sweep_dirs, out_path):
         all_runs.append(runs)
         all_hist.append(history)
         metas.append(sweep)
-    runs = pd.concat(all_runs, ignore_index=True)
-    history = pd.concat(all_hist, ignore_index=True)
-    command = " | ".join(m.command for m in metas)
-    out_path = Path(out_path)
-    return render(
-        "comparison of " + ", ".join(str(d) for d in sweep_dirs),
-        command,
-        runs,
-        history,
-        metas,
-        out_path,
-        files_dir=out_path.parent / f"{out_path.stem}_figures",
-    )
+    return pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True), metas
 
 
 def _has_sum_confound(runs):

@@ -108,6 +108,11 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     if log:
         band[["mean", "lo", "hi"]] = np.exp(band[["mean", "lo", "hi"]])
         h = h.assign(**{y: np.exp(h[y])})
+    else:  # a band stays inside the metric's range (an accuracy in [0, 1])
+        band[["lo", "hi"]] = band[["lo", "hi"]].clip(*valid_range(y))
+    # Batch sizes 10x apart: on a linear axis of examples the small batch is a sliver.
+    batches = pd.to_numeric(a.runs.get("batch_size", pd.Series(dtype=float)), errors="coerce")
+    log_x = x == "examples_seen" and batches.max() >= 10 * batches.min() > 0
     same = twin_of(a)
     diverged = set(a.runs.loc[a.runs["status"] == "diverged", "run_id"])
     for ax, (panel, cfgs) in zip(axes.flat, groups):
@@ -131,6 +136,8 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
         if log:
             ax.set_yscale("log")
             plain_log_axis(ax.yaxis)
+        if log_x:
+            ax.set_xscale("log")
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
@@ -201,9 +208,13 @@ def _short(text):
 def dots(a, metrics, title):
     """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
     done = a.finished
-    width = min(16.0, max(3.5, 0.6 * len(a.configs) + 1))
-    # Many configs: one metric per row, so the figure stays a page wide.
-    rows, cols = (len(metrics), 1) if len(a.configs) > MAX_SINGLE_PANEL else (1, len(metrics))
+    labels = [tick_label(a, c) for c in a.configs]
+    # A config's values, one per line, at 7 pt: ~0.06 inch a character.
+    per = max(0.6, 0.06 * max((len(line) for t in labels for line in t.split("\n")), default=1))
+    # Many configs or long values: one metric per row, so the figure stays a page wide.
+    many = len(a.configs) > MAX_SINGLE_PANEL or per * len(a.configs) * len(metrics) > 16
+    width = min(16.0, max(3.5, per * len(a.configs) + 1))
+    rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
         rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
@@ -226,7 +237,8 @@ def dots(a, metrics, title):
         if rows > 1 and ax is not axes.flat[-1]:
             ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
             continue
-        ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=7)
+        slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
+        ax.set_xticklabels(labels, fontsize=7, **(slant if per * len(a.configs) > 15 else {}))
         ax.set_xlabel(", ".join(a.dims), fontsize=8)
     fig.suptitle(title)
     return png(fig)
@@ -245,28 +257,29 @@ def grid_dims(a):
 
 
 def heatmaps(a, d1, d2, metric="test_accuracy"):
-    """Mean final metric over seeds on d1 x d2; small multiples over the other dims."""
+    """Mean final metric over seeds on d1 x d2; small multiples over the other dims, all on
+    one colour scale with its bar (the same colour is the same value in every panel)."""
     rest = [d for d in a.dims if d not in (d1, d2)]
-    done = a.finished
+    done = a.comparable
+    done = done.assign(**{metric: pd.to_numeric(done[metric], errors="coerce")})
     facets = list(done.groupby(rest)) if rest else [((), done)]
     facets = facets[:MAX_PANELS]
     cols = min(4, len(facets))
     rows = -(-len(facets) // cols)
     fig, axes = subplots(
-        rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, layout="constrained"
+        rows, cols, figsize=(4.6 * cols + 0.8, 3.6 * rows), squeeze=False, layout="constrained"
     )
     label, higher = METRICS[metric]
-    for ax, (key, g) in zip(axes.flat, facets):
-        table = g.pivot_table(index=d1, columns=d2, values=metric, aggfunc="mean")
+    tables = [g.pivot_table(index=d1, columns=d2, values=metric, aggfunc="mean") for _, g in facets]
+    values = np.concatenate([t.to_numpy().ravel() for t in tables]) if tables else np.array([])
+    values = values[np.isfinite(values)]
+    vmin, vmax = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+    cmap = "viridis" if higher else "viridis_r"
+    for ax, (key, _), table in zip(axes.flat, facets, tables):
         table.index = [tick(v) for v in table.index]  # 0.0316, not 0.0316227766016838
         table.columns = [tick(v) for v in table.columns]
         sns.heatmap(
-            table,
-            annot=True,
-            fmt=".3g",
-            cmap="viridis" if higher else "viridis_r",
-            ax=ax,
-            cbar=False,
+            table, annot=True, fmt=".3g", cmap=cmap, vmin=vmin, vmax=vmax, ax=ax, cbar=False
         )
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(", ".join(f"{d}={fmt(v)}" for d, v in zip(rest, key)), fontsize=9)
@@ -274,6 +287,9 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
         ax.set_xlabel(d2)
     for ax in list(axes.flat)[len(facets) :]:
         ax.set_visible(False)
+    if facets:
+        mappable = axes.flat[0].collections[0]
+        fig.colorbar(mappable, ax=list(axes.flat[: len(facets)]), label=label, shrink=0.9)
     fig.suptitle(f"{label} (mean over seeds)")
     return png(fig)
 
@@ -455,12 +471,15 @@ def _figures(full, study=None):
                 scaling_figure(full, fit),
             )
         )
-    grid = grid_dims(a) if len(a.dims) >= 2 and len(a.finished) else None
+    grid = grid_dims(a) if len(a.dims) >= 2 and len(a.comparable) else None
+    primary = study.metrics[0] if study is not None else None
     metric = next(
         (
             m
-            for m in ("test_accuracy", "final_train_loss")
-            if pd.to_numeric(a.finished[m], errors="coerce").notna().any()
+            for m in (primary, "test_accuracy", "final_train_loss")
+            if m in METRICS
+            and m in a.comparable
+            and pd.to_numeric(a.comparable[m], errors="coerce").notna().any()
         ),
         None,
     )
@@ -469,7 +488,9 @@ def _figures(full, study=None):
         figs.append(
             (
                 "Heatmap",
-                f"{grid[0]} x {grid[1]}" + (f", one panel per {', '.join(rest)}" if rest else ""),
+                f"{METRICS[metric][0].capitalize()}, mean over seeds, on {grid[0]} x {grid[1]}"
+                + (f", one panel per {', '.join(rest)}" if rest else "")
+                + "; one colour scale for every panel (the bar); degenerate configs left out.",
                 heatmaps(a, *grid, metric),
             )
         )

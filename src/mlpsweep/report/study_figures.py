@@ -11,9 +11,22 @@ from mlpsweep.report.study import METRICS
 def collapse_figure(fit):
     fig, ax = subplots(1, 1, figsize=(7, 3.9), layout="constrained")
     batches = sorted(set(fit.batch))  # coloured by batch size: a short legend
-    for b, color in zip(batches, sns.color_palette("viridis", len(batches))):
+    markers = "os^Dv<>p"
+    for k, (b, color) in enumerate(zip(batches, sns.color_palette("viridis", len(batches)))):
         pick = fit.batch == b
-        ax.scatter(fit.x[pick], fit.y[pick], color=color, s=20, label=f"B={b}")
+        # Dodged a little along x (log axis) and hollow, so no batch size hides another
+        # where their lr/B coincide.
+        dodge = 1.06 ** (k - (len(batches) - 1) / 2)
+        ax.scatter(
+            fit.x[pick] * dodge,
+            fit.y[pick],
+            facecolors="none",
+            edgecolors=[color],
+            marker=markers[k % len(markers)],
+            s=26,
+            lw=1.3,
+            label=f"B={b}",
+        )
     line = np.geomspace(fit.x.min(), fit.x.max(), 50)
     ax.plot(
         line,
