@@ -75,7 +75,7 @@ def test_a_config_that_never_learns_is_named_and_never_compared(tmp_path):
     runs, history, _ = collect(sweep, write=False)
     a = analyse(runs, history, first=["batch_size"])
     assert list(a.degenerate) == ["batch_size=10, grad_reduction=mean, lr=1"]
-    assert "never learns (4 of 4 runs" in a.degenerate["batch_size=10, grad_reduction=mean, lr=1"]
+    assert "never learns: 4 never learned" in a.degenerate["batch_size=10, grad_reduction=mean, lr=1"]
     html = build_report(sweep).read_text()
     assert "<b>Not compared</b>" in html and "never learns" in html
     text = " ".join(headline(html) + findings(html))

@@ -113,6 +113,12 @@ class Analysis:
         return self.runs[self.runs["status"].isin(["ok", "diverged"])]
 
     @property
+    def stopped_at_target(self):
+        """Whether runs stop at their target: their windows end at different points."""
+        flag = self.runs.get("stop_at_target")
+        return flag is not None and bool(flag.fillna(False).astype(bool).any())
+
+    @property
     def comparable(self):
         """Finished runs of the configs that learned: what contrasts compare."""
         done = self.finished
@@ -140,17 +146,19 @@ def degenerate_configs(runs, history):
     out = {}
     for config, g in done.groupby("config", sort=False):
         diverged = int((g["status"] == "diverged").sum())
-        stuck = [
-            ends[r] for r in g["run_id"] if r in ends and ends[r][1] >= NEVER_LEARNED * ends[r][0]
-        ]
-        if 2 * diverged > len(g):
-            out[config] = f"diverges ({diverged} of {len(g)} runs)"
-        elif 2 * (len(stuck) + diverged) > len(g):
-            start, end = (float(np.mean(v)) for v in zip(*stuck))
-            out[config] = (
-                f"never learns ({len(stuck)} of {len(g)} runs: train loss {end:.3g} at the end "
-                f"against {start:.3g} at the start)"
+        stuck = [ends[r] for r in g["run_id"] if r in ends]
+        stuck = [(s, e) for s, e in stuck if e >= NEVER_LEARNED * s]
+        if 2 * (len(stuck) + diverged) <= len(g):
+            continue
+        parts = [f"{diverged} diverged"] if diverged else []
+        if stuck:
+            start, end = (float(np.median(v)) for v in zip(*stuck))
+            parts.append(
+                f"{len(stuck)} never learned (median train loss {end:.3g} at the end against "
+                f"{start:.3g} at the start)"
             )
+        what = " or ".join(w for w, n in (("diverges", diverged), ("never learns", stuck)) if n)
+        out[config] = f"{what}: {' and '.join(parts)} of its {len(g)} runs"
     return out
 
 

@@ -44,6 +44,8 @@ def noise_collapse(a):
     runs = a.comparable
     if not {"lr", "batch_size"} <= set(a.dims) or METRIC not in runs:
         return None
+    if a.stopped_at_target:
+        return None  # runs stopped at different points: their spreads compare unlike phases
     lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
     x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")
     y = pd.to_numeric(runs[METRIC], errors="coerce")

@@ -340,11 +340,8 @@ def findings(a, study, limit=10):
     largest first, then interactions only where they are large and clear; the full
     contrast table). A stop-at-target study makes no finding on final loss or accuracy:
     its runs stopped at different points (steps and examples to target are its answer)."""
-    stopped = (
-        "stop_at_target" in a.runs and a.runs["stop_at_target"].fillna(False).astype(bool).any()
-    )
     metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
-    if stopped:
+    if a.stopped_at_target:
         metrics = [m for m in metrics if m not in FINAL]
     found, unmatched, inter = [], [], []
     for metric in metrics:

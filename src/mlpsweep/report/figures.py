@@ -372,7 +372,9 @@ def _figures(full, study=None):
                 )
             )
     a, note = coarsen(full)
-    if len(a.history) and has_split(a):
+    # Runs stopped at their target have no oscillation window to compare (stats.run_endings).
+    oscillation = len(a.history) and not full.stopped_at_target
+    if oscillation and has_split(a):
         figs.append(
             (
                 "What oscillates",
@@ -386,7 +388,7 @@ def _figures(full, study=None):
                 split_figure(a, tick_label),
             )
         )
-    if len(a.history) and has_trajectory(a):
+    if oscillation and has_trajectory(a):
         figs.append(
             (
                 "Trajectory and minibatch loss",
@@ -414,16 +416,17 @@ def _figures(full, study=None):
                 curves(a, "examples_seen", "train_loss", title="train loss"),
             )
         )
-        figs.append(
-            (
-                "Oscillation",
-                "Over the last half of training: spread of the loss around "
-                "its moving average, the same relative to the moving average, and spikes "
-                "(steps above 3 robust sigmas). One dot per seed; bar = mean, whisker = "
-                "its 95% interval.",
-                dots(a, ["spread", "spread_rel", "spikes"], "oscillation"),
+        if oscillation:
+            figs.append(
+                (
+                    "Oscillation",
+                    "Over the last half of training: spread of the loss around "
+                    "its moving average, the same relative to the moving average, and spikes "
+                    "(steps above 3 robust sigmas). One dot per seed; bar = mean, whisker = "
+                    "its 95% interval.",
+                    dots(a, ["spread", "spread_rel", "spikes"], "oscillation"),
+                )
             )
-        )
         figs.append(
             (
                 "Test metrics at the end",

@@ -181,10 +181,11 @@ def warnings(grids, best):
     out = []
     edge = [b for b, (lr, _) in best.items() if lr in (grids[b].index.min(), grids[b].index.max())]
     if edge:
+        sizes = ", ".join(f"{b:g}" for b in sorted(edge))
         which = (
             "every batch size"
             if len(edge) == len(best)
-            else "batch sizes " + ", ".join(f"{b:g}" for b in sorted(edge))
+            else f"batch size{'s' if len(edge) > 1 else ''} {sizes}"
         )
         out.append(
             f"Warning: the best lr sits on the edge of the lr grid at {which}: a better lr may "
