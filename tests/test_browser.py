@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 
 from mlpsweep.bench.report import synthetic_sweep
-from mlpsweep.report import build_report
+from mlpsweep.report import build_report, compare
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -26,7 +26,7 @@ FLAGS = [
     "--disable-sync",
 ]
 CHECK = """<!doctype html><title>pending</title>
-<iframe id="r" src="report.html" width="1200" height="800"></iframe>
+<iframe id="r" src="PAGE" width="1200" height="800"></iframe>
 <script>
 document.getElementById("r").onload = function () {
   var imgs = Array.from(this.contentDocument.images);
@@ -40,10 +40,15 @@ document.getElementById("r").onload = function () {
     CHROMIUM is None and not os.environ.get("CI"),
     reason="no chromium installed (CI installs it and never skips this)",
 )
-def test_report_loads_its_images_in_chromium(tmp_path):
+@pytest.mark.parametrize("page", ["report.html", "comparison.html"])
+def test_report_loads_its_images_in_chromium(tmp_path, page):
     sweep = synthetic_sweep(tmp_path / "sweep", 10, 200)
-    build_report(sweep)
-    (sweep / "check.html").write_text(CHECK)
+    if page == "report.html":
+        build_report(sweep)
+    else:  # two sweeps side by side: `mlpsweep compare`, its page and figures
+        other = synthetic_sweep(tmp_path / "other", 10, 200)
+        compare([sweep, other], sweep / page)
+    (sweep / "check.html").write_text(CHECK.replace("PAGE", page))
     with serve(sweep) as url:
         browser = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         title = page_title(browser, f"{url}/check.html")
@@ -56,7 +61,7 @@ def test_report_loads_its_images_in_chromium(tmp_path):
                 "--hide-scrollbars",
                 f"--screenshot={shot}",
                 "--window-size=1250,2000",
-                f"{url}/report.html",
+                f"{url}/{page}",
             ],
             capture_output=True,
             timeout=120,
@@ -65,7 +70,7 @@ def test_report_loads_its_images_in_chromium(tmp_path):
         # Console messages (script errors, resources that fail to load): none from the
         # report; and the check itself sees one on a page made to have one.
         (sweep / "broken.html").write_text("<script>undefined_function()</script><p>x</p>")
-        assert console_messages(browser, f"{url}/report.html") == []
+        assert console_messages(browser, f"{url}/{page}") == []
         assert any(
             "undefined_function" in m for m in console_messages(browser, f"{url}/broken.html")
         )
