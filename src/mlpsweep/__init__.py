@@ -1,3 +1,48 @@
-"""mlpsweep: sweep MLP training settings with Hydra, in parallel, and report on them."""
+"""mlpsweep: sweep MLP training settings with Hydra, in parallel, and report on them.
+
+From Python (no Hydra):
+
+    import mlpsweep
+    sweep = mlpsweep.load("results/batch_oscillation/<time>")   # .runs, .history, .study
+    result = mlpsweep.train(mlpsweep.TrainConfig(batch_size=10), mlpsweep.dataset("mnist_5k"))
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Sweep", "TrainConfig", "dataset", "load", "train"]
+
+
+def load(sweep_dir):
+    """A sweep's runs and history as DataFrames (mlpsweep.report.results.Sweep)."""
+    from mlpsweep.report.results import load as load_sweep
+
+    return load_sweep(sweep_dir)
+
+
+def train(config, dataset, blas_threads=1):
+    """core.train under the BLAS thread count a sweep's job runs with (its `blas_threads`,
+    default 1): a product's rounding depends on how many threads split it, so this gives
+    the numbers of the sweep's record, bit for bit, whatever the machine's default."""
+    from mlpsweep.core import train as train_core
+    from mlpsweep.provenance import blas_controller
+
+    with blas_controller().limit(limits=blas_threads):
+        return train_core(config, dataset)
+
+
+def dataset(name="mnist_5k", data_dir=None):
+    """A dataset by name, as a sweep loads it (mnist_5k, mnist, fashion_mnist)."""
+    from mlpsweep.data import load_dataset
+
+    return load_dataset(name, data_dir=data_dir)
+
+
+def __getattr__(name):  # the classes, without importing pandas or the core up front
+    if name == "TrainConfig":
+        from mlpsweep.core import TrainConfig
+
+        return TrainConfig
+    if name == "Sweep":
+        from mlpsweep.report.results import Sweep
+
+        return Sweep
+    raise AttributeError(f"module 'mlpsweep' has no attribute {name!r}")

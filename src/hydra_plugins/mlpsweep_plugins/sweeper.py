@@ -8,7 +8,13 @@
 Keys in one zip group advance together (their value lists must be equally long); every
 other swept key is crossed with them as usual.
 
-`planner` (a dotted path; mlpsweep's config sets mlpsweep.app.plan.plan_sweep) is called
+`recover` (a dotted path; default mlpsweep.app.plan.recover_lost_job) is called with
+(config, batch, error) when the launcher raises for a batch (submitit does when one of
+its jobs' processes died: killed, preempted, out of memory); it waits for the batch's
+other jobs and returns, and the sweep goes on (the lost run is then a failed run), or
+raises.
+
+`planner` (a dotted path; default mlpsweep.app.plan.plan_sweep) is called
 with (config, config_loader, jobs, valid) before anything is launched and returns the jobs
 to launch: it composes and validates every job (faster than the per-batch check of
 Hydra's sweeper, which it replaces), writes the sweep's manifest and leaves out finished
@@ -42,7 +48,9 @@ class MlpsweepSweeperConf:
     max_batch_size: int | None = None
     params: dict[str, str] | None = None
     zip: list[list[str]] | None = None
-    planner: str | None = None
+    # mlpsweep's own: every job checked before any starts; a lost job is a failed run.
+    planner: str | None = "mlpsweep.app.plan.plan_sweep"
+    recover: str | None = "mlpsweep.app.plan.recover_lost_job"
 
 
 ConfigStore.instance().store(
@@ -85,10 +93,11 @@ WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run else
 
 
 class MlpsweepSweeper(BasicSweeper):
-    def __init__(self, max_batch_size=None, params=None, zip=None, planner=None):
+    def __init__(self, max_batch_size=None, params=None, zip=None, planner=None, recover=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.zip = [list(g) for g in (zip or [])]
         self.planner = planner
+        self.recover = recover
 
     def sweep(self, arguments):
         params = self._parse_config()
@@ -118,7 +127,14 @@ class MlpsweepSweeper(BasicSweeper):
         while jobs:
             later = []
             for batch in self.split_overrides_to_chunks(jobs, self.max_batch_size):
-                results = self.launcher.launch(batch, initial_job_idx=first)
+                try:
+                    results = self.launcher.launch(batch, initial_job_idx=first)
+                except Exception as e:
+                    if not self.recover:
+                        raise
+                    _locate(self.recover)(self.config, batch, e)
+                    first += len(batch)
+                    continue  # the batch's records say what became of its jobs
                 for overrides, r in zip(batch, results):
                     if r.status != JobStatus.COMPLETED:
                         if type(r._return_value).__name__ in LEFT_UNRUN:

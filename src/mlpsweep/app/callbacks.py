@@ -110,13 +110,13 @@ class SweepEnd(Callback):
         if config.get("dry_run", False):
             return
         if not records.SweepManifest.exists(sweep_dir):
-            # Not planned by our sweeper (hydra/sweeper=basic): list the records found.
-            found = records.SweepManifest.from_records(
-                sweep_dir, command=" ".join(sys.argv), sweep_name=str(config.get("sweep_name"))
-            )
-            if found is None:
-                return
-            found.write(sweep_dir)
+            return  # refused before anything started (SweepStart writes it otherwise)
+        manifest = records.SweepManifest.read(sweep_dir)
+        if manifest.adaptive:  # list the runs the sweeper proposed, in the order they ran
+            found = records.SweepManifest.from_records(sweep_dir) or manifest
+            listed = set(manifest.run_ids)
+            manifest.runs += [r for r in found.runs if r.run_id not in listed]
+            manifest.write(sweep_dir)
         record_lost_runs(sweep_dir)
         report_ok = report(sweep_dir) if config.get("report", True) else True
         try:
@@ -159,4 +159,5 @@ def progress_line(sweep_dir, manifest, job_return):
         eta = f"; ETA {time.strftime('%H:%M:%S', time.gmtime(elapsed / since * (total - done)))}"
     what = " ".join(job_return.overrides) or "defaults"
     value = job_return._return_value  # the property would raise for a failed job
-    return f"[{done}/{total}] {what}: {value}{eta}"
+    count = f"{done}/{total}" if total else f"{done} done"  # an adaptive search: no total
+    return f"[{count}] {what}: {value}{eta}"

@@ -162,3 +162,25 @@ def remove_if_empty(sweep_dir):
     """Hydra creates the sweep folder (with multirun.yaml) before our checks run: a
     refused command must not leave it behind looking like a sweep."""
     layout.remove_if_empty(sweep_dir, up_to=sweep_dir.parent.parent.parent, keep={"multirun.yaml"})
+
+
+LOST_WAIT_S = 1.0  # how often the other jobs' claims are looked at
+
+
+def recover_lost_job(config, batch, error):
+    """A launcher raised for a batch (submitit, when one of its jobs' processes died:
+    killed, preempted, out of memory; its result file never came). Say so in one line,
+    wait for the batch's other jobs (each one's claim is held while it trains, and goes
+    stale within records.STALE_S once its process is gone, so the wait is bounded by the
+    jobs themselves), and go on: the end of the sweep records the lost run as failed
+    (its claim is left behind, its process gone), builds the report and exits 1."""
+    import time
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    log.warning(
+        f"a job of this batch of {len(batch)} was lost ({first}): its process died "
+        "(killed, preempted or out of memory?); waiting for the others"
+    )
+    while records.live_claims(sweep_dir):
+        time.sleep(LOST_WAIT_S)

@@ -24,11 +24,23 @@ from mlpsweep.core.optimizers import OPTIMIZERS
 from mlpsweep.data import DATASETS
 
 MAX_RETRIES = 10
+# What an adaptive sweeper (Optuna) may tune: a scalar of a run's metrics.json, and which
+# way is better. A failed, diverged or unmeasured run returns the worst value (+-inf).
+OBJECTIVES = {
+    "test_loss": "minimize",
+    "final_train_loss": "minimize",
+    "test_accuracy": "maximize",
+    "best_test_accuracy": "maximize",
+    "steps_to_target": "minimize",
+    "examples_to_target": "minimize",
+}
 SWEEPER_NODE = {  # hydra/sweeper=mlpsweep's fields (plugins are imported afresh by Hydra)
     "_target_": "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper",
     "max_batch_size": None,
     "params": None,
     "zip": None,
+    "planner": "mlpsweep.app.plan.plan_sweep",
+    "recover": "mlpsweep.app.plan.recover_lost_job",
 }
 
 
@@ -56,6 +68,12 @@ class HarnessConfig:
     max_memory: str = knob(
         "auto",
         "memory the concurrent runs may use, e.g. 16G (auto: what is available at the start)",
+    )
+    objective: str = knob(
+        "test_loss",
+        "what a job returns to an adaptive sweeper (hydra/sweeper=optuna); "
+        "test_accuracy and best_test_accuracy are maximised, the others minimised",
+        choices=tuple(OBJECTIVES),
     )
 
 
@@ -193,7 +211,7 @@ def register():
     cs.store(
         group="hydra/sweeper",
         name="mlpsweep_planned",
-        node={**SWEEPER_NODE, "planner": "mlpsweep.app.plan.plan_sweep"},
+        node=SWEEPER_NODE,  # the same as hydra/sweeper=mlpsweep (the name configs use)
         provider="mlpsweep",
     )
     cs.store(

@@ -28,6 +28,7 @@ class RunSpec:
     overrides: tuple  # the job's task overrides, control flags left out
     retries: int = 0
     blas_threads: int = 1
+    objective: str = "test_loss"  # what the job returns to an adaptive sweeper
     input_size: int = 784
     num_classes: int = 10
 
@@ -48,6 +49,7 @@ CONTROL_KEYS = (
     "extend",
     "dry_run",
     "max_memory",
+    "objective",
 )  # how to run a sweep, not what a run is
 
 
@@ -77,6 +79,7 @@ def run_spec(container, overrides=()):
         overrides=kept,
         retries=int(container.get("retries", 0)),
         blas_threads=int(container.get("blas_threads", 1)),
+        objective=str(container.get("objective", "test_loss")),
         input_size=dataset.input_size,
         num_classes=dataset.num_classes,
     )

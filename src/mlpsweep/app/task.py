@@ -9,6 +9,7 @@ resumes, whichever launcher runs it. A single run writes into Hydra's run direct
 
 import errno
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlpsweep import records
 from mlpsweep.app.errors import JobError, user_wants_tracebacks
 from mlpsweep.app.execute import execute
 from mlpsweep.app.resources import check_memory
+from mlpsweep.app.schema import OBJECTIVES
 from mlpsweep.app.spec import run_spec
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.data.idx import DatasetError
@@ -41,6 +43,13 @@ class RunOutcome:
     final_train_loss: float | None = None
     seconds: float = 0.0
     reused: bool = False  # its record was complete already: not trained again
+    objective: float = math.inf  # the value an adaptive sweeper optimises (see __float__)
+
+    def __float__(self):
+        """The run's objective (the `objective` knob's metric): what Hydra's Optuna sweeper
+        reads from a job's return value. A run without it (failed, diverged, target not
+        reached) returns the worst value, so the sweeper moves on."""
+        return float(self.objective)
 
     @property
     def failed(self):
@@ -192,6 +201,14 @@ def planned_data(sweep_dir):
     return _planned[key]
 
 
+def objective(spec, metrics):
+    """The run's value of its objective metric, or the worst one (+inf when minimised,
+    -inf when maximised) when it has none: a failed or diverged run, an unreached target."""
+    worst = -math.inf if OBJECTIVES[spec.objective] == "maximize" else math.inf
+    value = getattr(metrics, spec.objective, None) if metrics.status == "ok" else None
+    return float(value) if value is not None and math.isfinite(value) else worst
+
+
 def outcome(spec, record_dir, metrics, reused=False):
     return RunOutcome(
         run_id=spec.run_id,
@@ -202,4 +219,5 @@ def outcome(spec, record_dir, metrics, reused=False):
         final_train_loss=metrics.final_train_loss,
         seconds=metrics.job_seconds or 0.0,
         reused=reused,
+        objective=objective(spec, metrics),
     )

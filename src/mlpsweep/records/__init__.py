@@ -8,7 +8,13 @@ come through this package.
     <sweep dir>/report/, report.html    written by mlpsweep.report
 """
 
-from mlpsweep.records.claim import WORKER_DIED, RunBusy, claim_run, stale_claims
+from mlpsweep.records.claim import (
+    WORKER_DIED,
+    RunBusy,
+    claim_run,
+    live_claims,
+    stale_claims,
+)
 from mlpsweep.records.claim import tidy as tidy_claims
 from mlpsweep.records.identity import RunIdentity, is_run_id
 from mlpsweep.records.run import (
@@ -36,6 +42,7 @@ __all__ = [
     "SweepError",
     "SweepManifest",
     "WORKER_DIED",
+    "live_claims",
     "claim_run",
     "inspect_run",
     "is_finished",

@@ -28,7 +28,7 @@ _lock = threading.Lock()
 _beating = threading.Event()
 
 
-WORKER_DIED = "worker died while training it (killed? out of memory?)"
+WORKER_DIED = "its process died while training it: killed, preempted or out of memory?"
 
 
 class RunBusy(RuntimeError):
@@ -103,6 +103,18 @@ def stale_claims(sweep_dir):
             continue  # being written
         if holder is None or not is_alive(holder, path):
             yield path.stem, path
+
+
+def live_claims(sweep_dir):
+    """The run ids whose claims a live process holds (a job training them now)."""
+    out = []
+    for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
+        holder = read_claim(path)
+        if holder is None and _age(path) < STALE_S:
+            out.append(path.stem)  # being written
+        elif holder is not None and is_alive(holder, path):
+            out.append(path.stem)
+    return out
 
 
 def tidy(sweep_dir):

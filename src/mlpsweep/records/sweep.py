@@ -35,6 +35,13 @@ class SweepManifest:
     code: str | None = None
     data: dict = field(default_factory=dict)  # dataset name -> fingerprint, as planned
     study: dict = field(default_factory=dict)  # the sweep file's study declaration
+    sweeper: str = "mlpsweep"  # what proposed the runs: mlpsweep, basic, optuna, ...
+    objective: str | None = None  # an adaptive sweeper's objective (the `objective` knob)
+
+    @property
+    def adaptive(self):
+        """Runs proposed as the sweep went (Optuna): not known when it started."""
+        return self.sweeper not in ("mlpsweep", "basic")
 
     @property
     def run_ids(self):
@@ -60,6 +67,7 @@ class SweepManifest:
             if bad is not None:
                 raise ValueError(f"a run id that is not one: {bad!r}")
             keys = ("command", "cwd", "sweep_name", "started", "code", "data", "study")
+            keys += ("sweeper", "objective")
             fields = {k: data[k] for k in keys if k in data}
             return cls(runs=runs, **fields)
         except (ValueError, KeyError, TypeError, OSError) as e:
@@ -72,11 +80,13 @@ class SweepManifest:
         sweep run without our planner, by Hydra's basic sweeper say); None if none."""
         from mlpsweep.records.run import read_metrics
 
-        runs = []
-        for path in sorted((Path(sweep_dir) / "runs").glob("*/")):
-            metrics = read_metrics(path) if is_run_id(path.name) else None
-            if metrics is not None:
-                runs.append(PlannedRun(path.name, tuple(metrics.overrides)))
+        found = []
+        for path in (Path(sweep_dir) / "runs").glob("*/"):
+            metrics = read_metrics(path) if is_run_id(path.name) and not path.is_symlink() else None
+            if metrics is not None:  # in the order they finished (an adaptive search's order)
+                mtime = (path / "metrics.json").stat().st_mtime_ns
+                found.append((mtime, path.name, PlannedRun(path.name, tuple(metrics.overrides))))
+        runs = [run for *_, run in sorted(found)]
         return cls(runs=runs, **fields) if runs else None
 
     @classmethod

@@ -17,6 +17,7 @@ from mlpsweep.report.effects import declared_headline, findings, headline, unmea
 from mlpsweep.report.figures import all_figures
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.study import METRICS, Study
+from mlpsweep.report.tuning import tuning
 
 MAX_HEADLINE = 3  # sentences
 CONFOUND = (
@@ -36,12 +37,15 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     a = analyse(runs, history, first=study.compare)
     lead, method = headline(a, study)
     collapse, batch_scaling = noise_collapse(a), scaling(a)
+    search = tuning(a, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
     top, contrast_table = findings(a, study)
     extra = [collapse.sentence()] if collapse is not None else []
     declared = declared_headline(a, study)
     if declared:  # the study's own comparisons, in its order; other lines go below
         fits = [batch_scaling.sentence()] if batch_scaling is not None else []
         lead, top = declared[:MAX_HEADLINE], [*fits, *extra, *top]
+    elif search is not None:  # an adaptive search answers with what it found
+        lead, top = [search.sentence()], [*extra, *lead, *top]
     else:
         if batch_scaling is not None:  # the batch-scaling study's answer comes first
             lead = [batch_scaling.sentence(), *lead]
@@ -90,7 +94,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
         summary_rows=table[cols].values.tolist(),
         figures=[
             (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}")
-            for f in all_figures(a, files_dir, study)
+            for f in all_figures(a, files_dir, study, search)
         ],
         run_rows=run_rows,
         provenance=provenance(sweep_meta, a.runs),

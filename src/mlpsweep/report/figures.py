@@ -36,6 +36,7 @@ from mlpsweep.report.split_figures import (
 from mlpsweep.report.stats import mean_band, mean_interval
 from mlpsweep.report.study import METRICS, valid_range
 from mlpsweep.report.study_figures import collapse_figure, main_effects_figure, scaling_figure
+from mlpsweep.report.tuning import search_figure
 
 MAX_SINGLE_PANEL = 8
 MAX_FIGURE_CONFIGS = 25
@@ -294,7 +295,7 @@ def heatmaps(a, d1, d2, metric="test_accuracy"):
     return png(fig)
 
 
-def all_figures(a, folder, study=None):
+def all_figures(a, folder, study=None, search=None):
     """The figures that fit what was swept, in report order, written to `folder`; a
     FigureFile each. The style is set for these figures only (matplotlib's global state
     is left as it was). Labels are data (sweep names, values), so `$...$` in them is
@@ -306,6 +307,8 @@ def all_figures(a, folder, study=None):
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         with mpl.rc_context({"text.parse_math": False, "svg.hashsalt": "mlpsweep"}):
             figures = _figures(a, study)
+            if search is not None:  # an adaptive search: its history answers first
+                figures.insert(0, ("Search history", SEARCH_CAPTION, search_figure(search)))
             titles = [title for title, _, _ in figures]
             lead = next((t for t in LEADS if t in titles), None)
             for title, caption, fig in figures:
@@ -317,6 +320,10 @@ def all_figures(a, folder, study=None):
     return out
 
 
+SEARCH_CAPTION = (
+    "Each trial's objective in the order the search ran them, one colour per compared "
+    "setting; the line is the best so far."
+)
 SECONDARY = {"Test metrics at the end", "Test accuracy over training", "Test loss over training"}
 
 

@@ -41,7 +41,7 @@ class FigureFile:
 
 
 # The figure that answers the study, first of these present: beside the findings.
-LEADS = ("Batch scaling", "Main effects")
+LEADS = ("Search history", "Batch scaling", "Main effects")
 
 
 def slug(title):

@@ -1,0 +1,87 @@
+"""SweepStart (a Hydra callback, on_multirun_start): every sweeper's sweep writes its
+manifest before its first job, so `resume=true` and `mlpsweep report` work after a kill
+whichever sweeper ran it.
+
+Our sweeper's planner does that itself. For Hydra's basic sweeper the jobs are known up
+front: they are expanded and planned here exactly as ours would (every job checked, a
+refused value is one line and exit 2 before anything trains). An adaptive sweeper
+(Optuna) proposes its jobs as it goes: its fixed settings are checked, and the manifest
+starts with no runs; the end-of-sweep callback lists the runs it made, in the order they
+finished.
+"""
+
+import sys
+from pathlib import Path
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+
+from mlpsweep import records
+from mlpsweep.app.plan import BadInput, check_study, compose_all, plan_sweep, remove_if_empty
+from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.provenance import code_version
+
+OURS = "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper"
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def sweeper_name(config):
+    """'mlpsweep', 'basic', or the sweeper's class name in lower case, less "sweeper"
+    ('optuna')."""
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    if target == OURS and config.hydra.sweeper.get("planner"):
+        return "mlpsweep"
+    if target == BASIC:
+        return "basic"
+    return target.rpartition(".")[2].lower().removesuffix("sweeper") or "unknown"
+
+
+def sweep_overrides(config):
+    """The sweep's overrides as Hydra's sweepers read them: hydra.sweeper.params entries,
+    then the command line's."""
+    params = config.hydra.sweeper.get("params") or {}
+    return [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+
+
+class SweepStart(Callback):
+    def on_multirun_start(self, config, **kwargs):
+        name = sweeper_name(config)
+        if name == "mlpsweep":
+            return  # our planner writes the manifest (with the jobs checked) itself
+        loader = GlobalHydra.instance().config_loader()
+        parser = OverridesParser.create(config_loader=loader)
+        parsed = parser.parse_overrides(sweep_overrides(config))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if name == "basic":
+            from hydra_plugins.mlpsweep_plugins.sweeper import zipped_product
+
+            plan_sweep(config, loader, zipped_product(parsed, None))
+            return
+        fixed = [
+            f"{o.get_key_element()}={o.get_value_element_as_str()}"
+            for o in parsed
+            if not o.is_sweep_override()
+        ]
+        try:
+            [spec] = compose_all(JobComposer(loader, config), [fixed])
+            study = check_study(config)
+        except ValueError as e:
+            remove_if_empty(sweep_dir)
+            raise BadInput(str(e)) from None
+        except BadInput:
+            remove_if_empty(sweep_dir)
+            raise
+        if config.get("dry_run", False) or records.SweepManifest.exists(sweep_dir):
+            return  # a rerun into the same folder keeps its manifest (and reuses records)
+        records.SweepManifest(
+            runs=[],
+            command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            cwd=str(Path.cwd()),
+            sweep_name=str(config.get("sweep_name", "adhoc")),
+            code=code_version(),
+            data={spec.identity.dataset: spec.identity.data_fingerprint},
+            study=study,
+            sweeper=name,
+            objective=spec.objective,
+        ).write(sweep_dir)

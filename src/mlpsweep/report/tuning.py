@@ -1,0 +1,114 @@
+"""What an adaptive search (Hydra's Optuna sweeper) found: the best setting per compared
+setting (e.g. the best lr at each batch size), its objective over seeds where there are
+seeds, and the search history."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlpsweep.report.analysis import fmt, tick
+from mlpsweep.report.plotting import plain_log_axis, png, subplots
+from mlpsweep.report.stats import mean_interval
+from mlpsweep.report.study import METRICS, valid_range
+
+MAXIMISED = ("test_accuracy", "best_test_accuracy")
+
+
+@dataclass
+class Best:
+    where: str  # the compared setting ("batch_size=10"), or "" for the whole search
+    config: str  # the best config there
+    value: object  # stats.Interval of the objective over its seeds
+    trials: int  # trials at this compared setting
+
+
+@dataclass
+class Tuning:
+    sweeper: str
+    objective: str
+    maximise: bool
+    trials: int
+    best: list  # Best, one per compared setting
+    order: pd.DataFrame  # per trial in the order they ran: objective, group
+
+    def sentence(self):
+        label = METRICS.get(self.objective, (self.objective,))[0]
+        way = "maximised" if self.maximise else "minimised"
+        parts = []
+        for b in self.best:
+            v = b.value
+            spread = (
+                f"mean of {v.n} seeds, 95% CI [{v.lo:.3g}, {v.hi:.3g}]"
+                if v.n > 1
+                else "1 seed, no interval"
+            )
+            at = f"at {b.where}: " if b.where else ""
+            parts.append(f"{at}{b.config} ({label} {v.mean:.4g}, {spread}; {b.trials} trials)")
+        return (
+            f"The search ({self.sweeper}, {self.trials} trials, {label} {way}) found best "
+            + "; ".join(parts)
+            + "."
+        )
+
+
+def tuning(a, manifest, study):
+    """The Tuning of an adaptive sweep, or None (a grid, or no objective recorded)."""
+    metric = getattr(manifest, "objective", None)
+    if not getattr(manifest, "adaptive", False) or metric not in a.runs:
+        return None
+    done = a.finished.assign(_y=pd.to_numeric(a.finished[metric], errors="coerce"))
+    done = done[np.isfinite(done["_y"])]
+    if not len(done):
+        return None
+    maximise = metric in MAXIMISED
+    compared = [d for d in study.compare if d in a.dims]
+    groups = list(done.groupby(compared, sort=True)) if compared else [((), done)]
+    best = []
+    for key, g in groups:
+        means = g.groupby("config", sort=False)["_y"].mean()
+        config = means.idxmax() if maximise else means.idxmin()
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{d}={fmt(v)}" for d, v in zip(compared, key))
+        shown = ", ".join(
+            f"{k}={tick(_number(v))}"
+            for k, _, v in (p.partition("=") for p in config.split(", "))
+            if k not in compared
+        )
+        value = mean_interval(g.loc[g["config"] == config, "_y"], valid=valid_range(metric))
+        best.append(Best(where, shown or config, value, g["config"].nunique()))
+    order = done[["_y", *compared]].rename(columns={"_y": "value"})
+    order["group"] = (
+        order[compared].astype(str).agg(", ".join, axis=1).radd(f"{', '.join(compared)}=")
+        if compared
+        else "all trials"
+    )
+    return Tuning(manifest.sweeper, metric, maximise, len(done), best, order.reset_index(drop=True))
+
+
+def search_figure(fit):
+    """Each trial's objective in the order the trials ran, with the best so far, one
+    colour per compared setting."""
+    fig, ax = subplots(1, 1, figsize=(8, 3.8), layout="constrained")
+    x = np.arange(1, len(fit.order) + 1)
+    for k, (group, g) in enumerate(fit.order.groupby("group", sort=True)):
+        xs, ys = x[g.index], g["value"].to_numpy()
+        ax.scatter(xs, ys, color=f"C{k}", s=22, alpha=0.8, label=group)
+        best = np.maximum.accumulate(ys) if fit.maximise else np.minimum.accumulate(ys)
+        ax.step(xs, best, where="post", color=f"C{k}", lw=1.5)
+    values = fit.order["value"]
+    if (values > 0).all() and values.max() > 10 * values.min():
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
+    ax.set_xlabel("trial (in the order they ran)")
+    ax.set_ylabel(METRICS.get(fit.objective, (fit.objective,))[0])
+    ax.tick_params(which="both", labelsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return png(fig)
+
+
+def _number(text):
+    try:
+        return float(text) if any(c in text for c in ".e") else text
+    except ValueError:
+        return text

@@ -1,0 +1,141 @@
+"""Past the grid: Hydra's Optuna sweeper tunes the task's objective, Hydra's basic
+sweeper plans (checks every job, writes the manifest) before its first job, and both
+resume."""
+
+import math
+import signal
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, finished_runs, multirun, run_app, wait_for
+
+from mlpsweep import records
+from mlpsweep.app.task import RunOutcome
+
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+
+OPTUNA = [
+    "hydra/sweeper=optuna",
+    "lr=interval(0.01,0.5)",
+    "hydra.sweeper.n_trials=4",
+    "hydra.sweeper.sampler.seed=0",
+    "steps=30",
+    "depth=1",
+    "width=32",
+]
+
+
+def test_optuna_tunes_the_objective_and_a_rerun_reuses_its_records(tmp_path):
+    sweep = tmp_path / "sweep"
+    multirun(sweep, *OPTUNA)
+    manifest = records.SweepManifest.read(sweep)
+    assert manifest.sweeper == "optuna" and manifest.objective == "test_loss"
+    assert len(manifest.runs) == 4
+    assert (sweep / "optimization_results.yaml").exists()
+    html = (sweep / "report.html").read_text()
+    assert "The search (optuna, 4 trials, test loss minimised) found best" in html
+    assert (sweep / "report" / "search_history.svg").exists()
+    best = float(
+        (sweep / "optimization_results.yaml").read_text().split("best_value:")[1].split()[0]
+    )
+    losses = [records.read_metrics(records.run_dir(sweep, r)).test_loss for r in manifest.run_ids]
+    assert best == pytest.approx(min(losses))  # the sweeper optimised what the task returned
+    before = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(sweep)}
+    multirun(sweep, *OPTUNA)  # the same sampler seed proposes the same trials: all reused
+    after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(sweep)}
+    assert after == before
+
+
+def test_a_run_without_its_objective_returns_the_worst_value():
+    from mlpsweep.app.spec import RunSpec
+    from mlpsweep.app.task import objective
+
+    class Spec:
+        objective = "test_accuracy"
+
+    ok = records.RunMetrics("r", "ok", test_accuracy=0.9, test_loss=0.3)
+    assert objective(Spec, ok) == 0.9
+    assert objective(Spec, records.RunMetrics("r", "failed")) == -math.inf
+    Spec.objective = "steps_to_target"  # a target not reached
+    assert objective(Spec, ok) == math.inf
+    assert float(RunOutcome("r", "ok", "x", objective=0.25)) == 0.25
+    assert RunSpec.__dataclass_fields__["objective"].default == "test_loss"
+
+
+def test_the_basic_sweeper_refuses_a_bad_value_before_training_anything(tmp_path):
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as e:
+        multirun(sweep, "hydra/sweeper=basic", "lr=0.1,-1", "steps=5")
+    assert e.value.code == 2
+    assert not finished_runs(tmp_path) and not (sweep / "sweep.json").exists()
+
+
+def test_an_optuna_sweep_with_a_bad_fixed_value_trains_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as e:
+        multirun(sweep, *OPTUNA, "steps=-5")
+    assert e.value.code == 2 and not finished_runs(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_basic_sweep_stopped_by_sigterm_resumes_with_resume_true(tmp_path):
+    args = ["-m", "hydra/sweeper=basic", "seed=range(6)", "steps=400", "report=false"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: len(finished_runs(tmp_path)) >= 2 or proc.poll() is not None)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
+    assert 2 <= len(done) < 6
+    p = run_app(tmp_path, *args, "resume=true")
+    assert p.returncode == 0, p.stderr
+    assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
+    after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
+    assert len(after) == 6 and all(after[r] == t for r, t in done.items())
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_path):
+    """hydra/launcher=submitit_local (SLURM's launcher, run locally): one job's process
+    SIGKILLed as the OOM killer or a preemption would. The others finish, the report is
+    built, exit 1 names the failed run; resume=true trains only that one."""
+    import json
+    import os
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    args = ["-m", "hydra/launcher=submitit_local", "seed=range(3)", "steps=8000"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    claims = lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json"))  # noqa: E731
+    wait_for(lambda: claims() or proc.poll() is not None, what="a job to claim its run")
+    victim = claims()[0]
+    wait_for(lambda: victim.stat().st_size > 0, what="the claim's content")
+    os.kill(json.loads(victim.read_text())["pid"], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "was lost" in out + err and "1 of 3 runs failed" in err and "resume=true" in err
+    [sweep] = sorted((tmp_path / "results" / "adhoc").glob("*/"))
+    assert (sweep / "report.html").exists()
+    statuses = [
+        records.read_metrics(records.run_dir(sweep, r))
+        for r in records.SweepManifest.read(sweep).run_ids
+    ]
+    failed = [m for m in statuses if m.status == "failed"]
+    assert len(failed) == 1 and failed[0].error == records.WORKER_DIED
+    assert sum(m.status == "ok" for m in statuses) == 2
+    assert not claims()  # no job left running or holding a claim
+    p = run_app(tmp_path, *args, "resume=true")
+    assert p.returncode == 0, p.stderr
+    assert "1 to train, 2 already done" in p.stderr + p.stdout
