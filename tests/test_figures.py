@@ -66,6 +66,7 @@ def check(title, fig):
             sizes = {round(label.get_fontsize(), 1) for label, _ in labels}
             assert len(sizes) <= 1, (title, "tick labels of two sizes", sizes)
             for label, box in labels:
+                assert "$" not in label.get_text(), (title, label.get_text(), "mathtext")
                 assert box.x0 >= -1 and box.x1 <= width + 1, (title, label.get_text(), "clipped")
                 assert box.y0 >= -1 and box.y1 <= height + 1, (title, label.get_text(), "clipped")
             labels.sort(key=lambda pair: (pair[1].x0, pair[1].y0))

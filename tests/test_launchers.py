@@ -92,8 +92,12 @@ def test_the_planner_leaves_finished_runs_out_of_the_launch(tmp_path):
     assert len(manifest["runs"]) == 3
 
 
-def test_a_worker_with_other_data_refuses_to_train(tmp_path):
+def test_a_worker_with_other_data_refuses_to_train(tmp_path, monkeypatch):
     from mlpsweep.app.errors import JobError
+    from mlpsweep.app.sweep_start import SweepStart
+
+    # The planning happened elsewhere (another machine): this process only runs jobs.
+    monkeypatch.setattr(SweepStart, "on_multirun_start", lambda self, config, **kw: None)
 
     sweep_dir = tmp_path / "sweep"
     multirun(sweep_dir, "seed=0,1", "steps=5", "report=false")
@@ -136,8 +140,8 @@ def test_a_killed_basic_sweep_resumes_past_its_finished_runs(tmp_path):
 
 
 def test_hydras_basic_sweeper_still_gets_a_manifest_and_a_report(tmp_path):
-    """Without our planner (hydra/sweeper=basic) the end-of-sweep callback lists the
-    records it finds, so the report and `mlpsweep report` work all the same."""
+    """Hydra's basic sweeper: its jobs are planned before the first starts (the
+    manifest lists them), so the report and `mlpsweep report` work all the same."""
     sweep_dir = tmp_path / "sweep"
     multirun(sweep_dir, "seed=0,1", "steps=5", "hydra/sweeper=basic")
     manifest = records.SweepManifest.read(sweep_dir)

@@ -63,9 +63,14 @@ def test_every_sweep_file_is_headed_and_expands(path):
     text = path.read_text()
     lines = text.splitlines()
     assert lines[0] == "# @package _global_"
-    assert lines[1] == f"# python run.py -m +sweep={path.stem}"
+    sweeper = yaml.safe_load(text)["hydra"]["sweeper"]
+    adaptive = "n_trials" in sweeper  # an Optuna study: its command names the sweeper
+    other = "hydra/sweeper=optuna " if adaptive else ""
+    assert lines[1] == f"# python run.py -m {other}+sweep={path.stem}"
     header = "\n".join(line for line in lines if line.startswith("#"))
     assert "?" in header  # the question it answers
-    sweeper = yaml.safe_load(text)["hydra"]["sweeper"]
+    if adaptive:
+        assert sweeper["sampler"]["seed"] is not None  # the same trials on every machine
+        return
     params = [f"{k}={v}" for k, v in sweeper["params"].items()]
     assert len(jobs(params, sweeper.get("zip"))) >= 3

@@ -139,3 +139,52 @@ def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_p
     p = run_app(tmp_path, *args, "resume=true")
     assert p.returncode == 0, p.stderr
     assert "1 to train, 2 already done" in p.stderr + p.stdout
+
+
+def test_inspecting_the_config_creates_no_folder(tmp_path):
+    for args in (
+        ["--cfg", "hydra", "--resolve", "-p", "hydra.run.dir"],
+        ["--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir"],
+        ["--cfg", "all", "-p", "hydra.sweep.dir"],
+    ):
+        p = run_app(tmp_path, *args)
+        assert p.returncode == 0 and p.stdout.startswith("results/"), (args, p.stderr)
+    assert not (tmp_path / "results").exists()
+
+
+def test_both_sweeper_names_plan_the_sweep(tmp_path):
+    for name in ("mlpsweep", "mlpsweep_planned"):
+        with pytest.raises(SystemExit) as e:  # every job checked before any starts
+            multirun(tmp_path / name, f"hydra/sweeper={name}", "lr=0.1,-1", "steps=5")
+        assert e.value.code == 2 and not finished_runs(tmp_path)
+
+
+def test_a_missing_plugin_names_the_package_to_install():
+    from mlpsweep.app.errors import one_line
+
+    err = Exception(
+        "In 'hydra/config': Could not find 'hydra/launcher/submitit_slurm'\n\n"
+        "Available options in 'hydra/launcher':\n\tbasic\n\tmlpsweep\nConfig search path:"
+    )
+    assert one_line(err) == (
+        "hydra/launcher=submitit_slurm needs Hydra's plugin hydra-submitit-launcher: pip "
+        'install hydra-submitit-launcher (or pip install -e ".[slurm]")'
+    )
+    err = Exception("Could not find 'optimizer/sgdd'\n\nAvailable options in 'optimizer':\n\tsgd\n")
+    assert one_line(err).startswith("optimizer=sgdd: no such optimizer (available: sgd")
+
+
+def test_the_cli_lists_every_bench_and_a_folder_of_sweeps_names_the_newest(tmp_path, capsys):
+    from mlpsweep.bench import parser as bench_parser
+    from mlpsweep.cli import build_parser, main
+
+    choices = list(bench_parser()._subparsers._group_actions[0].choices)
+    assert f"{{{','.join(choices)}}}" in build_parser().format_help()
+    sweep = tmp_path / "results" / "adhoc" / "t1"
+    multirun(sweep, "seed=0,1", "steps=5", "report=false")
+    assert main(["runs", str(sweep.parent)]) == 2
+    assert f"the newest is {sweep}" in capsys.readouterr().err
+    assert main(["runs", str(sweep)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "steps to target" not in lines[0]  # a column no run has is left out

@@ -53,18 +53,41 @@ def comparison_folder(dirs):
     return dirs[0].resolve().parent.parent / "comparisons" / name
 
 
+RUNS_COLUMNS = (  # what `mlpsweep runs` shows (means over seeds), when a run has it
+    "final_train_loss",
+    "test_accuracy",
+    "spread_rel",
+    "spread_trajectory_rel",
+    "steps_to_target",
+)
+
+
 def cmd_runs(args):
     import pandas as pd
 
     from mlpsweep.report.analysis import analyse, summary
     from mlpsweep.report.collect import collect
+    from mlpsweep.report.study import METRICS
 
     runs, history, _ = collect(args.dir, write=False)
     table = summary(analyse(runs, history))
-    cols = [c for c in table.columns if not c.startswith("_")]
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(table[cols].to_string(index=False))
+    shown = table[["config", "runs", "status"]].copy()
+    for col in RUNS_COLUMNS:  # numbers only, and only the columns some run has
+        if f"_{col}" in table and table[f"_{col}"].notna().any():
+            shown[METRICS[col][0]] = table[f"_{col}"].map(lambda v: f"{v:.4g}" if v == v else "-")
+    with pd.option_context("display.max_colwidth", 48):
+        print(shown.to_string(index=False, line_width=100))
     return 0
+
+
+def newest_sweep(folder):
+    """The newest sweep folder (with a manifest) inside `folder`, or None."""
+    from pathlib import Path
+
+    from mlpsweep.records import MANIFEST
+
+    found = sorted(Path(folder).glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
 
 
 def build_parser():
@@ -85,10 +108,10 @@ def build_parser():
     p = sub.add_parser("runs", help="print a sweep's summary table")
     p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_runs)
+    from mlpsweep.bench import NAMES
+
     sub.add_parser(
-        "bench",
-        help="the benchmarks: mlpsweep bench {train,launch,parallel,report,data,kill}",
-        add_help=False,
+        "bench", help=f"the benchmarks: mlpsweep bench {{{','.join(NAMES)}}}", add_help=False
     )
     return parser
 
@@ -102,8 +125,15 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `mlpsweep runs DIR | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SweepError as e:  # not a sweep directory, or an unreadable manifest
-        print(f"mlpsweep: {e}", file=sys.stderr)
+        newest = newest_sweep(getattr(args, "dir", None) or ".")
+        hint = f"; it holds sweeps, the newest is {newest}" if newest else ""
+        print(f"mlpsweep: {e}{hint}", file=sys.stderr)
         return 2
 
 

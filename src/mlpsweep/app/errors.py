@@ -14,6 +14,21 @@ import signal
 import sys
 
 KNOBS_HINT = "`python run.py --help` lists the knobs"
+PLUGINS = {  # config group -> option -> the package that provides it
+    "hydra/launcher": {
+        "submitit_slurm": "hydra-submitit-launcher",
+        "submitit_local": "hydra-submitit-launcher",
+        "joblib": "hydra-joblib-launcher",
+        "ray": "hydra-ray-launcher",
+        "rq": "hydra-rq-launcher",
+    },
+    "hydra/sweeper": {
+        "optuna": "hydra-optuna-sweeper",
+        "ax": "hydra-ax-sweeper",
+        "nevergrad": "hydra-nevergrad-sweeper",
+    },
+}
+EXTRAS = {"hydra-submitit-launcher": "slurm", "hydra-optuna-sweeper": "tune"}
 
 
 def first_line(exc):
@@ -29,9 +44,14 @@ def one_line(exc):
     )
     if unknown:
         return f"unknown key '{unknown.group(1)}'{suggest(unknown.group(1))}; {KNOBS_HINT}"
-    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
     if missing:
         group, option = missing.groups()
+        package = PLUGINS.get(group, {}).get(option)
+        if package:
+            return f"{group}={option} needs Hydra's plugin {package}: pip install {package}" + (
+                f' (or pip install -e ".[{EXTRAS[package]}]")' if package in EXTRAS else ""
+            )
         options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
         return f"{group}={option}: no such {group} (available: {', '.join(options)})"
     resolving = re.match(r"\w+ raised while resolving interpolation: (.*)", text)
@@ -86,6 +106,10 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+INSPECTION_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
+INSPECTION_FLAGS |= {"--shell-completion", "-sc"}
+
+
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
     input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
@@ -93,6 +117,10 @@ def run_main(main):
     run.py only: the process is expected to exit after it."""
     full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if INSPECTION_FLAGS & set(sys.argv[1:]):  # show the config: create no result folder
+        from mlpsweep.app import resolvers
+
+        resolvers.inspecting = True
     signal.signal(signal.SIGTERM, _terminate)
     try:
         main()

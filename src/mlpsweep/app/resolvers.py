@@ -11,7 +11,20 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from mlpsweep.records import SweepError, SweepManifest
-from mlpsweep.records.layout import check_name, fresh_dir
+from mlpsweep.records.layout import STAMP_FORMAT, check_name, fresh_dir
+
+# Commands that only show the config (--cfg, --info, --help, ...) resolve the folders
+# to print them: then a folder is named, not made (run_main sets this).
+inspecting = False
+
+
+def folder(parent):
+    """A fresh folder under `parent`, or (inspecting) the name it would get."""
+    if inspecting:
+        import datetime
+
+        return Path(parent) / datetime.datetime.now().strftime(STAMP_FORMAT)
+    return fresh_dir(parent)
 
 
 def sweep_dir(root, name, resume=False):
@@ -26,12 +39,12 @@ def sweep_dir(root, name, resume=False):
             except SweepError:
                 continue
             return str(candidate)
-    return str(fresh_dir(parent))
+    return str(folder(parent))
 
 
 def run_dir(root):
     """`root`/<time>: a new folder for a single run."""
-    return str(fresh_dir(Path(str(root))))
+    return str(folder(Path(str(root))))
 
 
 def register_resolvers():

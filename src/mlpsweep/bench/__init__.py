@@ -14,6 +14,9 @@ faults    every fault class (kills, SIGTERM, collisions, damage, names), counted
 
 import argparse
 
+# The benchmarks, in the order the docstring lists them (`mlpsweep --help` names them too).
+NAMES = tuple(line.split()[0] for line in __doc__.split("\n\n")[1].splitlines() if line.strip())
+
 
 def parser(prog="mlpsweep bench"):
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])

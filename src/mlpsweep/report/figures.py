@@ -139,6 +139,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
             plain_log_axis(ax.yaxis)
         if log_x:
             ax.set_xscale("log")
+            plain_log_axis(ax.xaxis)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or y.replace("_", " "))
