@@ -81,6 +81,14 @@ def run_app(cwd, *args, timeout=600, env=None):
     )
 
 
+def start_app(cwd, *args, **popen):
+    """`python run.py ARGS` started in `cwd` (output discarded unless `popen` says
+    otherwise); returns the Popen, for tests that signal a running sweep."""
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, **popen)
+
+
 def sweep_dirs(cwd, name="adhoc"):
     return sorted((Path(cwd) / "results" / name).glob("*/"))
 

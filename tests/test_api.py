@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, finished_runs, multirun, wait_for
+from helpers import finished_runs, multirun, start_app, wait_for
 
 import mlpsweep
 from mlpsweep import records
@@ -35,13 +35,7 @@ def test_load_reads_a_killed_sweep_in_a_notebook(tmp_path):
     """A sweep killed for real after two runs, no report: load() lists every planned run
     (finished or not) with its status, and the finished runs' histories."""
     args = ["-m", "seed=range(6)", "steps=400", "report=false"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_app(tmp_path, *args, start_new_session=True)
     wait_for(lambda: len(finished_runs(tmp_path)) >= 2 or proc.poll() is not None)
     import os
 

@@ -111,25 +111,25 @@ def test_a_worker_with_other_data_refuses_to_train(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_a_killed_basic_sweep_resumes_past_its_finished_runs(tmp_path):
-    """Hydra's basic launcher, killed for real after two runs finished: rerunning the
-    command with resume=true trains only the rest."""
+@pytest.mark.parametrize(
+    "hydra, sig",
+    [("hydra/launcher=basic", "SIGKILL"), ("hydra/sweeper=basic", "SIGTERM")],
+    ids=["basic-launcher-kill", "basic-sweeper-term"],
+)
+def test_a_killed_sweep_resumes_past_its_finished_runs(tmp_path, hydra, sig):
+    """Hydra's basic launcher (killed) and Hydra's basic sweeper (stopped by SIGTERM,
+    as SLURM's scancel does), for real after two runs finished: the manifest was written
+    before the first job, so rerunning the command with resume=true finds the folder
+    and trains only the rest."""
     import signal
-    import subprocess
-    import sys
 
-    from helpers import REPO, finished_runs, run_app, wait_for
+    from helpers import finished_runs, run_app, start_app, wait_for
 
-    args = ["-m", "seed=range(6)", "steps=300", "report=false", "hydra/launcher=basic"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = ["-m", "seed=range(6)", "steps=300", "report=false", hydra]
+    proc = start_app(tmp_path, *args)
     wait_for(lambda: len(finished_runs(tmp_path)) >= 2 or proc.poll() is not None)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(getattr(signal, sig))
+    assert proc.wait(timeout=60) != 0
     done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
     assert 2 <= len(done) < 6
     p = run_app(tmp_path, *args, "resume=true")

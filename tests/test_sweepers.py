@@ -5,10 +5,9 @@ resume."""
 import math
 import signal
 import subprocess
-import sys
 
 import pytest
-from helpers import REPO, finished_runs, multirun, run_app, wait_for
+from helpers import finished_runs, multirun, run_app, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.app.task import RunOutcome
@@ -80,28 +79,6 @@ def test_an_optuna_sweep_with_a_bad_fixed_value_trains_nothing(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_a_basic_sweep_stopped_by_sigterm_resumes_with_resume_true(tmp_path):
-    args = ["-m", "hydra/sweeper=basic", "seed=range(6)", "steps=400", "report=false"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(lambda: len(finished_runs(tmp_path)) >= 2 or proc.poll() is not None)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) != 0
-    done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
-    assert 2 <= len(done) < 6
-    p = run_app(tmp_path, *args, "resume=true")
-    assert p.returncode == 0, p.stderr
-    assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
-    after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
-    assert len(after) == 6 and all(after[r] == t for r, t in done.items())
-
-
-@pytest.mark.slow
-@pytest.mark.e2e
 def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_path):
     """hydra/launcher=submitit_local (SLURM's launcher, run locally): one job's process
     SIGKILLed as the OOM killer or a preemption would. The others finish, the report is
@@ -111,13 +88,7 @@ def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_p
 
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     args = ["-m", "hydra/launcher=submitit_local", "seed=range(3)", "steps=8000"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_app(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     claims = lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json"))  # noqa: E731
     wait_for(lambda: claims() or proc.poll() is not None, what="a job to claim its run")
     victim = claims()[0]

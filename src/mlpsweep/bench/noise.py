@@ -8,15 +8,22 @@ from mlpsweep.core import TrainConfig, train
 from mlpsweep.core.window import trajectory_steps
 
 
-def run(dataset, probes=(1024, "all"), rounds=3, out=print):
-    base = TrainConfig()
-    configs = {"off": base, **{str(p): base.replace(noise_probe=p) for p in probes}}
+def best_times(configs, dataset, rounds):
+    """{name: the best of `rounds` wall times of training it}, the configs interleaved
+    (a machine's slow phase then costs every config alike)."""
     best = dict.fromkeys(configs, float("inf"))
     for _ in range(rounds):
         for name, cfg in configs.items():
             t0 = time.perf_counter()
             train(cfg, dataset)
             best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def run(dataset, probes=(1024, "all"), rounds=3, out=print):
+    base = TrainConfig()
+    configs = {"off": base, **{str(p): base.replace(noise_probe=p) for p in probes}}
+    best = best_times(configs, dataset, rounds)
     out(
         f"noise_probe cost, default run ({base.steps} steps, {base.steps // base.eval_every + 1}"
         f" measurements), {dataset.name} ({len(dataset.y_train)} train), best of {rounds}"
@@ -33,12 +40,7 @@ def trajectory(dataset, probes=(500, "all"), rounds=3, out=print):
     the run's own training step."""
     base = TrainConfig(dtype="float64", init=0.01, loss_eps=1e-7, batch_size=10, lr=0.1)
     configs = {"off": base, **{str(p): base.replace(trajectory_probe=p) for p in probes}}
-    best = dict.fromkeys(configs, float("inf"))
-    for _ in range(rounds):
-        for name, cfg in configs.items():
-            t0 = time.perf_counter()
-            train(cfg, dataset)
-            best[name] = min(best[name], time.perf_counter() - t0)
+    best = best_times(configs, dataset, rounds)
     measured = len(trajectory_steps(base.steps))
     step = best["off"] / base.steps
     out(
