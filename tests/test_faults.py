@@ -323,7 +323,7 @@ def test_a_job_whose_worker_keeps_dying_fails_alone_and_the_sweep_goes_on(tmp_pa
     killer.join()
     assert proc.returncode == 1, err
     assert len(killed) == 2  # in the pair, then alone
-    assert "worker died" in err and "resume=true" in err and "Traceback" not in err
+    assert records.WORKER_DIED in err and "resume=true" in err and "Traceback" not in err
     [sweep] = sweep_dirs(tmp_path)
     statuses = {}
     for planned in records.SweepManifest.read(sweep).runs:

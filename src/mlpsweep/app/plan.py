@@ -168,14 +168,17 @@ LOST_WAIT_S = 1.0  # how often the other jobs' claims are looked at
 
 
 def recover_lost_job(config, batch, error):
-    """A launcher raised for a batch (submitit, when one of its jobs' processes died:
-    killed, preempted, out of memory; its result file never came). Say so in one line,
+    """A launcher raised for a batch. If it is submitit's UncompletedJobError (one of its
+    jobs' processes died: killed, preempted, out of memory; its result file never came),
+    say so in one line,
     wait for the batch's other jobs (each one's claim is held while it trains, and goes
     stale within records.STALE_S once its process is gone, so the wait is bounded by the
     jobs themselves), and go on: the end of the sweep records the lost run as failed
     (its claim is left behind, its process gone), builds the report and exits 1."""
     import time
 
+    if not any(c.__name__ == "UncompletedJobError" for c in type(error).__mro__):
+        raise error  # not a lost job (a launcher's own error: said as it is)
     sweep_dir = Path(config.hydra.sweep.dir)
     first = str(error).splitlines()[0] if str(error) else type(error).__name__
     log.warning(
