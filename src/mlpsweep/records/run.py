@@ -16,8 +16,11 @@ validation on read and counts as unfinished (rerun on resume, listed by the repo
 """
 
 import dataclasses
+import errno
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.identity import is_run_id
 
 FINISHED = ("ok", "diverged")
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
@@ -69,6 +73,7 @@ class RunMetrics:
     steps_to_target: int | None = None  # with a `target`: the first step reaching it
     examples_to_target: int | None = None
     files: dict = field(default_factory=dict)  # name -> sha256 of the record's other files
+    digest: str | None = None  # sha256 of this JSON written with digest null: a hand edit shows
 
     @property
     def finished(self):
@@ -76,6 +81,11 @@ class RunMetrics:
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True, default=_plain)
+
+    def sealed(self):
+        """These metrics with `digest` set: the sha256 of their JSON with digest null."""
+        unsealed = dataclasses.replace(self, digest=None)
+        return dataclasses.replace(self, digest=_sha256(unsealed.to_json().encode()))
 
     @classmethod
     def from_dict(cls, data):
@@ -134,8 +144,12 @@ def write_run(run_dir, record):
     files = [("config.yaml", _yaml(record.config).encode()), ("job.log", record.log.encode())]
     if record.history is not None:
         files.append(("history.parquet", _parquet(record.history)))
+    if run_dir.is_symlink():
+        raise OSError(
+            errno.ELOOP, "a run's folder is a symbolic link: not written through", str(run_dir)
+        )
     metrics = dataclasses.replace(record.metrics, files={n: _sha256(d) for n, d in files})
-    files.append(("metrics.json", metrics.to_json().encode()))
+    files.append(("metrics.json", metrics.sealed().to_json().encode()))
     for name, data in files:
         atomic_write(run_dir / name, lambda f, data=data: f.write(data), durable=False)
 
@@ -145,35 +159,87 @@ def read_metrics(run_dir):
     return inspect_run(run_dir)[0]
 
 
+RECORD_FILES = ("config.yaml", "job.log", "history.parquet")  # what metrics.json may name
+MAX_FILE_BYTES = 1 << 30  # a record file larger than this is not a record's
+
+
 def inspect_run(run_dir):
     """(metrics, None) for a complete, consistent record; (None, what is wrong) else
-    ("no result" when it has no metrics.json yet)."""
+    ("no result" when it has no metrics.json yet).
+
+    Nothing read counts until verified: the folder and its files are no symbolic links
+    (never followed), metrics.json names only the record's own files, and they match
+    their checksums; metrics.json matches its own digest (a hand edit fails) and names
+    the folder's run id. A record written before checksums is decoded in full and its
+    numbers checked against its history."""
     run_dir = Path(run_dir)
+    if run_dir.is_symlink():
+        return None, "the run's folder is a symbolic link (not followed)"
+    path = run_dir / "metrics.json"
     try:
-        text = (run_dir / "metrics.json").read_text()
+        text = _read_regular(path, MAX_FILE_BYTES).decode()
     except FileNotFoundError:
         return None, "no result"
-    except OSError as e:
-        return None, f"metrics.json: {e.strerror or e}"
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"metrics.json: {getattr(e, 'strerror', None) or e}"
     try:
         metrics = RunMetrics.from_dict(json.loads(text))
-    except (ValueError, TypeError, AttributeError) as e:
+    except (ValueError, TypeError, AttributeError, RecursionError) as e:
         return None, f"metrics.json is not readable ({type(e).__name__})"
+    if is_run_id(run_dir.name) and metrics.run_id != run_dir.name:  # (a sweep's runs/<id>)
+        return None, f"metrics.json is run {metrics.run_id[:12]}'s, not this folder's"
+    if metrics.digest is not None and metrics.sealed().digest != metrics.digest:
+        return None, "metrics.json was changed after it was written (fails its digest)"
+    if not isinstance(metrics.files, dict) or not set(metrics.files) <= set(RECORD_FILES):
+        return None, "metrics.json names files that are not a record's"
     for name, digest in metrics.files.items():
         try:
-            ok = _sha256((run_dir / name).read_bytes()) == digest
+            ok = _sha256(_read_regular(run_dir / name, MAX_FILE_BYTES)) == digest
         except OSError:
             ok = False
         if not ok:
             return None, f"{name} is missing or damaged (fails its checksum)"
-    if metrics.finished and not metrics.files:  # written before checksums: count the rows
-        try:
-            rows = pq.ParquetFile(run_dir / "history.parquet").metadata.num_rows
-        except (OSError, ValueError) as e:
-            return None, f"history.parquet is not readable ({type(e).__name__})"
-        if rows != metrics.steps_done:
-            return None, "history.parquet does not match metrics.json"
+    if metrics.finished and (not metrics.files or metrics.digest is None):
+        return _check_against_history(run_dir, metrics)
     return metrics, None
+
+
+def _check_against_history(run_dir, metrics):
+    """A record without checksums (or without its own digest): decode its history in full
+    and check the metrics' numbers against it."""
+    try:
+        table = pq.read_table(_regular(run_dir / "history.parquet"))
+        loss = table.column("train_loss").to_numpy()
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"history.parquet is not readable ({type(e).__name__})"
+    if len(loss) != metrics.steps_done:
+        return None, "history.parquet does not match metrics.json"
+    last = metrics.final_train_loss
+    if len(loss) and (last is None or not np.isclose(last, loss[-1], rtol=1e-12, atol=0)):
+        return None, "metrics.json's final train loss is not its history's"
+    return metrics, None
+
+
+def _regular(path):
+    """`path` if it is a regular file (no symbolic link, FIFO or device), else OSError."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return path
+
+
+def _read_regular(path, limit):
+    """The bytes of a regular file of at most `limit` bytes, opened without following a
+    link or blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise OSError(errno.EINVAL, "not a record's file", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 def is_finished(run_dir):
@@ -189,8 +255,8 @@ def read_history(run_dir):
 def read_history_table(run_dir):
     """The run's history as a pyarrow Table (a report concatenates hundreds of them and
     converts once). ParquetFile, not read_table or pandas: a tenth of their cost on a
-    small file (no dataset discovery, no thread pool)."""
-    with pq.ParquetFile(Path(run_dir) / "history.parquet") as f:
+    small file (no dataset discovery, no thread pool). Never through a symbolic link."""
+    with pq.ParquetFile(_regular(Path(run_dir) / "history.parquet")) as f:
         return f.read()
 
 
@@ -206,9 +272,13 @@ def read_config(run_dir):
 
 
 def remove_partial(run_dir):
-    """Delete the temporary files of writes a kill interrupted (never read as results)."""
+    """Delete the temporary files of writes a kill interrupted (never read as results);
+    nothing through a symbolic link."""
+    if Path(run_dir).is_symlink():
+        return
     for tmp in Path(run_dir).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+        if not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
 
 
 def _sha256(data):
