@@ -106,6 +106,14 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def single_run_folder():
+    """The folder of the single run (no -m) this process was training, or None (Hydra
+    forgets its config once the job is over, so the task notes it)."""
+    from mlpsweep.app import task
+
+    return task.single_run_dir
+
+
 INSPECTION_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
 INSPECTION_FLAGS |= {"--shell-completion", "-sc"}
 
@@ -126,11 +134,18 @@ def run_main(main):
         main()
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print(
-            f"mlpsweep: {what}: finished runs kept; rerun the same command with "
-            "resume=true to finish the sweep",
-            file=sys.stderr,
-        )
+        single = single_run_folder()
+        if single is not None:  # a single run: no sweep to resume, no empty folder left
+            from mlpsweep.app.task import drop_if_empty
+
+            drop_if_empty(single)
+            print(f"mlpsweep: {what}: the run did not finish; nothing was kept", file=sys.stderr)
+        else:
+            print(
+                f"mlpsweep: {what}: finished runs kept; rerun the same command with "
+                "resume=true to finish the sweep",
+                file=sys.stderr,
+            )
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
     except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
         if full:

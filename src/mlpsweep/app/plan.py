@@ -48,7 +48,7 @@ def plan_sweep(config, config_loader, jobs, valid=None):
     try:
         max_memory = config.get("max_memory", "auto")
         check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)
-        study = check_study(config)
+        study = check_study(config, config_keys(specs[0]))
     except (ConfigError, ValueError) as e:
         remove_if_empty(sweep_dir)
         raise BadInput(str(e)) from None
@@ -85,8 +85,18 @@ def plan_sweep(config, config_loader, jobs, valid=None):
     return [job_of[s.run_id] for s in pending]
 
 
-def check_study(config):
-    """The sweep's study declaration as a plain dict (BadInput if it is not one)."""
+def config_keys(spec):
+    """The setting names a report sees for a run: its config keys, groups dotted."""
+    return [
+        f"{k}.{sub}" if isinstance(v, dict) else k
+        for k, v in spec.config.items()
+        for sub in (v if isinstance(v, dict) else [None])
+    ]
+
+
+def check_study(config, known=None):
+    """The sweep's study declaration as a plain dict (ValueError, one line, if it is not
+    one, or names a setting the runs do not have: `known`, their config keys)."""
     from omegaconf import OmegaConf
 
     from mlpsweep.report.study import KEYS, METRICS, Study
@@ -97,7 +107,9 @@ def check_study(config):
     plain = OmegaConf.to_container(study, resolve=True) if OmegaConf.is_config(study) else study
     if not isinstance(plain, dict):
         raise ValueError(f"study: must be a mapping with keys {', '.join(KEYS)}")
-    Study.from_dict(plain, known_metrics=list(METRICS))
+    study = Study.from_dict(plain, known_metrics=list(METRICS))
+    if known is not None:
+        study.check_names(set(known))
     return plain
 
 

@@ -33,13 +33,22 @@ def sweep_dir(root, name, resume=False):
     must be a plain folder name: a sweep never writes outside `root`."""
     parent = Path(str(root)) / check_name(name, "sweep_name", root)
     if resume:
-        for candidate in sorted(parent.glob("*/"), reverse=True):
+        for candidate in sorted(parent.glob("*/"), key=made_order, reverse=True):
             try:
                 SweepManifest.read(candidate)
             except SweepError:
                 continue
             return str(candidate)
     return str(folder(parent))
+
+
+def made_order(folder):
+    """(time stamp, clash number): `<t>_10` was made after `<t>_9` (fresh_dir names a
+    folder made in the same second as another `<t>_2`, `<t>_3`, ...)."""
+    stamp, _, n = folder.name.rpartition("_")
+    if stamp and n.isdigit() and not stamp.endswith("-"):
+        return (stamp, int(n))
+    return (folder.name, 1)
 
 
 def run_dir(root):

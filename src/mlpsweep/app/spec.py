@@ -78,11 +78,26 @@ def run_spec(container, overrides=()):
         config={k: v for k, v in container.items() if k not in HARNESS_KEYS},
         overrides=kept,
         retries=int(container.get("retries", 0)),
-        blas_threads=int(container.get("blas_threads", 1)),
+        blas_threads=capped_threads(int(container.get("blas_threads", 1))),
         objective=str(container.get("objective", "test_loss")),
         input_size=dataset.input_size,
         num_classes=dataset.num_classes,
     )
+
+
+def capped_threads(n):
+    """`n` BLAS threads, at most the machine's cores (more only queue behind each other:
+    64 threads on 2 cores ran 500x slower), with a warning when capped."""
+    import logging
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores and n > cores:
+        logging.getLogger("mlpsweep").warning(
+            f"blas_threads={n}: more than this machine's {cores} cores; using {cores}"
+        )
+        return cores
+    return n
 
 
 def expected_cost(spec):

@@ -18,7 +18,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
 from mlpsweep import records
-from mlpsweep.app.plan import BadInput, check_study, compose_all, plan_sweep, remove_if_empty
+from mlpsweep.app.plan import (
+    BadInput,
+    check_study,
+    compose_all,
+    config_keys,
+    plan_sweep,
+    remove_if_empty,
+)
 from mlpsweep.launcher.compose import JobComposer
 from mlpsweep.provenance import code_version
 
@@ -65,7 +72,7 @@ class SweepStart(Callback):
         ]
         try:
             [spec] = compose_all(JobComposer(loader, config), [fixed])
-            study = check_study(config)
+            study = check_study(config, config_keys(spec))
         except ValueError as e:
             remove_if_empty(sweep_dir)
             raise BadInput(str(e)) from None

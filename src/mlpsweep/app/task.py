@@ -29,6 +29,7 @@ from mlpsweep.launcher.compose import task_container
 from mlpsweep.records.layout import remove_if_empty
 
 log = logging.getLogger("mlpsweep")
+single_run_dir = None  # the single run being trained (run_main tidies it after Ctrl-C)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,18 @@ def run_task(cfg):
     if not multirun:
         if cfg.get("dry_run", False):
             return dry_run(spec, drop_if_empty(hydra.runtime.output_dir))
-        return train_and_write(spec, Path(hydra.runtime.output_dir))
+        out = Path(hydra.runtime.output_dir)
+        if out.is_symlink() or any(out.iterdir()):
+            raise ConfigError(
+                f"hydra.run.dir={out}: holds files already (another run's record?); a run "
+                "never writes over one: name an empty folder, or leave hydra.run.dir out "
+                "for a fresh one"
+            )
+        global single_run_dir
+        single_run_dir = out  # kept if training is interrupted: run_main tidies it
+        result = train_and_write(spec, out)
+        single_run_dir = None
+        return result
     sweep_dir = sweep_folder(hydra)
     check_data(sweep_dir, spec)
     record_dir = records.run_dir(sweep_dir, spec.run_id)

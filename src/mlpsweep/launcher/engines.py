@@ -20,12 +20,20 @@ class EngineError(RuntimeError):
     """An engine that cannot start (one line)."""
 
 
+IN_PROCESS = ("threading", "sequential")  # joblib backends without worker processes
+
+
 def check_backend(name):
     """`name` if joblib knows the backend (checked as the launcher is made, before a
     sweep writes anything), else EngineError."""
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
-    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS})
+    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS} - set(IN_PROCESS))
+    if name in IN_PROCESS:
+        raise EngineError(
+            f"hydra.launcher.backend={name}: runs jobs as threads of this process, where "
+            "Hydra's per-job state (HydraConfig) is not theirs; use loky (the default) or dask"
+        )
     if name not in known:
         raise EngineError(
             f"hydra.launcher.backend={name}: not a joblib backend (known: {', '.join(known)})"

@@ -131,8 +131,12 @@ def _age(path):
         return float("inf")
 
 
+SKEW_S = 300.0  # a heartbeat this far in the future is a clock gone wrong, not a live job
+
+
 def is_alive(holder, path):
-    if _age(path) > STALE_S:
+    age = _age(path)
+    if age > STALE_S or age < -SKEW_S:
         return False
     if holder.get("host") == socket.gethostname():
         return pid_exists(int(holder["pid"]))

@@ -62,15 +62,19 @@ class SweepManifest:
             raise SweepError(f"{sweep_dir}: not a sweep directory (no {MANIFEST})")
         try:
             data = json.loads(path.read_text())
-            runs = [PlannedRun(r["run_id"], tuple(r["overrides"])) for r in data["runs"]]
+            if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+                raise ValueError("no list of runs")
+            runs = [PlannedRun(*_planned(r)) for r in data["runs"]]
             bad = next((r.run_id for r in runs if not is_run_id(r.run_id)), None)
             if bad is not None:
                 raise ValueError(f"a run id that is not one: {bad!r}")
-            keys = ("command", "cwd", "sweep_name", "started", "code", "data", "study")
-            keys += ("sweeper", "objective")
-            fields = {k: data[k] for k in keys if k in data}
+            fields = {k: data[k] for k in TYPES if k in data and data[k] is not None}
+            wrong = next((k for k, v in fields.items() if not isinstance(v, TYPES[k])), None)
+            if wrong is not None:
+                raise ValueError(f"{wrong}: a {type(fields[wrong]).__name__}, not a "
+                                 f"{TYPES[wrong].__name__}")  # fmt: skip
             return cls(runs=runs, **fields)
-        except (ValueError, KeyError, TypeError, OSError) as e:
+        except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
             detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
             raise SweepError(f"{path}: not a readable sweep manifest ({detail})") from None
 
@@ -92,6 +96,29 @@ class SweepManifest:
     @classmethod
     def exists(cls, sweep_dir):
         return (Path(sweep_dir) / MANIFEST).is_file()
+
+
+TYPES = {  # the manifest's fields besides runs, and what each must be
+    "command": str,
+    "cwd": str,
+    "sweep_name": str,
+    "started": str,
+    "code": str,
+    "data": dict,
+    "study": dict,
+    "sweeper": str,
+    "objective": str,
+}
+
+
+def _planned(entry):
+    """(run_id, overrides) of one `runs` entry; ValueError naming what is wrong."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str):
+        raise ValueError(f"a runs entry that is not {{run_id, overrides}}: {str(entry)[:40]}")
+    overrides = entry.get("overrides")
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ValueError(f"run {entry['run_id'][:12]}: overrides must be a list of strings")
+    return entry["run_id"], tuple(overrides)
 
 
 def run_dir(sweep_dir, run_id):

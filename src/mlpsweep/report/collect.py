@@ -60,7 +60,7 @@ def run_row(run_dir, planned):
         row["error"] = problem
         return row
     for key, value in dataclasses.asdict(metrics).items():
-        if key not in ("overrides", "run_id", "files"):
+        if key not in ("overrides", "run_id", "files", "digest"):  # the record's, not a result
             row[key] = value
     return row
 

@@ -91,14 +91,44 @@ class Study:
     caveat: str = ""  # what the study itself warns its reader of (shown with the headline)
     declared: bool = False
 
+    def check_names(self, known):
+        """ValueError (one line) for a compared, nuisance or replicate name that is not a
+        setting of the sweep's runs (`known`: their config keys), or one in two roles."""
+        for key in ("compare", "nuisance"):
+            for name in getattr(self, key):
+                if name not in known:
+                    raise ValueError(f"study.{key}: {name!r} is not a setting of this sweep's runs")
+        if self.replicate != "seed":
+            raise ValueError(
+                f"study.replicate: {self.replicate!r}: only seed repeats a config (every other "
+                "setting changes the run); leave it out or write replicate: seed"
+            )
+        both = set(self.compare) & ({*self.nuisance, self.replicate})
+        if both:
+            raise ValueError(f"study: {sorted(both)[0]!r} is both compared and tuned or replicated")
+
     @classmethod
     def from_dict(cls, data, known_metrics=None):
         """The declaration in `data` (a sweep file's `study:` block); ValueError, one
         line, for an unknown key or metric."""
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"study: must be a mapping with keys {', '.join(KEYS)}")
         data = dict(data or {})
         unknown = sorted(set(data) - set(KEYS))
         if unknown:
             raise ValueError(f"study: unknown key {unknown[0]!r} (keys: {', '.join(KEYS)})")
+        for key in ("compare", "nuisance", "metrics"):
+            value = data.get(key)
+            if value is not None and (
+                not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)
+            ):
+                raise ValueError(
+                    f"study.{key}: must be a list of names, e.g. {key}: [batch_size] "
+                    f"(got {value!r})"
+                )
+        for key in ("question", "replicate", "caveat"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ValueError(f"study.{key}: must be a string (got {data[key]!r})")
         metrics = tuple(data.get("metrics") or DEFAULT_METRICS)
         bad = [m for m in metrics if known_metrics is not None and m not in known_metrics]
         if bad:

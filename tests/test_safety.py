@@ -1,0 +1,116 @@
+"""Bad input and odd states each get one line, and nothing is lost or waited on forever:
+single runs never overwrite, resume finds the newest sweep, a clock-skewed claim goes
+stale, a garbage manifest or study declaration is refused by name."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from helpers import multirun, run_once, start_app, wait_for
+
+from mlpsweep import records
+from mlpsweep.cli import main as cli
+
+
+def test_a_single_run_never_writes_over_another(tmp_path):
+    folder = tmp_path / "run"
+    run_once(folder, "steps=10", "seed=1")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(SystemExit) as e:
+        run_once(folder, "steps=10", "seed=2")
+    assert e.value.code == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_an_interrupted_single_run_speaks_of_the_run_and_leaves_no_folder(tmp_path):
+    proc = start_app(tmp_path, "steps=1000000", stderr=__import__("subprocess").PIPE, text=True)
+    wait_for(lambda: list(tmp_path.glob("results/single/*/")), what="the run's folder")
+    time.sleep(0.5)  # the run is training (its folder is made before the job starts)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert "the run did not finish; nothing was kept" in err and "resume" not in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_resume_takes_the_newest_sweep_by_when_it_was_made(tmp_path):
+    from mlpsweep.app.resolvers import sweep_dir
+
+    parent = tmp_path / "results" / "s"
+    stamp = "2026-12-01_10-00-00"
+    for name in [stamp, *(f"{stamp}_{n}" for n in range(2, 11))]:
+        records.SweepManifest(runs=[]).write(parent / name)
+    assert sweep_dir(tmp_path / "results", "s", resume=True) == str(parent / f"{stamp}_10")
+
+
+def test_a_claim_with_a_future_heartbeat_goes_stale(tmp_path):
+    claims = tmp_path / records.claim.CLAIMS
+    claims.mkdir()
+    path = claims / ("ab" * 8 + ".json")
+    path.write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere", "token": "t"}))
+    assert records.live_claims(tmp_path) == [path.stem]  # another host, fresh: alive
+    later = time.time() + 3600  # its clock an hour ahead (a shared filesystem)
+    os.utime(path, (later, later))
+    assert records.live_claims(tmp_path) == []
+    assert [rid for rid, _ in records.stale_claims(tmp_path)] == [path.stem]
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('{"runs": [], "study": "hello"}', "study: a str, not a dict"),
+        ('{"runs": [], "study": [1, 2]}', "study: a list, not a dict"),
+        ('{"runs": []}', None),
+        ('{"runs": [], "overrides": [1, 2]}', None),
+        ('{"runs": [{"run_id": "0123456789abcdef", "overrides": [1, 2]}]}', "list of strings"),
+        ("[" * 100000 + "]" * 100000, "RecursionError"),
+        ('{"runs": {}}', "no list of runs"),
+    ],
+)
+def test_a_garbage_manifest_is_one_line_for_every_command(tmp_path, capsys, text, says):
+    (tmp_path / records.MANIFEST).write_text(text)
+    if says is None:  # well-formed enough: an empty sweep
+        records.SweepManifest.read(tmp_path)
+        return
+    with pytest.raises(records.SweepError, match=says):
+        records.SweepManifest.read(tmp_path)
+    for command in (["report", str(tmp_path)], ["runs", str(tmp_path)]):
+        assert cli(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mlpsweep: ") and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "study, says",
+    [
+        ("{compare: lr}", "study.compare: must be a list of names"),
+        ("{compare: [nonexist]}", "'nonexist' is not a setting of this sweep's runs"),
+        ("{replicate: lr}", "only seed repeats a config"),
+        ("{compare: [lr], nuisance: [lr]}", "'lr' is both compared and tuned"),
+    ],
+)
+def test_a_malformed_study_is_refused_before_any_run(tmp_path, capsys, study, says):
+    with pytest.raises(SystemExit) as e:
+        multirun(tmp_path / "s", f"study={study}", "lr=0.1,0.2", "steps=5")
+    assert e.value.code == 2 and says in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/metrics.json"))
+
+
+def test_the_threading_backend_is_refused_up_front(tmp_path):
+    from mlpsweep.launcher.engines import EngineError, check_backend
+
+    with pytest.raises(EngineError, match="use loky"):
+        check_backend("threading")
+    assert check_backend("loky") == "loky"
+
+
+def test_blas_threads_are_capped_at_the_cores(caplog):
+    from mlpsweep.app.spec import capped_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert capped_threads(100000) == cores and "using" in caplog.text
+    assert capped_threads(1) == 1
