@@ -114,3 +114,41 @@ def test_blas_threads_are_capped_at_the_cores(caplog):
     cores = len(os.sched_getaffinity(0))
     assert capped_threads(100000) == cores and "using" in caplog.text
     assert capped_threads(1) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["faults", "--jobs", "0"],
+        ["faults", "--repeats", "0"],
+        ["report", "--runs", "0"],
+        ["report", "--steps", "0"],
+        ["train", "--rounds", "0"],
+        ["launch", "--jobs", "0"],
+        ["kill", "--jobs", "0"],
+        ["data", "--dataset", "bogus"],
+    ],
+)
+def test_every_bench_argument_is_checked(args, capsys):
+    from mlpsweep.bench import main as bench
+
+    with pytest.raises(SystemExit) as e:
+        bench(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "error: argument" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
+    import errno
+
+    from mlpsweep.app import errors
+
+    def closed():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(os, "dup2", lambda *a: None)  # keep pytest's stdout
+    with pytest.raises(SystemExit) as e:
+        errors.run_main(closed)
+    assert e.value.code == 0 and capsys.readouterr().err == ""
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert errors.one_line(full) == "cannot write: No space left on device; free space, then rerun"

@@ -69,7 +69,9 @@ def one_line(exc):
     if merging and cause is not None:
         return f"{merging.group(1)}: {first_line(cause)}"
     if isinstance(exc, OSError):
-        return f"cannot write {exc.filename}: {exc.strerror or type(exc).__name__}"
+        where = f" {exc.filename}" if exc.filename else ""
+        fix = "; free space, then rerun" if exc.errno in (28, 122) else ""  # ENOSPC, EDQUOT
+        return f"cannot write{where}: {exc.strerror or type(exc).__name__}{fix}"
     line = first_line(exc)
     if cause is not None and first_line(cause) not in line:
         line += f": {first_line(cause)}"
@@ -147,7 +149,13 @@ def run_main(main):
                 file=sys.stderr,
             )
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
+    except BrokenPipeError:  # `python run.py --help | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
     except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
+        if isinstance(exc.__context__, BrokenPipeError) or isinstance(exc, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(0) from None
         if full:
             raise
         if isinstance(exc, JobError):

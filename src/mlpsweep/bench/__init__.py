@@ -18,29 +18,46 @@ import argparse
 NAMES = tuple(line.split()[0] for line in __doc__.split("\n\n")[1].splitlines() if line.strip())
 
 
+def at_least(low):
+    """An argparse type: a whole number >= `low` (one line from argparse otherwise)."""
+
+    def number(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}, the least that measures")
+        return value
+
+    return number
+
+
 def parser(prog="mlpsweep bench"):
+    from mlpsweep.data import DATASETS
+
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="name", required=True)
     b = sub.add_parser("train", help="the training step against its matmul ceiling")
-    b.add_argument("--rounds", type=int, default=7, help="interleaved rounds (best is kept)")
+    b.add_argument("--rounds", type=at_least(1), default=7, help="interleaved rounds (best kept)")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b = sub.add_parser("launch", help="launcher overhead per job vs the stock launcher")
-    b.add_argument("--jobs", type=int, default=200)
+    b.add_argument("--jobs", type=at_least(2), default=200, help="jobs of the large sweep")
     sub.add_parser("parallel", help="batch_oscillation's wall time vs its CPU time")
     b = sub.add_parser("report", help="report build time on synthetic sweeps")
-    b.add_argument("--runs", type=int, nargs="+", default=[20, 200, 500])
-    b.add_argument("--steps", type=int, default=1000)
+    b.add_argument("--runs", type=at_least(1), nargs="+", default=[20, 200, 500])
+    b.add_argument("--steps", type=at_least(10), default=1000, help="steps of each run")
     b = sub.add_parser("data", help="dataset load time and memory shared by workers")
-    b.add_argument("--dataset", default="fashion_mnist")
+    b.add_argument("--dataset", default="fashion_mnist", choices=sorted(DATASETS))
     b.add_argument("--data-dir", default=None)
     b = sub.add_parser("kill", help="kill -9 a sweep at random moments, resume, count")
-    b.add_argument("--jobs", type=int, default=40)
-    b.add_argument("--kills", type=int, default=10)
+    b.add_argument("--jobs", type=at_least(2), default=40)
+    b.add_argument("--kills", type=at_least(1), default=10)
     b = sub.add_parser("noise", help="what the noise and trajectory probes cost a run")
-    b.add_argument("--rounds", type=int, default=3)
+    b.add_argument("--rounds", type=at_least(1), default=3)
     b = sub.add_parser("faults", help="each fault class at random moments, counted")
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--jobs", type=int, default=12)
+    b.add_argument("--repeats", type=at_least(1), default=3)
+    b.add_argument("--jobs", type=at_least(4), default=12)
     return p
 
 
