@@ -146,7 +146,7 @@ def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
     def closed():
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
-    monkeypatch.setattr(os, "dup2", lambda *a: None)  # keep pytest's stdout
+    monkeypatch.setattr(errors, "quiet_stdout", lambda: None)  # keep pytest's stdout
     with pytest.raises(SystemExit) as e:
         errors.run_main(closed)
     assert e.value.code == 0 and capsys.readouterr().err == ""

@@ -8,6 +8,7 @@ the variable we set ourselves does not count).
 
 import difflib
 import gc
+import io
 import os
 import re
 import signal
@@ -120,6 +121,15 @@ INSPECTION_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help
 INSPECTION_FLAGS |= {"--shell-completion", "-sc"}
 
 
+def quiet_stdout():
+    """Point stdout at /dev/null, so the interpreter's last flush to a closed pipe is
+    not one more error."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
     input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
@@ -150,11 +160,11 @@ def run_main(main):
             )
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
     except BrokenPipeError:  # `python run.py --help | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        quiet_stdout()
         raise SystemExit(0) from None
     except Exception as exc:  # noqa: BLE001 - reported, not hidden: see HYDRA_FULL_ERROR
-        if isinstance(exc.__context__, BrokenPipeError) or isinstance(exc, BrokenPipeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if isinstance(exc.__context__, BrokenPipeError):
+            quiet_stdout()
             raise SystemExit(0) from None
         if full:
             raise
