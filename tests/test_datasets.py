@@ -212,3 +212,21 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     assert not any(tmp_path.glob("fashion_mnist/*.gz"))  # nothing downloaded or copied
     warm = load_dataset("fashion_mnist", data_dir=tmp_path)
     assert warm.fingerprint == d.fingerprint and isinstance(warm.x_train, np.memmap)
+
+
+def test_a_tampered_cache_is_caught_by_content_and_rebuilt(tmp_path):
+    """Every label overwritten with 7, shapes and dtype intact (what a shape check
+    passes): the content hash fails, the cache is rebuilt from the verified files, and
+    the fingerprint (so the run ids) stays that of the real data."""
+    from mlpsweep.data import cache
+
+    data = tmp_path / "data"
+    arrays = make_idx_files(data / "toy")
+    src = source_for(data / "toy")
+    first = load_dataset("toy", data_dir=data, source=src)
+    y = data / "toy" / "npy" / "y_train.npy"
+    np.save(y, np.full_like(np.load(y), 7), allow_pickle=False)
+    again = load_dataset("toy", data_dir=data, source=src)
+    assert np.array_equal(again.y_train, arrays["train_labels"])
+    assert again.fingerprint == first.fingerprint
+    assert len(cache._verified) >= 1  # an unchanged cache is hashed once per process
