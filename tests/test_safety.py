@@ -152,3 +152,36 @@ def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
     assert e.value.code == 0 and capsys.readouterr().err == ""
     full = OSError(errno.ENOSPC, "No space left on device")
     assert errors.one_line(full) == "cannot write: No space left on device; free space, then rerun"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_stopped_worker_cannot_publish_over_the_run_that_was_taken_over(tmp_path):
+    """Sweep A's worker SIGSTOPped mid-run past the claim timeout; sweep B into the same
+    folder takes the run over and trains it; after SIGCONT, A's worker finds its claim
+    gone (the fence) and discards its result. The run is written once, by B."""
+    import subprocess
+
+    args = ["-m", "seed=0", "steps=20000", "claim_timeout=2", "report=false"]
+    a = start_app(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    claims = lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json"))  # noqa: E731
+    wait_for(lambda: claims() and claims()[0].stat().st_size > 0, what="A's claim")
+    path = claims()[0]
+    first = json.loads(path.read_text())
+    os.kill(first["pid"], signal.SIGSTOP)
+    try:
+        b = start_app(tmp_path, *args, "resume=true", stdout=subprocess.PIPE, text=True)
+        wait_for(  # B took the run over (a new token) and is training it
+            lambda: path.exists() and path.stat().st_size > 0
+            and json.loads(path.read_text())["token"] != first["token"],
+            what="B's takeover",
+        )  # fmt: skip
+    finally:
+        os.kill(first["pid"], signal.SIGCONT)
+    out_a, _ = a.communicate(timeout=300)
+    b.communicate(timeout=300)
+    assert a.returncode == 0 and b.returncode == 0, out_a
+    assert "was taken over while it trained" in out_a and "discarded" in out_a
+    [run] = list(tmp_path.glob("results/adhoc/*/runs/*/"))
+    metrics = records.read_metrics(run)
+    assert metrics is not None and metrics.worker_pid != first["pid"]

@@ -117,6 +117,7 @@ class SweepEnd(Callback):
             listed = set(manifest.run_ids)
             manifest.runs += [r for r in found.runs if r.run_id not in listed]
             manifest.write(sweep_dir)
+        records.claim.set_timeout(float(config.get("claim_timeout", 60.0)))
         record_lost_runs(sweep_dir)
         report_ok = report(sweep_dir) if config.get("report", True) else True
         try:

@@ -69,6 +69,12 @@ class HarnessConfig:
         "auto",
         "memory the concurrent runs may use, e.g. 16G (auto: what is available at the start)",
     )
+    claim_timeout: float = knob(
+        60.0,
+        "seconds a running job's claim may miss its heartbeat before another sweep into the "
+        "same folder takes the run over",
+        range=Range(1),
+    )
     objective: str = knob(
         "test_loss",
         "what a job returns to an adaptive sweeper (hydra/sweeper=optuna); "

@@ -29,6 +29,7 @@ class RunSpec:
     retries: int = 0
     blas_threads: int = 1
     objective: str = "test_loss"  # what the job returns to an adaptive sweeper
+    claim_timeout: float = 60.0  # see records.claim.set_timeout
     input_size: int = 784
     num_classes: int = 10
 
@@ -50,6 +51,7 @@ CONTROL_KEYS = (
     "dry_run",
     "max_memory",
     "objective",
+    "claim_timeout",
 )  # how to run a sweep, not what a run is
 
 
@@ -80,6 +82,7 @@ def run_spec(container, overrides=()):
         retries=int(container.get("retries", 0)),
         blas_threads=capped_threads(int(container.get("blas_threads", 1))),
         objective=str(container.get("objective", "test_loss")),
+        claim_timeout=float(container.get("claim_timeout", 60.0)),
         input_size=dataset.input_size,
         num_classes=dataset.num_classes,
     )

@@ -126,13 +126,14 @@ def run_task(cfg):
         return outcome(spec, record_dir, done, reused=True)
     if cfg.get("dry_run", False):
         return dry_run(spec, record_dir)
+    records.claim.set_timeout(spec.claim_timeout)
     try:
-        with records.claim_run(sweep_dir, spec.run_id):  # OSError: see write_error
+        with records.claim_run(sweep_dir, spec.run_id) as claim:  # OSError: see write_error
             done = records.read_metrics(record_dir)  # finished while we waited for it?
             if done is not None and done.finished:
                 return outcome(spec, record_dir, done, reused=True)
             records.remove_partial(record_dir)  # temporary files a kill left behind
-            return train_and_write(spec, record_dir)
+            return train_and_write(spec, record_dir, fence=claim)
     except records.RunBusy as busy:
         return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
     except OSError as e:
@@ -160,8 +161,17 @@ def dry_run(spec, record_dir):
     return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
 
 
-def train_and_write(spec, record_dir):
+def train_and_write(spec, record_dir, fence=None):
+    """Train and write the record; with a `fence` (the run's claim), publish only while
+    this process still holds it: a job stopped (SIGSTOP, a frozen VM) past the claim
+    timeout has lost the run to another process, and its result is discarded."""
     record = execute(spec)
+    if fence is not None and not records.holds(fence):
+        log.warning(
+            f"{spec.describe()}: this job's claim on run {spec.run_id} was taken over while "
+            "it trained (was it stopped?); its result is discarded, the other one is kept"
+        )
+        return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error="taken over")
     try:
         records.write_run(record_dir, record)
     except OSError as e:

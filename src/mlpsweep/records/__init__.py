@@ -12,6 +12,7 @@ from mlpsweep.records.claim import (
     WORKER_DIED,
     RunBusy,
     claim_run,
+    holds,
     live_claims,
     stale_claims,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "SweepError",
     "SweepManifest",
     "WORKER_DIED",
+    "holds",
     "live_claims",
     "claim_run",
     "inspect_run",

@@ -23,6 +23,15 @@ CLAIMS = "claims"
 HEARTBEAT_S = 10.0
 STALE_S = 60.0  # several missed heartbeats: the process (or its machine) is gone
 
+
+def set_timeout(seconds):
+    """How long a claim's heartbeat may be silent before others take it over (the
+    `claim_timeout` knob); the heartbeat beats six times as often."""
+    global STALE_S, HEARTBEAT_S
+    STALE_S = float(seconds)
+    HEARTBEAT_S = min(10.0, STALE_S / 6)
+
+
 _held = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
 _lock = threading.Lock()
 _beating = threading.Event()
@@ -75,6 +84,15 @@ def acquire(path):
         _start_heartbeat()
         return me["token"]
     raise RunBusy(f"{path}: claimed and released by others repeatedly; try again")
+
+
+def holds(path):
+    """Whether this process still holds the claim at `path` (the fence a result is
+    published behind: a process stopped past the timeout has lost it to another)."""
+    with _lock:
+        token = _held.get(path)
+    holder = read_claim(path)
+    return token is not None and holder is not None and holder.get("token") == token
 
 
 def release(path, token):
@@ -187,9 +205,10 @@ def _start_heartbeat():
 
 def _heartbeat():
     while True:
-        time.sleep(HEARTBEAT_S)
+        time.sleep(HEARTBEAT_S)  # read each time: set_timeout may shorten it
         with _lock:
             held = list(_held)
         for path in held:
-            with contextlib.suppress(OSError):
-                os.utime(path)
+            if holds(path):  # never freshen a claim another process has taken over
+                with contextlib.suppress(OSError):
+                    os.utime(path)
