@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from helpers import multirun, run_once, start_app, wait_for
@@ -185,3 +186,58 @@ def test_a_stopped_worker_cannot_publish_over_the_run_that_was_taken_over(tmp_pa
     [run] = list(tmp_path.glob("results/adhoc/*/runs/*/"))
     metrics = records.read_metrics(run)
     assert metrics is not None and metrics.worker_pid != first["pid"]
+
+
+def test_a_start_up_write_to_a_worker_that_died_is_unblocked():
+    """loky starts a worker by writing its start-up data into a pipe the worker reads;
+    when the worker dies first and the data is larger than a pipe holds, the write waits
+    forever (the parent holds the read end too). The same shape here, for real: a
+    thread in a function named _launch, writing 1 MB into a pipe nobody reads."""
+    import threading
+
+    from mlpsweep.launcher import warmup
+
+    def _launch():  # the frame drain_stuck_launch looks for, as loky's Popen._launch
+        child_r, parent_w = os.pipe()
+        with os.fdopen(parent_w, "wb") as f:
+            f.write(bytes(1 << 20))
+        os.close(child_r)
+
+    thread = threading.Thread(target=_launch, daemon=True)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # stuck, as the sweep was
+    assert warmup.drain_stuck_launch(thread)
+    thread.join(10)
+    assert not thread.is_alive()
+    idle = threading.Thread(target=time.sleep, args=(0.2,), daemon=True)
+    idle.start()
+    assert not warmup.drain_stuck_launch(idle)  # nothing of the kind: left alone
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_worker_killed_as_it_starts_costs_no_run_and_no_hang(tmp_path):
+    """SIGKILL the first loky worker 0.1 s after it appears (before its first job):
+    the sweep finishes every run, within a bound, whatever moment the kill hit."""
+    proc = start_app(tmp_path, "-m", "seed=range(4)", "steps=200", "report=false")
+    found = []
+
+    def worker_started():
+        for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if b"popen_loky" in cmd.read_bytes():
+                    ppid = int((cmd.parent / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    if ppid == proc.pid:
+                        found.append(int(cmd.parent.name))
+                        return True
+            except (OSError, ValueError):
+                continue
+        return proc.poll() is not None
+
+    wait_for(worker_started, what="a worker")
+    if found:
+        time.sleep(0.1)
+        os.kill(found[0], signal.SIGKILL)
+    assert proc.wait(timeout=120) == 0
+    assert len(list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json"))) == 4

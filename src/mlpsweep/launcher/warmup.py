@@ -15,9 +15,12 @@ A warm-up that fails is forgotten: the launch starts its workers as it always di
 """
 
 import logging
+import os
+import sys
 import threading
 
 log = logging.getLogger("mlpsweep")
+STUCK_S = 15.0  # a warm-up still starting workers after this is stuck (it takes ~1 s)
 
 
 _live = set()  # warm-ups of this process not yet joined
@@ -47,8 +50,22 @@ class WarmUp:
         self.thread.start()
         return self
 
-    def join(self):
-        self.thread.join()
+    def join(self, stuck_s=None):
+        """Wait for the warm-up; bounded: one stuck past `stuck_s` in loky's start of a
+        worker that died as it started is unblocked (drain_stuck_launch); one stuck for
+        another reason ends the sweep with one line rather than waiting forever."""
+        self.thread.join(STUCK_S if stuck_s is None else stuck_s)
+        if self.thread.is_alive() and drain_stuck_launch(self.thread):
+            log.warning(
+                "a worker died as it started, and its start-up would have waited forever: "
+                "unblocked; its jobs are run by the other workers"
+            )
+            self.thread.join(STUCK_S if stuck_s is None else stuck_s)
+        if self.thread.is_alive():
+            raise RuntimeError(
+                f"the workers did not start within {2 * (stuck_s or STUCK_S):.0f} s; "
+                "rerun with resume=true (finished runs are kept)"
+            )
         with _live_lock:
             _live.discard(self)
 
@@ -67,3 +84,37 @@ class WarmUp:
                 )
         except Exception as e:  # noqa: BLE001 - the launch starts workers itself
             log.debug(f"warm-up of the workers failed ({type(e).__name__}: {e})")
+
+
+def drain_stuck_launch(thread):
+    """Unblock `thread` if it is stuck in loky's start of a worker: writing the worker's
+    start-up data into the pipe the worker should read, after the worker died (killed as
+    it started; the data is larger than a pipe holds, and the parent itself still holds
+    the read end, so the write waits forever). Reading that pipe's other end here lets
+    the write finish; loky then sees the dead worker and the launch recovers from it.
+    Returns whether there was such a write to unblock."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and not (
+        frame.f_code.co_name == "_launch" and "child_r" in frame.f_locals
+    ):
+        frame = frame.f_back
+    if frame is None or frame.f_locals.get("child_r") is None:
+        return False
+    fd = frame.f_locals["child_r"]
+    os.set_blocking(fd, False)
+    while thread.is_alive() and _still_in(thread, frame):
+        try:
+            if not os.read(fd, 1 << 16):
+                break
+        except BlockingIOError:
+            thread.join(0.01)
+        except OSError:
+            break
+    return True
+
+
+def _still_in(thread, target):
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame is not target:
+        frame = frame.f_back
+    return frame is target
