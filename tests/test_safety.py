@@ -241,3 +241,22 @@ def test_a_worker_killed_as_it_starts_costs_no_run_and_no_hang(tmp_path):
         os.kill(found[0], signal.SIGKILL)
     assert proc.wait(timeout=120) == 0
     assert len(list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json"))) == 4
+
+
+UNREADABLE = [
+    (["sweep_name=ünïcødé"], """e.g. 'sweep_name="ünïcødé"'"""),
+    (["hydra.sweeper.zip=notalist", "lr=0.1,0.2"], "zip: must be a list of lists"),
+    (
+        ["hydra.sweeper.zip=[[lr,seed],[lr,batch_size]]", "lr=0.1,0.2", "seed=0,1"],
+        "zip: lr is in two zips",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, says", UNREADABLE)
+def test_names_and_zips_that_cannot_be_read_say_how_to_write_them(tmp_path, args, says):
+    from helpers import run_app
+
+    p = run_app(tmp_path, "-m", *args, "steps=2")
+    assert p.returncode == 2 and says in p.stderr, p.stderr
+    assert not list(tmp_path.glob("**/metrics.json"))

@@ -70,6 +70,19 @@ def zipped_product(overrides, zip_groups):
         else:
             axes[key] = [f"{key}={o.get_value_element_as_str()}"]
     entries = OrderedDict((k, [[v] for v in vals]) for k, vals in axes.items())
+    seen = {}
+    for group in zip_groups or []:
+        if isinstance(group, str) or not all(isinstance(k, str) for k in group):
+            raise HydraException(
+                f"zip {group!r}: each zip is a list of swept keys, e.g. zip=[[batch_size,lr]]"
+            )
+        for k in group:
+            if k in seen:
+                raise HydraException(
+                    f"zip: {k} is in two zips ({list(seen[k])} and {list(group)}); "
+                    "each key advances with one zip"
+                )
+            seen[k] = group
     for group in zip_groups or []:
         missing = [k for k in group if k not in entries]
         if missing:

@@ -58,6 +58,17 @@ def one_line(exc):
     resolving = re.match(r"\w+ raised while resolving interpolation: (.*)", text)
     if resolving:  # a resolver's own message (ours say what is wrong and how to fix it)
         return resolving.group(1).strip()
+    lexer = re.match(r"LexerNoViableAltException: (\S+?)=(.*)", text)
+    if lexer:
+        key, value = lexer.groups()
+        return (
+            f"{key}={value}: Hydra's override grammar takes such characters only quoted, "
+            f"e.g. '{key}=\"{value}\"'"
+            + (" (a sweep name must be a plain folder name: letters, digits, . _ -)"
+               if key == "sweep_name" else "")
+        )  # fmt: skip
+    if "sweeper.zip" in text and "is not a ListConfig" in text + str(cause or ""):
+        return "hydra.sweeper.zip: must be a list of lists of swept keys, e.g. [[batch_size,lr]]"
     parsing = re.match(r"Error parsing override '([^']*)'", text)
     if parsing and "=" not in parsing.group(1):
         return (
