@@ -260,3 +260,13 @@ def test_names_and_zips_that_cannot_be_read_say_how_to_write_them(tmp_path, args
     p = run_app(tmp_path, "-m", *args, "steps=2")
     assert p.returncode == 2 and says in p.stderr, p.stderr
     assert not list(tmp_path.glob("**/metrics.json"))
+
+
+def test_an_unreachable_target_is_refused():
+    from mlpsweep.core.checks import ConfigError
+    from mlpsweep.core.target import parse_target
+
+    for text in ("test_accuracy:2", "test_accuracy:-0.1", "train_loss:-1", "test_loss:1e999"):
+        with pytest.raises(ConfigError, match="no run can reach it"):
+            parse_target(text)
+    assert parse_target("test_accuracy:0.9").value == 0.9

@@ -59,7 +59,7 @@ def test_a_damaged_record_is_rerun_and_every_command_says_so(sweep, capsys):
     capsys.readouterr()
     multirun(sweep, "seed=0,1", "steps=30", "report=false", "resume=true")
     assert records.inspect_run(run)[0] is not None  # trained again
-    assert "ran 1 jobs" in capsys.readouterr().out  # only the damaged one
+    assert "ran 1 job in" in capsys.readouterr().out  # only the damaged one
 
 
 def test_symlinked_records_are_never_read_or_written_through(sweep, tmp_path):

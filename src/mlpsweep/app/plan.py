@@ -76,7 +76,8 @@ def plan_sweep(config, config_loader, jobs, valid=None):
         study=study,
     ).write(sweep_dir)
     done = len(unique) - len(pending)
-    log.info(f"{len(unique)} runs in {sweep_dir}: {len(pending)} to train, {done} already done")
+    runs = f"{len(unique)} run{'s' if len(unique) != 1 else ''}"
+    log.info(f"{runs} in {sweep_dir}: {len(pending)} to train, {done} already done")
     if pending and config.get("report", True):
         preload_report()
     # Longest first: the short jobs then fill the gaps at the end instead of one long job

@@ -10,6 +10,7 @@ Neural Network Training"): the first step at which a run reaches e.g.
     'target="test_loss<=0.3"'     the direction spelled out (quoted for Hydra)
 """
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -46,9 +47,14 @@ def parse_target(text):
     if op == ":":
         op = ">=" if m.group(1) == "test_accuracy" else "<="
     try:
-        return Target(m.group(1), op, float(m.group(3)))
+        target = Target(m.group(1), op, float(m.group(3)))
     except ValueError:
         raise ConfigError(f"target={text!r}: {m.group(3)!r} is not a number") from None
+    reachable = 0 <= target.value <= 1 if target.metric == "test_accuracy" else target.value >= 0
+    if not reachable or not math.isfinite(target.value):
+        what = "an accuracy between 0 and 1" if target.metric == "test_accuracy" else "a loss >= 0"
+        raise ConfigError(f"target={text!r}: no run can reach it ({target.metric} is {what})")
+    return target
 
 
 def eval_steps(steps, eval_every, schedule="linear"):

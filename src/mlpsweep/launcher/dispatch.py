@@ -118,7 +118,7 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
             bar.close()
             log.error(f"interrupted: {done} of {len(batch)} jobs finished")
             raise
-    log.info(f"ran {done} jobs in {time.perf_counter() - started:.1f} s")
+    log.info(f"ran {done} job{'s' if done != 1 else ''} in {time.perf_counter() - started:.1f} s")
     return False
 
 
