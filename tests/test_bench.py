@@ -46,6 +46,11 @@ def test_fault_bench_counts_zero_for_every_fault_class():
         "two",
         "a",
         "hostile",
+        "a",
+        "a",
+        "a",
+        "a",
+        "a",
     ]
 
 

@@ -132,6 +132,11 @@ def run_task(cfg):
             done = records.read_metrics(record_dir)  # finished while we waited for it?
             if done is not None and done.finished:
                 return outcome(spec, record_dir, done, reused=True)
+            if record_dir.is_symlink():  # never read or written through: the link goes
+                log.warning(
+                    f"runs/{spec.run_id} was a symbolic link: removed (its target is left alone)"
+                )
+                record_dir.unlink()
             records.remove_partial(record_dir)  # temporary files a kill left behind
             return train_and_write(spec, record_dir, fence=claim)
     except records.RunBusy as busy:

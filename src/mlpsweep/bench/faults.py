@@ -7,6 +7,11 @@
     two single runs           in the same second           (a shell loop with &)
     a damaged record          bytes 200-1200 overwritten   (a bad disk), then resumed
     hostile names             sweep_name=../../x, /tmp/x   (typos, scripts)
+    a stopped worker          SIGSTOP past claim_timeout, another sweep takes the run, SIGCONT
+    a worker killed at start  SIGKILL before its first job (loky's start-up must not hang)
+    a tampered record         metrics.json edited by hand, then resumed
+    a symlinked record        runs/<id> a link to another run's record, then resumed
+    a tampered dataset cache  every label overwritten, then rerun
 
 and counts what must stay 0: runs lost, runs trained twice, damaged records read as
 results, files written outside the results root. `landed` counts the repeats where the
@@ -69,7 +74,7 @@ class Work:
 
     def outside_results(self):
         """Files anywhere around the work folder but in results/ (and our logs)."""
-        keep = (self.cwd / "results", self.logs)
+        keep = (self.cwd / "results", self.logs, self.root / "data")  # data: a dataset cache
         return [
             p
             for p in self.root.rglob("*")
@@ -176,6 +181,116 @@ def damage(work, rng, jobs):
     return lost, damaged + taken, True
 
 
+def stopped_worker(work, rng, jobs):
+    """A worker SIGSTOPped past the claim timeout while a second sweep into the same
+    folder takes its run over; then SIGCONT: its result must not land twice."""
+    longer = [a for a in SWEEP if not a.startswith("steps=")] + ["steps=8000"]
+    args = ["-m", f"seed=range({jobs})", *longer, "claim_timeout=2"]
+    args.append("hydra.sweep.dir=results/shared/one")
+    first = work.start(*args)
+    time.sleep(rng.uniform(0.5, 2.0))
+    pid = wait_for_claim(lambda: work.cwd / "results/shared/one", first)
+    if pid is None:
+        work.finish(first)
+        return (*lost_and_damaged(work.cwd / "results/shared/one", jobs), False)
+    os.kill(pid, signal.SIGSTOP)
+    second = work.start(*args)
+    time.sleep(4.0)  # past the claim timeout: the second sweep takes the run over
+    os.kill(pid, signal.SIGCONT)
+    work.finish(second)
+    work.finish(first)
+    return (*lost_and_damaged(work.cwd / "results/shared/one", jobs), True)
+
+
+def loky_children(pid):
+    """The loky worker processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"popen_loky" in cmd.read_bytes():
+                stat = (cmd.parent / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(cmd.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def kill_starting_worker(work, rng, jobs):
+    """A worker SIGKILLed as it starts, before its first job."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    proc = work.start(*args)
+    deadline, victim = time.monotonic() + 60, None
+    while time.monotonic() < deadline and proc.poll() is None and victim is None:
+        found = loky_children(proc.pid)
+        if found:
+            time.sleep(rng.uniform(0.0, 0.5))
+            victim = found[0]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    if work.finish(proc) != 0:
+        resume_until_done(work, args)
+    return (*lost_and_damaged(sweep_dir(work), jobs), victim is not None)
+
+
+def tamper_record(work, rng, jobs):
+    """A finished run's metrics.json edited by hand (final_train_loss=1e-9)."""
+    import json
+
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    work.run(*args)
+    folder = sweep_dir(work)
+    victim = records.run_dir(folder, rng.choice(records.SweepManifest.read(folder).run_ids))
+    data = json.loads((victim / "metrics.json").read_text())
+    data["final_train_loss"] = 1e-9
+    (victim / "metrics.json").write_text(json.dumps(data))
+    taken = records.is_finished(victim)  # a tampered record read as a result: the fault
+    resume_until_done(work, args)
+    lost, damaged = lost_and_damaged(folder, jobs)
+    return lost, damaged + taken, True
+
+
+def symlink_record(work, rng, jobs):
+    """One run's folder replaced by a link to another run's record (counted twice?)."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    work.run(*args)
+    folder = sweep_dir(work)
+    one, other = rng.sample(records.SweepManifest.read(folder).run_ids, 2)
+    victim = records.run_dir(folder, one)
+    target = records.run_dir(folder, other)
+    for f in victim.iterdir():
+        f.unlink()
+    victim.rmdir()
+    victim.symlink_to(target.resolve(), target_is_directory=True)
+    taken = records.is_finished(victim)  # read through the link: seed counted twice
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    resume_until_done(work, args)
+    lost, damaged = lost_and_damaged(folder, jobs)
+    changed = {p.name: p.read_bytes() for p in target.iterdir()} != before
+    return lost, damaged + taken + changed, True
+
+
+def tamper_data(work, rng, jobs):
+    """The dataset cache's labels overwritten (all 7): never trained on."""
+    import numpy as np
+
+    from mlpsweep.data import load_dataset
+    from mlpsweep.data.sources import SOURCES
+
+    if not any(Path(d).is_dir() for d in SOURCES["fashion_mnist"].system_dirs):
+        return 0, 0, False  # needs Debian's dataset-fashion-mnist (CI installs it)
+    data = work.root / "data"
+    args = ["-m", "seed=0,1", "steps=50", "eval_every=0", "report=false", "dataset=fashion_mnist"]
+    args.append(f"dataset.data_dir={data}")
+    work.run(*args)
+    labels = data / "fashion_mnist" / "npy" / "y_train.npy"
+    true = np.load(labels)
+    np.save(labels, np.full_like(true, 7), allow_pickle=False)
+    work.run(*args, "resume=true")
+    loaded = load_dataset("fashion_mnist", data_dir=data)  # a fresh process's view
+    return 0, int(not np.array_equal(loaded.y_train, true)), True
+
+
 def hostile_names(work, rng, jobs):
     for name in ("../../escape", "/tmp/mlpsweep-escape", "a/../..", "..", "x y"):
         work.run("-m", "steps=5", "seed=0", f"sweep_name={name}")
@@ -190,6 +305,11 @@ FAULTS = {
     "two single runs at once": single_runs,
     "a damaged record, resumed": damage,
     "hostile sweep names": hostile_names,
+    "a stopped worker, taken over, resumed": stopped_worker,
+    "a worker killed as it starts": kill_starting_worker,
+    "a tampered record, resumed": tamper_record,
+    "a symlinked record, resumed": symlink_record,
+    "a tampered dataset cache": tamper_data,
 }
 
 
