@@ -270,3 +270,62 @@ def test_an_unreachable_target_is_refused():
         with pytest.raises(ConfigError, match="no run can reach it"):
             parse_target(text)
     assert parse_target("test_accuracy:0.9").value == 0.9
+
+
+def test_a_full_disk_while_planning_leaves_no_empty_multirun_yaml(tmp_path, mount_tmpfs):
+    from helpers import run_app
+
+    disk = mount_tmpfs("16k")
+    (disk / "filler").write_bytes(bytes(16 * 1024 - 512))  # nearly full
+    p = run_app(tmp_path, "-m", "seed=0,1", "steps=5", f"hydra.sweep.dir={disk}/sweep")
+    assert p.returncode == 2 and "No space left on device" in p.stderr
+    assert "None" not in p.stderr and not (disk / "sweep").exists()
+
+
+def test_a_dry_run_writes_nothing_even_in_a_read_only_folder(tmp_path, mount_tmpfs):
+    import subprocess
+
+    from helpers import run_app
+
+    disk = mount_tmpfs("1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    p = run_app(disk, "-m", "seed=0,1", "steps=5", "dry_run=true")
+    assert p.returncode == 0, p.stderr
+    assert "dry run: 2 runs" in p.stdout and not list(disk.iterdir())
+
+
+def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(
+    tmp_path, monkeypatch
+):
+    import shlex
+    import sys
+
+    from mlpsweep.report.collect import collect
+
+    sweep = tmp_path / "s"
+    args = ["seed=0,1", "steps=5", "report=false", "max_memory=64G"]
+    monkeypatch.setattr(sys, "argv", ["run.py", "-m", *args])  # the command, as typed
+    multirun(sweep, *args)
+    first = records.SweepManifest.read(sweep).command
+    multirun(sweep, "seed=0", "steps=5", "report=false", "resume=true", "extend=true")
+    assert records.SweepManifest.read(sweep).command == first  # a subset: nothing new
+    multirun(sweep, "seed=2", "steps=5", "report=false", "resume=true", "extend=true")
+    assert records.SweepManifest.read(sweep).command.startswith(f"{first} ; extended by: ")
+    runs, _, _ = collect(sweep, write=False)
+    assert all("max_memory=64G" in shlex.split(r) for r in runs["reproduce"])
+
+
+def test_the_running_marks_of_a_killed_launch_are_removed(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    from mlpsweep.launcher.recovery import Recovery
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    stale = Path(tempfile.gettempdir()) / f"mlpsweep-running-{dead}-abc"
+    stale.mkdir()
+    with Recovery(1, 0) as plan:
+        assert Path(plan.marks_dir).name.startswith(f"mlpsweep-running-{os.getpid()}-")
+    assert not stale.exists()

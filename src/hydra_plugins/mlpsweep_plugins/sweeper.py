@@ -100,6 +100,21 @@ def zipped_product(overrides, zip_groups):
     return [sum(combo, []) for combo in itertools.product(*entries.values())]
 
 
+def save_multirun_yaml(config, sweep_dir):
+    """multirun.yaml, as Hydra's sweepers write it, but atomically: a full disk leaves no
+    empty file (and no empty sweep folder) behind, only the error."""
+    from mlpsweep.data.cache import atomic_write
+    from mlpsweep.records.layout import remove_if_empty
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    text = OmegaConf.to_yaml(config).encode()
+    try:
+        atomic_write(sweep_dir / "multirun.yaml", lambda f: f.write(text), durable=False)
+    except OSError:
+        remove_if_empty(sweep_dir, up_to=sweep_dir.parent.parent.parent)
+        raise
+
+
 log = logging.getLogger("mlpsweep")
 LEFT_UNRUN = ("JobNotRun", "WorkerLost")  # the launcher's own failures: said, not raised
 WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run elsewhere
@@ -118,8 +133,8 @@ class MlpsweepSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs = zipped_product(parser.parse_overrides(params), self.zip)
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if not self.config.get("dry_run", False):  # a dry run writes nothing
+            save_multirun_yaml(self.config, sweep_dir)
         join_warm_up = getattr(self.launcher, "join_warm_up", lambda: None)
         if self.planner:
             # With nothing to launch after all, the started workers settle first: killed

@@ -148,7 +148,8 @@ def run_main(main):
     run.py only: the process is expected to exit after it."""
     full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    if INSPECTION_FLAGS & set(sys.argv[1:]):  # show the config: create no result folder
+    dry = any(a.lower() in ("dry_run=true", "dry_run=1") for a in sys.argv[1:])
+    if dry or INSPECTION_FLAGS & set(sys.argv[1:]):  # show or list: create no result folder
         from mlpsweep.app import resolvers
 
         resolvers.inspecting = True

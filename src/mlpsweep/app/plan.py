@@ -66,9 +66,14 @@ def plan_sweep(config, config_loader, jobs, valid=None):
     if config.get("resume", False) and not records.SweepManifest.exists(sweep_dir):
         log.info(f"resume=true: no earlier sweep under {sweep_dir.parent}; starting a new one")
     planned = [*listed, *(records.PlannedRun(s.run_id, s.overrides) for s in unique.values())]
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    old = records.SweepManifest.read(sweep_dir) if records.SweepManifest.exists(sweep_dir) else None
+    if old is not None:  # resumed: the sweep stays the command that made it (and extended it)
+        grew = set(unique) - set(old.run_ids)
+        command = f"{old.command} ; extended by: {command}" if grew else old.command
     records.SweepManifest(
         runs=planned,
-        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        command=command,
         cwd=str(Path.cwd()),
         sweep_name=str(config.get("sweep_name", "adhoc")),
         code=code_version(),

@@ -12,6 +12,7 @@ WorkerLost ("worker died (killed? out of memory?)") and the sweep goes on withou
 """
 
 import logging
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -34,6 +35,25 @@ def worker_died_errors():
     return (BrokenProcessPool,)
 
 
+def remove_stale_marks():
+    """Remove the running-marks folders of launches whose process is gone (a sweep killed
+    with kill -9 cannot remove its own)."""
+    for folder in Path(tempfile.gettempdir()).glob("mlpsweep-running-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Recovery:
     """Which jobs to run next: (batch of job indices, alone?) until none is left."""
 
@@ -41,7 +61,11 @@ class Recovery:
         self.todo, self.alone, self.first = list(range(n_jobs)), [], first_idx
         self.retries = max(0, int(retries or 0))
         self.deaths, self.unexplained = Counter(), 0
-        self.marks = Path(tempfile.mkdtemp(prefix="mlpsweep-running-")) if local else None
+        if local:
+            remove_stale_marks()
+            self.marks = Path(tempfile.mkdtemp(prefix=f"mlpsweep-running-{os.getpid()}-"))
+        else:
+            self.marks = None
 
     def __enter__(self):
         return self

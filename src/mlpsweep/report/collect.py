@@ -44,12 +44,13 @@ def flatten(config, prefix=""):
     return out
 
 
-def run_row(run_dir, planned):
+def run_row(run_dir, planned, needs=()):
+    """`needs`: the sweep command's settings a run needs to be run again (max_memory)."""
     row = {
         "run_id": planned.run_id,
         "overrides": " ".join(planned.overrides),
         # Quoted for a shell, each override one word, so values with spaces survive.
-        "reproduce": shlex.join(["python", "run.py", *planned.overrides]),
+        "reproduce": shlex.join(["python", "run.py", *planned.overrides, *needs]),
     }
     config = flatten(read_config(run_dir))
     row.update({k: v for k, v in config.items() if k not in LEGACY_HARNESS_KEYS})
@@ -65,14 +66,25 @@ def run_row(run_dir, planned):
     return row
 
 
+def reproduce_needs(command):
+    """The settings of the sweep's command that reproducing one of its runs needs: a
+    max_memory that let it past the memory check."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return ()
+    return tuple(w for w in words if w.split("=", 1)[0].lstrip("+~") == "max_memory")
+
+
 def collect(sweep_dir, write=True):
     """(runs, history, manifest) of the sweep at `sweep_dir`."""
     sweep_dir = Path(sweep_dir)
     manifest = records.SweepManifest.read(sweep_dir)
     rows, tables = [], []
+    needs = reproduce_needs(manifest.command)
     for planned in manifest.runs:
         run_dir = records.run_dir(sweep_dir, planned.run_id)
-        row = run_row(run_dir, planned)
+        row = run_row(run_dir, planned, needs)
         rows.append(row)
         if row["status"] in records.FINISHED:
             h = records.read_history_table(run_dir)
