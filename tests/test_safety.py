@@ -294,9 +294,7 @@ def test_a_dry_run_writes_nothing_even_in_a_read_only_folder(tmp_path, mount_tmp
     assert "dry run: 2 runs" in p.stdout and not list(disk.iterdir())
 
 
-def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(
-    tmp_path, monkeypatch
-):
+def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(tmp_path, monkeypatch):
     import shlex
     import sys
 
@@ -329,3 +327,47 @@ def test_the_running_marks_of_a_killed_launch_are_removed(tmp_path):
     with Recovery(1, 0) as plan:
         assert Path(plan.marks_dir).name.startswith(f"mlpsweep-running-{os.getpid()}-")
     assert not stale.exists()
+
+
+def test_a_single_run_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_path, mount_tmpfs):
+    from helpers import run_app
+
+    disk = mount_tmpfs("16k")
+    (disk / "filler").write_bytes(bytes(15000))
+    p = run_app(tmp_path, "steps=20", f"hydra.run.dir={disk}/run")
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == [
+        f"mlpsweep: cannot write the run's results to {disk}/run: No space left on device; "
+        "nothing was kept: free space, then run it again"
+    ]
+    assert not (disk / "run").exists()
+
+
+def test_the_memory_estimate_counts_the_noise_probe():
+    from mlpsweep.core import TrainConfig
+    from mlpsweep.core.memory import run_bytes
+
+    big = TrainConfig(width=4000)
+    params = 784 * 4000 + 4000 + 4000 * 4000 + 4000 + 4000 * 10 + 10
+    grown = run_bytes(big.replace(noise_probe="all"), 784, 10) - run_bytes(big, 784, 10)
+    assert grown == pytest.approx(params * (4 + 16), rel=1e-9)
+
+
+def test_a_folder_left_by_a_command_killed_while_planning_is_tidied_later(tmp_path):
+    from mlpsweep.app import resolvers
+
+    parent = tmp_path / "results" / "s"
+    (parent / "2026-01-01_00-00-00").mkdir(parents=True)
+    (parent / "2026-01-01_00-00-00" / "multirun.yaml").write_text("x")
+    (parent / "2026-01-01_00-00-01").mkdir()
+    planned = parent / "2026-01-01_00-00-02"
+    records.SweepManifest(runs=[]).write(planned)
+    recent = parent / "2026-01-01_00-00-03"
+    recent.mkdir()
+    old = time.time() - 2 * resolvers.ABANDONED_S
+    for d in parent.iterdir():
+        if d != recent:
+            os.utime(d, (old, old))
+    new = resolvers.sweep_dir(tmp_path / "results", "s")
+    left = sorted(p.name for p in parent.iterdir())
+    assert left == sorted([planned.name, recent.name, Path(new).name])

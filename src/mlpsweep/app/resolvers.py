@@ -39,7 +39,30 @@ def sweep_dir(root, name, resume=False):
             except SweepError:
                 continue
             return str(candidate)
+    if not inspecting:
+        remove_abandoned(parent)
     return str(folder(parent))
+
+
+ABANDONED_S = 600.0  # a sweep folder still empty after this was left by a killed command
+
+
+def remove_abandoned(parent):
+    """Remove the sweep folders under `parent` that a command killed while planning left
+    behind: holding nothing, or only multirun.yaml, for over ABANDONED_S (a sweep being
+    planned right now is younger; a planned one has its sweep.json)."""
+    import time
+
+    for old in parent.glob("*/"):
+        try:
+            names = {p.name for p in old.iterdir()}
+            young = time.time() - old.stat().st_mtime < ABANDONED_S
+        except OSError:
+            continue
+        if names <= {"multirun.yaml"} and not young and not old.is_symlink():
+            for name in names:
+                (old / name).unlink(missing_ok=True)
+            old.rmdir()
 
 
 def made_order(folder):

@@ -84,6 +84,13 @@ def main_task(cfg):
         # One line, exit 2, as for a sweep's bad input (not Hydra's "Error executing job").
         print(f"mlpsweep: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except JobError as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN or user_wants_tracebacks():
+            raise
+        # A single run's folder stopped taking writes: one line, no empty folder left.
+        drop_if_empty(HydraConfig.get().runtime.output_dir)
+        print(f"mlpsweep: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     if HydraConfig.get().mode != RunMode.MULTIRUN and result.status != "dry_run":
         print(f"{' '.join(result.overrides) or 'defaults'}: {result}\nresults: {result.record}")
         if result.failed:
@@ -115,7 +122,7 @@ def run_task(cfg):
             )
         global single_run_dir
         single_run_dir = out  # kept if training is interrupted: run_main tidies it
-        result = train_and_write(spec, out)
+        result = train_and_write(spec, out, single=True)
         single_run_dir = None
         return result
     sweep_dir = sweep_folder(hydra)
@@ -166,7 +173,7 @@ def dry_run(spec, record_dir):
     return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
 
 
-def train_and_write(spec, record_dir, fence=None):
+def train_and_write(spec, record_dir, fence=None, single=False):
     """Train and write the record; with a `fence` (the run's claim), publish only while
     this process still holds it: a job stopped (SIGSTOP, a frozen VM) past the claim
     timeout has lost the run to another process, and its result is discarded."""
@@ -180,15 +187,20 @@ def train_and_write(spec, record_dir, fence=None):
     try:
         records.write_run(record_dir, record)
     except OSError as e:
-        raise write_error(record_dir, e) from None
+        raise write_error(record_dir, e, single) from None
     return outcome(spec, record_dir, record.metrics)
 
 
-def write_error(record_dir, e):
+def write_error(record_dir, e, single=False):
     """A JobError (one line, exit 1) for a results folder that stopped taking writes."""
     fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space"}.get(e.errno, "fix the folder")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "make the folder writable"
+    if single:
+        return JobError(
+            f"cannot write the run's results to {record_dir}: {e.strerror or e}; nothing was "
+            f"kept: {fix}, then run it again"
+        )
     return JobError(
         f"cannot write results to {record_dir.parent}: {e.strerror or e}; the runs written "
         f"before are kept: {fix}, then rerun with resume=true"

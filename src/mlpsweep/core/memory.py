@@ -6,6 +6,7 @@ float64, batch 100 and 4000, every optimizer): within ~10%. The parts:
   the optimizer's state and the temporaries its update makes (OPTIMIZER_COPIES);
 - the activations of a batch and of an evaluation chunk (forward values, their
   gradients and the float copy of the input: ~4 arrays of batch x all layer widths);
+- with noise_probe, a gradient-sized sum at the run's dtype and two float64 copies;
 - the trajectory probe's inputs, normalised once (n x inputs floats; `all`: the train set,
   taken as 60,000 rows when its size is not given);
 - the process itself (Python, NumPy, the shared uint8 data): PROCESS_BYTES.
@@ -37,6 +38,8 @@ def run_bytes(config, input_size, num_classes, train_size=60_000):
     rows = max(config.batch_size, EVAL_CHUNK)
     activations = rows * sum(sizes) * item * ACTIVATION_COPIES
     history = config.steps * 7 * 8  # float64 columns, loss_sampling_var and trajectory too
+    if config.noise_probe is not None:  # per chunk, the summed gradient at the dtype, and
+        weights += params * (item + 16)  # two float64 accumulations of it (core/noise.py)
     probe = config.trajectory_probe
     if probe is not None:
         activations += (train_size if probe == "all" else int(probe)) * input_size * item
