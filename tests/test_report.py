@@ -611,3 +611,7 @@ def test_compare_writes_a_folder_named_after_its_inputs_and_refuses_bad_ones(
     assert "exists and is not a folder" in capsys.readouterr().err
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "afile" / "x")]) == 2
     assert "cannot make this folder" in capsys.readouterr().err
+    odd = tmp_path / "javascript:alert(1);x=.html"  # a folder like any other: links stay relative
+    assert main(["compare", str(a), str(b), "--out", str(odd)]) == 0
+    page = (odd / "comparison.html").read_text()
+    assert 'href="javascript:' not in page and 'href="report/' in page
