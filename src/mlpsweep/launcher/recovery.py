@@ -20,6 +20,8 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from mlpsweep.records.claim import pid_exists
+
 log = logging.getLogger("mlpsweep")
 MAX_UNEXPLAINED = 3  # deaths with no job running (a worker that cannot start): give up
 
@@ -40,18 +42,8 @@ def remove_stale_marks():
     with kill -9 cannot remove its own)."""
     for folder in Path(tempfile.gettempdir()).glob("mlpsweep-running-*-*"):
         pid = folder.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Recovery:
