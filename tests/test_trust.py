@@ -98,3 +98,15 @@ def test_a_fifo_in_place_of_a_record_file_does_not_hang(sweep):
     (run / "metrics.json").unlink()
     os.mkfifo(run / "metrics.json")
     assert records.inspect_run(run)[0] is None
+
+
+def test_a_manifest_damaged_while_the_sweep_ran_ends_it_with_exit_1(sweep, capsys):
+    from omegaconf import OmegaConf
+
+    from mlpsweep.app.callbacks import SweepEnd
+
+    (sweep / records.MANIFEST).write_text("{not json")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "report": False})
+    with pytest.raises(SystemExit) as e:
+        SweepEnd().on_multirun_end(config)
+    assert e.value.code == 1 and "cannot read the sweep's results" in capsys.readouterr().err

@@ -111,7 +111,11 @@ class SweepEnd(Callback):
             return
         if not records.SweepManifest.exists(sweep_dir):
             return  # refused before anything started (SweepStart writes it otherwise)
-        manifest = records.SweepManifest.read(sweep_dir)
+        try:
+            manifest = records.SweepManifest.read(sweep_dir)
+        except records.SweepError as e:  # damaged while the sweep ran: say so, exit 1
+            print(f"mlpsweep: cannot read the sweep's results: {e}", file=sys.stderr)
+            sys.exit(1)
         if manifest.adaptive:  # list the runs the sweeper proposed, in the order they ran
             found = records.SweepManifest.from_records(sweep_dir) or manifest
             listed = set(manifest.run_ids)
