@@ -168,7 +168,7 @@ def test_a_damaged_record_is_rerun_and_listed_not_read(tmp_path, capsys):
     from mlpsweep.report import build_report
     from mlpsweep.report.collect import collect
 
-    runs, _, _ = collect(sweep, write=False)
+    runs = collect(sweep, write=False).runs
     assert sorted(runs["status"]) == ["corrupt", "ok"]
     assert "corrupt" in build_report(sweep).read_text()
 

@@ -84,8 +84,7 @@ def check(title, fig):
 @pytest.fixture(scope="module")
 def zipped(tmp_path_factory):
     sweep = write_curves(tmp_path_factory.mktemp("zipped"), ZIPPED)
-    runs, history, _ = collect(sweep, write=False)
-    return analyse(runs, history, first=["batch_size"])
+    return analyse(collect(sweep, write=False), first=["batch_size"])
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +96,7 @@ def grid(tmp_path_factory):
         for d in (1, 2)
     ]
     sweep = write_curves(tmp_path_factory.mktemp("grid"), configs, seeds=2, steps=120)
-    runs, history, _ = collect(sweep, write=False)
-    return analyse(runs, history)
+    return analyse(collect(sweep, write=False))
 
 
 def test_every_figure_of_a_zipped_study_reads_cleanly(zipped):
@@ -126,8 +124,7 @@ def test_every_figure_of_a_comparison_reads_cleanly(tmp_path):
 
     a = write_curves(tmp_path / "adhoc" / "2026-12-01_10-00-00", ZIPPED[:2], seeds=2)
     b = write_curves(tmp_path / "adhoc" / "2026-12-01_11-00-00", ZIPPED[:2], seeds=2)
-    runs, history, _ = side_by_side([a, b])
-    comparison = analyse(runs, history)
+    comparison = analyse(side_by_side([a, b]))
     assert comparison.dims == ["sweep", "batch_size"]
     for title, _, fig in _figures(comparison, Study()):
         check(title, fig)

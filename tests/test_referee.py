@@ -72,8 +72,7 @@ ZIPPED = [  # the batch_oscillation shape: (reduction, lr) pairs, both batch siz
 
 def test_a_config_that_never_learns_is_named_and_never_compared(tmp_path):
     sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
-    runs, history, _ = collect(sweep, write=False)
-    a = analyse(runs, history, first=["batch_size"])
+    a = analyse(collect(sweep, write=False), first=["batch_size"])
     stuck = "batch_size=10, grad_reduction=mean, lr=1"
     assert list(a.degenerate) == [stuck]
     assert "never learns: 4 never learned" in a.degenerate[stuck]

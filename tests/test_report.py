@@ -331,7 +331,7 @@ def test_reproduce_commands_survive_values_with_spaces(tmp_path):
     odd = ("sweep_name='my study'", "dataset.data_dir=/data/it's here", *first.overrides)
     meta.runs[0] = records.PlannedRun(first.run_id, odd)
     meta.write(sweep)
-    runs, _, _ = collect(sweep, write=False)
+    runs = collect(sweep, write=False).runs
     assert shlex.split(runs.loc[0, "reproduce"]) == ["python", "run.py", *odd]
     html = build_report(sweep).read_text()
     assert "python run.py &#39;sweep_name=&#39;&#34;&#39;&#34;&#39;my study" in html
@@ -419,8 +419,7 @@ def test_noise_collapse_fits_the_known_power_law(tmp_path):
 
     # spread proportional to sqrt(lr / B): slope 1/2 on log-log axes
     folder = sweep(tmp_path / "law", lambda x: 0.3 * np.sqrt(x / 0.1))
-    runs, history, _ = collect(folder, write=False)
-    fit = noise_collapse(analyse(runs, history))
+    fit = noise_collapse(analyse(collect(folder, write=False)))
     assert fit.slope == pytest.approx(0.5, abs=0.05) and fit.r2 > 0.95
     html = build_report(folder).read_text()
     assert "the configs collapse onto one line" in html
@@ -440,8 +439,9 @@ def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
     assert (sweep / "report" / "main_effects.png").exists()
     lead = html.split('<div class="lead">')[1].split("<h2>Summary")[0]
     assert 'alt="Main effects"' in lead  # on the first screen, beside the findings
-    runs, history, _ = collect(sweep, write=False)
-    a = analyse(runs, history)
+    tables = collect(sweep, write=False)
+    runs, history = tables.runs, tables.history
+    a = analyse(tables)
     done = a.finished
     values, means, lo, hi = level_means(done, "batch_size", "spread_rel", log=True)
     assert list(values) == [10, 100]
@@ -470,8 +470,7 @@ def test_three_dims_facet_rows_by_columns_with_one_hue_per_remaining_setting(tmp
         for w in (16, 32, 64)
     ]
     sweep = write_runs(tmp_path, configs, seeds=1, steps=50)
-    runs, history, _ = collect(sweep, write=False)
-    groups, cols, facet = panels(analyse(runs, history))
+    groups, cols, facet = panels(analyse(collect(sweep, write=False)))
     assert facet == ["batch_size", "lr"] and cols == 2
     assert [title for title, _ in groups] == [
         "batch_size=10, lr=0.01",
@@ -498,13 +497,14 @@ def test_a_groups_own_settings_are_not_dimensions_unless_swept_within_a_choice()
         }
     )
     # eps comes with the optimizer (as lr does here, but lr is no optimizer setting)
-    assert swept_dims(runs) == ["lr", "optimizer.name"]
+    config = ("optimizer.name", "optimizer.eps", "optimizer.beta1", "lr", "seed")
+    assert swept_dims(runs, config) == ["lr", "optimizer.name"]
     # eps swept within adam: a dimension of its own
     runs.loc[3, "optimizer.eps"] = 1e-6
-    assert swept_dims(runs) == ["lr", "optimizer.name", "optimizer.eps"]
+    assert swept_dims(runs, config) == ["lr", "optimizer.name", "optimizer.eps"]
     # one optimizer only: its eps is a dimension like any other
     one = runs[runs["optimizer.name"] == "adam"]
-    assert swept_dims(one) == ["optimizer.eps"]
+    assert swept_dims(one, config) == ["optimizer.eps"]
 
 
 @pytest.mark.parametrize("lo, hi, minor_labels", [(0.2, 0.6, True), (0.01, 5.0, False)])
@@ -538,6 +538,7 @@ def test_main_effects_tick_labels_do_not_overlap(names, slanted):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.collect import SweepTables
     from mlpsweep.report.study import Study
     from mlpsweep.report.study_figures import main_effects_figure
 
@@ -554,7 +555,7 @@ def test_main_effects_tick_labels_do_not_overlap(names, slanted):
     history = pd.DataFrame(
         {"run_id": runs["run_id"], "step": 1, "examples_seen": 10, "train_loss": 1.0}
     )
-    a = analyse(runs, history)
+    a = analyse(SweepTables(runs, history, [], ("seed", "optimizer.name")))
     fig = main_effects_figure(a, Study(), ["final_train_loss", "test_accuracy"])
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)

@@ -309,7 +309,7 @@ def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(tmp_
     assert records.SweepManifest.read(sweep).command == first  # a subset: nothing new
     multirun(sweep, "seed=2", "steps=5", "report=false", "resume=true", "extend=true")
     assert records.SweepManifest.read(sweep).command.startswith(f"{first} ; extended by: ")
-    runs, _, _ = collect(sweep, write=False)
+    runs = collect(sweep, write=False).runs
     assert all("max_memory=64G" in shlex.split(r) for r in runs["reproduce"])
 
 

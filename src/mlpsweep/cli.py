@@ -69,8 +69,7 @@ def cmd_runs(args):
     from mlpsweep.report.collect import collect
     from mlpsweep.report.study import METRICS
 
-    runs, history, _ = collect(args.dir, write=False)
-    table = summary(analyse(runs, history))
+    table = summary(analyse(collect(args.dir, write=False)))
     shown = table[["config", "runs", "status"]].copy()
     for col in RUNS_COLUMNS:  # numbers only, and only the columns some run has
         if f"_{col}" in table and table[f"_{col}"].notna().any():

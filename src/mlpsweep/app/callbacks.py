@@ -20,6 +20,8 @@ from hydra.experimental.callback import Callback
 
 from mlpsweep import records
 from mlpsweep.app import errors
+from mlpsweep.core.status import Status
+from mlpsweep.records.run import NO_RESULT
 
 OWN_PROGRESS = ("hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher",)
 
@@ -31,9 +33,9 @@ def unfinished_runs(sweep_dir):
     for run in manifest.runs:
         metrics, problem = records.inspect_run(records.run_dir(sweep_dir, run.run_id))
         what = " ".join(run.overrides) or "defaults"
-        if metrics is not None and metrics.status == "failed":
+        if metrics is not None and metrics.status == Status.FAILED:
             failed.append(f"  {what}: {metrics.error}")
-        elif metrics is None and problem == "no result":
+        elif metrics is None and problem == NO_RESULT:
             not_run.append(f"  {what}: not run")
         elif metrics is None:
             damaged.append(f"  {what}: {problem}")
@@ -46,9 +48,9 @@ def record_lost_runs(sweep_dir):
     planned = {r.run_id: r for r in records.SweepManifest.read(sweep_dir).runs}
     for run_id, claim in records.stale_claims(sweep_dir):
         run_dir = records.run_dir(sweep_dir, run_id)
-        if run_id in planned and records.inspect_run(run_dir)[1] == "no result":
+        if run_id in planned and records.inspect_run(run_dir)[1] == NO_RESULT:
             metrics = records.RunMetrics(
-                run_id, "failed", list(planned[run_id].overrides), error=records.WORKER_DIED
+                run_id, Status.FAILED, list(planned[run_id].overrides), error=records.WORKER_DIED
             )
             records.write_run(run_dir, records.RunRecord(config={}, metrics=metrics))
         claim.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ import warnings
 
 from mlpsweep.app.spec import load_dataset_cached
 from mlpsweep.core import train
+from mlpsweep.core.status import Status
 from mlpsweep.provenance import (
     blas_controller,
     blas_library,
@@ -32,7 +33,7 @@ def execute(spec):
     root.addHandler(handler)
     metrics = RunMetrics(
         run_id=spec.run_id,
-        status="failed",
+        status=Status.FAILED,
         overrides=list(spec.overrides),
         dataset=spec.identity.dataset,
         data_fingerprint=spec.identity.data_fingerprint,
@@ -56,10 +57,10 @@ def execute(spec):
     history = None
     if result is not None:
         trained, threads = result
-        for key, value in trained.summary().items():
-            setattr(metrics, key, value)
-        metrics.error = None
-        metrics.blas, metrics.blas_threads, metrics.cpu = blas_library(), threads, cpu_model()
+        metrics = metrics.with_results(
+            {**trained.summary(), "error": None, "blas": blas_library(), "cpu": cpu_model()}
+        )
+        metrics.blas_threads = threads
         history = history_columns(trained)
     metrics.job_seconds = time.perf_counter() - start
     return RunRecord(config=spec.config, metrics=metrics, log=log.getvalue(), history=history)

@@ -24,6 +24,7 @@ from mlpsweep.app.resources import check_memory
 from mlpsweep.app.schema import OBJECTIVES
 from mlpsweep.app.spec import run_spec
 from mlpsweep.core.checks import ConfigError
+from mlpsweep.core.status import Status
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import task_container
 from mlpsweep.records.layout import remove_if_empty
@@ -37,7 +38,7 @@ class RunOutcome:
     """What a job returns (picklable; the launcher and Hydra's JobReturn carry it)."""
 
     run_id: str
-    status: str  # ok | diverged | failed | dry_run
+    status: Status  # OK | DIVERGED | FAILED | BUSY | DRY_RUN
     record: str  # the run's record folder
     overrides: tuple = ()
     error: str | None = None
@@ -55,13 +56,13 @@ class RunOutcome:
     @property
     def failed(self):
         """The launcher's fail_fast stops on a return value whose `failed` is true."""
-        return self.status == "failed"
+        return self.status == Status.FAILED
 
     @property
     def retry_later(self):
         """Another process is training this run: our sweeper launches it again later
         (then its record is there, or the other process is gone and it is trained)."""
-        return self.status == "busy"
+        return self.status == Status.BUSY
 
     def __str__(self):
         if self.retry_later:
@@ -147,7 +148,9 @@ def run_task(cfg):
             records.remove_partial(record_dir)  # temporary files a kill left behind
             return train_and_write(spec, record_dir, fence=claim)
     except records.RunBusy as busy:
-        return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error=str(busy))
+        return RunOutcome(
+            spec.run_id, Status.BUSY, str(record_dir), spec.overrides, error=str(busy)
+        )
     except OSError as e:
         raise write_error(record_dir, e) from None
 
@@ -170,7 +173,7 @@ def drop_if_empty(output_dir):
 
 def dry_run(spec, record_dir):
     print(f"dry run: would train {spec.run_id} ({spec.describe()}); nothing is trained")
-    return RunOutcome(spec.run_id, "dry_run", str(record_dir), spec.overrides)
+    return RunOutcome(spec.run_id, Status.DRY_RUN, str(record_dir), spec.overrides)
 
 
 def train_and_write(spec, record_dir, fence=None, single=False):
@@ -183,7 +186,9 @@ def train_and_write(spec, record_dir, fence=None, single=False):
             f"{spec.describe()}: this job's claim on run {spec.run_id} was taken over while "
             "it trained (was it stopped?); its result is discarded, the other one is kept"
         )
-        return RunOutcome(spec.run_id, "busy", str(record_dir), spec.overrides, error="taken over")
+        return RunOutcome(
+            spec.run_id, Status.BUSY, str(record_dir), spec.overrides, error="taken over"
+        )
     try:
         records.write_run(record_dir, record)
     except OSError as e:
@@ -244,7 +249,7 @@ def objective(spec, metrics):
     """The run's value of its objective metric, or the worst one (+inf when minimised,
     -inf when maximised) when it has none: a failed or diverged run, an unreached target."""
     worst = -math.inf if OBJECTIVES[spec.objective] == "maximize" else math.inf
-    value = getattr(metrics, spec.objective, None) if metrics.status == "ok" else None
+    value = getattr(metrics, spec.objective, None) if metrics.status == Status.OK else None
     return float(value) if value is not None and math.isfinite(value) else worst
 
 

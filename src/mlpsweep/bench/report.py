@@ -13,6 +13,7 @@ import numpy as np
 
 from mlpsweep import records
 from mlpsweep.core import TrainConfig
+from mlpsweep.core.status import Status
 
 
 def synthetic_sweep(folder, n_runs, steps, seeds=5):
@@ -57,7 +58,7 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
         overrides += (f"seed={seed}", f"steps={steps}")
         metrics = records.RunMetrics(
             run_id=rid,
-            status="ok",
+            status=Status.OK,
             overrides=list(overrides),
             steps_done=steps,
             final_train_loss=float(loss[-1]),

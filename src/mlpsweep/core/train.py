@@ -11,13 +11,14 @@ from mlpsweep.core.network import MLP
 from mlpsweep.core.noise import TRAJECTORY_STREAM, noise_stats, probe_indices
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, run_streams
+from mlpsweep.core.status import Status
 from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
 from mlpsweep.core.window import trajectory_steps
 
 
 @dataclass
 class TrainResult:
-    status: str  # "ok" or "diverged"
+    status: Status  # OK or DIVERGED
     train_loss: np.ndarray  # float64, one per completed step (never NaN)
     eval_step: np.ndarray  # steps after which the test set was evaluated
     test_loss: np.ndarray
@@ -240,7 +241,7 @@ def train(config, dataset):
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
     stop = parse_target(cfg.target) if cfg.stop_at_target else None
-    status, diverged_step, done = "ok", None, 0
+    status, diverged_step, done = Status.OK, None, 0
     eval_seconds = 0.0
     start = time.perf_counter()
     noise_init = trainer.noise()
@@ -253,7 +254,7 @@ def train(config, dataset):
                 eval_seconds += time.perf_counter() - t0
             loss = trainer.step()
             if not math.isfinite(loss):
-                status, diverged_step = "diverged", step
+                status, diverged_step = Status.DIVERGED, step
                 break
             losses[step - 1] = loss
             sampling_var[step - 1] = trainer.loss_sampling_var()
@@ -266,7 +267,7 @@ def train(config, dataset):
                 eval_seconds += time.perf_counter() - t0
                 if not math.isfinite(test_loss):
                     # This step's update blew up the weights: the next loss would say so.
-                    status, diverged_step = "diverged", step + 1
+                    status, diverged_step = Status.DIVERGED, step + 1
                     break
                 evals.append((step, test_loss, test_acc))
                 if noise_init is not None:

@@ -31,21 +31,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlpsweep.core.status import FINISHED, Status
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.records.identity import is_run_id
 
-FINISHED = ("ok", "diverged")
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
-STATUSES = (*FINISHED, "failed")
+STATUSES = (*FINISHED, Status.FAILED)  # what a record can say
+NO_RESULT = "no result"  # inspect_run's problem for a run without metrics.json (yet)
 
 
 @dataclass
 class RunMetrics:
     """metrics.json: what a run is (id, overrides, data) and what came of it."""
 
-    run_id: str
-    status: str  # ok | diverged | failed
-    overrides: list = field(default_factory=list)
+    run_id: str = field(metadata={"record": True})
+    status: Status  # ok | diverged | failed
+    overrides: list = field(default_factory=list, metadata={"record": True})
     dataset: str | None = None
     data_fingerprint: str | None = None
     error: str | None = None  # one line, for failed runs (the traceback is in job.log)
@@ -72,12 +73,31 @@ class RunMetrics:
     b_simple_init: float | None = None
     steps_to_target: int | None = None  # with a `target`: the first step reaching it
     examples_to_target: int | None = None
-    files: dict = field(default_factory=dict)  # name -> sha256 of the record's other files
-    digest: str | None = None  # sha256 of this JSON written with digest null: a hand edit shows
+    # name -> sha256 of the record's other files
+    files: dict = field(default_factory=dict, metadata={"record": True})
+    # sha256 of this JSON written with digest null: a hand edit shows
+    digest: str | None = field(default=None, metadata={"record": True})
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return self.status in FINISHED
+
+    @classmethod
+    def result_fields(cls) -> tuple[str, ...]:
+        """The fields that say what came of the run (the report's metric columns); the
+        others say which record this is (marked `record` above)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("record"))
+
+    def results(self) -> dict:
+        return {name: getattr(self, name) for name in self.result_fields()}
+
+    def with_results(self, results: dict) -> "RunMetrics":
+        """These metrics with `results` (a TrainResult's summary) set; a key that is not
+        a result field is a TypeError, never dropped without a word."""
+        unknown = set(results) - set(self.result_fields())
+        if unknown:
+            raise TypeError(f"not fields of RunMetrics' results: {sorted(unknown)}")
+        return dataclasses.replace(self, **results)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True, default=_plain)
@@ -94,7 +114,7 @@ class RunMetrics:
         metrics = cls(**{k: v for k, v in data.items() if k in names})
         if not isinstance(metrics.run_id, str) or metrics.status not in STATUSES:
             raise ValueError("not a run's metrics")
-        return metrics
+        return dataclasses.replace(metrics, status=Status(metrics.status))
 
 
 @dataclass
@@ -165,7 +185,7 @@ MAX_FILE_BYTES = 1 << 30  # a record file larger than this is not a record's
 
 def inspect_run(run_dir):
     """(metrics, None) for a complete, consistent record; (None, what is wrong) else
-    ("no result" when it has no metrics.json yet).
+    (NO_RESULT when it has no metrics.json yet).
 
     Nothing read counts until verified: the folder and its files are no symbolic links
     (never followed), metrics.json names only the record's own files, and they match
@@ -179,7 +199,7 @@ def inspect_run(run_dir):
     try:
         text = _read_regular(path, MAX_FILE_BYTES).decode()
     except FileNotFoundError:
-        return None, "no result"
+        return None, NO_RESULT
     except (OSError, UnicodeDecodeError) as e:
         return None, f"metrics.json: {getattr(e, 'strerror', None) or e}"
     try:
@@ -260,15 +280,23 @@ def read_history_table(run_dir):
         return f.read()
 
 
-def read_config(run_dir):
+# Records of the first format kept the harness's settings in config.yaml (newer ones keep
+# only what defines the run); read back, they are not part of the run's config.
+V1_HARNESS_KEYS = ("sweep_name", "resume", "extend", "dry_run", "fail_fast", "retries", "report")
+
+
+def read_config(run_dir) -> dict:
     """The run's resolved config as a dict ({} when missing or unreadable)."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is much faster
     try:
-        return yaml.load((Path(run_dir) / "config.yaml").read_text(), Loader=loader) or {}
+        config = yaml.load((Path(run_dir) / "config.yaml").read_text(), Loader=loader) or {}
     except (OSError, yaml.YAMLError):
         return {}
+    if not isinstance(config, dict):
+        return {}
+    return {k: v for k, v in config.items() if k not in V1_HARNESS_KEYS}
 
 
 def remove_partial(run_dir):

@@ -5,47 +5,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.stats import OSCILLATION, mean_interval, oscillation_table, run_endings
+from mlpsweep.core.status import FINISHED, Status
+from mlpsweep.report.stats import mean_interval, oscillation_table, run_endings
 from mlpsweep.report.study import METRICS, valid_range
 
-NOT_CONFIG = {
-    "run_id",
-    "overrides",
-    "status",
-    "error",
-    "steps_done",
-    "diverged_step",
-    "final_train_loss",
-    "test_loss",
-    "test_accuracy",
-    "best_test_accuracy",
-    "examples_seen",
-    "wall_seconds",
-    "train_seconds",
-    "steps_per_s",
-    "dataset",
-    "data_fingerprint",
-    "job_seconds",
-    "worker_pid",
-    "attempts",
-    "code",
-    "arithmetic",
-    "blas",
-    "blas_threads",
-    "cpu",
-    "effective_lr",
-    "config",
-    "reproduce",
-    "files",
-    "grad_norm_sq_init",
-    "trace_cov_init",
-    "b_simple_init",
-    "steps_to_target",
-    "examples_to_target",
-    "not_measured",
-    *OSCILLATION,
-    *(f"{k}_ex" for k in OSCILLATION),
-}
 REPLICATE = "seed"
 # The summary's metric columns (a column no run has a value for is left out).
 SUMMARY = (
@@ -67,10 +30,10 @@ SUMMARY = (
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]
 
 
-def swept_dims(runs):
+def swept_dims(runs, config_columns):
     """Config columns with more than one value (seeds are replicates, not a dimension),
     less the settings that only follow their group's choice."""
-    cols = [c for c in runs.columns if c not in NOT_CONFIG and c != REPLICATE]
+    cols = [c for c in config_columns if c in runs.columns and c != REPLICATE]
     varied = [c for c in cols if runs[c].astype(str).nunique() > 1]
     varied = [c for c in varied if not follows_its_group(runs, c, varied)]
     return sorted(varied, key=lambda c: (PREFERRED.index(c) if c in PREFERRED else 99, c))
@@ -110,7 +73,7 @@ class Analysis:
 
     @property
     def finished(self):
-        return self.runs[self.runs["status"].isin(["ok", "diverged"])]
+        return self.runs[self.runs["status"].isin(FINISHED)]
 
     @property
     def stopped_at_target(self):
@@ -133,7 +96,7 @@ def degenerate_configs(runs, history):
     """{config: why} for configs most of whose finished runs diverged or never learned
     (their train loss at the end, the mean of the last 10% of steps, still above 90% of
     its first steps'): a contrast with them measures a broken run, not the dimension."""
-    done = runs[runs["status"].isin(["ok", "diverged"])]
+    done = runs[runs["status"].isin(FINISHED)]
     if not len(done) or not len(history):
         return {}
     ends = {}
@@ -145,7 +108,7 @@ def degenerate_configs(runs, history):
         ends[rid] = (float(np.mean(loss[:head])), float(np.mean(loss[-max(1, len(loss) // 10) :])))
     out = {}
     for config, g in done.groupby("config", sort=False):
-        diverged = int((g["status"] == "diverged").sum())
+        diverged = int((g["status"] == Status.DIVERGED).sum())
         stuck = [ends[r] for r in g["run_id"] if r in ends]
         stuck = [(s, e) for s, e in stuck if e >= NEVER_LEARNED * s]
         if 2 * (len(stuck) + diverged) <= len(g):
@@ -162,11 +125,11 @@ def degenerate_configs(runs, history):
     return out
 
 
-def analyse(runs, history, first=()):
-    """The Analysis of a sweep; `first`: dimensions to put first (a study's compared
-    ones: figures facet by the first dimension and colour by the next)."""
-    runs = runs.copy()
-    swept = swept_dims(runs)
+def analyse(tables, first=()) -> Analysis:
+    """The Analysis of a sweep's SweepTables; `first`: dimensions to put first (a study's
+    compared ones: figures facet by the first dimension and colour by the next)."""
+    runs, history = tables.runs.copy(), tables.history
+    swept = swept_dims(runs, tables.config_columns)
     dims = [d for d in first if d in swept] + [d for d in swept if d not in first]
     if dims:
         runs["config"] = runs[dims].apply(
@@ -198,7 +161,7 @@ def summary(a, sort_by="test_accuracy"):
     rows = []
     for config in a.configs:
         g = a.runs[a.runs["config"] == config]
-        done = g[g["status"].isin(["ok", "diverged"])]
+        done = g[g["status"].isin(FINISHED)]
         row = {
             "config": config,
             "runs": len(g),

@@ -8,11 +8,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from mlpsweep.core.status import Status
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import analyse, summary, summary_numbers
 from mlpsweep.report.collapse import noise_collapse
-from mlpsweep.report.collect import collect
+from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.effects import declared_headline, findings, headline, unmeasured
 from mlpsweep.report.figures import all_figures
 from mlpsweep.report.scaling import scaling
@@ -28,13 +29,14 @@ CONFOUND = (
 )
 
 
-def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None):
+def render(title, command, tables, out_path, files_dir=None):
     """Write report.html to `out_path`, its figures (PNG, SVG) to `files_dir` (default:
     report/ beside it) and summary.csv, contrasts.csv beside it."""
     out_path = Path(out_path)
     files_dir = Path(files_dir or out_path.parent / "report")
+    sweeps_meta = tables.manifests
     study = Study.from_dict(sweeps_meta[0].study)
-    a = analyse(runs, history, first=study.compare)
+    a = analyse(tables, first=study.compare)
     lead, method = headline(a, study)
     collapse, batch_scaling = noise_collapse(a), scaling(a)
     search = tuning(a, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
@@ -53,7 +55,7 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
     table = summary(a)
     cols = [c for c in table.columns if not c.startswith("_")]
     problems = ", ".join(
-        f"{n} {s}" for s, n in a.runs["status"].value_counts().items() if s != "ok"
+        f"{n} {s}" for s, n in a.runs["status"].value_counts().items() if s != Status.OK
     )
     run_rows = []
     for _, r in a.runs.iterrows():
@@ -108,33 +110,34 @@ def render(title, command, runs, history, sweeps_meta, out_path, files_dir=None)
 def build_report(sweep_dir):
     """Collect the sweep at `sweep_dir` and write its report.html; returns the path."""
     sweep_dir = Path(sweep_dir)
-    runs, history, sweep = collect(sweep_dir)
+    tables = collect(sweep_dir)
+    sweep = tables.manifest
     title = f"{sweep.sweep_name} — {sweep_dir.name}"
-    return render(title, sweep.command, runs, history, [sweep], sweep_dir / "report.html")
+    return render(title, sweep.command, tables, sweep_dir / "report.html")
 
 
 def compare(sweep_dirs, out_path):
     """Several sweeps side by side in one report: `sweep` becomes a swept dimension."""
-    runs, history, metas = side_by_side(sweep_dirs)
-    command = " | ".join(m.command for m in metas)
+    tables = side_by_side(sweep_dirs)
+    command = " | ".join(m.command for m in tables.manifests)
     out_path = Path(out_path)
     return render(
         "comparison of " + ", ".join(str(d) for d in sweep_dirs),
         command,
-        runs,
-        history,
-        metas,
+        tables,
         out_path,
         files_dir=out_path.parent / "report",
     )
 
 
-def side_by_side(sweep_dirs):
-    """(runs, history, manifests) of several sweeps, `sweep` (<name>/<time>) a column."""
-    all_runs, all_hist, metas = [], [], []
+def side_by_side(sweep_dirs) -> SweepTables:
+    """The SweepTables of several sweeps, `sweep` (<name>/<time>) a config column."""
+    all_runs, all_hist, metas, config = [], [], [], {"sweep": None}
     for d in sweep_dirs:
         d = Path(d)
-        runs, history, sweep = collect(d, write=False)
+        tables = collect(d, write=False)
+        runs, history, sweep = tables.runs, tables.history, tables.manifest
+        config.update(dict.fromkeys(tables.config_columns))
         label = f"{sweep.sweep_name}/{d.name}"
         runs["sweep"] = label
         history["run_id"] = label + ":" + history["run_id"]
@@ -142,7 +145,8 @@ def side_by_side(sweep_dirs):
         all_runs.append(runs)
         all_hist.append(history)
         metas.append(sweep)
-    return pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True), metas
+    runs, history = pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True)
+    return SweepTables(runs, history, metas, tuple(config))
 
 
 def _has_sum_confound(runs):

@@ -9,29 +9,35 @@ history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, 
                  loss_sampling_var (and trajectory_loss, noise columns where measured).
 """
 
-import dataclasses
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from mlpsweep import records
+from mlpsweep.core.status import Status
 from mlpsweep.data.cache import atomic_write
-from mlpsweep.records.run import read_config
+from mlpsweep.records.run import NO_RESULT, read_config
 from mlpsweep.report.stats import oscillation_table, run_endings
 
-# Harness keys that records written before v2 kept in config.yaml (newer records keep
-# only what defines the run): they are not part of a run's config.
-LEGACY_HARNESS_KEYS = (
-    "sweep_name",
-    "resume",
-    "extend",
-    "dry_run",
-    "fail_fast",
-    "retries",
-    "report",
-)
+
+@dataclass
+class SweepTables:
+    """A sweep's runs and history, and which of the runs' columns are config: a sweep's
+    dimensions are exactly the config columns that vary. Every other column is declared
+    by the record (RunMetrics.result_fields), by the harness (run_id, overrides,
+    reproduce, status, error) or by the report's own measures."""
+
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    manifests: list  # [SweepManifest]: one, or one per sweep of a comparison
+    config_columns: tuple[str, ...]
+
+    @property
+    def manifest(self) -> "records.SweepManifest":
+        return self.manifests[0]
 
 
 def flatten(config, prefix=""):
@@ -44,8 +50,9 @@ def flatten(config, prefix=""):
     return out
 
 
-def run_row(run_dir, planned, needs=()):
-    """`needs`: the sweep command's settings a run needs to be run again (max_memory)."""
+def run_row(run_dir, planned, needs=()) -> tuple[dict, dict]:
+    """(the run's config, flattened; its row of harness columns and results).
+    `needs`: the sweep command's settings a run needs to be run again (max_memory)."""
     row = {
         "run_id": planned.run_id,
         "overrides": " ".join(planned.overrides),
@@ -53,17 +60,14 @@ def run_row(run_dir, planned, needs=()):
         "reproduce": shlex.join(["python", "run.py", *planned.overrides, *needs]),
     }
     config = flatten(read_config(run_dir))
-    row.update({k: v for k, v in config.items() if k not in LEGACY_HARNESS_KEYS})
     metrics, problem = records.inspect_run(run_dir)
     if metrics is None:
         # Listed in the sweep, no valid result: not (yet) run, or damaged since.
-        row["status"] = "incomplete" if problem == "no result" else "corrupt"
+        row["status"] = Status.INCOMPLETE if problem == NO_RESULT else Status.CORRUPT
         row["error"] = problem
-        return row
-    for key, value in dataclasses.asdict(metrics).items():
-        if key not in ("overrides", "run_id", "files", "digest"):  # the record's, not a result
-            row[key] = value
-    return row
+        return config, row
+    row.update(metrics.results())
+    return config, row
 
 
 def reproduce_needs(command):
@@ -76,22 +80,24 @@ def reproduce_needs(command):
     return tuple(w for w in words if w.split("=", 1)[0].lstrip("+~") == "max_memory")
 
 
-def collect(sweep_dir, write=True):
-    """(runs, history, manifest) of the sweep at `sweep_dir`."""
+def collect(sweep_dir, write=True) -> SweepTables:
+    """The SweepTables of the sweep at `sweep_dir` (with `write`, also runs.parquet and
+    history.parquet beside it)."""
     sweep_dir = Path(sweep_dir)
     manifest = records.SweepManifest.read(sweep_dir)
-    rows, tables = [], []
+    rows, tables, config_columns = [], [], {}
     needs = reproduce_needs(manifest.command)
     for planned in manifest.runs:
         run_dir = records.run_dir(sweep_dir, planned.run_id)
-        row = run_row(run_dir, planned, needs)
-        rows.append(row)
+        config, row = run_row(run_dir, planned, needs)
+        config_columns.update(dict.fromkeys(config))
+        rows.append({**config, **row})
         if row["status"] in records.FINISHED:
             h = records.read_history_table(run_dir)
             tables.append(h.add_column(0, "run_id", pa.repeat(planned.run_id, len(h))))
     runs = pd.DataFrame(rows)
     if {"lr", "batch_size", "grad_reduction"} <= set(runs.columns):
-        # The listing's 'sum' reduction multiplies every step by the batch size.
+        # The seed listing's 'sum' reduction multiplies every step by the batch size.
         scale = runs["batch_size"].where(runs["grad_reduction"] == "sum", 1)
         runs["effective_lr"] = runs["lr"] * scale
     columns = ["run_id", "step", "examples_seen", "train_loss", "test_loss", "test_accuracy"]
@@ -105,4 +111,4 @@ def collect(sweep_dir, write=True):
             runs = runs.merge(table, on="run_id", how="left")
         for name, df in (("runs", runs), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
-    return runs, history, manifest
+    return SweepTables(runs, history, [manifest], tuple(config_columns))

@@ -12,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
 
+from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import Analysis, fmt, tick
 from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.plotting import (
@@ -115,7 +116,7 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     batches = pd.to_numeric(a.runs.get("batch_size", pd.Series(dtype=float)), errors="coerce")
     log_x = x == "examples_seen" and batches.max() >= 10 * batches.min() > 0
     same = twin_of(a)
-    diverged = set(a.runs.loc[a.runs["status"] == "diverged", "run_id"])
+    diverged = set(a.runs.loc[a.runs["status"] == Status.DIVERGED, "run_id"])
     for ax, (panel, cfgs) in zip(axes.flat, groups):
         for cfg in cfgs:
             if cfg in same:

@@ -33,7 +33,8 @@ def load(sweep_dir):
     """The Sweep at `sweep_dir` (results/<name>/<time>); SweepError (one line) when it is
     not a sweep directory."""
     path = Path(sweep_dir)
-    runs, history, manifest = collect(path, write=False)
+    tables = collect(path, write=False)
+    runs, history, manifest = tables.runs, tables.history, tables.manifest
     if len(history):
         runs = runs.merge(oscillation_table(history, run_endings(runs)), on="run_id", how="left")
     return Sweep(path, runs, history, Study.from_dict(manifest.study), manifest.command)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlpsweep.core.status import Status
 from mlpsweep.core.window import smoothing_window
 
 
@@ -301,7 +302,7 @@ def run_endings(runs):
     out = {}
     for row in runs.itertuples(index=False):
         row = row._asdict()
-        if row.get("status") == "diverged":
+        if row.get("status") == Status.DIVERGED:
             out[row["run_id"]] = f"the run diverged at step {_int(row.get('diverged_step'))}"
         elif bool(row.get("stop_at_target")) and row.get("steps_to_target") == row.get(
             "steps_done"
