@@ -99,13 +99,12 @@ class RunMetrics:
             raise TypeError(f"not fields of RunMetrics' results: {sorted(unknown)}")
         return dataclasses.replace(self, **results)
 
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True, default=_plain)
+    def to_json(self) -> str:
+        return _json(dataclasses.asdict(self))
 
-    def sealed(self):
+    def sealed(self) -> "RunMetrics":
         """These metrics with `digest` set: the sha256 of their JSON with digest null."""
-        unsealed = dataclasses.replace(self, digest=None)
-        return dataclasses.replace(self, digest=_sha256(unsealed.to_json().encode()))
+        return dataclasses.replace(self, digest=_digest(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data):
@@ -203,12 +202,15 @@ def inspect_run(run_dir):
     except (OSError, UnicodeDecodeError) as e:
         return None, f"metrics.json: {getattr(e, 'strerror', None) or e}"
     try:
-        metrics = RunMetrics.from_dict(json.loads(text))
+        data = json.loads(text)
+        metrics = RunMetrics.from_dict(data)
+        # Over the JSON as written: a record from a version with other fields still holds.
+        sealed = metrics.digest is None or _digest(data) == metrics.digest
     except (ValueError, TypeError, AttributeError, RecursionError) as e:
         return None, f"metrics.json is not readable ({type(e).__name__})"
     if is_run_id(run_dir.name) and metrics.run_id != run_dir.name:  # (a sweep's runs/<id>)
         return None, f"metrics.json is run {metrics.run_id[:12]}'s, not this folder's"
-    if metrics.digest is not None and metrics.sealed().digest != metrics.digest:
+    if not sealed:
         return None, "metrics.json was changed after it was written (fails its digest)"
     if not isinstance(metrics.files, dict) or not set(metrics.files) <= set(RECORD_FILES):
         return None, "metrics.json names files that are not a record's"
@@ -311,6 +313,15 @@ def remove_partial(run_dir):
 
 def _sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=_plain)
+
+
+def _digest(data: dict) -> str:
+    """The sha256 of metrics' JSON with its digest null."""
+    return _sha256(_json({**data, "digest": None}).encode())
 
 
 def _plain(value):
