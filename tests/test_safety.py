@@ -102,11 +102,11 @@ def test_a_malformed_study_is_refused_before_any_run(tmp_path, capsys, study, sa
 
 
 def test_the_threading_backend_is_refused_up_front(tmp_path):
-    from mlpsweep.launcher.engines import EngineError, check_backend
+    from mlpsweep.launcher.engines import EngineError, LokyEngine, engine_for
 
     with pytest.raises(EngineError, match="use loky"):
-        check_backend("threading")
-    assert check_backend("loky") == "loky"
+        engine_for("threading")
+    assert isinstance(engine_for("loky"), LokyEngine)
 
 
 def test_blas_threads_are_capped_at_the_cores(caplog):

@@ -37,6 +37,8 @@ ConfigStore.instance().store(
 
 
 class MlpsweepLauncher(Launcher):
+    shows_progress = True  # a bar and a line per job: the JobProgress callback stays quiet
+
     def __init__(
         self,
         n_jobs=-1,
@@ -49,9 +51,10 @@ class MlpsweepLauncher(Launcher):
         joblib=None,
     ):
         self.worker_loss_retries = worker_loss_retries
-        from mlpsweep.launcher.engines import check_backend
+        from mlpsweep.launcher.engines import engine_for
 
-        self.n_jobs, self.backend, self.blas_threads = n_jobs, check_backend(backend), blas_threads
+        self.engine = engine_for(backend)
+        self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = self._context = None
@@ -68,7 +71,7 @@ class MlpsweepLauncher(Launcher):
         from mlpsweep.launcher.warmup import WarmUp
 
         n_jobs = min(workers(self), n_jobs)
-        if self.backend == "loky" and n_jobs > 1 and self._warm_up is None:
+        if self.engine.warms_up and n_jobs > 1 and self._warm_up is None:
             self._warm_up = WarmUp(self, first_job, n_jobs).start()
 
     def join_warm_up(self):

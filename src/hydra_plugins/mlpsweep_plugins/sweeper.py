@@ -41,6 +41,8 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+from mlpsweep.launcher.failures import LaunchFailure
+
 
 @dataclass
 class MlpsweepSweeperConf:
@@ -116,7 +118,6 @@ def save_multirun_yaml(config, sweep_dir):
 
 
 log = logging.getLogger("mlpsweep")
-LEFT_UNRUN = ("JobNotRun", "WorkerLost")  # the launcher's own failures: said, not raised
 WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run elsewhere
 
 
@@ -165,7 +166,7 @@ class MlpsweepSweeper(BasicSweeper):
                     continue  # the batch's records say what became of its jobs
                 for overrides, r in zip(batch, results):
                     if r.status != JobStatus.COMPLETED:
-                        if type(r._return_value).__name__ in LEFT_UNRUN:
+                        if isinstance(r._return_value, LaunchFailure):
                             continue  # reported by the launcher, not raised
                         raise r._return_value  # the job's exception, as Hydra's sweeper
                     elif getattr(r.return_value, "retry_later", False):

@@ -10,6 +10,7 @@
 """
 
 import contextlib
+import functools
 import sys
 import threading
 import time
@@ -22,8 +23,6 @@ from mlpsweep import records
 from mlpsweep.app import errors
 from mlpsweep.core.status import Status
 from mlpsweep.records.run import NO_RESULT
-
-OWN_PROGRESS = ("hydra_plugins.mlpsweep_plugins.launcher.MlpsweepLauncher",)
 
 
 def unfinished_runs(sweep_dir):
@@ -137,7 +136,7 @@ class SweepEnd(Callback):
 
 class JobProgress(Callback):
     def on_job_end(self, config, job_return, **kwargs):
-        if config.hydra.launcher.get("_target_") in OWN_PROGRESS:
+        if shows_own_progress(config.hydra.launcher.get("_target_")):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
@@ -145,6 +144,17 @@ class JobProgress(Callback):
         except records.SweepError:
             return  # not a planned sweep (another sweeper): nothing to count against
         print(progress_line(sweep_dir, manifest, job_return), file=sys.stderr, flush=True)
+
+
+@functools.cache
+def shows_own_progress(launcher_target):
+    """Whether the launcher class prints its own line per job (its `shows_progress`)."""
+    from hydra.utils import get_class
+
+    try:
+        return bool(getattr(get_class(launcher_target), "shows_progress", False))
+    except Exception:  # noqa: BLE001 - a launcher we cannot import: we print ours
+        return False
 
 
 def progress_line(sweep_dir, manifest, job_return):

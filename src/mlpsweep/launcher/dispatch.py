@@ -14,14 +14,11 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import OmegaConf
 
 from mlpsweep.launcher import warmup, worker
-from mlpsweep.launcher.engines import engine, make_parallel
-from mlpsweep.launcher.recovery import Recovery, worker_died_errors
+from mlpsweep.launcher.engines import make_parallel
+from mlpsweep.launcher.failures import JobNotRun
+from mlpsweep.launcher.recovery import Recovery
 
 log = logging.getLogger("mlpsweep")
-
-
-class JobNotRun(RuntimeError):
-    """The job was never started (fail_fast stopped the launch first)."""
 
 
 def make_context(launcher):
@@ -31,7 +28,7 @@ def make_context(launcher):
     # and plain_copy carries the cache, so every job gets this one folder.
     sweep_dir = str(cfg.hydra.sweep.dir)
     master = plain_copy(cfg)
-    if launcher.backend == "dask":
+    if launcher.engine.remote_workers:
         # Workers elsewhere start in other folders: the sweep folder is the one seen
         # from here (it must be on a filesystem they share, as with submitit), as if
         # the command had said hydra.sweep.dir=<absolute path>.
@@ -53,17 +50,19 @@ def launch(launcher, job_overrides, initial_job_idx):
     context, local = launcher.context
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)
     returns = [None] * len(jobs)
-    local_workers = launcher.backend != "dask"  # dask reschedules a dead worker's jobs
-    with Recovery(len(jobs), launcher.worker_loss_retries, initial_job_idx, local_workers) as plan:
+    engine = launcher.engine
+    with Recovery(
+        len(jobs), launcher.worker_loss_retries, initial_job_idx, engine.local_workers
+    ) as plan:
         while True:
             batch, alone = plan.next_batch()
             if not batch:
                 break
             try:
-                with engine(launcher, context, 2 if alone else len(batch)) as running:
+                with engine.start(launcher, context, 2 if alone else len(batch)) as running:
                     if stream(launcher, running, jobs, batch, returns, initial_job_idx, plan):
                         break  # fail_fast
-            except worker_died_errors() as e:
+            except engine.worker_died_errors() as e:
                 plan.worker_died(batch, returns, jobs, e)
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     for i, ret in enumerate(returns):
@@ -88,12 +87,11 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    backend, n_jobs, job_context = running
-    parallel = make_parallel(launcher, backend, n_jobs, return_as="generator_unordered")
+    parallel = make_parallel(launcher, running, return_as="generator_unordered")
     show = launcher.progress and sys.stderr.isatty()
     started, done = time.perf_counter(), 0
     calls = (
-        delayed(worker.run)(worker.Job(first_idx + i, jobs[i], job_context, plan.marks_dir))
+        delayed(worker.run)(worker.Job(first_idx + i, jobs[i], running.job_context, plan.marks_dir))
         for i in batch
     )
     with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:

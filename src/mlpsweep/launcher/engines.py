@@ -11,6 +11,8 @@ filesystem, as with Hydra's submitit launcher.
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from typing import NamedTuple
 
 log = logging.getLogger("mlpsweep")
 CONNECT_TIMEOUT_S = 5
@@ -23,12 +25,97 @@ class EngineError(RuntimeError):
 IN_PROCESS = ("threading", "sequential")  # joblib backends without worker processes
 
 
-def check_backend(name):
-    """`name` if joblib knows the backend (checked as the launcher is made, before a
+class Running(NamedTuple):
+    """A started engine: what each Parallel call of the launch is made with."""
+
+    backend: str | None  # for joblib.Parallel; None: the one parallel_config set
+    n_jobs: int
+    job_context: object | None  # sent with each job (None: the workers got it at start)
+
+
+class Engine:
+    """Where a launch's jobs run: any joblib process backend. The launcher asks its engine
+    what it needs to know and never branches on a backend's name; a new backend is a
+    subclass that overrides what differs, registered in ENGINES."""
+
+    name = "?"
+    # Dead workers are ours to notice: the launch marks running jobs to tell whose job a
+    # death took (recovery.py). Engines that reschedule a dead worker's jobs say False.
+    local_workers = True
+    # Workers may run on other machines, started in other folders: they get the sweep
+    # folder as an absolute path (which must be on a filesystem they share).
+    remote_workers = False
+    # Workers can be started while the sweep is still being planned (warmup.py).
+    warms_up = False
+
+    def __init__(self, name):
+        self.name = name
+
+    def worker_died_errors(self) -> tuple[type[BaseException], ...]:
+        """The exceptions with which the backend reports that a worker died."""
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        return (BrokenProcessPool,)
+
+    @contextlib.contextmanager
+    def start(self, launcher, context, n_jobs) -> Iterator[Running]:
+        yield Running(self.name, min(workers(launcher), n_jobs), context)
+
+
+class LokyEngine(Engine):
+    """joblib's loky processes on this machine: each worker gets the launch's Hydra
+    state once, as it starts, and its BLAS threads capped (workers x threads <= cores)."""
+
+    warms_up = True
+
+    @contextlib.contextmanager
+    def start(self, launcher, context, n_jobs):
+        from joblib import parallel_config
+
+        from mlpsweep.launcher.worker import start_loky_worker
+
+        with parallel_config(
+            backend="loky",
+            initializer=start_loky_worker,
+            initargs=(context,),
+            inner_max_num_threads=blas_cap(launcher),
+        ):
+            yield Running(None, min(workers(launcher), n_jobs), None)
+
+
+class DaskEngine(Engine):
+    """A Dask cluster: hydra.launcher.scheduler (or $DASK_SCHEDULER_ADDRESS), else a local
+    one for the launch. Dask reschedules a dead worker's jobs itself."""
+
+    local_workers = False
+    remote_workers = True
+
+    def worker_died_errors(self):
+        return ()
+
+    @contextlib.contextmanager
+    def start(self, launcher, context, n_jobs):
+        from joblib import parallel_config
+
+        with dask_client(launcher) as client, parallel_config(backend="dask"):
+            info = client.scheduler_info().get("workers", {})
+            threads = sum(w.get("nthreads", 1) for w in info.values())
+            log.info(
+                f"dask: {len(info)} workers, {threads} threads at {client.scheduler.address}"
+                + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
+            )
+            yield Running(None, -1, context)
+
+
+ENGINES: dict[str, type[Engine]] = {"loky": LokyEngine, "dask": DaskEngine}
+
+
+def engine_for(name) -> Engine:
+    """The Engine of joblib backend `name` (checked as the launcher is made, before a
     sweep writes anything), else EngineError."""
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
-    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS} - set(IN_PROCESS))
+    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS, *ENGINES} - set(IN_PROCESS))
     if name in IN_PROCESS:
         raise EngineError(
             f"hydra.launcher.backend={name}: runs jobs as threads of this process, where "
@@ -38,7 +125,7 @@ def check_backend(name):
         raise EngineError(
             f"hydra.launcher.backend={name}: not a joblib backend (known: {', '.join(known)})"
         )
-    return name
+    return ENGINES.get(name, Engine)(name)
 
 
 def workers(launcher):
@@ -52,42 +139,14 @@ def blas_cap(launcher):
     return max(1, (os.cpu_count() or 1) // workers(launcher))
 
 
-def make_parallel(launcher, backend, n_jobs, **kwargs):
+def make_parallel(launcher, running, **kwargs):
     """joblib.Parallel as every call of a launch makes it (the same arguments: joblib
     reuses the workers of an executor made with the same ones)."""
     from joblib import Parallel
 
-    # backend None: the one engine() set with parallel_config
-    return Parallel(n_jobs=n_jobs, backend=backend, **kwargs, **launcher.joblib_kwargs)
-
-
-@contextlib.contextmanager
-def engine(launcher, context, n_jobs):
-    """Yield (joblib backend for Parallel or None, n_jobs, context to send with each
-    job or None) with the engine running; clean up after."""
-    from joblib import parallel_config
-
-    from mlpsweep.launcher.worker import start_loky_worker
-
-    if launcher.backend == "loky":
-        with parallel_config(
-            backend="loky",
-            initializer=start_loky_worker,
-            initargs=(context,),
-            inner_max_num_threads=blas_cap(launcher),
-        ):
-            yield None, min(workers(launcher), n_jobs), None
-    elif launcher.backend == "dask":
-        with dask_client(launcher) as client, parallel_config(backend="dask"):
-            info = client.scheduler_info().get("workers", {})
-            threads = sum(w.get("nthreads", 1) for w in info.values())
-            log.info(
-                f"dask: {len(info)} workers, {threads} threads at {client.scheduler.address}"
-                + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
-            )
-            yield None, -1, context
-    else:
-        yield launcher.backend, min(workers(launcher), n_jobs), context
+    return Parallel(
+        n_jobs=running.n_jobs, backend=running.backend, **kwargs, **launcher.joblib_kwargs
+    )
 
 
 @contextlib.contextmanager

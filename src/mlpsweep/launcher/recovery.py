@@ -20,21 +20,11 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from mlpsweep.launcher.failures import WorkerLost
 from mlpsweep.records.claim import pid_exists
 
 log = logging.getLogger("mlpsweep")
 MAX_UNEXPLAINED = 3  # deaths with no job running (a worker that cannot start): give up
-
-
-class WorkerLost(RuntimeError):
-    """The job's worker process died while running it."""
-
-
-def worker_died_errors():
-    """The exceptions with which joblib's loky backend reports a dead worker."""
-    from joblib.externals.loky.process_executor import BrokenProcessPool
-
-    return (BrokenProcessPool,)
 
 
 def remove_stale_marks():

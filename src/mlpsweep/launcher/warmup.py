@@ -10,7 +10,8 @@ main-process work), and the launcher starts its workers in a thread; the launch 
 that thread and finds joblib's reusable executor ready. Input refused after that waits
 for the workers to start (about a second) and still gives one line.
 
-Only loky: other backends have their own workers (a Dask cluster is already running).
+Only engines that say `warms_up` (loky): others have their own workers (a Dask cluster
+is already running).
 A warm-up that fails is forgotten: the launch starts its workers as it always did.
 """
 
@@ -74,13 +75,13 @@ class WarmUp:
         from joblib import delayed
 
         from mlpsweep.launcher import worker
-        from mlpsweep.launcher.engines import engine, make_parallel
+        from mlpsweep.launcher.engines import make_parallel
 
         try:
-            with engine(launcher, context, n_jobs) as (backend, n, _):
+            with launcher.engine.start(launcher, context, n_jobs) as running:
                 # One priming call per worker (each composes the first job's base config).
-                make_parallel(launcher, backend, n)(
-                    delayed(worker.prime)(first_job) for _ in range(n)
+                make_parallel(launcher, running)(
+                    delayed(worker.prime)(first_job) for _ in range(running.n_jobs)
                 )
         except Exception as e:  # noqa: BLE001 - the launch starts workers itself
             log.debug(f"warm-up of the workers failed ({type(e).__name__}: {e})")
