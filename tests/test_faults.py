@@ -18,7 +18,9 @@ from mlpsweep.app.resources import check_memory
 from mlpsweep.core import TrainConfig
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.core.memory import parse_size, run_bytes
-from mlpsweep.launcher.recovery import Recovery, WorkerLost
+from mlpsweep.launcher.failures import WorkerLost
+from mlpsweep.launcher.hydra_compat import return_value
+from mlpsweep.launcher.recovery import Recovery
 from mlpsweep.records import claim
 from mlpsweep.records.layout import fresh_dir
 
@@ -274,8 +276,8 @@ def test_recovery_blames_the_job_that_ran_alone():
         assert plan.next_batch() == ([1], True)  # each suspect alone first
         (plan.marks / "11").touch()
         plan.worker_died([1], returns, overrides, RuntimeError())  # died alone: it
-        assert isinstance(returns[1]._return_value, WorkerLost) and "out of memory" in str(
-            returns[1]._return_value
+        assert isinstance(return_value(returns[1]), WorkerLost) and "out of memory" in str(
+            return_value(returns[1])
         )
         assert plan.next_batch() == ([2], True)
         assert plan.next_batch() == ([3], False)

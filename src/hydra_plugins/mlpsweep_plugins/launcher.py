@@ -52,7 +52,9 @@ class MlpsweepLauncher(Launcher):
     ):
         self.worker_loss_retries = worker_loss_retries
         from mlpsweep.launcher.engines import engine_for
+        from mlpsweep.launcher.hydra_compat import warn_if_unchecked
 
+        warn_if_unchecked()
         self.engine = engine_for(backend)
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress

@@ -33,15 +33,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import _locate
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
+from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from mlpsweep.launcher.failures import LaunchFailure
+from mlpsweep.launcher.hydra_compat import basic_sweeper, return_value
 
 
 @dataclass
@@ -121,7 +121,7 @@ log = logging.getLogger("mlpsweep")
 WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run elsewhere
 
 
-class MlpsweepSweeper(BasicSweeper):
+class MlpsweepSweeper(basic_sweeper()):
     def __init__(self, max_batch_size=None, params=None, zip=None, planner=None, recover=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.zip = [list(g) for g in (zip or [])]
@@ -142,7 +142,7 @@ class MlpsweepSweeper(BasicSweeper):
             # as they start, they print loky's tracebacks over our one line, and a
             # warm-up left running would race the next launch's executor.
             try:
-                jobs = _locate(self.planner)(
+                jobs = get_method(self.planner)(
                     self.config, self.hydra_context.config_loader, jobs, self._warm_up(jobs)
                 )
             except BaseException:
@@ -161,14 +161,14 @@ class MlpsweepSweeper(BasicSweeper):
                 except Exception as e:
                     if not self.recover:
                         raise
-                    _locate(self.recover)(self.config, batch, e)
+                    get_method(self.recover)(self.config, batch, e)
                     first += len(batch)
                     continue  # the batch's records say what became of its jobs
                 for overrides, r in zip(batch, results):
                     if r.status != JobStatus.COMPLETED:
-                        if isinstance(r._return_value, LaunchFailure):
+                        if isinstance(return_value(r), LaunchFailure):
                             continue  # reported by the launcher, not raised
-                        raise r._return_value  # the job's exception, as Hydra's sweeper
+                        raise return_value(r)  # the job's exception, as Hydra's sweeper
                     elif getattr(r.return_value, "retry_later", False):
                         later.append(overrides)
                 first += len(batch)

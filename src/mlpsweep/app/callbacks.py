@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from mlpsweep import records
 from mlpsweep.app import errors
 from mlpsweep.core.status import Status
+from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.records.run import NO_RESULT
 
 
@@ -175,6 +176,6 @@ def progress_line(sweep_dir, manifest, job_return):
     if since and done < total:
         eta = f"; ETA {time.strftime('%H:%M:%S', time.gmtime(elapsed / since * (total - done)))}"
     what = " ".join(job_return.overrides) or "defaults"
-    value = job_return._return_value  # the property would raise for a failed job
+    value = return_value(job_return)
     count = f"{done}/{total}" if total else f"{done} done"  # an adaptive search: no total
     return f"[{count}] {what}: {value}{eta}"

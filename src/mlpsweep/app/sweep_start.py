@@ -27,10 +27,10 @@ from mlpsweep.app.plan import (
     remove_if_empty,
 )
 from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.launcher.hydra_compat import BASIC_SWEEPER_TARGET
 from mlpsweep.provenance import code_version
 
 OURS = "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper"
-BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def sweeper_name(config):
@@ -39,7 +39,7 @@ def sweeper_name(config):
     target = str(config.hydra.sweeper.get("_target_", ""))
     if target == OURS and config.hydra.sweeper.get("planner"):
         return "mlpsweep"
-    if target == BASIC:
+    if target == BASIC_SWEEPER_TARGET:
         return "basic"
     return target.rpartition(".")[2].lower().removesuffix("sweeper") or "unknown"
 

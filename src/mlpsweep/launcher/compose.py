@@ -18,12 +18,13 @@ needs only the small task part.
 
 import pickle
 
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from mlpsweep.launcher.hydra_compat import override_dirname
 
 
 class JobComposer:
@@ -88,7 +89,7 @@ class JobComposer:
         _apply(full, values)
         _apply(task, values)
         app = [o for o in parsed if not o.is_hydra_override()]
-        dirname = get_overrides_dirname(
+        dirname = override_dirname(
             overrides=app,
             kv_sep=self.dirname.kv_sep,
             item_sep=self.dirname.item_sep,

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from mlpsweep.launcher import warmup, worker
 from mlpsweep.launcher.engines import make_parallel
 from mlpsweep.launcher.failures import JobNotRun
+from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.launcher.recovery import Recovery
 
 log = logging.getLogger("mlpsweep")
@@ -125,11 +126,11 @@ def failed(ret):
     that is true: how a task that records failures as data reports them)."""
     if ret.status != JobStatus.COMPLETED:
         return True
-    return bool(getattr(ret._return_value, "failed", False))
+    return bool(getattr(return_value(ret), "failed", False))
 
 
 def summary(ret):
-    value = ret._return_value  # the property raises for a failed job
+    value = return_value(ret)
     if ret.status == JobStatus.COMPLETED:
         text = str(value)
         return text if len(text) <= 120 else text[:117] + "..."

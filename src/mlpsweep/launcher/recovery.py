@@ -21,6 +21,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 
 from mlpsweep.launcher.failures import WorkerLost
+from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.records.claim import pid_exists
 
 log = logging.getLogger("mlpsweep")
@@ -84,7 +85,7 @@ class Recovery:
             if self.deaths[i] > self.retries:
                 returns[i] = lost(overrides[i], self.deaths[i])
                 what = " ".join(overrides[i])
-                log.error(f"#{self.first + i} {what}: {returns[i]._return_value}")
+                log.error(f"#{self.first + i} {what}: {return_value(returns[i])}")
             else:
                 self.alone.append(i)
         else:

@@ -17,17 +17,11 @@ import os
 from pathlib import Path
 
 from hydra import version
-from hydra._internal.deprecation_warning import deprecation_warning
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import (
-    JobReturn,
-    JobRuntime,
-    JobStatus,
-    _save_config,
-    configure_log,
-    env_override,
-)
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override
 from omegaconf import OmegaConf, open_dict, read_write
+
+from mlpsweep.launcher.hydra_compat import deprecation_warning, save_config, set_parent
 
 
 def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
@@ -38,7 +32,7 @@ def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
     orig_hydra_cfg = HydraConfig.instance().cfg
     OmegaConf.set_readonly(config.hydra, True)
     OmegaConf.set_readonly(hydra_cfg.hydra, True)
-    hydra_cfg.hydra._set_parent(config)  # as set_config: the hydra node may refer to the task
+    set_parent(hydra_cfg.hydra, config)  # as set_config: the hydra node may refer to the task
     HydraConfig.instance().cfg = hydra_cfg  # what set_config makes, made once: ${hydra:...}
     output_dir = str(OmegaConf.select(config, job_dir_key))
     if job_subdir_key is not None:
@@ -68,9 +62,9 @@ def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
         configure_log(config.hydra.job_logging, config.hydra.verbose)
         if config.hydra.output_subdir is not None:
             hydra_output = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
-            _save_config(task_cfg, "config.yaml", hydra_output)
-            _save_config(hydra_cfg, "hydra.yaml", hydra_output)
-            _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
+            save_config(task_cfg, "config.yaml", hydra_output)
+            save_config(hydra_cfg, "hydra.yaml", hydra_output)
+            save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
         with env_override(hydra_cfg.hydra.job.env_set):
             callbacks.on_job_start(config=config, task_function=task_function)
             try:
@@ -88,6 +82,6 @@ def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
         HydraConfig.instance().cfg = orig_hydra_cfg
         # As in Hydra's copy: the returned hydra config stands alone (else pickling it
         # back to the launcher would drag the whole job config along).
-        hydra_cfg.hydra._set_parent(hydra_cfg)
+        set_parent(hydra_cfg.hydra, hydra_cfg)
         if chdir:
             os.chdir(old_cwd)
