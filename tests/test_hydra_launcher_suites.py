@@ -13,7 +13,13 @@ def test_the_launcher_is_discovered_as_a_hydra_plugin():
     assert MlpsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
 
 
-@pytest.mark.parametrize("launcher_name, overrides", [("mlpsweep", [])])
+# Also with Hydra's own public run_job (the fallback of hydra_compat.py's docstring).
+PUBLIC_RUN_JOB = ["hydra.launcher.fast_run_job=false"]
+
+
+@pytest.mark.parametrize(
+    "launcher_name, overrides", [("mlpsweep", []), ("mlpsweep", PUBLIC_RUN_JOB)]
+)
 class TestMlpsweepLauncher(LauncherTestSuite):
     pass
 

@@ -29,6 +29,9 @@ class MlpsweepLauncherConf:
     worker_loss_retries: int = "${oc.select:retries,0}"  # type: ignore[assignment]
     progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
+    # false: Hydra's own public run_job (it copies each job's config four times; a
+    # fallback should a Hydra release change what ours mirrors: see hydra_compat.py)
+    fast_run_job: bool = True
 
 
 ConfigStore.instance().store(
@@ -49,6 +52,7 @@ class MlpsweepLauncher(Launcher):
         worker_loss_retries=0,
         progress=True,
         joblib=None,
+        fast_run_job=True,
     ):
         self.worker_loss_retries = worker_loss_retries
         from mlpsweep.launcher.engines import engine_for
@@ -59,6 +63,7 @@ class MlpsweepLauncher(Launcher):
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
+        self.fast_run_job = bool(fast_run_job)
         self.config = self.hydra_context = self.task_function = self._context = None
         self._warm_up = None
 

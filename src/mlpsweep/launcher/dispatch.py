@@ -36,7 +36,8 @@ def make_context(launcher):
         where = str(Path(sweep_dir).resolve()).replace("'", "\\'")
         master.hydra.overrides.hydra.append(f"hydra.sweep.dir='{where}'")
     local = (launcher.hydra_context, launcher.task_function, master)
-    return worker.WorkerContext.make(uuid.uuid4().hex, *local), local
+    token = uuid.uuid4().hex
+    return worker.WorkerContext.make(token, *local, fast_run_job=launcher.fast_run_job), local
 
 
 def launch(launcher, job_overrides, initial_job_idx):

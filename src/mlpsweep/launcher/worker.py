@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.singleton import Singleton
+from hydra.core.utils import run_job as hydra_run_job
 from hydra.core.utils import setup_globals
 
 from mlpsweep.launcher.compose import JobComposer
@@ -39,9 +40,10 @@ class WorkerContext:
     singleton_state: Any
     payload: bytes
     launcher_pid: int
+    fast_run_job: bool = True  # ours (runjob.py), else Hydra's public run_job
 
     @classmethod
-    def make(cls, token, hydra_context, task_function, master_config):
+    def make(cls, token, hydra_context, task_function, master_config, fast_run_job=True):
         import cloudpickle  # the task function may live in __main__
 
         return cls(
@@ -49,6 +51,7 @@ class WorkerContext:
             singleton_state=Singleton.get_state(),
             payload=cloudpickle.dumps((hydra_context, task_function, master_config)),
             launcher_pid=os.getpid(),
+            fast_run_job=fast_run_job,
         )
 
 
@@ -75,6 +78,7 @@ def install(context, local=None):
         hydra_context, task_function, master = local
         _installed.update(
             token=context.token,
+            fast_run_job=context.fast_run_job,
             hydra_context=hydra_context,
             task_function=task_function,
             composer=JobComposer(hydra_context.config_loader, master),
@@ -86,13 +90,17 @@ def run(job):
     if job.context is not None:
         install(job.context)
     mark = mark_running(job.marks, job.idx)
-    ret = run_job(
-        hydra_context=_installed["hydra_context"],
-        task_function=_installed["task_function"],
-        configs=_installed["composer"].job(job.overrides, job.idx),
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    configs = _installed["composer"].job(job.overrides, job.idx)
+    keys = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
+    if _installed["fast_run_job"]:
+        ret = run_job(_installed["hydra_context"], _installed["task_function"], configs, **keys)
+    else:
+        ret = hydra_run_job(
+            hydra_context=_installed["hydra_context"],
+            task_function=_installed["task_function"],
+            config=configs[0],
+            **keys,
+        )
     if mark is not None:
         mark.unlink(missing_ok=True)
     return job.idx, TravellingJobReturn.of(ret)
