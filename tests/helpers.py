@@ -36,6 +36,10 @@ def multirun(sweep_dir, *overrides, task_function=None):
     from mlpsweep.app.schema import register
     from mlpsweep.app.task import main_task
 
+    if not any(o.startswith(("hydra.launcher", "hydra/launcher")) for o in overrides):
+        # One worker: joblib runs the jobs in this process, with no worker processes to
+        # start (a second each); tests of parallelism say how many workers they want.
+        overrides = ("hydra.launcher.n_jobs=1", *overrides)
     with own_hydra_state():
         register()
         GlobalHydra.instance().clear()
