@@ -6,6 +6,14 @@ import pytest
 
 from mlpsweep.data import load_dataset, make_dataset
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The suite runs in one process per core (pytest-xdist, -n auto): one BLAS thread
+    # each, or the workers' products fight over the cores. A test (or a run's
+    # blas_threads) that asks for more gets them within its own limit.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
 
 @pytest.fixture(scope="session")
 def mnist_5k():

@@ -4,10 +4,12 @@ on files instead of sleeping."""
 
 import contextlib
 import copy
+import gc
 import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from hydra import initialize_config_dir
@@ -83,6 +85,57 @@ def run_app(cwd, *args, timeout=600, env=None):
         timeout=timeout,
         env=environ,
     )
+
+
+def run_cli(cwd, *args, env=None):
+    """`python run.py ARGS` in `cwd`, in this process: run.py's own main under run_main
+    (its one-line errors and exit codes), output captured; a CompletedProcess as
+    run_app returns, without a second of interpreter start-up and imports."""
+    import importlib.util
+    import io
+    import logging
+    import signal
+
+    from mlpsweep.app import errors, resolvers
+
+    # As __main__: its `if __name__ == "__main__"` block runs, and Hydra finds conf/
+    # beside the file, as for `python run.py`.
+    spec = importlib.util.spec_from_file_location("__main__", REPO / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    out, err = io.StringIO(), io.StringIO()
+    saved = (dict(os.environ), list(sys.argv), os.getcwd(), signal.getsignal(signal.SIGTERM))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    os.environ.pop("HYDRA_FULL_ERROR", None)
+    os.environ.update(env or {})
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    os.chdir(cwd)
+    if "-m" in args and not any(a.startswith(("hydra.launcher", "hydra/launcher")) for a in args):
+        args = (*args, "hydra.launcher.n_jobs=1")  # as multirun(): no worker processes
+    sys.argv = [str(REPO / "run.py"), *args]
+    code, full = 0, errors._user_full_error
+    errors._user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"  # read at import
+    try:
+        with own_hydra_state(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                spec.loader.exec_module(module)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            except Exception:  # what Python does with an uncaught exception
+                traceback.print_exc()
+                code = 1
+    finally:
+        errors._user_full_error = full
+        os.environ.clear()
+        os.environ.update(saved[0])
+        sys.argv = saved[1]
+        os.chdir(saved[2])
+        signal.signal(signal.SIGTERM, saved[3])
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        resolvers.inspecting = False
+        gc.unfreeze()  # run_main freezes it for the process's exit
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def start_app(cwd, *args, **popen):

@@ -40,6 +40,7 @@ document.getElementById("r").onload = function () {
     CHROMIUM is None and not os.environ.get("CI"),
     reason="no chromium installed (CI installs it and never skips this)",
 )
+@pytest.mark.slow  # a real browser
 @pytest.mark.parametrize("page", ["report.html", "comparison.html"])
 def test_report_loads_its_images_in_chromium(tmp_path, page):
     sweep = synthetic_sweep(tmp_path / "sweep", 10, 200)

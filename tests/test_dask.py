@@ -156,6 +156,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
     assert len(jobs) == n  # none lost
 
 
+@pytest.mark.slow  # waits out the connection timeout
 def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
     p = run_app(
         tmp_path,

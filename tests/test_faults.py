@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from helpers import REPO, multirun, run_app, sweep_dirs, wait_for, wait_for_runs
+from helpers import REPO, multirun, run_cli, sweep_dirs, wait_for, wait_for_runs
 
 from mlpsweep import records
 from mlpsweep.app.resources import check_memory
@@ -71,9 +71,8 @@ def test_two_single_runs_started_together_keep_their_own_results(tmp_path):
     assert lrs == ["lr=0.05", "lr=0.2"]
 
 
-@pytest.mark.e2e
 def test_a_refused_single_run_leaves_no_folder(tmp_path):
-    p = run_app(tmp_path, "lr=-1")
+    p = run_cli(tmp_path, "lr=-1")
     assert p.returncode == 2 and p.stderr.strip() == "mlpsweep: lr=-1.0: must be > 0"
     assert not (tmp_path / "results").exists()
 
@@ -124,6 +123,7 @@ def test_release_leaves_a_claim_that_another_process_took_over(tmp_path):
     assert path.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_two_identical_sweeps_into_one_folder_train_each_run_once(tmp_path):
     args = [
@@ -158,7 +158,7 @@ def test_two_identical_sweeps_into_one_folder_train_each_run_once(tmp_path):
 
 def test_a_damaged_record_is_rerun_and_listed_not_read(tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    multirun(sweep, "seed=0,1", "steps=1500", "eval_every=500")
+    multirun(sweep, "seed=0,1", "steps=200", "eval_every=100", "report=false")
     first = records.run_dir(sweep, records.SweepManifest.read(sweep).run_ids[0])
     hist = first / "history.parquet"
     data = bytearray(hist.read_bytes())
@@ -175,7 +175,7 @@ def test_a_damaged_record_is_rerun_and_listed_not_read(tmp_path, capsys):
     assert "corrupt" in build_report(sweep).read_text()
 
     capsys.readouterr()
-    multirun(sweep, "seed=0,1", "steps=1500", "eval_every=500")
+    multirun(sweep, "seed=0,1", "steps=200", "eval_every=100", "report=false")
     assert "2 runs in" in capsys.readouterr().err or records.is_finished(first)
     assert records.is_finished(first)
 
@@ -214,10 +214,9 @@ def test_memory_check_counts_the_concurrent_runs():
         check_memory([Spec()], 1, "x")
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize("args", [["width=10000000"], ["-m", "width=10000000", "seed=0,1"]])
 def test_a_run_too_big_for_memory_is_refused_before_it_starts(tmp_path, args):
-    p = run_app(tmp_path, *args)
+    p = run_cli(tmp_path, *args)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert (
         "not enough memory" in p.stderr
@@ -230,7 +229,6 @@ def test_a_run_too_big_for_memory_is_refused_before_it_starts(tmp_path, args):
 # --- up-front checks -----------------------------------------------------------------
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args, line",
     [
@@ -241,20 +239,19 @@ def test_a_run_too_big_for_memory_is_refused_before_it_starts(tmp_path, args):
     ],
 )
 def test_more_bad_input_gives_one_line(tmp_path, args, line):
-    p = run_app(tmp_path, *args)
+    p = run_cli(tmp_path, *args)
     assert p.returncode == 2 and line in p.stderr and len(p.stderr.strip().splitlines()) == 1, (
         p.stderr
     )
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.e2e
 def test_a_refused_extension_leaves_the_sweep_as_it_was(tmp_path):
-    assert run_app(tmp_path, "-m", "steps=5", "seed=0", "report=false").returncode == 0
+    assert run_cli(tmp_path, "-m", "steps=5", "seed=0", "report=false").returncode == 0
     [sweep] = sweep_dirs(tmp_path)
     before = (sweep / records.MANIFEST).read_bytes()
     for bad in ("hydra.launcher.backend=bogus", "lr=-1", "width=10000000"):
-        p = run_app(tmp_path, "-m", "steps=5", "seed=0,1", "resume=true", "extend=true", bad)
+        p = run_cli(tmp_path, "-m", "steps=5", "seed=0,1", "resume=true", "extend=true", bad)
         assert p.returncode == 2, p.stderr
         assert "resume=True" not in p.stderr and "extend=True" not in p.stderr
         assert (sweep / records.MANIFEST).read_bytes() == before and sweep_dirs(tmp_path) == [sweep]
@@ -334,7 +331,7 @@ def test_a_job_whose_worker_keeps_dying_fails_alone_and_the_sweep_goes_on(tmp_pa
     assert statuses["seed=0"] == ("ok", None)
     assert statuses["seed=1"] == ("failed", records.WORKER_DIED)
     assert (sweep / "report.html").exists()
-    p = run_app(tmp_path, *args, "resume=true")
+    p = run_cli(tmp_path, *args, "resume=true")
     assert p.returncode == 0 and "1 to train, 1 already done" in p.stdout, p.stderr
 
 
@@ -407,6 +404,7 @@ def tmpfs(mount_tmpfs):
     return mount_tmpfs("64m")
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_a_folder_made_read_only_mid_sweep_says_so(tmp_path, tmpfs):
     proc = subprocess.Popen(

@@ -18,7 +18,8 @@ PUBLIC_RUN_JOB = ["hydra.launcher.fast_run_job=false"]
 
 
 @pytest.mark.parametrize(
-    "launcher_name, overrides", [("mlpsweep", []), ("mlpsweep", PUBLIC_RUN_JOB)]
+    "launcher_name, overrides",
+    [("mlpsweep", []), pytest.param("mlpsweep", PUBLIC_RUN_JOB, marks=pytest.mark.slow)],
 )
 class TestMlpsweepLauncher(LauncherTestSuite):
     pass

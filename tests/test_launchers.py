@@ -33,6 +33,7 @@ def sweeps(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # three sweeps with their reports
 def test_every_launcher_writes_the_same_records_and_a_report(sweeps):
     ours = histories(sweeps["mlpsweep"])
     assert len(ours) == 4
@@ -123,7 +124,7 @@ def test_a_killed_sweep_resumes_past_its_finished_runs(tmp_path, hydra, sig):
     and trains only the rest."""
     import signal
 
-    from helpers import finished_runs, run_app, start_app, wait_for
+    from helpers import finished_runs, run_cli, start_app, wait_for
 
     args = ["-m", "seed=range(6)", "steps=300", "report=false", hydra]
     proc = start_app(tmp_path, *args)
@@ -132,7 +133,7 @@ def test_a_killed_sweep_resumes_past_its_finished_runs(tmp_path, hydra, sig):
     assert proc.wait(timeout=60) != 0
     done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
     assert 2 <= len(done) < 6
-    p = run_app(tmp_path, *args, "resume=true")
+    p = run_cli(tmp_path, *args, "resume=true")
     assert p.returncode == 0, p.stderr
     assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
     after = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}

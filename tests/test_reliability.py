@@ -10,11 +10,9 @@ import sys
 import textwrap
 
 import pytest
-from helpers import REPO, finished_runs, run_app, sweep_dirs, wait_for, wait_for_runs
+from helpers import REPO, finished_runs, run_cli, sweep_dirs, wait_for, wait_for_runs
 
 from mlpsweep import records
-
-pytestmark = pytest.mark.e2e  # `python run.py` as a subprocess
 
 
 def digest(run_dir):
@@ -25,6 +23,7 @@ def finished(sweep):
     return {r.name: digest(r) for r in (sweep / "runs").iterdir() if records.is_finished(r)}
 
 
+@pytest.mark.e2e
 def test_kill9_during_a_result_write_leaves_no_readable_result(tmp_path):
     """A process SIGKILLed in the middle of writing metrics.json: the run is not taken
     as finished, and the next sweep cleans the leftover temporary file."""
@@ -48,6 +47,7 @@ def test_kill9_during_a_result_write_leaves_no_readable_result(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_random_kills_lose_nothing_and_retrain_nothing_finished(tmp_path):
     rng = random.Random(7)
     args = [
@@ -96,12 +96,12 @@ def test_random_kills_lose_nothing_and_retrain_nothing_finished(tmp_path):
 
 
 def test_resume_into_another_sweep_definition_is_refused_unless_extended(tmp_path):
-    assert run_app(tmp_path, "-m", "seed=0,1", "steps=10", "report=false").returncode == 0
+    assert run_cli(tmp_path, "-m", "seed=0,1", "steps=10", "report=false").returncode == 0
     [sweep] = sweep_dirs(tmp_path)
-    p = run_app(tmp_path, "-m", "seed=0,1", "steps=20", "report=false", "resume=true")
+    p = run_cli(tmp_path, "-m", "seed=0,1", "steps=20", "report=false", "resume=true")
     assert p.returncode == 2 and "holds another sweep definition" in p.stderr
     assert "2 of this command's 2 runs are not in it" in p.stderr
-    p = run_app(
+    p = run_cli(
         tmp_path, "-m", "seed=0,1,2", "steps=10", "report=false", "resume=true", "extend=true"
     )
     assert p.returncode == 0, p.stderr
@@ -111,22 +111,23 @@ def test_resume_into_another_sweep_definition_is_refused_unless_extended(tmp_pat
 
 
 def test_dry_run_lists_jobs_and_writes_nothing(tmp_path):
-    assert run_app(tmp_path, "-m", "seed=0", "steps=10", "report=false").returncode == 0
+    assert run_cli(tmp_path, "-m", "seed=0", "steps=10", "report=false").returncode == 0
     before = sorted(p for p in tmp_path.rglob("*"))
-    p = run_app(
+    p = run_cli(
         tmp_path, "-m", "seed=0,1", "steps=10", "resume=true", "extend=true", "dry_run=true"
     )
     assert p.returncode == 0, p.stderr
     assert "2 runs" in p.stdout and "1 to train, 1 already done" in p.stdout
     assert "  done " in p.stdout and "  train " in p.stdout
     assert sorted(p for p in tmp_path.rglob("*")) == before
-    p = run_app(tmp_path / "fresh", "-m", "lr=0.1,0.2", "dry_run=true")
+    p = run_cli(tmp_path / "fresh", "-m", "lr=0.1,0.2", "dry_run=true")
     assert p.returncode == 0 and not (tmp_path / "fresh" / "results").exists()
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_fail_fast_and_retries(tmp_path):
-    p = run_app(
+    p = run_cli(
         tmp_path / "a",
         "-m",
         "width=100000000,16,17",
@@ -138,7 +139,7 @@ def test_fail_fast_and_retries(tmp_path):
     )
     assert p.returncode == 1
     assert "1 of 3 runs failed, 2 not run" in p.stderr
-    p = run_app(
+    p = run_cli(
         tmp_path / "b", "width=100000000", "depth=1", "steps=10", "retries=2", "max_memory=1000T"
     )
     assert p.returncode == 1
@@ -173,7 +174,7 @@ def test_fail_fast_and_retries(tmp_path):
     ],
 )
 def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):
-    p = run_app(tmp_path, "-m", *args, "steps=3" if "steps=0" not in args else "seed=0")
+    p = run_cli(tmp_path, "-m", *args, "steps=3" if "steps=0" not in args else "seed=0")
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("mlpsweep: "), p.stderr
     assert line in p.stderr
@@ -181,13 +182,13 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):
 
 
 def test_full_error_shows_the_traceback(tmp_path):
-    p = run_app(tmp_path, "-m", "activation=gelu", env={"HYDRA_FULL_ERROR": "1"})
+    p = run_cli(tmp_path, "-m", "activation=gelu", env={"HYDRA_FULL_ERROR": "1"})
     assert p.returncode != 0 and "Traceback" in p.stderr
 
 
 def test_unwritable_results_directory(tmp_path):
     (tmp_path / "file").write_text("not a directory")
-    p = run_app(tmp_path, "-m", "seed=0", "steps=3", "hydra.sweep.dir=file/sweep")
+    p = run_cli(tmp_path, "-m", "seed=0", "steps=3", "hydra.sweep.dir=file/sweep")
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert "cannot write file/sweep: Not a directory" in p.stderr
 
@@ -198,7 +199,7 @@ def tiny_disk(mount_tmpfs):
 
 
 def test_a_full_disk_stops_with_one_line_and_no_half_written_result(tmp_path, tiny_disk):
-    p = run_app(
+    p = run_cli(
         tmp_path,
         "-m",
         "seed=range(6)",
@@ -219,7 +220,7 @@ def test_corrupt_dataset_and_checksum_mismatch_fail_before_any_job(tmp_path):
     folder = tmp_path / "data" / "fashion_mnist"
     folder.mkdir(parents=True)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + os.urandom(200))
-    p = run_app(
+    p = run_cli(
         tmp_path, "-m", "dataset=fashion_mnist", f"dataset.data_dir={tmp_path / 'data'}", "steps=3"
     )
     assert p.returncode == 2 and p.stderr.count("\n") == 1
@@ -229,6 +230,7 @@ def test_corrupt_dataset_and_checksum_mismatch_fail_before_any_job(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_editing_a_sweep_file_mid_sweep_does_not_change_composed_jobs(tmp_path):
     import shutil
 
@@ -299,6 +301,7 @@ def started_loky_workers(pid, count=2, timeout=60):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("when", ["running", "starting"])
 def test_workers_exit_when_the_sweep_process_is_killed(tmp_path, when):
     """kill -9 of the sweep process alone: its loky workers must not run on as orphans,
@@ -328,6 +331,7 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path, when):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     proc = subprocess.Popen(
         [
@@ -355,7 +359,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
 @pytest.mark.parametrize("name", ["../../escape", "/tmp/abs", "a/b", ".."])
 def test_a_sweep_name_cannot_write_outside_results(tmp_path, name):
     work = tmp_path / "work"
-    p = run_app(work, "-m", "steps=5", "seed=0", f"sweep_name={name}")
+    p = run_cli(work, "-m", "steps=5", "seed=0", f"sweep_name={name}")
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert "must be a plain folder name" in p.stderr and "Traceback" not in p.stderr
     assert [q.name for q in tmp_path.iterdir()] == ["work"] and not any(work.iterdir())

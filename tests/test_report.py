@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_app, sweep_dirs
+from helpers import run_cli, sweep_dirs
 from PIL import Image
 
 from mlpsweep import records
@@ -14,6 +14,7 @@ from mlpsweep.bench.report import synthetic_sweep
 from mlpsweep.core import TrainConfig
 from mlpsweep.records.run import read_config
 from mlpsweep.report import build_report
+from mlpsweep.report.analysis import analyse
 from mlpsweep.report.collect import collect
 from mlpsweep.report.stats import mean_band, oscillation, t95
 
@@ -26,7 +27,7 @@ def images(html):
 def mixed_sweep(tmp_path_factory):
     """A real sweep with a finished, a diverged and a failed run."""
     cwd = tmp_path_factory.mktemp("mixed")
-    p = run_app(
+    p = run_cli(
         cwd,
         "-m",
         "lr=0.1,1e30,0.1",
@@ -397,8 +398,11 @@ def test_an_interaction_is_reported_only_where_it_is_large_and_clear(tmp_path):
             ({"batch_size": b, "lr": lr}, sigma)
             for (b, lr), sigma in zip([(10, 0.01), (100, 0.01), (10, 0.1), (100, 0.1)], sigmas)
         ]
-        html = build_report(write_runs(folder, configs)).read_text()
-        return re.findall(r"<li>(.*?)</li>", html.split('class="findings"')[1].split("</ul>")[0])
+        # The findings as the report lists them (its text only: no figures drawn).
+        from mlpsweep.report.effects import findings
+        from mlpsweep.report.study import Study
+
+        return findings(analyse(collect(write_runs(folder, configs), write=False)), Study())[0]
 
     # batch 100 calms the loss 8x at lr 0.1 and not at all at lr 0.01
     lines = finding_lines([0.1, 0.1, 0.4, 0.05], tmp_path / "yes")
@@ -424,8 +428,8 @@ def test_noise_collapse_fits_the_known_power_law(tmp_path):
     html = build_report(folder).read_text()
     assert "the configs collapse onto one line" in html
     assert (folder / "report" / "noise_collapse.png").exists()
-    flat = sweep(tmp_path / "flat", lambda x: 0.1)
-    assert "do not collapse" in build_report(flat).read_text()
+    flat = sweep(tmp_path / "flat", lambda x: 0.1)  # the text only: no report to build
+    assert "do not collapse" in noise_collapse(analyse(collect(flat, write=False))).sentence()
 
 
 def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):

@@ -255,9 +255,9 @@ UNREADABLE = [
 
 @pytest.mark.parametrize("args, says", UNREADABLE)
 def test_names_and_zips_that_cannot_be_read_say_how_to_write_them(tmp_path, args, says):
-    from helpers import run_app
+    from helpers import run_cli
 
-    p = run_app(tmp_path, "-m", *args, "steps=2")
+    p = run_cli(tmp_path, "-m", *args, "steps=2")
     assert p.returncode == 2 and says in p.stderr, p.stderr
     assert not list(tmp_path.glob("**/metrics.json"))
 
@@ -273,11 +273,11 @@ def test_an_unreachable_target_is_refused():
 
 
 def test_a_full_disk_while_planning_leaves_no_empty_multirun_yaml(tmp_path, mount_tmpfs):
-    from helpers import run_app
+    from helpers import run_cli
 
     disk = mount_tmpfs("16k")
     (disk / "filler").write_bytes(bytes(16 * 1024 - 512))  # nearly full
-    p = run_app(tmp_path, "-m", "seed=0,1", "steps=5", f"hydra.sweep.dir={disk}/sweep")
+    p = run_cli(tmp_path, "-m", "seed=0,1", "steps=5", f"hydra.sweep.dir={disk}/sweep")
     assert p.returncode == 2 and "No space left on device" in p.stderr
     assert "None" not in p.stderr and not (disk / "sweep").exists()
 
@@ -285,11 +285,11 @@ def test_a_full_disk_while_planning_leaves_no_empty_multirun_yaml(tmp_path, moun
 def test_a_dry_run_writes_nothing_even_in_a_read_only_folder(tmp_path, mount_tmpfs):
     import subprocess
 
-    from helpers import run_app
+    from helpers import run_cli
 
     disk = mount_tmpfs("1m")
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-    p = run_app(disk, "-m", "seed=0,1", "steps=5", "dry_run=true")
+    p = run_cli(disk, "-m", "seed=0,1", "steps=5", "dry_run=true")
     assert p.returncode == 0, p.stderr
     assert "dry run: 2 runs" in p.stdout and not list(disk.iterdir())
 
@@ -330,11 +330,11 @@ def test_the_running_marks_of_a_killed_launch_are_removed(tmp_path):
 
 
 def test_a_single_run_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_path, mount_tmpfs):
-    from helpers import run_app
+    from helpers import run_cli
 
     disk = mount_tmpfs("16k")
     (disk / "filler").write_bytes(bytes(15000))
-    p = run_app(tmp_path, "steps=20", f"hydra.run.dir={disk}/run")
+    p = run_cli(tmp_path, "steps=20", f"hydra.run.dir={disk}/run")
     assert p.returncode == 1
     assert p.stderr.strip().splitlines() == [
         f"mlpsweep: cannot write the run's results to {disk}/run: No space left on device; "

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import REPO, multirun, run_app, run_once, sweep_dirs
+from helpers import REPO, multirun, run_app, run_cli, run_once, sweep_dirs
 
 from mlpsweep import records
 
@@ -144,7 +144,6 @@ def test_value_errors_give_one_line_and_start_no_job(tmp_path, capsys, args, lin
     assert not (tmp_path / "sweep").exists()
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args, text",
     [
@@ -155,7 +154,7 @@ def test_value_errors_give_one_line_and_start_no_job(tmp_path, capsys, args, lin
     ],
 )
 def test_composition_errors(tmp_path, args, text):
-    p = run_app(tmp_path, "-m", *args)
+    p = run_cli(tmp_path, "-m", *args)
     assert p.returncode != 0 and text in p.stderr
     assert not list(tmp_path.glob("results/*/*/runs/*"))
 

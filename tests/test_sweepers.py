@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 import pytest
-from helpers import finished_runs, multirun, run_app, start_app, wait_for
+from helpers import finished_runs, multirun, run_cli, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.app.task import RunOutcome
@@ -25,6 +25,7 @@ OPTUNA = [
 ]
 
 
+@pytest.mark.slow  # a 12-trial Optuna search with its report
 def test_optuna_tunes_the_objective_and_a_rerun_reuses_its_records(tmp_path):
     sweep = tmp_path / "sweep"
     multirun(sweep, *OPTUNA)
@@ -113,7 +114,7 @@ def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_p
     assert len(failed) == 1 and failed[0].error == records.WORKER_DIED
     assert sum(m.status == "ok" for m in statuses) == 2
     assert not claims()  # no job left running or holding a claim
-    p = run_app(tmp_path, *args, "resume=true")
+    p = run_cli(tmp_path, *args, "resume=true")
     assert p.returncode == 0, p.stderr
     assert "1 to train, 2 already done" in p.stderr + p.stdout
 
@@ -124,7 +125,7 @@ def test_inspecting_the_config_creates_no_folder(tmp_path):
         ["--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir"],
         ["--cfg", "all", "-p", "hydra.sweep.dir"],
     ):
-        p = run_app(tmp_path, *args)
+        p = run_cli(tmp_path, *args)
         assert p.returncode == 0 and p.stdout.startswith("results/"), (args, p.stderr)
     assert not (tmp_path / "results").exists()
 

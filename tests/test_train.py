@@ -26,12 +26,13 @@ def listing_replay(dataset, batch, steps=1000):
 @pytest.mark.parametrize("batch", [10, 100])
 def test_replays_the_listing_on_this_machine(mnist_5k, batch):
     """The harness against the listing's arithmetic computed here, now: the oracle rounds
-    like the harness whatever this CPU's BLAS kernel does. The batch-100 run is chaotic,
-    so agreeing over all 1,000 steps means the same arithmetic, operation for operation
-    (only the loss formula's last bit may differ: 4e-16 measured)."""
-    result = listing_replay(mnist_5k, batch)
-    expected = listing_losses(mnist_5k.x_train, mnist_5k.y_train, batch, steps=1000)
-    assert result.status == "ok" and result.steps_done == 1000
+    like the harness whatever this CPU's BLAS kernel does. The batch-100 run is chaotic
+    (a last-bit difference grows ~10x every 25 steps), so agreeing to 1e-12 over 400
+    steps means the same arithmetic, operation for operation (only the loss formula's
+    last bit may differ: 4e-16 measured)."""
+    result = listing_replay(mnist_5k, batch, steps=400)
+    expected = listing_losses(mnist_5k.x_train, mnist_5k.y_train, batch, steps=400)
+    assert result.status == "ok" and result.steps_done == 400
     np.testing.assert_allclose(result.train_loss, expected, rtol=1e-12, atol=0)
 
 
