@@ -10,8 +10,14 @@ from test_referee import ZIPPED, write_curves
 
 from mlpsweep.report.analysis import analyse
 from mlpsweep.report.collect import collect
-from mlpsweep.report.figures import _figures
+from mlpsweep.report.figures import FigureContext, drawn
 from mlpsweep.report.study import Study
+
+
+def _figures(analysis, study):
+    """(title, caption, figure) of every figure the registry draws for `analysis`."""
+    ctx = FigureContext(analysis, study)
+    return [(spec.title, spec.caption_for(ctx), fig) for spec, fig in drawn(ctx)]
 
 
 def texts_inside(fig, renderer):
@@ -146,7 +152,7 @@ def test_bands_stay_in_range_and_examples_seen_spans_batches_on_a_log_axis(grid)
     fig = figures["Train loss per example seen"]
     assert all(ax.get_xscale() == "log" for ax in fig.axes if ax.get_visible() and ax.lines)
     from mlpsweep.report.analysis import Analysis
-    from mlpsweep.report.figures import curves
+    from mlpsweep.report.figures.curves import curves
 
     # two seeds at 0.99 and 0.90: the unclipped 95% band reaches far above 1
     steps = np.tile(np.arange(1, 11), 2)
@@ -163,7 +169,7 @@ def test_bands_stay_in_range_and_examples_seen_spans_batches_on_a_log_axis(grid)
 
 def test_collapse_points_are_dodged_so_none_hides_another():
     from mlpsweep.report.collapse import Collapse
-    from mlpsweep.report.study_figures import collapse_figure
+    from mlpsweep.report.figures.answers import collapse_figure
 
     x = np.array([0.01, 0.01, 0.1, 0.1])
     fit = Collapse(

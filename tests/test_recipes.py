@@ -3,6 +3,7 @@ here as a newcomer would: each is a change in one place, and the rest of the har
 picks it up."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -55,3 +56,31 @@ def test_a_summary_key_that_is_no_metric_fails_loudly():
     with pytest.raises(TypeError, match="weight_norm"):
         metrics.with_results({"weight_norm": np.float64(1.0)})
     assert metrics.with_results({"steps_done": 3}).steps_done == 3
+
+
+def test_a_new_figure_is_one_entry_in_its_family(small_sweep, monkeypatch):
+    """Recipe: a FigureSpec in the FIGURES of its family's module (report/figures/)."""
+    from mlpsweep.report.figures import FigureSpec, seeds
+    from mlpsweep.report.plotting import subplots
+
+    def draw(ctx):
+        fig, ax = subplots(1, 1, figsize=(4, 3))
+        done = ctx.analysis.finished
+        ax.scatter(done["batch_size"], done["steps_per_s"])
+        return fig
+
+    spec = FigureSpec(
+        "Speed per batch size",
+        order=75,  # after "Test metrics at the end" (70)
+        applies=lambda ctx: "steps_per_s" in ctx.analysis.runs,
+        draw=draw,
+        caption="Training steps per second of each run.",
+        more=True,
+    )
+    monkeypatch.setattr(seeds, "FIGURES", (*seeds.FIGURES, spec))
+    html = build_report(small_sweep).read_text()
+    assert (small_sweep / "report" / "speed_per_batch_size.png").stat().st_size > 0
+    assert (small_sweep / "report" / "speed_per_batch_size.svg").exists()
+    assert "Training steps per second of each run." in html
+    titles = re.findall(r'alt="([^"]+)"', html)
+    assert titles.index("Speed per batch size") == titles.index("Test metrics at the end") + 1

@@ -363,7 +363,7 @@ def test_a_study_declaration_is_checked_and_kept_with_the_sweep(tmp_path, capsys
 
 def test_twins_are_found_and_drawn_once():
     from mlpsweep.report.analysis import Analysis
-    from mlpsweep.report.figures import TWIN_STEPS, twin_of
+    from mlpsweep.report.figures.curves import TWIN_STEPS, twin_of
 
     rng = np.random.default_rng(0)
     base = [rng.random(200) + 0.1 for _ in range(3)]
@@ -385,7 +385,7 @@ def test_twins_are_found_and_drawn_once():
 
 
 def test_robust_limits_ignore_a_lone_outlier():
-    from mlpsweep.report.figures import robust_limits
+    from mlpsweep.report.plotting import robust_limits
 
     values = np.concatenate([np.linspace(0.1, 1.0, 5000), [1e6]])
     lo, hi = robust_limits(values, log=True)
@@ -434,8 +434,8 @@ def test_noise_collapse_fits_the_known_power_law(tmp_path):
 
 def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
     from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.figures.answers import level_means
     from mlpsweep.report.study import Study
-    from mlpsweep.report.study_figures import level_means
 
     grid = [(10, 0.01, 0.1), (10, 0.1, 0.4), (100, 0.01, 0.05), (100, 0.1, 0.1)]
     sweep = write_runs(tmp_path, [({"batch_size": b, "lr": lr}, s) for b, lr, s in grid])
@@ -465,7 +465,8 @@ def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
 
 def test_three_dims_facet_rows_by_columns_with_one_hue_per_remaining_setting(tmp_path):
     from mlpsweep.report.analysis import analyse
-    from mlpsweep.report.figures import hue_label, panels
+    from mlpsweep.report.figures.curves import panels
+    from mlpsweep.report.figures.labels import hue_label
 
     configs = [
         ({"batch_size": b, "lr": lr, "width": w}, 0.1)
@@ -543,8 +544,8 @@ def test_main_effects_tick_labels_do_not_overlap(names, slanted):
 
     from mlpsweep.report.analysis import analyse
     from mlpsweep.report.collect import SweepTables
+    from mlpsweep.report.figures.answers import main_effects_figure
     from mlpsweep.report.study import Study
-    from mlpsweep.report.study_figures import main_effects_figure
 
     names = [*names, "rmsprop", "sgd_long_name"] if len(names) > 2 else names
     rng = np.random.default_rng(0)

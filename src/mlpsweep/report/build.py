@@ -12,11 +12,9 @@ from mlpsweep.core.status import Status
 from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import analyse, summary, summary_numbers
-from mlpsweep.report.collapse import noise_collapse
 from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.effects import declared_headline, findings, headline, unmeasured
-from mlpsweep.report.figures import all_figures
-from mlpsweep.report.scaling import scaling
+from mlpsweep.report.figures import FigureContext, all_figures
 from mlpsweep.report.study import METRICS, Study
 from mlpsweep.report.tuning import tuning
 
@@ -38,8 +36,9 @@ def render(title, command, tables, out_path, files_dir=None):
     study = Study.from_dict(sweeps_meta[0].study)
     a = analyse(tables, first=study.compare)
     lead, method = headline(a, study)
-    collapse, batch_scaling = noise_collapse(a), scaling(a)
     search = tuning(a, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
+    context = FigureContext(a, study, search)  # its fits, computed once, serve the text too
+    collapse, batch_scaling = context.collapse, context.scaling
     top, contrast_table = findings(a, study)
     extra = [collapse.sentence()] if collapse is not None else []
     declared = declared_headline(a, study)
@@ -96,7 +95,7 @@ def render(title, command, tables, out_path, files_dir=None):
         summary_rows=table[cols].values.tolist(),
         figures=[
             (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}")
-            for f in all_figures(a, files_dir, study, search)
+            for f in all_figures(context, files_dir)
         ],
         run_rows=run_rows,
         provenance=provenance(sweep_meta, a.runs),

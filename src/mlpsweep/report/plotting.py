@@ -40,10 +40,6 @@ class FigureFile:
     lead: bool = False  # shown beside the findings, on the page's first screen
 
 
-# The figure that answers the study, first of these present: beside the findings.
-LEADS = ("Search history", "Batch scaling", "Main effects")
-
-
 def slug(title):
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
 

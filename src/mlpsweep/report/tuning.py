@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt, tick
-from mlpsweep.report.plotting import plain_log_axis, png, subplots
 from mlpsweep.report.stats import mean_interval
 from mlpsweep.report.study import METRICS, valid_range
 
@@ -84,27 +83,6 @@ def tuning(a, manifest, study):
         else "all trials"
     )
     return Tuning(manifest.sweeper, metric, maximise, len(done), best, order.reset_index(drop=True))
-
-
-def search_figure(fit):
-    """Each trial's objective in the order the trials ran, with the best so far, one
-    colour per compared setting."""
-    fig, ax = subplots(1, 1, figsize=(8, 3.8), layout="constrained")
-    x = np.arange(1, len(fit.order) + 1)
-    for k, (group, g) in enumerate(fit.order.groupby("group", sort=True)):
-        xs, ys = x[g.index], g["value"].to_numpy()
-        ax.scatter(xs, ys, color=f"C{k}", s=22, alpha=0.8, label=group)
-        best = np.maximum.accumulate(ys) if fit.maximise else np.minimum.accumulate(ys)
-        ax.step(xs, best, where="post", color=f"C{k}", lw=1.5)
-    values = fit.order["value"]
-    if (values > 0).all() and values.max() > 10 * values.min():
-        ax.set_yscale("log")
-        plain_log_axis(ax.yaxis)
-    ax.set_xlabel("trial (in the order they ran)")
-    ax.set_ylabel(METRICS.get(fit.objective, (fit.objective,))[0])
-    ax.tick_params(which="both", labelsize=8)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return png(fig)
 
 
 def _number(text):

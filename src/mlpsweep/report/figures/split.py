@@ -4,6 +4,8 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 
 import numpy as np
 
+from mlpsweep.report.figures.labels import tick_label
+from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
 from mlpsweep.report.stats import mean_interval
 
@@ -21,7 +23,7 @@ def has_split(a):
     return "spread_sampling_rel" in done and done["spread_sampling_rel"].notna().any()
 
 
-def split_figure(a, tick_label):
+def split_figure(a):
     """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
     log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
     variance that is sampling noise (one dot per seed, its mean as a bar)."""
@@ -125,3 +127,30 @@ def trajectory_figure(a):
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="upper right")
     return png(fig)
+
+
+FIGURES = (
+    FigureSpec(
+        "What oscillates",
+        order=20,
+        applies=lambda ctx: ctx.oscillation and has_split(ctx.coarse[0]),
+        draw=lambda ctx: split_figure(ctx.coarse[0]),
+        caption="The minibatch loss's spread around its moving average over the last half "
+        "of training, relative to that average, split in two: the sampling noise of a "
+        "B-example average (from each step's per-example losses) and the rest, the weights' "
+        "own trajectory; where the trajectory probe ran, the trajectory measured directly. "
+        "Mean over seeds with its 95% interval (one cut at the axis where it reaches 0). "
+        "Right: the share of the spread's variance that is sampling noise, one dot per seed.",
+        coarse=True,
+    ),
+    FigureSpec(
+        "Trajectory and minibatch loss",
+        order=30,
+        applies=lambda ctx: ctx.oscillation and has_trajectory(ctx.coarse[0]),
+        draw=lambda ctx: trajectory_figure(ctx.coarse[0]),
+        caption="One seed per config over the steps the trajectory probe measured: the "
+        "minibatch loss (grey) and the loss of the same weights on the probe set (red), the "
+        "curve the weights themselves trace.",
+        coarse=True,
+    ),
+)

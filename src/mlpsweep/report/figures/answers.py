@@ -4,6 +4,7 @@ scaling (B_crit)."""
 import numpy as np
 import seaborn as sns
 
+from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
 from mlpsweep.report.study import METRICS
 
@@ -190,3 +191,53 @@ def _order(value):
         return (0, float(value), "")
     except (TypeError, ValueError):
         return (1, 0.0, str(value))
+
+
+def _main_effects_metrics(ctx):
+    return list(dict.fromkeys([*ctx.study.metrics, "final_train_loss"]))[:2]
+
+
+def _main_effects_caption(ctx):
+    tuned = [n for n in ctx.study.nuisance if n in ctx.analysis.dims]
+    return (
+        "Each compared dimension at each of its values: the mean over the seeds there with "
+        "its 95% interval, one line per setting of the other dimensions (never pooled over "
+        "them" + (f"; {', '.join(tuned)} at its best" if tuned else "") + "); geometric means "
+        "on log axes. Degenerate configs are left out."
+    )
+
+
+FIGURES = (
+    FigureSpec(
+        "Main effects",
+        order=10,
+        lead=2,
+        applies=lambda ctx: ctx.study is not None and bool(len(ctx.analysis.finished)),
+        draw=lambda ctx: main_effects_figure(ctx.analysis, ctx.study, _main_effects_metrics(ctx)),
+        caption=_main_effects_caption,
+    ),
+    FigureSpec(
+        "Noise collapse",
+        order=110,
+        applies=lambda ctx: ctx.collapse is not None,
+        draw=lambda ctx: collapse_figure(ctx.collapse),
+        caption=lambda ctx: (
+            "Relative loss spread of each run against lr/B (the effective lr "
+            "over the batch size; Smith & Le 2018), log-log, with the least-squares line: "
+            f"slope {ctx.collapse.slope:.2f}, R² {ctx.collapse.r2:.2f}."
+        ),
+    ),
+    FigureSpec(
+        "Batch scaling",
+        order=120,
+        lead=1,
+        applies=lambda ctx: ctx.scaling is not None,
+        draw=lambda ctx: scaling_figure(ctx.analysis, ctx.scaling),
+        caption=lambda ctx: (
+            f"Steps to {ctx.scaling.target} against the batch size at the best "
+            "lr per batch size (mean and range over seeds), the perfect-scaling line through the "
+            "smallest batch, the fit S = Smin + Emin/B and B_crit = Emin/Smin with its 95% "
+            "interval; examples against steps; B_simple along training against B_crit."
+        ),
+    ),
+)

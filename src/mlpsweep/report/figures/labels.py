@@ -1,0 +1,28 @@
+"""How figures name configs: in a legend, on an axis tick, in a panel."""
+
+from mlpsweep.report.analysis import tick
+
+
+def short_value(text):
+    """A value as written in a config label, in 3 significant digits if a number."""
+    try:
+        return tick(float(text)) if "." in text or "e" in text else text
+    except ValueError:
+        return text
+
+
+def tick_label(analysis, config):
+    """A config's values only ("10, mean, 0.1"); the axis label names the dims."""
+    if not analysis.dims:
+        return config.replace(", ", "\n")
+    return "\n".join(short_value(part.split("=", 1)[1]) for part in config.split(", "))
+
+
+def hue_label(config, facet):
+    """A config's label without the dims its panel already names."""
+    kept = []
+    for part in config.split(", "):
+        key, eq, value = part.partition("=")
+        if key not in facet:
+            kept.append(f"{key}={short_value(value)}" if eq else part)
+    return ", ".join(kept) or config

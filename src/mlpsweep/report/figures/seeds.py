@@ -1,0 +1,83 @@
+"""One dot per seed: final metrics and oscillation per config, with the mean and its 95%
+interval (a bar-free strip plot per metric)."""
+
+import numpy as np
+import seaborn as sns
+
+from mlpsweep.report.figures.curves import MAX_SINGLE_PANEL
+from mlpsweep.report.figures.labels import tick_label
+from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.plotting import png, subplots
+from mlpsweep.report.stats import mean_interval
+from mlpsweep.report.study import METRICS, valid_range
+
+
+def palette(a):
+    return dict(
+        zip(
+            a.configs,
+            sns.color_palette("tab10" if len(a.configs) <= 10 else "husl", len(a.configs)),
+        )
+    )
+
+
+def dots(a, metrics, title):
+    """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
+    done = a.finished
+    labels = [tick_label(a, c) for c in a.configs]
+    # A config's values, one per line, at 7 pt: ~0.06 inch a character.
+    per = max(0.6, 0.06 * max((len(line) for t in labels for line in t.split("\n")), default=1))
+    # Many configs or long values: one metric per row, so the figure stays a page wide.
+    many = len(a.configs) > MAX_SINGLE_PANEL or per * len(a.configs) * len(metrics) > 16
+    width = min(16.0, max(3.5, per * len(a.configs) + 1))
+    rows, cols = (len(metrics), 1) if many else (1, len(metrics))
+    height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
+    fig, axes = subplots(
+        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+    )
+    colors = palette(a)
+    for ax, col in zip(axes.flat, metrics):
+        for i, cfg in enumerate(a.configs):
+            vals = done.loc[done["config"] == cfg, col].astype(float).dropna()
+            if not len(vals):
+                continue  # no finished run here: the summary table says why
+            jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
+            ax.scatter(i + np.asarray(jitter), vals, color=colors[cfg], s=22, alpha=0.75)
+            ax.plot([i - 0.28, i + 0.28], [vals.mean()] * 2, color="black", lw=2)
+            if len(vals) > 1:  # the mean's 95% t-interval, within the metric's range
+                iv = mean_interval(vals, valid=valid_range(col))
+                err = [[max(0.0, iv.mean - iv.lo)], [max(0.0, iv.hi - iv.mean)]]
+                ax.errorbar(i + 0.32, iv.mean, yerr=err, color="black", lw=1.2, capsize=3)
+        ax.set_xticks(range(len(a.configs)))
+        ax.set_title(METRICS[col][0], fontsize=10)
+        if rows > 1 and ax is not axes.flat[-1]:
+            ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
+            continue
+        slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
+        ax.set_xticklabels(labels, fontsize=7, **(slant if per * len(a.configs) > 15 else {}))
+        ax.set_xlabel(", ".join(a.dims), fontsize=8)
+    fig.suptitle(title)
+    return png(fig)
+
+
+FIGURES = (
+    FigureSpec(
+        "Oscillation",
+        order=60,
+        applies=lambda ctx: ctx.oscillation,
+        draw=lambda ctx: dots(ctx.coarse[0], ["spread", "spread_rel", "spikes"], "oscillation"),
+        caption="Over the last half of training: spread of the loss around its moving "
+        "average, the same relative to the moving average, and spikes (steps above 3 robust "
+        "sigmas). One dot per seed; bar = mean, whisker = its 95% interval.",
+        coarse=True,
+    ),
+    FigureSpec(
+        "Test metrics at the end",
+        order=70,
+        applies=lambda ctx: bool(len(ctx.analysis.history)),
+        draw=lambda ctx: dots(ctx.coarse[0], ["test_accuracy", "test_loss"], "test set, final"),
+        caption="One dot per seed; bar = mean, whisker = its 95% interval.",
+        more=True,
+        coarse=True,
+    ),
+)

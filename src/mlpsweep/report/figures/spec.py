@@ -1,0 +1,101 @@
+"""A report figure as a declared object (FigureSpec), and what figures are drawn from
+(FigureContext: the analysis, the study, and the fits, each computed once)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from matplotlib.figure import Figure
+
+from mlpsweep.report.analysis import Analysis, fmt
+from mlpsweep.report.collapse import noise_collapse
+from mlpsweep.report.plotting import slug
+from mlpsweep.report.scaling import scaling
+from mlpsweep.report.study import Study
+
+MAX_FIGURE_CONFIGS = 25  # more configs than this are drawn coarsened (see coarsen)
+
+
+@dataclass
+class FigureContext:
+    """What the figures of one report are drawn from."""
+
+    analysis: Analysis
+    study: Study | None = None
+    search: object | None = None  # tuning.Tuning of an adaptive search, if any
+
+    @cached_property
+    def collapse(self):
+        """collapse.Collapse (the lr/B fit), or None."""
+        return noise_collapse(self.analysis)
+
+    @cached_property
+    def scaling(self):
+        """scaling.Scaling (B_crit), or None."""
+        return scaling(self.analysis)
+
+    @cached_property
+    def coarse(self) -> tuple[Analysis, str]:
+        return coarsen(self.analysis)
+
+    @property
+    def oscillation(self) -> bool:
+        """Whether runs have a window to compare: runs stopped at their target do not
+        (stats.run_endings)."""
+        return bool(len(self.analysis.history)) and not self.analysis.stopped_at_target
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report. Adding a figure is one new FigureSpec in the FIGURES of
+    its family's module (figures/<family>.py)."""
+
+    title: str  # its heading on the page; its files are report/<slug(title)>.png, .svg
+    order: int  # its place on the page: lower first
+    applies: Callable[[FigureContext], bool]
+    draw: Callable[[FigureContext], Figure | None]  # None: nothing to show after all
+    caption: str | Callable[[FigureContext], str]
+    lead: int | None = None  # may lead the page (beside the findings): lower is preferred
+    more: bool | Callable[[FigureContext], bool] = False  # under "More figures" (collapsed)
+    coarse: bool = False  # drawn over the coarsened configs, whose note ends the caption
+
+    @property
+    def name(self) -> str:
+        return slug(self.title)
+
+    def caption_for(self, ctx: FigureContext) -> str:
+        text = self.caption(ctx) if callable(self.caption) else self.caption
+        return text + (ctx.coarse[1] if self.coarse else "")
+
+    def is_more(self, ctx: FigureContext) -> bool:
+        return self.more(ctx) if callable(self.more) else self.more
+
+    def analysis(self, ctx: FigureContext) -> Analysis:
+        """The analysis it draws: the coarsened one for a `coarse` figure."""
+        return ctx.coarse[0] if self.coarse else ctx.analysis
+
+
+def coarsen(analysis, max_configs=MAX_FIGURE_CONFIGS) -> tuple[Analysis, str]:
+    """(`analysis` with configs made of the first dims only, so at most `max_configs`
+    remain; a note saying which dims were averaged over, or ""). A 100-config grid drawn
+    config by config is neither readable nor quick."""
+    if len(analysis.configs) <= max_configs or len(analysis.dims) < 2:
+        return analysis, ""
+    dims = analysis.dims
+    keep = dims[:1]
+    for k in range(len(dims) - 1, 0, -1):
+        if analysis.runs[dims[:k]].astype(str).drop_duplicates().shape[0] <= max_configs:
+            keep = dims[:k]
+            break
+    rest = [d for d in dims if d not in keep]
+    runs = analysis.runs.copy()
+    runs["config"] = runs[keep].apply(
+        lambda r: ", ".join(f"{d}={fmt(v)}" for d, v in zip(keep, r)), axis=1
+    )
+    order = runs.sort_values(keep)["config"]
+    history = analysis.history.drop(columns="config").merge(runs[["run_id", "config"]], on="run_id")
+    coarse = Analysis(runs, history, keep, list(dict.fromkeys(order)))
+    return coarse, (
+        f" Averaged over {', '.join(rest)} ({len(analysis.configs)} configs in all): "
+        "bands and dots are over every run of a setting, not over seeds alone."
+    )
