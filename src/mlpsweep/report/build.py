@@ -13,7 +13,8 @@ from mlpsweep.data.cache import atomic_write
 from mlpsweep.provenance import provenance
 from mlpsweep.report.analysis import analyse, summary, summary_numbers
 from mlpsweep.report.collect import SweepTables, collect
-from mlpsweep.report.effects import declared_headline, findings, headline, unmeasured
+from mlpsweep.report.declared import declared_headline, unmeasured
+from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
 from mlpsweep.report.study import METRICS, Study
 from mlpsweep.report.tuning import tuning

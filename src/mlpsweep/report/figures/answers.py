@@ -111,7 +111,7 @@ def main_effects_figure(a, study, metrics):
     their best); geometric on a log axis for positive metrics, as the findings compare
     them. None when nothing is compared."""
     from mlpsweep.report.analysis import fmt, tick
-    from mlpsweep.report.effects import DIFFERENCE, tuned_runs
+    from mlpsweep.report.contrast import DIFFERENCE, tuned_runs
 
     dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]

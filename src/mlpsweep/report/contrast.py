@@ -1,0 +1,232 @@
+"""Effect sizes with 95% intervals: one contrast of a dimension's two settings on a metric.
+
+For a compared dimension d, its smallest and largest values are contrasted, all else
+equal where the sweep allows (analysis.pairing_groups), with nuisance dimensions tuned
+(the best value per setting, by final train loss, as the Deep Learning Tuning
+Playbook's isolation plots do). A positive metric is compared as a ratio of geometric
+means; accuracy and counts as a difference.
+
+Intervals: replicates are paired by seed when both settings start from the same weights
+(same seeds, and d does not change the network's shape or init): a t-interval on the
+per-seed log-ratios (or differences). Otherwise Welch's t-interval on the log values.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlpsweep.report.analysis import fmt
+from mlpsweep.report.stats import mean_interval, t_quantile
+from mlpsweep.report.study import METRICS
+
+INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
+DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}
+TUNE_BY = "final_train_loss"
+SELF_TUNED = {"steps_to_target", "examples_to_target"}  # the nuisance tuned for them directly
+LEVEL_RELATIVE = {"spread_rel", "spread_rel_ex", "mean_abs_change_rel"}
+METHOD = (
+    "Effects are ratios of geometric means over seeds (differences for accuracy and "
+    "counts) with 95% intervals: a paired t-interval on per-seed log-ratios where both "
+    "settings start from the same weights (same seeds, same network), else Welch's "
+    "t-interval on log values. An interval that includes no change is called inconclusive."
+)
+
+
+@dataclass
+class Contrast:
+    dim: str
+    low: object
+    high: object
+    where: str  # the setting of the other dimensions, or how they were averaged
+    metric: str
+    mean_low: float
+    mean_high: float
+    effect: float  # ratio high/low (or difference high - low)
+    lo: float  # its 95% interval (NaN with fewer than two replicates)
+    hi: float
+    n_low: int
+    n_high: int
+    paired: bool
+    ratio: bool
+    unit: str = "seeds"  # what n counts: seeds, or runs when pooled over settings
+
+    @property
+    def has_interval(self):
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
+
+    @property
+    def conclusive(self):
+        none = 1.0 if self.ratio else 0.0
+        return self.has_interval and not (self.lo <= none <= self.hi)
+
+    @property
+    def size(self):
+        """For ranking: |log ratio|, or the difference relative to the mean level."""
+        if self.ratio:
+            return abs(math.log(self.effect)) if self.effect > 0 else 0.0
+        level = max(abs(self.mean_low), abs(self.mean_high), 1e-12)
+        return abs(self.effect) / level
+
+    def sentence(self):
+        label = METRICS.get(self.metric, (self.metric, False))[0]
+        a, b = f"{self.dim}={fmt(self.high)}", f"{self.dim}={fmt(self.low)}"
+        where = f" ({self.where})" if self.where else ""
+        if self.ratio:
+            lower = self.effect < 1
+            factor = 1 / self.effect if lower else self.effect
+            shown = f"{factor:.2f}" if factor < 10 else f"{factor:.3g}"
+            text = f"{label.capitalize()} is {shown}x {'lower' if lower else 'higher'}"
+            ci = sorted((1 / self.lo, 1 / self.hi) if lower else (self.lo, self.hi))
+            ci_text = f"ratio 95% CI [{ci[0]:.3g}, {ci[1]:.3g}]"
+        else:
+            way = "lower" if self.effect < 0 else "higher"
+            text = f"{label.capitalize()} is {abs(self.effect):.3g} {way}"
+            ci_text = f"difference 95% CI [{self.lo:+.3g}, {self.hi:+.3g}]"
+        n = (
+            f"{self.n_low} {self.unit} each"
+            if self.n_low == self.n_high
+            else f"{self.n_high} and {self.n_low} {self.unit}"
+        )
+        stats = (
+            f"{ci_text}, {n}{', paired by seed' if self.paired else ''}"
+            if self.has_interval
+            else f"{min(self.n_low, self.n_high)} {self.unit[:-1]}, no interval"
+        )
+        verdict = (
+            ""
+            if self.conclusive or not self.has_interval
+            else " Inconclusive: the interval includes no change."
+        )
+        return (
+            f"{text} at {a} than at {b}{where}: {self.mean_high:.3g} vs {self.mean_low:.3g} "
+            f"({stats}).{verdict}"
+        )
+
+    def row(self):
+        return {
+            "dimension": self.dim,
+            "low": self.low,
+            "high": self.high,
+            "where": self.where,
+            "metric": self.metric,
+            "mean_low": self.mean_low,
+            "mean_high": self.mean_high,
+            "effect": self.effect,
+            "ci_lo": self.lo,
+            "ci_hi": self.hi,
+            "kind": "ratio" if self.ratio else "difference",
+            "paired": self.paired,
+            "n_low": self.n_low,
+            "n_high": self.n_high,
+            "conclusive": self.conclusive,
+        }
+
+
+def estimate(x, y, paired, ratio):
+    """(effect, lo, hi) of y against x (arrays, aligned by seed when paired)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    tx, ty = (np.log(x), np.log(y)) if ratio else (x, y)
+    if paired:
+        iv = mean_interval(ty - tx)
+        m, half = iv.mean, iv.half if iv.n > 1 else np.nan
+    else:
+        m = ty.mean() - tx.mean()
+        if len(tx) > 1 and len(ty) > 1:
+            vx, vy = tx.var(ddof=1) / len(tx), ty.var(ddof=1) / len(ty)
+            se = math.sqrt(vx + vy)
+            # Welch-Satterthwaite degrees of freedom (real-valued: scipy's t takes them)
+            df = (vx + vy) ** 2 / (vx**2 / (len(tx) - 1) + vy**2 / (len(ty) - 1)) if se else 1
+            half = float(t_quantile(df)) * se
+        else:
+            half = np.nan
+    if ratio:
+        return math.exp(m), math.exp(m - half), math.exp(m + half)
+    return m, m - half, m + half
+
+
+def tuned(done, dims, nuisance, by=TUNE_BY):
+    """Keep, per setting of `dims`, the runs of the nuisance value with the lowest mean
+    of `by` (the final train loss; the steps themselves for steps to a target)."""
+    if not nuisance:
+        return done
+    keys = [d for d in dims if d not in nuisance]
+    score = done.groupby([*keys, *nuisance], dropna=False)[by].mean().reset_index()
+    best = (
+        score.loc[score.groupby(keys, dropna=False)[by].idxmin()]
+        if keys
+        else score.nsmallest(1, by)
+    )
+    return done.merge(best[[*keys, *nuisance]], on=[*keys, *nuisance])
+
+
+def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed"):
+    """The Contrast of d=high against d=low over the runs `g`; `pairable`: whether each
+    seed can be one pair (not when pooled over settings of other dimensions)."""
+    x, y = g[g[d] == low], g[g[d] == high]
+    ratio = metric not in DIFFERENCE and (x[metric] > 0).all() and (y[metric] > 0).all()
+    paired = (
+        pairable
+        and d not in INIT_DIMS
+        and replicate in g
+        and x[replicate].is_unique
+        and y[replicate].is_unique
+        and set(x[replicate]) == set(y[replicate])
+    )
+    if paired:
+        x, y = x.sort_values(replicate), y.sort_values(replicate)
+    if "effective_lr" in g and "lr" in g and (g["effective_lr"] != g["lr"]).any():
+        el, eh = (", ".join(fmt(v) for v in sorted(s["effective_lr"].unique())) for s in (x, y))
+        if el != eh:  # the sum reduction: a larger batch also takes a larger step
+            note = f"effective lr {eh} vs {el}: the step size differs too"
+            where = f"{where}; {note}" if where else note
+    if metric in LEVEL_RELATIVE and TUNE_BY in g:
+        fl, fh = float(x[TUNE_BY].mean()), float(y[TUNE_BY].mean())
+        if min(fl, fh) > 0 and max(fl, fh) / min(fl, fh) > 10:
+            note = f"final train loss {fh:.3g} vs {fl:.3g}: relative to very different loss levels"
+            where = f"{where}; {note}" if where else note
+    effect, lo, hi = estimate(x[metric], y[metric], paired, ratio)
+    return Contrast(
+        d,
+        low,
+        high,
+        where,
+        metric,
+        float(x[metric].mean()),
+        float(y[metric].mean()),
+        effect,
+        lo,
+        hi,
+        len(x),
+        len(y),
+        paired,
+        bool(ratio),
+        "seeds" if pairable else "runs",
+    )
+
+
+def extreme_values(done, d, metric):
+    """The two values of d to contrast: the smallest and largest of a numeric dimension;
+    for a categorical one (optimizer, init), the values with the highest and the lowest
+    mean metric. None with fewer than two values."""
+    values = list(done[d].dropna().unique())
+    if len(values) < 2:
+        return None
+    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values):
+        return min(values), max(values)
+    means = done.groupby(d)[metric].mean().sort_values()
+    return means.index[-1], means.index[0]
+
+
+def tuned_runs(a, study, metric):
+    """(the comparable runs (finished, not of a degenerate config) with a finite
+    `metric`, the nuisance dimensions tuned; the nuisance dimensions), or (None, []) when
+    the runs lack the metric."""
+    done = a.comparable.copy()
+    if metric not in done or TUNE_BY not in done:
+        return None, []
+    done[metric] = pd.to_numeric(done[metric], errors="coerce")
+    nuisance = [n for n in study.nuisance if n in a.dims]
+    by = metric if metric in SELF_TUNED else TUNE_BY
+    return tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by), nuisance

@@ -1,0 +1,183 @@
+"""A study's declared contrasts (study.contrasts): the headline in its own order, with the
+oscillation's decomposition into sampling noise and trajectory; and the metrics that
+cannot be measured in a window, with the reason."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from mlpsweep.report.analysis import fmt
+from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
+from mlpsweep.report.effects import matched_groups
+from mlpsweep.report.study import DECOMPOSED, METRICS
+
+
+def matching(runs, where):
+    """The rows of `runs` whose settings equal `where` ((key, value), ...): numbers by
+    value (a YAML 0.1 is the config's 0.1), anything else by its text."""
+    keep = np.ones(len(runs), dtype=bool)
+    for key, value in where:
+        if key not in runs:
+            return runs.iloc[0:0]
+        col = runs[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            keep &= np.isclose(pd.to_numeric(col, errors="coerce"), float(value), rtol=1e-9)
+        else:
+            keep &= col.astype(str).to_numpy() == str(value)
+    return runs[keep]
+
+
+def declared_headline(a, study):
+    """One sentence per contrast the study declares, in its order: the compared
+    dimension's extremes within the runs each contrast names. For a decomposed primary
+    metric (the trajectory spread), the sentence says how much the minibatch loss
+    scatters, how much of that is sampling noise, and what is left for the weights. A
+    contrast that names a degenerate config, or leaves another dimension free (it would
+    pool over it), says so instead."""
+    compared = study.compared(a.dims)
+    if not compared or not study.contrasts:
+        return []
+    d, metric = compared[0], study.metrics[0]
+    lines = []
+    for declared in study.contrasts:
+        where = ", ".join(f"{k}={fmt(v)}" for k, v in declared.where)
+        lead = f"{declared.name[:1].upper()}{declared.name[1:]} ({where}): "
+        named = matching(a.finished, declared.where)
+        broken = [
+            f"{c} {a.degenerate[c]}" for c in dict.fromkeys(named["config"]) if c in a.degenerate
+        ]
+        if broken:
+            lines.append(lead + "not compared: " + "; ".join(broken) + ".")
+            continue
+        runs = {m: _runs_for(a, study, m, declared.where) for m in _parts(metric)}
+        done = runs[metric]
+        extremes = extreme_values(done, d, metric) if done is not None else None
+        if extremes is None:
+            why = not_measured_reason(named, metric)
+            lines.append(
+                lead + (f"not measurable here ({why})." if why else f"fewer than two {d} values.")
+            )
+            continue
+        low, high = extremes
+        keys, groups = matched_groups(done, d, low, high, a.dims, [], study.replicate)
+        if len(groups) != 1:
+            free = [k for k in keys if k not in dict(declared.where)] or ["another dimension"]
+            lines.append(
+                lead + f"not compared: it leaves {', '.join(free)} free (name it in where)."
+            )
+            continue
+        found = {
+            m: contrast(g, d, low, high, m, "") if extreme_values(g, d, m) == extremes else None
+            for m, g in runs.items()
+            if g is not None
+        }
+        if metric in DECOMPOSED:
+            text = _decomposition(found, d, low, high, metric, runs)
+        else:
+            text = found[metric].sentence()
+        lines.append(lead + text)
+    return lines
+
+
+def _parts(metric):
+    """The metrics a headline sentence on `metric` needs."""
+    if metric not in DECOMPOSED:
+        return (metric,)
+    suffix = "_ex" if metric.endswith("_ex") else ""
+    return (metric, f"spread_rel{suffix}", f"spread_sampling_rel{suffix}")
+
+
+def _runs_for(a, study, metric, where):
+    done, _ = tuned_runs(a, study, metric)
+    return None if done is None else matching(done, where)
+
+
+def _times(c):
+    """(`low` against `high` as "2.81x more", its 95% interval "[95% CI 2.63, 2.89]", with
+    "inconclusive" when the interval holds no change)."""
+    if not c.ratio:  # some seed measured 0: compared as a difference
+        word = f"{c.mean_low:.3g} against {c.mean_high:.3g}"
+        ci = f"[difference 95% CI {-c.hi:+.3g}, {-c.lo:+.3g}]" if c.has_interval else ""
+    else:
+        r = 1 / c.effect
+        word = f"{r:.2f}x more" if r >= 1 else f"{1 / r:.2f}x less"
+        lo, hi = sorted((1 / c.lo, 1 / c.hi) if r >= 1 else (c.lo, c.hi))
+        ci = f"[95% CI {lo:.2f}, {hi:.2f}]" if c.has_interval else "(one seed, no interval)"
+    if c.has_interval and not c.conclusive:
+        ci += ", inconclusive"
+    return word, ci
+
+
+def _decomposition(found, d, low, high, metric, runs):
+    """The sentence for a trajectory-spread metric: observed, sampling, trajectory."""
+    lo_s, hi_s = f"{d}={fmt(low)}", f"{d}={fmt(high)}"
+    observed, sampling, trajectory = (found.get(m) for m in _parts(metric)[1:] + (metric,))
+    parts = []
+    if observed is not None:
+        word, ci = _times(observed)
+        parts.append(f"the minibatch loss scatters {word} at {lo_s} than at {hi_s} {ci}")
+    if sampling is not None:
+        word, ci = _times(sampling)
+        share = "sampling_share_ex" if metric.endswith("_ex") else "sampling_share"
+        g = runs[_parts(metric)[2]]
+        shares = [
+            pd.to_numeric(g.loc[g[d] == v, share], errors="coerce").mean() for v in (low, high)
+        ]
+        expected = (
+            f"; sqrt({fmt(high)}/{fmt(low)}) = {math.sqrt(high / low):.2f}x expected"
+            if d == "batch_size"
+            else ""
+        )
+        noise = (
+            f"the sampling noise of a {fmt(low)}- or {fmt(high)}-example average"
+            if d == "batch_size"
+            else "the minibatch's sampling noise"
+        )
+        parts.append(
+            f"{shares[0]:.0%} of that variance at {lo_s} and {shares[1]:.0%} at {hi_s} is "
+            f"{noise} (alone it scatters {word} {ci}{expected})"
+        )
+    word, ci = _times(trajectory)
+    how = "measured on the probe" if "probe" in metric else "sampling noise subtracted"
+    if trajectory.has_interval and not trajectory.conclusive:
+        parts.append(
+            f"whether the weights' own trajectory ({how}) oscillates more cannot be told "
+            f"from these seeds: {word} {ci}"
+        )
+    else:
+        parts.append(f"the weights' own trajectory ({how}) oscillates {word} {ci}")
+    return "; ".join(parts) + "."
+
+
+def not_measured_reason(runs, metric):
+    """Why `metric` is NaN for `runs`: the most common reason their records give
+    (stats.oscillation_table's `not_measured`), or ""."""
+    if "not_measured" not in runs:
+        return ""
+    reasons = runs["not_measured"].dropna().str.split("; ").explode().dropna()
+    reasons = reasons[reasons.str.startswith(f"{metric}: ")].str.slice(len(metric) + 2)
+    return reasons.value_counts().index[0] if len(reasons) else ""
+
+
+def unmeasured(a, study):
+    """One line per study metric that some configs cannot measure: where, and why."""
+    lines = []
+    for metric in study.metrics:
+        if metric not in a.comparable:
+            continue
+        done = a.comparable
+        missing = done[pd.to_numeric(done[metric], errors="coerce").isna()]
+        if not len(missing):
+            continue
+        by_reason = {}
+        for config, g in missing.groupby("config", sort=False):
+            by_reason.setdefault(not_measured_reason(g, metric), []).append(config)
+        label = METRICS.get(metric, (metric, False))[0].capitalize()
+        for why, configs in by_reason.items():
+            if not why:
+                continue  # not a measurement a window limits (e.g. a record without it)
+            shown = "; ".join(configs[:3])
+            shown += f" and {len(configs) - 3} more" if len(configs) > 3 else ""
+            lines.append(f"{label} is not measurable at {shown}: {why}.")
+    return lines
