@@ -10,9 +10,9 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "mlpsweep"
 # Each package may import only packages of a lower layer (and itself).
 LAYERS = {
     "core": 0,
-    "data": 0,
     "provenance": 1,
-    "records": 1,
+    "records": 1,  # writes files atomically (records/files.py): for the data cache too
+    "data": 2,
     "report": 2,
     "launcher": 2,  # a general Hydra launcher: knows nothing of training or records
     "app": 3,

@@ -30,7 +30,7 @@ def test_kill9_during_a_result_write_leaves_no_readable_result(tmp_path):
     run = tmp_path / "run"
     code = textwrap.dedent(f"""
         import os, signal
-        from mlpsweep.data.cache import atomic_write
+        from mlpsweep.records.files import atomic_write
         def write(f):
             f.write(b'{{"status": "ok", "steps_d')
             f.flush()

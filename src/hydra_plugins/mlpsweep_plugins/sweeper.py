@@ -105,7 +105,7 @@ def zipped_product(overrides, zip_groups):
 def save_multirun_yaml(config, sweep_dir):
     """multirun.yaml, as Hydra's sweepers write it, but atomically: a full disk leaves no
     empty file (and no empty sweep folder) behind, only the error."""
-    from mlpsweep.data.cache import atomic_write
+    from mlpsweep.records.files import atomic_write
     from mlpsweep.records.layout import remove_if_empty
 
     sweep_dir.mkdir(parents=True, exist_ok=True)

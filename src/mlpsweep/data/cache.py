@@ -4,7 +4,6 @@ processes train on them, and a warm load is a few header reads."""
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +11,11 @@ import numpy as np
 from mlpsweep.data.dataset import fingerprint, make_dataset
 from mlpsweep.data.idx import DatasetError, read_idx
 from mlpsweep.data.sources import ROLES
+from mlpsweep.records.files import atomic_write
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MANIFEST = "manifest.json"
 FORMAT = 1
-_UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, results should be 0666 & ~umask
-os.umask(_UMASK)
-
-
-def atomic_write(path, write, durable=True):
-    """Write through a temporary file in the same folder, then rename: readers see the
-    old file or the whole new one, never a partial one. `durable` also fsyncs the data
-    first, so that a power cut cannot leave the new name pointing at lost blocks."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def arrays_from_idx(paths, num_classes):

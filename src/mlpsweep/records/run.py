@@ -17,10 +17,7 @@ validation on read and counts as unfinished (rerun on resume, listed by the repo
 
 import dataclasses
 import errno
-import hashlib
 import json
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlpsweep.core.status import FINISHED, Status
-from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.files import atomic_write, read_regular, regular, sha256
 from mlpsweep.records.identity import is_run_id
 
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
@@ -167,7 +164,7 @@ def write_run(run_dir, record):
         raise OSError(
             errno.ELOOP, "a run's folder is a symbolic link: not written through", str(run_dir)
         )
-    metrics = dataclasses.replace(record.metrics, files={n: _sha256(d) for n, d in files})
+    metrics = dataclasses.replace(record.metrics, files={n: sha256(d) for n, d in files})
     files.append(("metrics.json", metrics.sealed().to_json().encode()))
     for name, data in files:
         atomic_write(run_dir / name, lambda f, data=data: f.write(data), durable=False)
@@ -196,7 +193,7 @@ def inspect_run(run_dir):
         return None, "the run's folder is a symbolic link (not followed)"
     path = run_dir / "metrics.json"
     try:
-        text = _read_regular(path, MAX_FILE_BYTES).decode()
+        text = read_regular(path, MAX_FILE_BYTES).decode()
     except FileNotFoundError:
         return None, NO_RESULT
     except (OSError, UnicodeDecodeError) as e:
@@ -216,7 +213,7 @@ def inspect_run(run_dir):
         return None, "metrics.json names files that are not a record's"
     for name, digest in metrics.files.items():
         try:
-            ok = _sha256(_read_regular(run_dir / name, MAX_FILE_BYTES)) == digest
+            ok = sha256(read_regular(run_dir / name, MAX_FILE_BYTES)) == digest
         except OSError:
             ok = False
         if not ok:
@@ -230,7 +227,7 @@ def _check_against_history(run_dir, metrics):
     """A record without checksums (or without its own digest): decode its history in full
     and check the metrics' numbers against it."""
     try:
-        table = pq.read_table(_regular(run_dir / "history.parquet"))
+        table = pq.read_table(regular(run_dir / "history.parquet"))
         loss = table.column("train_loss").to_numpy()
     except (OSError, ValueError, KeyError) as e:
         return None, f"history.parquet is not readable ({type(e).__name__})"
@@ -240,28 +237,6 @@ def _check_against_history(run_dir, metrics):
     if len(loss) and (last is None or not np.isclose(last, loss[-1], rtol=1e-12, atol=0)):
         return None, "metrics.json's final train loss is not its history's"
     return metrics, None
-
-
-def _regular(path):
-    """`path` if it is a regular file (no symbolic link, FIFO or device), else OSError."""
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    return path
-
-
-def _read_regular(path, limit):
-    """The bytes of a regular file of at most `limit` bytes, opened without following a
-    link or blocking on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            raise OSError(errno.EINVAL, "not a record's file", str(path))
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(limit + 1)
-    finally:
-        os.close(fd)
 
 
 def is_finished(run_dir):
@@ -278,7 +253,7 @@ def read_history_table(run_dir):
     """The run's history as a pyarrow Table (a report concatenates hundreds of them and
     converts once). ParquetFile, not read_table or pandas: a tenth of their cost on a
     small file (no dataset discovery, no thread pool). Never through a symbolic link."""
-    with pq.ParquetFile(_regular(Path(run_dir) / "history.parquet")) as f:
+    with pq.ParquetFile(regular(Path(run_dir) / "history.parquet")) as f:
         return f.read()
 
 
@@ -311,17 +286,13 @@ def remove_partial(run_dir):
             tmp.unlink(missing_ok=True)
 
 
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 def _json(data: dict) -> str:
     return json.dumps(data, indent=1, sort_keys=True, default=_plain)
 
 
 def _digest(data: dict) -> str:
     """The sha256 of metrics' JSON with its digest null."""
-    return _sha256(_json({**data, "digest": None}).encode())
+    return sha256(_json({**data, "digest": None}).encode())
 
 
 def _plain(value):

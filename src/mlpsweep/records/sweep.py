@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.files import atomic_write
 from mlpsweep.records.identity import is_run_id
 
 MANIFEST = "sweep.json"

@@ -9,13 +9,13 @@ import jinja2
 import pandas as pd
 
 from mlpsweep.core.status import Status
-from mlpsweep.data.cache import atomic_write
-from mlpsweep.provenance import provenance
+from mlpsweep.records.files import atomic_write
 from mlpsweep.report.analysis import analyse, summary, summary_numbers
 from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
+from mlpsweep.report.provenance import provenance
 from mlpsweep.report.study import METRICS, Study
 from mlpsweep.report.tuning import tuning
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from mlpsweep import records
 from mlpsweep.core.status import Status
-from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.files import atomic_write
 from mlpsweep.records.run import NO_RESULT, read_config
 from mlpsweep.report.stats import oscillation_table, run_endings
 

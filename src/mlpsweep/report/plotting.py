@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatter
 
-from mlpsweep.data.cache import atomic_write
+from mlpsweep.records.files import atomic_write
 from mlpsweep.report.stats import moving_average
 
 
