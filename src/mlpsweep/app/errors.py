@@ -14,6 +14,8 @@ import re
 import signal
 import sys
 
+from mlpsweep.app import single
+
 KNOBS_HINT = "`python run.py --help` lists the knobs"
 PLUGINS = {  # config group -> option -> the package that provides it
     "hydra/launcher": {
@@ -120,14 +122,6 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-def single_run_folder():
-    """The folder of the single run (no -m) this process was training, or None (Hydra
-    forgets its config once the job is over, so the task notes it)."""
-    from mlpsweep.app import task
-
-    return task.single_run_dir
-
-
 INSPECTION_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
 INSPECTION_FLAGS |= {"--shell-completion", "-sc"}
 
@@ -158,11 +152,9 @@ def run_main(main):
         main()
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        single = single_run_folder()
-        if single is not None:  # a single run: no sweep to resume, no empty folder left
-            from mlpsweep.app.task import drop_if_empty
-
-            drop_if_empty(single)
+        folder = single.folder_in_training()
+        if folder is not None:  # a single run: no sweep to resume, no empty folder left
+            single.drop_if_empty(folder)
             print(f"mlpsweep: {what}: the run did not finish; nothing was kept", file=sys.stderr)
         else:
             print(

@@ -18,19 +18,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from mlpsweep import records
+from mlpsweep.app import single
 from mlpsweep.app.errors import JobError, user_wants_tracebacks
 from mlpsweep.app.execute import execute
 from mlpsweep.app.resources import check_memory
 from mlpsweep.app.schema import OBJECTIVES
+from mlpsweep.app.single import drop_if_empty
 from mlpsweep.app.spec import run_spec
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.core.status import Status
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import task_container
-from mlpsweep.records.layout import remove_if_empty
 
 log = logging.getLogger("mlpsweep")
-single_run_dir = None  # the single run being trained (run_main tidies it after Ctrl-C)
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,9 @@ def run_task(cfg):
                 "never writes over one: name an empty folder, or leave hydra.run.dir out "
                 "for a fresh one"
             )
-        global single_run_dir
-        single_run_dir = out  # kept if training is interrupted: run_main tidies it
+        single.training(out)  # kept if training is interrupted: run_main tidies it
         result = train_and_write(spec, out, single=True)
-        single_run_dir = None
+        single.training(None)
         return result
     sweep_dir = sweep_folder(hydra)
     check_data(sweep_dir, spec)
@@ -162,13 +161,6 @@ def sweep_folder(hydra):
     if hydra.sweep.subdir == ".":
         return hydra.runtime.output_dir
     return hydra.sweep.dir
-
-
-def drop_if_empty(output_dir):
-    """Remove a single run's folder (and results/single, results) while it is empty."""
-    out = Path(output_dir)
-    remove_if_empty(out, up_to=out.parent.parent.parent)
-    return out
 
 
 def dry_run(spec, record_dir):

@@ -154,20 +154,20 @@ def analyse(tables, first=()) -> Analysis:
     return Analysis(runs, history, dims, configs, degenerate_configs(runs, history))
 
 
-def summary(a, sort_by="test_accuracy"):
+def summary(analysis, sort_by="test_accuracy"):
     """One row per config: seeds, statuses, and each metric's mean with the half-width
     of its 95% t-interval over seeds as text ("1 seed" gets the value alone); numbers in
     `_<metric>`, `_<metric>_lo`, `_<metric>_hi` columns (summary.csv has them)."""
     rows = []
-    for config in a.configs:
-        g = a.runs[a.runs["config"] == config]
+    for config in analysis.configs:
+        g = analysis.runs[analysis.runs["config"] == config]
         done = g[g["status"].isin(FINISHED)]
         row = {
             "config": config,
             "runs": len(g),
             "status": ", ".join(f"{n} {s}" for s, n in g["status"].value_counts().items()),
         }
-        if "effective_lr" in g and a.runs["effective_lr"].nunique() > 1:
+        if "effective_lr" in g and analysis.runs["effective_lr"].nunique() > 1:
             row["effective lr"] = ", ".join(fmt(v) for v in sorted(g["effective_lr"].unique()))
         for col in SUMMARY:
             label = METRICS[col][0]

@@ -35,14 +35,14 @@ def render(title, command, tables, out_path, files_dir=None):
     files_dir = Path(files_dir or out_path.parent / "report")
     sweeps_meta = tables.manifests
     study = Study.from_dict(sweeps_meta[0].study)
-    a = analyse(tables, first=study.compare)
-    lead, method = headline(a, study)
-    search = tuning(a, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
-    context = FigureContext(a, study, search)  # its fits, computed once, serve the text too
+    analysis = analyse(tables, first=study.compare)
+    lead, method = headline(analysis, study)
+    search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
+    context = FigureContext(analysis, study, search)  # its fits, computed once, serve the text too
     collapse, batch_scaling = context.collapse, context.scaling
-    top, contrast_table = findings(a, study)
+    top, contrast_table = findings(analysis, study)
     extra = [collapse.sentence()] if collapse is not None else []
-    declared = declared_headline(a, study)
+    declared = declared_headline(analysis, study)
     if declared:  # the study's own comparisons, in its order; other lines go below
         fits = [batch_scaling.sentence()] if batch_scaling is not None else []
         lead, top = declared[:MAX_HEADLINE], [*fits, *extra, *top]
@@ -52,13 +52,13 @@ def render(title, command, tables, out_path, files_dir=None):
         if batch_scaling is not None:  # the batch-scaling study's answer comes first
             lead = [batch_scaling.sentence(), *lead]
         lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
-    table = summary(a)
+    table = summary(analysis)
     cols = [c for c in table.columns if not c.startswith("_")]
     problems = ", ".join(
-        f"{n} {s}" for s, n in a.runs["status"].value_counts().items() if s != Status.OK
+        f"{n} {s}" for s, n in analysis.runs["status"].value_counts().items() if s != Status.OK
     )
     run_rows = []
-    for _, r in a.runs.iterrows():
+    for _, r in analysis.runs.iterrows():
         run_rows.append(
             {
                 "run_id": r["run_id"],
@@ -74,9 +74,9 @@ def render(title, command, tables, out_path, files_dir=None):
     html = _template().render(
         title=title,
         command=command,
-        dims=a.dims,
-        n_runs=len(a.runs),
-        n_seeds=int(a.runs.groupby("config").size().max()) if len(a.runs) else 0,
+        dims=analysis.dims,
+        n_runs=len(analysis.runs),
+        n_seeds=int(analysis.runs.groupby("config").size().max()) if len(analysis.runs) else 0,
         problems=f"Not all runs finished: {problems}." if problems else "",
         question=study.question,
         headline=lead,
@@ -86,11 +86,11 @@ def render(title, command, tables, out_path, files_dir=None):
         ],
         method=method,
         findings=top,
-        unmeasured=unmeasured(a, study),
-        degenerate=[f"{c} {why}" for c, why in a.degenerate.items()],
+        unmeasured=unmeasured(analysis, study),
+        degenerate=[f"{c} {why}" for c, why in analysis.degenerate.items()],
         contrast_cols=list(contrast_table.columns),
         contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
-        confound=CONFOUND if _has_sum_confound(a.runs) else "",
+        confound=CONFOUND if _has_sum_confound(analysis.runs) else "",
         sort_label=METRICS["test_accuracy"][0],
         summary_cols=cols,
         summary_rows=table[cols].values.tolist(),
@@ -99,7 +99,7 @@ def render(title, command, tables, out_path, files_dir=None):
             for f in all_figures(context, files_dir)
         ],
         run_rows=run_rows,
-        provenance=provenance(sweep_meta, a.runs),
+        provenance=provenance(sweep_meta, analysis.runs),
     )
     for name, df in (("summary.csv", summary_numbers(table)), ("contrasts.csv", contrast_table)):
         atomic_write(out_path.parent / name, lambda f, df=df: df.to_csv(f, index=False))

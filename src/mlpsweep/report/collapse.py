@@ -37,14 +37,14 @@ class Collapse:
         )
 
 
-def noise_collapse(a):
+def noise_collapse(analysis):
     """The fit of log(relative spread) on log(lr / B) over the comparable runs (finished,
     of configs that learned); None unless the sweep varies both lr (or the reduction) and
     the batch size."""
-    runs = a.comparable
-    if not {"lr", "batch_size"} <= set(a.dims) or METRIC not in runs:
+    runs = analysis.comparable
+    if not {"lr", "batch_size"} <= set(analysis.dims) or METRIC not in runs:
         return None
-    if a.stopped_at_target:
+    if analysis.stopped_at_target:
         return None  # runs stopped at different points: their spreads compare unlike phases
     lr = runs["effective_lr"] if "effective_lr" in runs else runs["lr"]
     x = pd.to_numeric(lr, errors="coerce") / pd.to_numeric(runs["batch_size"], errors="coerce")

@@ -71,7 +71,7 @@ class Contrast:
 
     def sentence(self):
         label = METRICS.get(self.metric, (self.metric, False))[0]
-        a, b = f"{self.dim}={fmt(self.high)}", f"{self.dim}={fmt(self.low)}"
+        at_high, at_low = f"{self.dim}={fmt(self.high)}", f"{self.dim}={fmt(self.low)}"
         where = f" ({self.where})" if self.where else ""
         if self.ratio:
             lower = self.effect < 1
@@ -100,8 +100,8 @@ class Contrast:
             else " Inconclusive: the interval includes no change."
         )
         return (
-            f"{text} at {a} than at {b}{where}: {self.mean_high:.3g} vs {self.mean_low:.3g} "
-            f"({stats}).{verdict}"
+            f"{text} at {at_high} than at {at_low}{where}: {self.mean_high:.3g} vs "
+            f"{self.mean_low:.3g} ({stats}).{verdict}"
         )
 
     def row(self):
@@ -219,14 +219,14 @@ def extreme_values(done, d, metric):
     return means.index[-1], means.index[0]
 
 
-def tuned_runs(a, study, metric):
+def tuned_runs(analysis, study, metric):
     """(the comparable runs (finished, not of a degenerate config) with a finite
     `metric`, the nuisance dimensions tuned; the nuisance dimensions), or (None, []) when
     the runs lack the metric."""
-    done = a.comparable.copy()
+    done = analysis.comparable.copy()
     if metric not in done or TUNE_BY not in done:
         return None, []
     done[metric] = pd.to_numeric(done[metric], errors="coerce")
-    nuisance = [n for n in study.nuisance if n in a.dims]
+    nuisance = [n for n in study.nuisance if n in analysis.dims]
     by = metric if metric in SELF_TUNED else TUNE_BY
-    return tuned(done[np.isfinite(done[metric])], a.dims, nuisance, by=by), nuisance
+    return tuned(done[np.isfinite(done[metric])], analysis.dims, nuisance, by=by), nuisance

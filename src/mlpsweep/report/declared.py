@@ -28,14 +28,14 @@ def matching(runs, where):
     return runs[keep]
 
 
-def declared_headline(a, study):
+def declared_headline(analysis, study):
     """One sentence per contrast the study declares, in its order: the compared
     dimension's extremes within the runs each contrast names. For a decomposed primary
     metric (the trajectory spread), the sentence says how much the minibatch loss
     scatters, how much of that is sampling noise, and what is left for the weights. A
     contrast that names a degenerate config, or leaves another dimension free (it would
     pool over it), says so instead."""
-    compared = study.compared(a.dims)
+    compared = study.compared(analysis.dims)
     if not compared or not study.contrasts:
         return []
     d, metric = compared[0], study.metrics[0]
@@ -43,14 +43,16 @@ def declared_headline(a, study):
     for declared in study.contrasts:
         where = ", ".join(f"{k}={fmt(v)}" for k, v in declared.where)
         lead = f"{declared.name[:1].upper()}{declared.name[1:]} ({where}): "
-        named = matching(a.finished, declared.where)
+        named = matching(analysis.finished, declared.where)
         broken = [
-            f"{c} {a.degenerate[c]}" for c in dict.fromkeys(named["config"]) if c in a.degenerate
+            f"{c} {analysis.degenerate[c]}"
+            for c in dict.fromkeys(named["config"])
+            if c in analysis.degenerate
         ]
         if broken:
             lines.append(lead + "not compared: " + "; ".join(broken) + ".")
             continue
-        runs = {m: _runs_for(a, study, m, declared.where) for m in _parts(metric)}
+        runs = {m: _runs_for(analysis, study, m, declared.where) for m in _parts(metric)}
         done = runs[metric]
         extremes = extreme_values(done, d, metric) if done is not None else None
         if extremes is None:
@@ -60,7 +62,7 @@ def declared_headline(a, study):
             )
             continue
         low, high = extremes
-        keys, groups = matched_groups(done, d, low, high, a.dims, [], study.replicate)
+        keys, groups = matched_groups(done, d, low, high, analysis.dims, [], study.replicate)
         if len(groups) != 1:
             free = [k for k in keys if k not in dict(declared.where)] or ["another dimension"]
             lines.append(
@@ -88,8 +90,8 @@ def _parts(metric):
     return (metric, f"spread_rel{suffix}", f"spread_sampling_rel{suffix}")
 
 
-def _runs_for(a, study, metric, where):
-    done, _ = tuned_runs(a, study, metric)
+def _runs_for(analysis, study, metric, where):
+    done, _ = tuned_runs(analysis, study, metric)
     return None if done is None else matching(done, where)
 
 
@@ -160,13 +162,13 @@ def not_measured_reason(runs, metric):
     return reasons.value_counts().index[0] if len(reasons) else ""
 
 
-def unmeasured(a, study):
+def unmeasured(analysis, study):
     """One line per study metric that some configs cannot measure: where, and why."""
     lines = []
     for metric in study.metrics:
-        if metric not in a.comparable:
+        if metric not in analysis.comparable:
             continue
-        done = a.comparable
+        done = analysis.comparable
         missing = done[pd.to_numeric(done[metric], errors="coerce").isna()]
         if not len(missing):
             continue

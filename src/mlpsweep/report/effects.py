@@ -22,25 +22,25 @@ def matched_groups(done, d, low, high, dims, nuisance, replicate):
     return pairing_groups(pair, d, others)
 
 
-def contrasts(a, study, metric):
+def contrasts(analysis, study, metric):
     """(the contrasts of each compared dimension's extremes, one per matched setting of
     the other dimensions; lines naming the dimensions no matched setting compares)."""
-    done, nuisance = tuned_runs(a, study, metric)
+    done, nuisance = tuned_runs(analysis, study, metric)
     if done is None:
         return [], []
     found, unmatched = [], []
     tuned_note = f"best {', '.join(nuisance)} per setting" if nuisance else ""
-    for d in study.compared(a.dims):
+    for d in study.compared(analysis.dims):
         extremes = extreme_values(done, d, metric)
         if extremes is None:
             continue
         low, high = extremes
-        keys, groups = matched_groups(done, d, low, high, a.dims, nuisance, study.replicate)
+        keys, groups = matched_groups(done, d, low, high, analysis.dims, nuisance, study.replicate)
         if not groups:
+            pooled = [o for o in analysis.dims if o not in (d, study.replicate, *nuisance)]
             unmatched.append(
                 f"{d}={fmt(low)} and {d}={fmt(high)} are never run with the other settings "
-                f"equal: not compared (that would pool over "
-                f"{', '.join(o for o in a.dims if o not in (d, study.replicate, *nuisance))})."
+                f"equal: not compared (that would pool over {', '.join(pooled)})."
             )
         for key, g in groups:
             where = ", ".join(f"{o}={fmt(v)}" for o, v in zip(keys, key))
@@ -50,30 +50,30 @@ def contrasts(a, study, metric):
     return found, unmatched
 
 
-def headline(a, study):
+def headline(analysis, study):
     """(up to three sentences answering the study's question, the method footnote): the
     clearest, largest contrasts of its first metric."""
-    found, _ = contrasts(a, study, study.metrics[0])
+    found, _ = contrasts(analysis, study, study.metrics[0])
     if not found:
         return [], ""
     ranked = sorted(found, key=lambda c: (not c.conclusive, -c.size))
     return [c.sentence() for c in ranked[:3]], METHOD
 
 
-def interactions(a, study, metric, min_factor=1.5):
+def interactions(analysis, study, metric, min_factor=1.5):
     """(size, sentence) for pairs of compared dimensions whose effects differ clearly and
     a lot: the effect of d1 (its extremes) at each extreme of d2, and the ratio of the two
     effects (difference, for accuracy) with a 95% interval, Bonferroni-adjusted over the
     pairs tested (the two effects' intervals combined, as independent estimates)."""
-    done, nuisance = tuned_runs(a, study, metric)
+    done, nuisance = tuned_runs(analysis, study, metric)
     if done is None:
         return []
     pairs = [
         (d1, d2)
-        for d1, d2 in itertools.combinations(study.compared(a.dims), 2)
+        for d1, d2 in itertools.combinations(study.compared(analysis.dims), 2)
         # at d2's extremes d1 is contrasted over every run there: only where no other
         # dimension is swept, or that contrast would pool over it
-        if not [o for o in a.dims if o not in (d1, d2, study.replicate, *nuisance)]
+        if not [o for o in analysis.dims if o not in (d1, d2, study.replicate, *nuisance)]
     ]
     widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
     out = []
@@ -114,21 +114,21 @@ def interactions(a, study, metric, min_factor=1.5):
 FINAL = ("final_train_loss", "test_accuracy", "test_loss", "best_test_accuracy")
 
 
-def findings(a, study, limit=10):
+def findings(analysis, study, limit=10):
     """(at most `limit` summary lines: each compared dimension's contrasts (one per
     matched setting of the others) on each of the study's metrics, clear ones first and
     largest first, then interactions only where they are large and clear; the full
     contrast table). A stop-at-target study makes no finding on final loss or accuracy:
     its runs stopped at different points (steps and examples to target are its answer)."""
     metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
-    if a.stopped_at_target:
+    if analysis.stopped_at_target:
         metrics = [m for m in metrics if m not in FINAL]
     found, unmatched, inter = [], [], []
     for metric in metrics:
-        f, u = contrasts(a, study, metric)
+        f, u = contrasts(analysis, study, metric)
         found += f
         unmatched += u
-        inter += interactions(a, study, metric)
+        inter += interactions(analysis, study, metric)
     ranked = sorted(found, key=lambda c: (not c.conclusive, -c.size))
     lines = [c.sentence() for c in ranked if c.conclusive]
     lines += [text for _, text in sorted(inter, key=lambda t: -t[0])][:3]

@@ -136,10 +136,10 @@ def interval(draws):
     return float(max(lo, 0.0)), float(hi)
 
 
-def scaling(a, seed=0):
+def scaling(analysis, seed=0):
     """The Scaling of a sweep over batch size with a target, or None."""
-    runs = a.finished
-    if "steps_to_target" not in runs or "batch_size" not in a.dims or "lr" not in runs:
+    runs = analysis.finished
+    if "steps_to_target" not in runs or "batch_size" not in analysis.dims or "lr" not in runs:
         return None
     if "seed" not in runs:
         runs = runs.assign(seed=0)
@@ -166,7 +166,7 @@ def scaling(a, seed=0):
     )
     target = str(runs["target"].dropna().iloc[0]) if "target" in runs else "the target"
     return Scaling(
-        table, smin, emin, emin / smin, lo, hi, target, b_simple(a, best),
+        table, smin, emin, emin / smin, lo, hi, target, b_simple(analysis, best),
         resamples=len(draws),
         beyond=int(np.isposinf(draws).sum()),
         below=int((draws == 0).sum()),
@@ -200,12 +200,12 @@ def warnings(grids, best):
     return out
 
 
-def b_simple(a, best):
+def b_simple(analysis, best):
     """The median B_simple over the evaluations of the best-lr runs, if measured."""
-    if "b_simple" not in a.history:
+    if "b_simple" not in analysis.history:
         return None
-    runs = a.finished
+    runs = analysis.finished
     keep = runs[[(b in best and lr == best[b][0]) for b, lr in zip(runs["batch_size"], runs["lr"])]]
-    values = a.history.loc[a.history["run_id"].isin(keep["run_id"]), "b_simple"]
+    values = analysis.history.loc[analysis.history["run_id"].isin(keep["run_id"]), "b_simple"]
     values = pd.to_numeric(values, errors="coerce").dropna()
     return float(values.median()) if len(values) else None

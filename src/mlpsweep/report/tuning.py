@@ -51,17 +51,17 @@ class Tuning:
         )
 
 
-def tuning(a, manifest, study):
+def tuning(analysis, manifest, study):
     """The Tuning of an adaptive sweep, or None (a grid, or no objective recorded)."""
     metric = getattr(manifest, "objective", None)
-    if not getattr(manifest, "adaptive", False) or metric not in a.runs:
+    if not getattr(manifest, "adaptive", False) or metric not in analysis.runs:
         return None
-    done = a.finished.assign(_y=pd.to_numeric(a.finished[metric], errors="coerce"))
+    done = analysis.finished.assign(_y=pd.to_numeric(analysis.finished[metric], errors="coerce"))
     done = done[np.isfinite(done["_y"])]
     if not len(done):
         return None
     maximise = metric in MAXIMISED
-    compared = [d for d in study.compare if d in a.dims]
+    compared = [d for d in study.compare if d in analysis.dims]
     groups = list(done.groupby(compared, sort=True)) if compared else [((), done)]
     best = []
     for key, g in groups:

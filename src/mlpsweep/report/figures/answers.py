@@ -46,7 +46,7 @@ def collapse_figure(fit):
     return png(fig)
 
 
-def scaling_figure(a, fit):
+def scaling_figure(analysis, fit):
     has_noise = fit.b_simple is not None
     fig, axes = subplots(1, 3 if has_noise else 2, figsize=(17 if has_noise else 12, 4.8))
     t = fit.table
@@ -77,11 +77,11 @@ def scaling_figure(a, fit):
     ax.set_ylabel("examples to target")
     if has_noise:
         ax = axes[2]
-        runs = a.finished
+        runs = analysis.finished
         best = dict(zip(t["batch_size"], t["lr"]))
         for (bs, lr), color in zip(best.items(), sns.color_palette("viridis", len(best))):
             ids = runs.loc[(runs["batch_size"] == bs) & (runs["lr"] == lr), "run_id"]
-            h = a.history[a.history["run_id"].isin(ids)].dropna(subset=["b_simple"])
+            h = analysis.history[analysis.history["run_id"].isin(ids)].dropna(subset=["b_simple"])
             med = h.groupby("step")["b_simple"].median()
             ax.plot(med.index, med.to_numpy(), color=color, label=f"B={bs:g}")
         ax.axhline(fit.bcrit, color="C3", lw=1.2, label="B_crit")
@@ -104,7 +104,7 @@ TICK_CHARS = 32  # x tick text one main-effects panel holds side by side
 MAX_GROUPS = 8  # lines per panel: one per matched setting of the other dimensions
 
 
-def main_effects_figure(a, study, metrics):
+def main_effects_figure(analysis, study, metrics):
     """The study's answer at a glance: one row per compared dimension, one column per
     metric; at each value, the mean over the runs there with its 95% interval, one line
     per setting of the other dimensions (never pooled over them; the nuisance ones at
@@ -113,9 +113,9 @@ def main_effects_figure(a, study, metrics):
     from mlpsweep.report.analysis import fmt, tick
     from mlpsweep.report.contrast import DIFFERENCE, tuned_runs
 
-    dims = [d for d in study.compared(a.dims) if a.runs[d].astype(str).nunique() > 1]
+    dims = [d for d in study.compared(analysis.dims) if analysis.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]
-    tuned = {m: tuned_runs(a, study, m) for m in metrics}
+    tuned = {m: tuned_runs(analysis, study, m) for m in metrics}
     metrics = [m for m in metrics if tuned[m][0] is not None and len(tuned[m][0])]
     if not dims or not metrics:
         return None
@@ -131,7 +131,7 @@ def main_effects_figure(a, study, metrics):
         log = metric not in DIFFERENCE and bool((done[metric] > 0).all())
         for i, d in enumerate(dims):
             ax = axes[i][j]
-            others = [o for o in a.dims if o not in (d, study.replicate, *nuisance)]
+            others = [o for o in analysis.dims if o not in (d, study.replicate, *nuisance)]
             groups = list(done.groupby(others, sort=True)) if others else [((), done)]
             values = sorted(done[d].unique(), key=_order)
             x = {v: k for k, v in enumerate(values)}

@@ -20,31 +20,34 @@ MAX_SINGLE_PANEL = 8
 MAX_PANELS = 12
 
 
-def panels(a):
+def panels(analysis):
     """([(panel title, configs)], columns, facet dims): one panel when few configs;
     else one per value of the first dim, or with three dims or more, rows x columns
     over the first two (when that makes at most MAX_PANELS)."""
-    if len(a.configs) <= MAX_SINGLE_PANEL or not a.dims:
-        return [("", a.configs)], 1, []
-    facet = a.dims[:1]
-    if len(a.dims) >= 3 and a.runs[a.dims[:2]].astype(str).drop_duplicates().shape[0] <= MAX_PANELS:
-        facet = a.dims[:2]
-    where = a.runs.drop_duplicates("config").set_index("config")[facet]
+    if len(analysis.configs) <= MAX_SINGLE_PANEL or not analysis.dims:
+        return [("", analysis.configs)], 1, []
+    facet = analysis.dims[:1]
+    if (
+        len(analysis.dims) >= 3
+        and analysis.runs[analysis.dims[:2]].astype(str).drop_duplicates().shape[0] <= MAX_PANELS
+    ):
+        facet = analysis.dims[:2]
+    where = analysis.runs.drop_duplicates("config").set_index("config")[facet]
     groups = {}
-    for cfg in a.configs:  # in display order, so the panels are too
+    for cfg in analysis.configs:  # in display order, so the panels are too
         key = tuple(where.loc[cfg])
         groups.setdefault(key, []).append(cfg)
     out = [
         (", ".join(f"{d}={fmt(v)}" for d, v in zip(facet, key)), cfgs)
         for key, cfgs in groups.items()
     ][:MAX_PANELS]
-    cols = a.runs[facet[1]].nunique() if len(facet) == 2 else min(3, len(out))
+    cols = analysis.runs[facet[1]].nunique() if len(facet) == 2 else min(3, len(out))
     return out, min(cols, len(out)), facet
 
 
-def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
-    h = a.history.dropna(subset=[y])
-    groups, cols, facet = panels(a)
+def curves(analysis, x="step", y="train_loss", log=True, title="", ylabel=None):
+    h = analysis.history.dropna(subset=[y])
+    groups, cols, facet = panels(analysis)
     rows = -(-len(groups) // cols)
     fig, axes = subplots(
         rows,
@@ -57,9 +60,9 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     )
     # Colour by what is left of a config once its panel is named: the same hue means
     # the same setting in every panel, and one legend serves them all.
-    hues = list(dict.fromkeys(hue_label(c, facet) for c in a.configs))
+    hues = list(dict.fromkeys(hue_label(c, facet) for c in analysis.configs))
     palette_ = sns.color_palette("tab10" if len(hues) <= 10 else "husl", len(hues))
-    colors = {c: palette_[hues.index(hue_label(c, facet))] for c in a.configs}
+    colors = {c: palette_[hues.index(hue_label(c, facet))] for c in analysis.configs}
     log = log and bool((h[y] > 0).all())
     if log:  # bands of the geometric mean: symmetric on the log axis they are drawn on
         h = h.assign(**{y: np.log(h[y])})
@@ -70,10 +73,12 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
     else:  # a band stays inside the metric's range (an accuracy in [0, 1])
         band[["lo", "hi"]] = band[["lo", "hi"]].clip(*valid_range(y))
     # Batch sizes 10x apart: on a linear axis of examples the small batch is a sliver.
-    batches = pd.to_numeric(a.runs.get("batch_size", pd.Series(dtype=float)), errors="coerce")
+    batches = pd.to_numeric(
+        analysis.runs.get("batch_size", pd.Series(dtype=float)), errors="coerce"
+    )
     log_x = x == "examples_seen" and batches.max() >= 10 * batches.min() > 0
-    same = twin_of(a)
-    diverged = set(a.runs.loc[a.runs["status"] == Status.DIVERGED, "run_id"])
+    same = twin_of(analysis)
+    diverged = set(analysis.runs.loc[analysis.runs["status"] == Status.DIVERGED, "run_id"])
     for ax, (panel, cfgs) in zip(axes.flat, groups):
         for cfg in cfgs:
             if cfg in same:
@@ -120,19 +125,21 @@ def curves(a, x="step", y="train_loss", log=True, title="", ylabel=None):
 TWIN_STEPS = 50
 
 
-def twin_of(a, rtol=1e-9):
+def twin_of(analysis, rtol=1e-9):
     """{config: the earlier config it is a twin of}: configs whose every seed has the
     same loss, up to rounding, over the first TWIN_STEPS steps: the same update written
     two ways (e.g. `sum` at lr 0.01 and `mean` at lr 0.1 with batch 10). Later the
     rounding differences can grow (chaotic runs amplify them); the update is the same.
     Shorter runs are never twins: every config's first loss comes before any update
     (a `steps=1` sweep of optimizers would otherwise be one config)."""
-    if "seed" not in a.runs or not len(a.history):
+    if "seed" not in analysis.runs or not len(analysis.history):
         return {}
-    losses = {r: g["train_loss"].to_numpy() for r, g in a.history.groupby("run_id", sort=False)}
+    losses = {
+        r: g["train_loss"].to_numpy() for r, g in analysis.history.groupby("run_id", sort=False)
+    }
     buckets, out = {}, {}  # a coarse key first (seeds, lengths, first losses), then allclose
-    for cfg in a.configs:
-        runs = a.runs[a.runs["config"] == cfg].sort_values("seed")
+    for cfg in analysis.configs:
+        runs = analysis.runs[analysis.runs["config"] == cfg].sort_values("seed")
         curves = [losses.get(r) for r in runs["run_id"]]
         if not curves or any(c is None or len(c) < TWIN_STEPS for c in curves):
             continue
@@ -161,8 +168,8 @@ def _has_test_curves(ctx):
 def _per_example_is_more(ctx):
     """Loss per example seen is secondary unless the batch size is what the study
     compares first (then equal data is the comparison that matters)."""
-    a = ctx.analysis
-    compared = ctx.study.compared(a.dims) if ctx.study is not None else a.dims
+    analysis = ctx.analysis
+    compared = ctx.study.compared(analysis.dims) if ctx.study is not None else analysis.dims
     return not compared or compared[0] != "batch_size"
 
 

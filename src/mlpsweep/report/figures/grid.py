@@ -12,23 +12,23 @@ from mlpsweep.report.plotting import png, subplots
 from mlpsweep.report.study import METRICS
 
 
-def grid_dims(a):
+def grid_dims(analysis):
     """The first two dims that form a full grid (every pair of values was run), or None:
     a zipped sweep pairs values and has no grid to draw."""
-    done = a.finished
-    for i, d1 in enumerate(a.dims):
-        for d2 in a.dims[i + 1 :]:
+    done = analysis.finished
+    for i, d1 in enumerate(analysis.dims):
+        for d2 in analysis.dims[i + 1 :]:
             pairs = done[[d1, d2]].astype(str).drop_duplicates()
             if len(pairs) == done[d1].astype(str).nunique() * done[d2].astype(str).nunique():
                 return d1, d2
     return None
 
 
-def heatmaps(a, d1, d2, metric="test_accuracy"):
+def heatmaps(analysis, d1, d2, metric="test_accuracy"):
     """Mean final metric over seeds on d1 x d2; small multiples over the other dims, all on
     one colour scale with its bar (the same colour is the same value in every panel)."""
-    rest = [d for d in a.dims if d not in (d1, d2)]
-    done = a.comparable
+    rest = [d for d in analysis.dims if d not in (d1, d2)]
+    done = analysis.comparable
     done = done.assign(**{metric: pd.to_numeric(done[metric], errors="coerce")})
     facets = list(done.groupby(rest)) if rest else [((), done)]
     facets = facets[:MAX_PANELS]
@@ -74,8 +74,8 @@ def heatmap_metric(ctx):
 
 
 def heatmap_grid(ctx):
-    a = ctx.analysis
-    return grid_dims(a) if len(a.dims) >= 2 and len(a.comparable) else None
+    analysis = ctx.analysis
+    return grid_dims(analysis) if len(analysis.dims) >= 2 and len(analysis.comparable) else None
 
 
 def _heatmap_caption(ctx):

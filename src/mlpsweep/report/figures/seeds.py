@@ -12,32 +12,36 @@ from mlpsweep.report.stats import mean_interval
 from mlpsweep.report.study import METRICS, valid_range
 
 
-def palette(a):
+def palette(analysis):
     return dict(
         zip(
-            a.configs,
-            sns.color_palette("tab10" if len(a.configs) <= 10 else "husl", len(a.configs)),
+            analysis.configs,
+            sns.color_palette(
+                "tab10" if len(analysis.configs) <= 10 else "husl", len(analysis.configs)
+            ),
         )
     )
 
 
-def dots(a, metrics, title):
+def dots(analysis, metrics, title):
     """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
-    done = a.finished
-    labels = [tick_label(a, c) for c in a.configs]
+    done = analysis.finished
+    labels = [tick_label(analysis, c) for c in analysis.configs]
     # A config's values, one per line, at 7 pt: ~0.06 inch a character.
     per = max(0.6, 0.06 * max((len(line) for t in labels for line in t.split("\n")), default=1))
     # Many configs or long values: one metric per row, so the figure stays a page wide.
-    many = len(a.configs) > MAX_SINGLE_PANEL or per * len(a.configs) * len(metrics) > 16
-    width = min(16.0, max(3.5, per * len(a.configs) + 1))
+    many = (
+        len(analysis.configs) > MAX_SINGLE_PANEL or per * len(analysis.configs) * len(metrics) > 16
+    )
+    width = min(16.0, max(3.5, per * len(analysis.configs) + 1))
     rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
         rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
     )
-    colors = palette(a)
+    colors = palette(analysis)
     for ax, col in zip(axes.flat, metrics):
-        for i, cfg in enumerate(a.configs):
+        for i, cfg in enumerate(analysis.configs):
             vals = done.loc[done["config"] == cfg, col].astype(float).dropna()
             if not len(vals):
                 continue  # no finished run here: the summary table says why
@@ -48,14 +52,16 @@ def dots(a, metrics, title):
                 iv = mean_interval(vals, valid=valid_range(col))
                 err = [[max(0.0, iv.mean - iv.lo)], [max(0.0, iv.hi - iv.mean)]]
                 ax.errorbar(i + 0.32, iv.mean, yerr=err, color="black", lw=1.2, capsize=3)
-        ax.set_xticks(range(len(a.configs)))
+        ax.set_xticks(range(len(analysis.configs)))
         ax.set_title(METRICS[col][0], fontsize=10)
         if rows > 1 and ax is not axes.flat[-1]:
             ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
             continue
         slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
-        ax.set_xticklabels(labels, fontsize=7, **(slant if per * len(a.configs) > 15 else {}))
-        ax.set_xlabel(", ".join(a.dims), fontsize=8)
+        ax.set_xticklabels(
+            labels, fontsize=7, **(slant if per * len(analysis.configs) > 15 else {})
+        )
+        ax.set_xlabel(", ".join(analysis.dims), fontsize=8)
     fig.suptitle(title)
     return png(fig)
 

@@ -18,27 +18,28 @@ PARTS = (  # column, legend label, colour, marker
 MAX_TRAJECTORY_PANELS = 12
 
 
-def has_split(a):
-    done = a.finished
+def has_split(analysis):
+    done = analysis.finished
     return "spread_sampling_rel" in done and done["spread_sampling_rel"].notna().any()
 
 
-def split_figure(a):
+def split_figure(analysis):
     """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
     log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
     variance that is sampling noise (one dot per seed, its mean as a bar)."""
-    done = a.finished
+    done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
-    width = min(16.0, max(6.0, 1.1 * len(a.configs) + 2.5))
+    width = min(16.0, max(6.0, 1.1 * len(analysis.configs) + 2.5))
     fig, (ax, share_ax) = subplots(
         1, 2, figsize=(width, 4.2), width_ratios=[3, 1.4], layout="constrained"
     )
-    x = np.arange(len(a.configs))
+    x = np.arange(len(analysis.configs))
     offsets = np.linspace(-0.27, 0.27, len(parts))
     means_seen = []
     for (col, label, color, marker), dx in zip(parts, offsets):
         ivs = [
-            mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None)) for c in a.configs
+            mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None))
+            for c in analysis.configs
         ]
         m, lo, hi = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
         means_seen += list(m[np.isfinite(m) & (m > 0)])
@@ -61,12 +62,12 @@ def split_figure(a):
     if means_seen:
         ax.set_ylim(min(means_seen) / 5, max(means_seen) * 2)
     ax.set_xticks(x)
-    ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=8)
-    ax.set_xlabel(", ".join(a.dims), fontsize=9)
+    ax.set_xticklabels([tick_label(analysis, c) for c in analysis.configs], fontsize=8)
+    ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     ax.set_title("relative spread of the loss, and its parts", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
     shares = "sampling_share"
-    for i, cfg in enumerate(a.configs):
+    for i, cfg in enumerate(analysis.configs):
         vals = done.loc[done["config"] == cfg, shares].astype(float).dropna()
         if len(vals):
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
@@ -74,32 +75,34 @@ def split_figure(a):
             share_ax.plot([i - 0.3, i + 0.3], [vals.mean()] * 2, color="black", lw=2)
     share_ax.set_ylim(0, 1.02)
     share_ax.set_xticks(x)
-    share_ax.set_xticklabels([tick_label(a, c) for c in a.configs], fontsize=8)
+    share_ax.set_xticklabels([tick_label(analysis, c) for c in analysis.configs], fontsize=8)
     share_ax.set_title("sampling share of the variance", fontsize=10)
     for axis in (ax, share_ax):
         axis.tick_params(axis="y", which="both", labelsize=8)
     return png(fig)
 
 
-def has_trajectory(a):
-    h = a.history
+def has_trajectory(analysis):
+    h = analysis.history
     return "trajectory_loss" in h and h["trajectory_loss"].notna().any()
 
 
-def trajectory_figure(a):
+def trajectory_figure(analysis):
     """One panel per config (its first seed): the minibatch loss, faint, over the steps
     the probe measured, and the trajectory loss, the weights' own, drawn over it."""
-    h = a.history.dropna(subset=["trajectory_loss"])
-    configs = [c for c in a.configs if (h["config"] == c).any()][:MAX_TRAJECTORY_PANELS]
+    h = analysis.history.dropna(subset=["trajectory_loss"])
+    configs = [c for c in analysis.configs if (h["config"] == c).any()][:MAX_TRAJECTORY_PANELS]
     cols = min(3, len(configs))
     rows = -(-len(configs) // cols)
     fig, axes = subplots(
         rows, cols, figsize=(4.4 * cols, 2.9 * rows + 0.3), squeeze=False, layout="constrained"
     )
-    first = a.runs.sort_values("seed" if "seed" in a.runs else "run_id").drop_duplicates("config")
+    first = analysis.runs.sort_values(
+        "seed" if "seed" in analysis.runs else "run_id"
+    ).drop_duplicates("config")
     for ax, cfg in zip(axes.flat, configs):
         rid = first.loc[first["config"] == cfg, "run_id"].iloc[0]
-        run = a.history[a.history["run_id"] == rid]
+        run = analysis.history[analysis.history["run_id"] == rid]
         probe = run.dropna(subset=["trajectory_loss"])
         span = run[(run["step"] >= probe["step"].min()) & (run["step"] <= probe["step"].max())]
         ax.plot(
