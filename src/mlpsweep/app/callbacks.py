@@ -58,7 +58,7 @@ def record_lost_runs(sweep_dir):
 
 
 def preload_report():
-    """Import the report's modules (pandas, matplotlib, seaborn: ~1.3 s of CPU) in a
+    """Import the report's modules (pandas, matplotlib, seaborn: seconds of CPU) in a
     thread while the jobs run: after the last job, the report would wait for them.
     A failed import is left for report() to say."""
 

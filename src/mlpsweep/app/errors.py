@@ -178,6 +178,6 @@ def run_main(main):
         print(f"mlpsweep: {one_line(exc)} (HYDRA_FULL_ERROR=1 for a traceback)", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
-        # run.py exits next: the collector's passes at exit would walk the ~10^6 objects
-        # of pandas, matplotlib and the report's data for nothing (0.2 to 0.4 s).
+        # run.py exits next: the collector's passes at exit would walk the millions of
+        # objects of pandas, matplotlib and the report's data for nothing.
         gc.freeze()

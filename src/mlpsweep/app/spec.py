@@ -89,8 +89,9 @@ def run_spec(container, overrides=()):
 
 
 def capped_threads(n):
-    """`n` BLAS threads, at most the machine's cores (more only queue behind each other:
-    64 threads on 2 cores ran 500x slower), with a warning when capped."""
+    """`n` BLAS threads, at most the machine's cores (more only queue behind each other,
+    and OpenBLAS's spinning threads slow the run by orders of magnitude), with a warning
+    when capped."""
     import logging
     import os
 

@@ -155,7 +155,7 @@ def run_task(cfg):
 
 
 def sweep_folder(hydra):
-    """hydra.sweep.dir. Reading it resolves its interpolation anew (~1 ms, a tenth of a
+    """hydra.sweep.dir. Reading it resolves its interpolation anew (a noticeable part of a
     short job's overhead); with our subdir `.` the launcher has resolved it already, as
     the job's output dir."""
     if hydra.sweep.subdir == ".":

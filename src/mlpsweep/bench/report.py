@@ -24,7 +24,7 @@ def synthetic_sweep(folder, n_runs, steps, seeds=5):
     folder = Path(folder)
     runs = []
     configs = max(1, n_runs // seeds)
-    if configs >= 100:  # the large grid: 5 lr x 5 batch x 2 depth x 2 width
+    if configs >= 100:  # a large grid: 5 lr x 5 batch x 2 depth x 2 width
         grid = [
             (lr, b, d, w)
             for lr in np.geomspace(0.01, 1.0, 5)

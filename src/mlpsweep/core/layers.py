@@ -73,7 +73,7 @@ class ReLU(Layer):
         out = self._buffer("out", x.shape, x.dtype)
         self.mask = self._buffer("mask", x.shape, np.bool_)
         np.greater(x, 0, out=self.mask)
-        # x * mask is max(x, 0) (bit for bit, -0.0 aside) and ~2x faster than np.maximum.
+        # x * mask is max(x, 0) (bit for bit, -0.0 aside) and faster than np.maximum.
         np.multiply(x, self.mask, out=out)
         return out
 

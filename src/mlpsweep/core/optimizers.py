@@ -13,7 +13,7 @@ POSITIVE = Range(0, lo_open=True)
 
 
 class Optimizer:
-    RANGES = {}  # parameter -> allowed values (checked before any job starts)
+    RANGES: dict = {}  # parameter -> allowed values (checked before any job starts)
 
     def __init__(self, lr):
         self.lr = lr

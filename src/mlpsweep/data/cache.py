@@ -66,8 +66,8 @@ _verified = set()  # (folder, each file's inode, size and mtime) whose content m
 
 def verified(folder, arrays, expected):
     """Whether the cached arrays hash to the fingerprint they were built with: checked
-    once per process and version of the files (a full hash is a tenth of a second for
-    the full datasets), so a damaged or edited cache never counts."""
+    once per process and version of the files (a full hash of the full datasets is not
+    free), so a damaged or edited cache never counts."""
     stats = [os.stat(folder / f"{key}.npy") for key in ARRAYS]
     key = (str(folder), *((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats))
     if key not in _verified:

@@ -1,7 +1,7 @@
 """Compose every job's config as Hydra would, at a fraction of the cost.
 
-Hydra composes each job of a sweep from scratch (search path, defaults list, merges):
-~0.1 s a job, serially in the launching process (Hydra issue 1324). Most jobs of a sweep
+Hydra composes each job of a sweep from scratch (search path, defaults list, merges),
+serially in the launching process (Hydra issue 1324). Most jobs of a sweep
 differ only in plain values (`batch_size=10`), so we compose with Hydra once per distinct
 set of *structural* overrides (config-group choices such as `optimizer=adam`, `+x`, `~x`,
 `hydra.*`) and then do to a copy what Hydra's composition does with the value overrides:

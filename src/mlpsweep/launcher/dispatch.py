@@ -98,7 +98,7 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
     )
     with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:
         try:
-            # Log lines go around the bar only when there is one (~1 ms a line).
+            # Log lines go around the bar only when there is one (it costs every line).
             redirect = logging_redirect_tqdm() if show else contextlib.nullcontext()
             with redirect, warnings.catch_warnings():
                 # joblib warns when fail_fast abandons the queue: that is what was asked.

@@ -3,7 +3,7 @@ until someone reads them.
 
 Hydra's JobReturn carries the job's task config and its Hydra config. A launch reads
 neither (the sweeper and the callbacks look at status and return value), but unpickling
-them costs the launching process about a millisecond a job, on a core the workers need. So a
+them costs the launching process time for every job, on a core the workers need. So a
 worker sends them as bytes, and `ret.cfg` / `ret.hydra_cfg` unpickle on first access:
 to the reader it is the JobReturn Hydra's run_job made (its test suites read both).
 """

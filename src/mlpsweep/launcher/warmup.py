@@ -1,14 +1,14 @@
 """Start a sweep's workers while the sweep is still being planned.
 
-A loky worker takes about a second to become useful: the interpreter starts, imports
-Hydra, NumPy and the task's modules, takes the launch's Hydra state and composes its
-first job's config. Done before the first job, on a 2-core machine that is ~5 ms of
-every job of a 200-job sweep. Our sweeper's planner calls back once the first job has
-composed and validated (most bad input, a bad key or value, fails before that; the rest
-of planning, composing the other jobs, the memory and study checks and the manifest, is
-main-process work), and the launcher starts its workers in a thread; the launch joins
-that thread and finds joblib's reusable executor ready. Input refused after that waits
-for the workers to start (about a second) and still gives one line.
+A loky worker takes a while to become useful: the interpreter starts, imports Hydra,
+NumPy and the task's modules, takes the launch's Hydra state and composes its first
+job's config. Done before the first job, that wait is spread over every job of the
+sweep (`mlpsweep bench launch` measures the total). Our sweeper's planner calls back
+once the first job has composed and validated (most bad input, a bad key or value,
+fails before that; the rest of planning, composing the other jobs, the memory and study
+checks and the manifest, is main-process work), and the launcher starts its workers in
+a thread; the launch joins that thread and finds joblib's reusable executor ready. Input
+refused after that waits for the workers to start and still gives one line.
 
 Only engines that say `warms_up` (loky): others have their own workers (a Dask cluster
 is already running).
@@ -21,7 +21,7 @@ import sys
 import threading
 
 log = logging.getLogger("mlpsweep")
-STUCK_S = 15.0  # a warm-up still starting workers after this is stuck (it takes ~1 s)
+STUCK_S = 15.0  # a warm-up still starting workers after this is stuck (many times the usual)
 
 
 _live = set()  # warm-ups of this process not yet joined

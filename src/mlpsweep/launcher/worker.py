@@ -72,8 +72,8 @@ def install(context, local=None):
             Singleton.set_state(context.singleton_state)
             local = pickle.loads(context.payload)  # imports the task's modules
             # Keep what was loaded out of the collector's full passes: a worker holds
-            # ~10^6 objects (Hydra, NumPy, pandas), which a full pass, every few
-            # jobs, would walk (~0.1 s) for nothing.
+            # millions of objects (Hydra, NumPy, pandas), which a full pass, every few
+            # jobs, would walk for nothing.
             gc.freeze()
         hydra_context, task_function, master = local
         _installed.update(

@@ -17,14 +17,17 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+from mlpsweep.records.files import PathLike
 
 CLAIMS = "claims"
 HEARTBEAT_S = 10.0
 STALE_S = 60.0  # several missed heartbeats: the process (or its machine) is gone
 
 
-def set_timeout(seconds):
+def set_timeout(seconds: float) -> None:
     """How long a claim's heartbeat may be silent before others take it over (the
     `claim_timeout` knob); the heartbeat beats six times as often."""
     global STALE_S, HEARTBEAT_S
@@ -32,7 +35,7 @@ def set_timeout(seconds):
     HEARTBEAT_S = min(10.0, STALE_S / 6)
 
 
-_held = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
+_held: dict = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
 _lock = threading.Lock()
 _beating = threading.Event()
 
@@ -44,12 +47,12 @@ class RunBusy(RuntimeError):
     """The run is being trained by another live process (the message names it)."""
 
 
-def claim_path(sweep_dir, run_id):
+def claim_path(sweep_dir: PathLike, run_id: str) -> Path:
     return Path(sweep_dir) / CLAIMS / f"{run_id}.json"
 
 
 @contextlib.contextmanager
-def claim_run(sweep_dir, run_id):
+def claim_run(sweep_dir: PathLike, run_id: str):
     """Hold the run's claim for the `with` block; RunBusy if another process holds it."""
     path = claim_path(sweep_dir, run_id)
     token = acquire(path)
@@ -86,7 +89,7 @@ def acquire(path):
     raise RunBusy(f"{path}: claimed and released by others repeatedly; try again")
 
 
-def holds(path):
+def holds(path: PathLike) -> bool:
     """Whether this process still holds the claim at `path` (the fence a result is
     published behind: a process stopped past the timeout has lost it to another)."""
     with _lock:
@@ -95,7 +98,7 @@ def holds(path):
     return token is not None and holder is not None and holder.get("token") == token
 
 
-def release(path, token):
+def release(path: Path, token: str) -> None:
     """Delete our claim (not one that another process took over as stale)."""
     with _lock:
         _held.pop(path, None)
@@ -104,7 +107,7 @@ def release(path, token):
         path.unlink(missing_ok=True)
 
 
-def read_claim(path):
+def read_claim(path: PathLike) -> dict | None:
     """The claim's holder, or None when it is gone or not (yet) readable."""
     try:
         holder = json.loads(Path(path).read_text())
@@ -113,7 +116,7 @@ def read_claim(path):
         return None
 
 
-def stale_claims(sweep_dir):
+def stale_claims(sweep_dir: PathLike) -> Iterator[tuple[str, Path]]:
     """(run_id, claim path) of the claims left behind by processes that are gone."""
     for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
         holder = read_claim(path)
@@ -123,7 +126,7 @@ def stale_claims(sweep_dir):
             yield path.stem, path
 
 
-def live_claims(sweep_dir):
+def live_claims(sweep_dir: PathLike) -> list[str]:
     """The run ids whose claims a live process holds (a job training them now)."""
     out = []
     for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
@@ -135,7 +138,7 @@ def live_claims(sweep_dir):
     return out
 
 
-def tidy(sweep_dir):
+def tidy(sweep_dir: PathLike) -> None:
     """Remove the claims folder when no claim is left in it."""
     with contextlib.suppress(OSError):
         (Path(sweep_dir) / CLAIMS).rmdir()
@@ -152,7 +155,7 @@ def _age(path):
 SKEW_S = 300.0  # a heartbeat this far in the future is a clock gone wrong, not a live job
 
 
-def is_alive(holder, path):
+def is_alive(holder: dict, path: PathLike) -> bool:
     age = _age(path)
     if age > STALE_S or age < -SKEW_S:
         return False
@@ -185,7 +188,7 @@ def take_over(path, holder):
         guard.unlink(missing_ok=True)
 
 
-def pid_exists(pid):
+def pid_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

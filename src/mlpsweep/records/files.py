@@ -7,13 +7,17 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+PathLike = str | os.PathLike  # a path as the records layer accepts one
 
 _UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, results should be 0666 & ~umask
 os.umask(_UMASK)
 
 
-def atomic_write(path, write, durable=True) -> None:
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], object], durable: bool = True) -> None:
     """Write through a temporary file in the same folder, then rename: readers see the
     old file or the whole new one, never a partial one. `write(f)` writes to the open
     binary file. `durable` also fsyncs the data first, so that a power cut cannot leave
@@ -37,7 +41,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def regular(path):
+def regular(path: PathLike) -> PathLike:
     """`path` if it is a regular file (no symbolic link, FIFO or device), else OSError."""
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
@@ -45,7 +49,7 @@ def regular(path):
     return path
 
 
-def read_regular(path, limit: int) -> bytes:
+def read_regular(path: PathLike, limit: int) -> bytes:
     """The bytes of a regular file of at most `limit` bytes, opened without following a
     link or blocking on a FIFO."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

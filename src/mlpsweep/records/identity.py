@@ -41,7 +41,7 @@ HASHED_ALWAYS = (
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 
 
-def is_run_id(text):
+def is_run_id(text: object) -> bool:
     """A run id is 16 hex digits: nothing that could name another folder."""
     return isinstance(text, str) and RUN_ID.fullmatch(text) is not None
 
@@ -69,7 +69,7 @@ class RunIdentity:
         return out
 
     @property
-    def run_id(self):
+    def run_id(self) -> str:
         identity = {
             "train": self.hashed_train_fields(),
             "dataset": self.dataset,

@@ -10,6 +10,8 @@ import datetime
 import re
 from pathlib import Path
 
+from mlpsweep.records.files import PathLike
+
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -18,7 +20,7 @@ class LayoutError(ValueError):
     """A name that would put results outside their root; one line."""
 
 
-def check_name(name, what, root):
+def check_name(name: str, what: str, root: PathLike) -> str:
     """`name` as a plain folder name (letters, digits, . _ -), else LayoutError."""
     name = str(name)
     if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
@@ -30,7 +32,7 @@ def check_name(name, what, root):
     return name
 
 
-def fresh_dir(parent, name=None):
+def fresh_dir(parent: PathLike, name: str | None = None) -> Path:
     """Create and return a new folder `parent`/`name` (default: the time, to the
     second) that no other command has: exclusive mkdir, `_2`, `_3`, ... on a clash."""
     parent = Path(parent)
@@ -46,7 +48,7 @@ def fresh_dir(parent, name=None):
     raise LayoutError(f"{parent}: no free folder name for {name}")
 
 
-def remove_if_empty(path, up_to, keep=()):
+def remove_if_empty(path: PathLike, up_to: PathLike, keep: tuple = ()) -> None:
     """Delete `path` if it holds nothing but the names in `keep` (what a refused command
     made), then its parents below `up_to` (kept) while they are empty."""
     path = Path(path)

@@ -17,19 +17,24 @@ validation on read and counts as unfinished (rerun on resume, listed by the repo
 
 import dataclasses
 import errno
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 
 # At import, not where a history is written: a sweep's workers import the task's modules
-# as they start (while the sweep is planned), and this is a tenth of a second of it.
+# as they start (while the sweep is planned), not while a job waits for them.
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlpsweep.core.status import FINISHED, Status
-from mlpsweep.records.files import atomic_write, read_regular, regular, sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
+from mlpsweep.records.files import PathLike, atomic_write, read_regular, regular, sha256
 from mlpsweep.records.identity import is_run_id
 
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
@@ -104,7 +109,7 @@ class RunMetrics:
         return dataclasses.replace(self, digest=_digest(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: dict) -> "RunMetrics":
         """The metrics in `data` (keys this version does not know are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         metrics = cls(**{k: v for k, v in data.items() if k in names})
@@ -123,7 +128,7 @@ class RunRecord:
     history: dict | None = None  # columns (see history_columns); None for a failed run
 
 
-def history_columns(result):
+def history_columns(result) -> dict[str, np.ndarray]:
     """A TrainResult's history as columns: one row per step, eval columns NaN off-schedule."""
     steps = np.arange(1, len(result.train_loss) + 1, dtype=np.int64)
     test_loss = np.full(len(steps), np.nan)
@@ -150,7 +155,7 @@ def history_columns(result):
     return columns
 
 
-def write_run(run_dir, record):
+def write_run(run_dir: PathLike, record: RunRecord) -> None:
     """Write one run's files; metrics.json goes last (the 'finished' marker).
 
     No fsync per file: a file torn by a power cut fails validation on read (JSON, the
@@ -167,10 +172,14 @@ def write_run(run_dir, record):
     metrics = dataclasses.replace(record.metrics, files={n: sha256(d) for n, d in files})
     files.append(("metrics.json", metrics.sealed().to_json().encode()))
     for name, data in files:
-        atomic_write(run_dir / name, lambda f, data=data: f.write(data), durable=False)
+        atomic_write(run_dir / name, functools.partial(_write_bytes, data), durable=False)
 
 
-def read_metrics(run_dir):
+def _write_bytes(data: bytes, f: BinaryIO) -> None:
+    f.write(data)
+
+
+def read_metrics(run_dir: PathLike) -> RunMetrics | None:
     """The run's metrics when its files are complete and consistent, else None."""
     return inspect_run(run_dir)[0]
 
@@ -179,7 +188,14 @@ RECORD_FILES = ("config.yaml", "job.log", "history.parquet")  # what metrics.jso
 MAX_FILE_BYTES = 1 << 30  # a record file larger than this is not a record's
 
 
-def inspect_run(run_dir):
+class Inspection(NamedTuple):
+    """What inspect_run found: the metrics of a valid record, else what is wrong."""
+
+    metrics: RunMetrics | None
+    problem: str | None
+
+
+def inspect_run(run_dir: PathLike) -> Inspection:
     """(metrics, None) for a complete, consistent record; (None, what is wrong) else
     (NO_RESULT when it has no metrics.json yet).
 
@@ -190,66 +206,66 @@ def inspect_run(run_dir):
     numbers checked against its history."""
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
-        return None, "the run's folder is a symbolic link (not followed)"
+        return Inspection(None, "the run's folder is a symbolic link (not followed)")
     path = run_dir / "metrics.json"
     try:
         text = read_regular(path, MAX_FILE_BYTES).decode()
     except FileNotFoundError:
-        return None, NO_RESULT
+        return Inspection(None, NO_RESULT)
     except (OSError, UnicodeDecodeError) as e:
-        return None, f"metrics.json: {getattr(e, 'strerror', None) or e}"
+        return Inspection(None, f"metrics.json: {getattr(e, 'strerror', None) or e}")
     try:
         data = json.loads(text)
         metrics = RunMetrics.from_dict(data)
         # Over the JSON as written: a record from a version with other fields still holds.
         sealed = metrics.digest is None or _digest(data) == metrics.digest
     except (ValueError, TypeError, AttributeError, RecursionError) as e:
-        return None, f"metrics.json is not readable ({type(e).__name__})"
+        return Inspection(None, f"metrics.json is not readable ({type(e).__name__})")
     if is_run_id(run_dir.name) and metrics.run_id != run_dir.name:  # (a sweep's runs/<id>)
-        return None, f"metrics.json is run {metrics.run_id[:12]}'s, not this folder's"
+        return Inspection(None, f"metrics.json is run {metrics.run_id[:12]}'s, not this folder's")
     if not sealed:
-        return None, "metrics.json was changed after it was written (fails its digest)"
+        return Inspection(None, "metrics.json was changed after it was written (fails its digest)")
     if not isinstance(metrics.files, dict) or not set(metrics.files) <= set(RECORD_FILES):
-        return None, "metrics.json names files that are not a record's"
+        return Inspection(None, "metrics.json names files that are not a record's")
     for name, digest in metrics.files.items():
         try:
             ok = sha256(read_regular(run_dir / name, MAX_FILE_BYTES)) == digest
         except OSError:
             ok = False
         if not ok:
-            return None, f"{name} is missing or damaged (fails its checksum)"
+            return Inspection(None, f"{name} is missing or damaged (fails its checksum)")
     if metrics.finished and (not metrics.files or metrics.digest is None):
         return _check_against_history(run_dir, metrics)
-    return metrics, None
+    return Inspection(metrics, None)
 
 
-def _check_against_history(run_dir, metrics):
+def _check_against_history(run_dir: Path, metrics: RunMetrics) -> Inspection:
     """A record without checksums (or without its own digest): decode its history in full
     and check the metrics' numbers against it."""
     try:
         table = pq.read_table(regular(run_dir / "history.parquet"))
         loss = table.column("train_loss").to_numpy()
     except (OSError, ValueError, KeyError) as e:
-        return None, f"history.parquet is not readable ({type(e).__name__})"
+        return Inspection(None, f"history.parquet is not readable ({type(e).__name__})")
     if len(loss) != metrics.steps_done:
-        return None, "history.parquet does not match metrics.json"
+        return Inspection(None, "history.parquet does not match metrics.json")
     last = metrics.final_train_loss
     if len(loss) and (last is None or not np.isclose(last, loss[-1], rtol=1e-12, atol=0)):
-        return None, "metrics.json's final train loss is not its history's"
-    return metrics, None
+        return Inspection(None, "metrics.json's final train loss is not its history's")
+    return Inspection(metrics, None)
 
 
-def is_finished(run_dir):
+def is_finished(run_dir: PathLike) -> bool:
     metrics = read_metrics(run_dir)
     return metrics is not None and metrics.finished
 
 
-def read_history(run_dir):
+def read_history(run_dir: PathLike) -> "pd.DataFrame":
     """The run's history as a DataFrame (one row per step)."""
     return read_history_table(run_dir).to_pandas()
 
 
-def read_history_table(run_dir):
+def read_history_table(run_dir: PathLike) -> pa.Table:
     """The run's history as a pyarrow Table (a report concatenates hundreds of them and
     converts once). ParquetFile, not read_table or pandas: a tenth of their cost on a
     small file (no dataset discovery, no thread pool). Never through a symbolic link."""
@@ -262,11 +278,11 @@ def read_history_table(run_dir):
 V1_HARNESS_KEYS = ("sweep_name", "resume", "extend", "dry_run", "fail_fast", "retries", "report")
 
 
-def read_config(run_dir) -> dict:
+def read_config(run_dir: PathLike) -> dict:
     """The run's resolved config as a dict ({} when missing or unreadable)."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is much faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml, where installed
     try:
         config = yaml.load((Path(run_dir) / "config.yaml").read_text(), Loader=loader) or {}
     except (OSError, yaml.YAMLError):
@@ -276,7 +292,7 @@ def read_config(run_dir) -> dict:
     return {k: v for k, v in config.items() if k not in V1_HARNESS_KEYS}
 
 
-def remove_partial(run_dir):
+def remove_partial(run_dir: PathLike) -> None:
     """Delete the temporary files of writes a kill interrupted (never read as results);
     nothing through a symbolic link."""
     if Path(run_dir).is_symlink():
@@ -306,14 +322,14 @@ def _plain(value):
 def _yaml(config):
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~3x faster
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml, where installed
     return yaml.dump(config, Dumper=dumper, sort_keys=False)
 
 
 def _parquet(columns):
     """Parquet bytes of {name: 1-d int64/float64 array} (NaN kept as NaN, as pa.array
-    keeps it). Built from the arrays' buffers: pa.array/pa.table import pandas (~0.6 s)
-    to look for pandas objects, and a worker that writes records needs no pandas."""
+    keeps it). Built from the arrays' buffers: pa.array/pa.table import pandas (a large
+    import) to look for pandas objects, and a worker that writes records needs no pandas."""
     types = {np.dtype(np.int64): pa.int64(), np.dtype(np.float64): pa.float64()}
     arrays = []
     for values in columns.values():

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpsweep.records.files import atomic_write
+from mlpsweep.records.files import PathLike, atomic_write
 from mlpsweep.records.identity import is_run_id
 
 MANIFEST = "sweep.json"
@@ -39,15 +39,15 @@ class SweepManifest:
     objective: str | None = None  # an adaptive sweeper's objective (the `objective` knob)
 
     @property
-    def adaptive(self):
+    def adaptive(self) -> bool:
         """Runs proposed as the sweep went (Optuna): not known when it started."""
         return self.sweeper not in ("mlpsweep", "basic")
 
     @property
-    def run_ids(self):
+    def run_ids(self) -> list[str]:
         return [r.run_id for r in self.runs]
 
-    def write(self, sweep_dir):
+    def write(self, sweep_dir: PathLike) -> None:
         data = asdict(self)
         data["runs"] = [{"run_id": r.run_id, "overrides": list(r.overrides)} for r in self.runs]
         Path(sweep_dir).mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ class SweepManifest:
         atomic_write(Path(sweep_dir) / MANIFEST, lambda f: f.write(text))
 
     @classmethod
-    def read(cls, sweep_dir):
+    def read(cls, sweep_dir: PathLike) -> "SweepManifest":
         """The manifest of `sweep_dir`; SweepError (one line) when it is missing or bad."""
         path = Path(sweep_dir) / MANIFEST
         if not path.is_file():
@@ -79,7 +79,7 @@ class SweepManifest:
             raise SweepError(f"{path}: not a readable sweep manifest ({detail})") from None
 
     @classmethod
-    def from_records(cls, sweep_dir, **fields):
+    def from_records(cls, sweep_dir: PathLike, **fields) -> "SweepManifest | None":
         """A manifest listing the readable run records under `sweep_dir`/runs (for a
         sweep run without our planner, by Hydra's basic sweeper say); None if none."""
         from mlpsweep.records.run import read_metrics
@@ -94,7 +94,7 @@ class SweepManifest:
         return cls(runs=runs, **fields) if runs else None
 
     @classmethod
-    def exists(cls, sweep_dir):
+    def exists(cls, sweep_dir: PathLike) -> bool:
         return (Path(sweep_dir) / MANIFEST).is_file()
 
 
@@ -121,7 +121,7 @@ def _planned(entry):
     return entry["run_id"], tuple(overrides)
 
 
-def run_dir(sweep_dir, run_id):
+def run_dir(sweep_dir: PathLike, run_id: str) -> Path:
     """runs/<run_id>/ of a sweep; refuses anything but a run id (no path can escape)."""
     if not is_run_id(run_id):
         raise SweepError(f"{run_id!r} is not a run id")

@@ -5,7 +5,7 @@ report.html (figures embedded) that answers the sweep's question.
     compare(sweep_dirs, out_path)      several sweeps side by side
 
 Importing the package is light: its submodules load pandas, matplotlib and seaborn
-(~1.3 s) when a report is built, not when a sweep's planner only checks a study
+(seconds of imports) when a report is built, not when a sweep's planner only checks a study
 declaration (study.py) before its first job.
 """
 
