@@ -19,12 +19,12 @@ class Range:
     hi_open: bool = False
     integer: bool = False
 
-    def describe(self):
+    def describe(self) -> str:
         lo = f"{'>' if self.lo_open else '>='} {self.lo:g}" if self.lo is not None else ""
         hi = f"{'<' if self.hi_open else '<='} {self.hi:g}" if self.hi is not None else ""
         return " and ".join(t for t in (lo, hi) if t)
 
-    def check(self, key, value, hi_name=None):
+    def check(self, key: str, value, hi_name: str | None = None) -> None:
         """ConfigError unless `value` is allowed; `hi_name` says what the upper bound is."""
         bound = self.describe() + (f" ({hi_name})" if hi_name else "")
         if self.integer:
@@ -43,6 +43,6 @@ class Range:
         return lo_ok and hi_ok
 
 
-def choice(key, value, allowed):
+def choice(key: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r}: must be one of {', '.join(sorted(allowed))}")

@@ -84,15 +84,15 @@ class TrainConfig:
     )
 
     @property
-    def hidden(self):
+    def hidden(self) -> tuple[int, ...]:
         if self.hidden_sizes is not None:
             return tuple(self.hidden_sizes)
         return (self.width,) * self.depth
 
-    def replace(self, **changes):
+    def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
-    def validate(self, train_size=None):
+    def validate(self, train_size: int | None = None) -> "TrainConfig":
         """Raise ConfigError on the first bad value; return self when all are fine."""
         for f in dataclasses.fields(self):
             value, rng = getattr(self, f.name), f.metadata.get("range")

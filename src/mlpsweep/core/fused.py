@@ -30,7 +30,7 @@ import numpy as np
 from mlpsweep.core.layers import Dropout, ReLU, sample_variance
 
 
-def fused_step_applies(config):
+def fused_step_applies(config) -> bool:
     """Whether the fused step computes `config`'s model and update (in either dtype)."""
     return (
         config.optimizer == "sgd"

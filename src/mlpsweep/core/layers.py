@@ -223,7 +223,7 @@ class SoftmaxCrossEntropy(Layer):
         return d
 
 
-def sample_variance(values, mean):
+def sample_variance(values: np.ndarray, mean: float) -> float:
     """Unbiased variance of `values` (a 1-d array, overwritten) about their known `mean`;
     NaN for fewer than two. Two small numpy calls: it runs at every training step."""
     n = values.shape[0]

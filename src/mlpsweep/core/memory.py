@@ -29,7 +29,7 @@ EVAL_CHUNK = 256  # rows of an evaluation chunk (network.MLP.evaluate)
 PROCESS_BYTES = 200 * 2**20
 
 
-def run_bytes(config, input_size, num_classes, train_size=60_000):
+def run_bytes(config, input_size: int, num_classes: int, train_size: int = 60_000) -> int:
     """Peak memory of one run of `config` (a TrainConfig), in bytes."""
     item = np.dtype(config.dtype).itemsize
     sizes = [input_size, *config.hidden, num_classes]
@@ -49,7 +49,7 @@ def run_bytes(config, input_size, num_classes, train_size=60_000):
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def parse_size(text):
+def parse_size(text: str) -> int:
     """'8G', '512M', '1.5T', '1000000' (bytes) -> bytes; ValueError for anything else."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
     if not m:
@@ -57,7 +57,7 @@ def parse_size(text):
     return int(float(m.group(1)) * UNITS[m.group(2).upper()])
 
 
-def format_size(n):
+def format_size(n: float) -> str:
     for unit in ("T", "G", "M", "K"):
         if n >= UNITS[unit]:
             return f"{n / UNITS[unit]:.1f} {unit}iB"

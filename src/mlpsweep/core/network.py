@@ -10,7 +10,7 @@ from mlpsweep.core.layers import ACTIVATIONS, Affine, Dropout, SoftmaxCrossEntro
 INITS = ("xavier", "he")
 
 
-def init_std(init, fan_in):
+def init_std(init: float | str, fan_in: int) -> float:
     """The weight std for `init`: a number is the std itself (the listing's 0.01);
     "xavier" is 1/sqrt(fan_in) and "he" sqrt(2/fan_in), as in "Deep Learning from Scratch"."""
     if init == "xavier":

@@ -25,7 +25,7 @@ class Optimizer:
             slot[key] = np.zeros_like(like)
         return slot[key]
 
-    def update(self, params, grads):
+    def update(self, params: dict, grads: dict) -> None:
         for key, p in params.items():
             self.step(key, p, grads[key])
 
@@ -118,7 +118,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
 
-    def update(self, params, grads):
+    def update(self, params: dict, grads: dict) -> None:
         self.t += 1
         super().update(params, grads)
 
@@ -144,7 +144,7 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name, lr, **params):
+def make_optimizer(name: str, lr: float, **params) -> Optimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r}: must be one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name](lr, **params)

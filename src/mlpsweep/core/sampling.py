@@ -6,7 +6,7 @@ RNG_MODES = ("default", "legacy")
 SAMPLERS = ("with_replacement", "epoch")
 
 
-def run_streams(seed, mode="default"):
+def run_streams(seed: int, mode: str = "default"):
     """The (init, sampling, dropout) generators of a run, from its seed alone.
 
     "default": three independent PCG64 streams spawned from SeedSequence(seed), so the
@@ -61,7 +61,7 @@ class Epoch:
         return idx
 
 
-def make_sampler(name, n, batch_size, rng):
+def make_sampler(name: str, n: int, batch_size: int, rng):
     if name == "with_replacement":
         return WithReplacement(n, batch_size, rng)
     if name == "epoch":

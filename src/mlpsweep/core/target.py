@@ -33,7 +33,7 @@ class Target:
         return values >= self.value if self.op == ">=" else values <= self.value
 
 
-def parse_target(text):
+def parse_target(text: str | None) -> "Target | None":
     """'test_accuracy:0.9' (accuracy must rise to it, a loss fall to it), or explicitly
     'test_accuracy>=0.9' (quoted on the command line: Hydra reads > as syntax) -> Target;
     ConfigError (one line) for anything else."""
@@ -57,7 +57,7 @@ def parse_target(text):
     return target
 
 
-def eval_steps(steps, eval_every, schedule="linear"):
+def eval_steps(steps: int, eval_every: int, schedule: str = "linear") -> list[int]:
     """The steps after which the test set is evaluated: every `eval_every` (0: the last
     only), or on a log-spaced schedule (each within 10% of the one before), always with
     the last step."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpsweep.core.config import TrainConfig
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
 from mlpsweep.core.noise import TRAJECTORY_STREAM, noise_stats, probe_indices
@@ -38,18 +39,18 @@ class TrainResult:
     trajectory_loss: np.ndarray | None = None
 
     @property
-    def steps_done(self):
+    def steps_done(self) -> int:
         return len(self.train_loss)
 
     @property
-    def examples_seen(self):
+    def examples_seen(self) -> int:
         return self.steps_done * self.batch_size
 
     @property
-    def steps_per_s(self):
+    def steps_per_s(self) -> float:
         return self.steps_done / self.train_seconds if self.train_seconds > 0 else 0.0
 
-    def summary(self):
+    def summary(self) -> dict:
         """The scalar metrics of the run (what goes into metrics.json)."""
         last = lambda a: float(a[-1]) if len(a) else None  # noqa: E731
         acc = self.test_accuracy
@@ -224,7 +225,7 @@ class Trainer:
         return noise_stats(weights, self.config.activation, chunks, len(d.y_train))
 
 
-def train(config, dataset):
+def train(config: TrainConfig, dataset) -> TrainResult:
     """Train an MLP on `dataset` (x_train, y_train, x_test, y_test, num_classes).
 
     Every random draw comes from `config.seed` through run_streams. A non-finite loss
@@ -234,9 +235,9 @@ def train(config, dataset):
     cfg = trainer.config
     losses = np.empty(cfg.steps, dtype=np.float64)
     sampling_var = np.empty(cfg.steps, dtype=np.float64)
-    trajectory, probe_at = None, ()
-    if trainer.trajectory_set is not None:
-        trajectory = np.full(cfg.steps, np.nan)
+    trajectory = np.full(cfg.steps, np.nan) if trainer.trajectory_set is not None else None
+    probe_at: set[int] = set()
+    if trajectory is not None:
         probe_at = set(trajectory_steps(cfg.steps, cfg.trajectory_every))
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
@@ -248,7 +249,8 @@ def train(config, dataset):
     eval_seconds += time.perf_counter() - start
     with np.errstate(all="ignore"):  # overflow is expected in a diverging run; we check the loss
         for step in range(1, cfg.steps + 1):
-            if step in probe_at:  # the weights this step's minibatch loss is computed at
+            if trajectory is not None and step in probe_at:  # the weights this step's
+                # minibatch loss is computed at
                 t0 = time.perf_counter()
                 trajectory[step - 1] = trainer.trajectory_loss()
                 eval_seconds += time.perf_counter() - t0
@@ -259,8 +261,12 @@ def train(config, dataset):
             losses[step - 1] = loss
             sampling_var[step - 1] = trainer.loss_sampling_var()
             done = step
-            reached = stop is not None and stop.metric == "train_loss" and step >= SMOOTH
-            reached = reached and stop.reached(losses[step - SMOOTH : step].mean())
+            reached = (
+                stop is not None
+                and stop.metric == "train_loss"
+                and step >= SMOOTH
+                and stop.reached(losses[step - SMOOTH : step].mean())
+            )
             if step in at or reached:
                 t0 = time.perf_counter()
                 test_loss, test_acc = trainer.evaluate()

@@ -4,17 +4,17 @@ window, and the trainer's trajectory probe must cover it (with half a smoothing 
 before it, so the probe's own moving average is centred at the window's first step)."""
 
 
-def smoothing_window(n):
+def smoothing_window(n: int) -> int:
     """Points in the centred moving average of an n-point curve (n/20, at least 5)."""
     return max(5, n // 20)
 
 
-def last_half(n):
+def last_half(n: int) -> tuple[int, int]:
     """[start, stop) indices of the last half of an n-step curve (step k is index k-1)."""
     return n // 2, n
 
 
-def trajectory_steps(steps, every=1):
+def trajectory_steps(steps: int, every: int = 1) -> list[int]:
     """The steps (1-based) at which the trajectory probe measures a `steps`-step run: every
     `every`-th step from half a smoothing window before the last half's first step to
     the end, the last step always included."""
