@@ -3,6 +3,7 @@
 import pytest
 
 from mlpsweep.bench import train as bench
+from mlpsweep.bench.faults import FAULTS
 
 
 def test_bench_prints_every_row_with_its_verdict(mnist_5k):
@@ -32,26 +33,15 @@ def test_bench_prints_every_row_with_its_verdict(mnist_5k):
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_fault_bench_counts_zero_for_every_fault_class():
+@pytest.mark.parametrize("fault", list(FAULTS))  # one test each: they run in parallel
+def test_the_fault_bench_counts_zero(fault):
     from mlpsweep.bench import faults
 
     lines = []
-    totals = faults.run(repeats=1, jobs=6, out=lines.append)
+    totals = faults.run(repeats=1, jobs=6, out=lines.append, only=[fault])
     assert totals == {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}, "\n".join(lines)
-    assert [line.split()[0] for line in lines[2:-1]] == [
-        "kill",
-        "kill",
-        "SIGTERM",
-        "two",
-        "two",
-        "a",
-        "hostile",
-        "a",
-        "a",
-        "a",
-        "a",
-        "a",
-    ]
+    [row] = lines[2:-1]
+    assert row.split()[: len(fault.split())] == fault.split() and " 1/1 " in row, row
 
 
 @pytest.mark.slow

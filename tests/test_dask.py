@@ -131,7 +131,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
         str(REPO / "run.py"),
         "-m",
         f"seed=range({n})",
-        "steps=800",
+        "steps=300",
         "batch_size=200",
         "eval_every=0",
         "report=false",

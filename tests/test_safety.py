@@ -163,7 +163,7 @@ def test_a_stopped_worker_cannot_publish_over_the_run_that_was_taken_over(tmp_pa
     gone (the fence) and discards its result. The run is written once, by B."""
     import subprocess
 
-    args = ["-m", "seed=0", "steps=20000", "claim_timeout=2", "report=false"]
+    args = ["-m", "seed=0", "steps=6000", "claim_timeout=2", "report=false"]
     a = start_app(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     claims = lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json"))  # noqa: E731
     wait_for(lambda: claims() and claims()[0].stat().st_size > 0, what="A's claim")
