@@ -40,8 +40,8 @@ def test_the_fault_bench_counts_zero(fault):
     lines = []
     totals = faults.run(repeats=1, jobs=6, out=lines.append, only=[fault])
     assert totals == {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}, "\n".join(lines)
-    [row] = lines[2:-1]
-    assert row.split()[: len(fault.split())] == fault.split() and " 1/1 " in row, row
+    [row] = lines[2:-1]  # (whether the fault hit while work went on is chance: 'landed')
+    assert row.split()[: len(fault.split())] == fault.split(), row
 
 
 @pytest.mark.slow
