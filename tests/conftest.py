@@ -15,16 +15,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     threadpool_limits(1)
 
 
-def pytest_xdist_auto_num_workers(config):
-    """`-n auto` (pyproject's addopts): a worker per core for the quick suite; two per core
-    when the slow tests run too, as they mostly wait (on processes they start, kill or
-    stop, on claims going stale) rather than compute."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    expr = " ".join((config.getoption("markexpr") or "").split())
-    full = "slow" in expr and expr != "not slow"
-    return (cores or 1) * (2 if full else 1)
-
-
 @pytest.fixture(scope="session")
 def mnist_5k():
     return load_dataset("mnist_5k")

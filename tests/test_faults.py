@@ -302,7 +302,7 @@ def test_a_job_whose_worker_keeps_dying_fails_alone_and_the_sweep_goes_on(tmp_pa
     """Every worker that runs seed=1 is SIGKILLed (as the OOM killer would): that job
     fails with 'worker died', its sibling finishes, the report is built, exit 1 with a
     resume hint; resuming then trains it."""
-    args = ["-m", "seed=0,1", "steps=4000", "hydra.launcher.n_jobs=2"]
+    args = ["-m", "seed=0,1", "steps=1500", "hydra.launcher.n_jobs=2"]
     proc = subprocess.Popen(
         [*APP, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -84,3 +84,23 @@ def test_a_new_figure_is_one_entry_in_its_family(small_sweep, monkeypatch):
     assert "Training steps per second of each run." in html
     titles = re.findall(r'alt="([^"]+)"', html)
     assert titles.index("Speed per batch size") == titles.index("Test metrics at the end") + 1
+
+
+def test_a_new_backend_is_one_engine(tmp_path, monkeypatch):
+    """Recipe: an Engine subclass registered in launcher/engines.py's ENGINES."""
+    from mlpsweep.launcher import engines
+
+    started = []
+
+    class CountingEngine(engines.LokyEngine):  # loky's workers, counted as they start
+        def start(self, launcher, context, n_jobs):
+            started.append(n_jobs)
+            return super().start(launcher, context, n_jobs)
+
+    monkeypatch.setitem(engines.ENGINES, "counting", CountingEngine)
+    sweep = tmp_path / "sweep"
+    args = ("hydra.launcher.backend=counting", "hydra.launcher.n_jobs=2", "seed=0,1,2")
+    multirun(sweep, *args, "steps=5", "report=false")
+    assert started  # the launch asked this engine for its workers
+    runs = records.SweepManifest.read(sweep).run_ids
+    assert len(runs) == 3 and all(records.is_finished(records.run_dir(sweep, r)) for r in runs)

@@ -1,7 +1,5 @@
 import base64
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -270,24 +268,22 @@ def test_config_strings_are_html_escaped(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-@pytest.mark.slow
-@pytest.mark.e2e
-def test_cli_report_compare_and_runs(tmp_path):
+@pytest.mark.slow  # two reports and a comparison
+def test_cli_report_compare_and_runs(tmp_path, capsys):
+    from mlpsweep.cli import main  # the `mlpsweep` command, in this process
+
     a = synthetic_sweep(tmp_path / "a", 10, 100)
     b = synthetic_sweep(tmp_path / "b_$x^$", 10, 100)  # a label that is not mathtext
-    cli = [sys.executable, "-m", "mlpsweep.cli"]  # the `mlpsweep` command
-    p = subprocess.run([*cli, "report", str(a)], capture_output=True, text=True)
-    assert p.returncode == 0 and (a / "report.html").exists()
+    assert main(["report", str(a)]) == 0 and (a / "report.html").exists()
     out = tmp_path / "cmp"
-    p = subprocess.run(
-        [*cli, "compare", str(a), str(b), "--out", str(out)], capture_output=True, text=True
-    )
-    assert p.returncode == 0, p.stderr
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
     assert "sweep=" in (out / "comparison.html").read_text()
-    p = subprocess.run([*cli, "runs", str(a)], capture_output=True, text=True)
-    assert p.returncode == 0 and "batch_size=10" in p.stdout and "test accuracy" in p.stdout
-    p = subprocess.run([*cli, "runs", str(tmp_path)], capture_output=True, text=True)
-    assert p.returncode == 2 and "not a sweep directory" in p.stderr
+    capsys.readouterr()
+    assert main(["runs", str(a)]) == 0
+    printed = capsys.readouterr().out
+    assert "batch_size=10" in printed and "test accuracy" in printed
+    assert main(["runs", str(tmp_path)]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err
 
 
 def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
