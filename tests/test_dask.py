@@ -72,7 +72,7 @@ def cluster(tmp_path):
             p.terminate()
         for p in procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=5)  # bounded: a worker still closing is killed
             except subprocess.TimeoutExpired:
                 p.kill()
         logs.close()

@@ -3,9 +3,10 @@ misnamed records are refused (and rerun), and no read can hang or escape the rec
 
 import json
 import os
+from pathlib import Path
 
 import pytest
-from helpers import multirun
+from helpers import multirun, wait_for
 
 from mlpsweep import records
 from mlpsweep.cli import main as cli
@@ -110,3 +111,22 @@ def test_a_manifest_damaged_while_the_sweep_ran_ends_it_with_exit_1(sweep, capsy
     with pytest.raises(SystemExit) as e:
         SweepEnd().on_multirun_end(config)
     assert e.value.code == 1 and "cannot read the sweep's results" in capsys.readouterr().err
+
+
+def test_a_zombie_holds_no_claim():
+    """A killed worker its parent has not reaped yet is a zombie: its claims are stale
+    at once, not after claim_timeout."""
+    import subprocess
+    import sys
+
+    from mlpsweep.records.claim import pid_exists
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    wait_for(
+        lambda: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    )
+    try:
+        assert not pid_exists(child.pid)  # exited, not reaped
+    finally:
+        child.wait()
+    assert pid_exists(os.getpid())

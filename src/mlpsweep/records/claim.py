@@ -189,13 +189,19 @@ def take_over(path, holder):
 
 
 def pid_exists(pid: int) -> bool:
+    """Whether process `pid` is running. A zombie (exited, not yet reaped by its parent:
+    a worker killed under a process that has not waited for it) runs no job."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state after the command's closing parenthesis
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _start_heartbeat():
