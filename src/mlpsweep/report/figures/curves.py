@@ -194,24 +194,18 @@ FIGURES = (
         more=_per_example_is_more,
         coarse=True,
     ),
-    FigureSpec(
-        "Test accuracy over training",
-        order=80,
-        applies=_has_test_curves,
-        draw=lambda ctx: curves(
-            ctx.coarse[0], "step", "test_accuracy", log=False, title="test accuracy"
-        ),
-        caption="Mean over seeds with a 95% band.",
-        more=True,
-        coarse=True,
-    ),
-    FigureSpec(
-        "Test loss over training",
-        order=90,
-        applies=_has_test_curves,
-        draw=lambda ctx: curves(ctx.coarse[0], "step", "test_loss", title="test loss"),
-        caption="Mean over seeds with a 95% band.",
-        more=True,
-        coarse=True,
+    *(
+        FigureSpec(  # the test metrics over training, under "More figures"
+            f"Test {name} over training",
+            order=order,
+            applies=_has_test_curves,
+            draw=lambda ctx, y=f"test_{name}", log=log: curves(
+                ctx.coarse[0], "step", y, log=log, title=y.replace("_", " ")
+            ),
+            caption="Mean over seeds with a 95% band.",
+            more=True,
+            coarse=True,
+        )
+        for name, order, log in (("accuracy", 80, False), ("loss", 90, True))
     ),
 )
