@@ -42,7 +42,7 @@ def test_every_launcher_writes_the_same_records_and_a_report(sweeps):
         assert theirs.keys() == ours.keys(), name
         for rid in ours:
             pd.testing.assert_frame_equal(theirs[rid], ours[rid], check_exact=True)
-        assert (sweep_dir / "report.html").stat().st_size > 10_000, name
+        assert 'alt="Train loss per step"' in (sweep_dir / "report.html").read_text(), name
         for rid in ours:
             metrics = records.read_metrics(records.run_dir(sweep_dir, rid))
             assert metrics.status == "ok" and metrics.blas_threads == 1
