@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 from hydra.experimental.callback import Callback
 
@@ -26,8 +27,17 @@ from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.records.run import NO_RESULT
 
 
-def unfinished_runs(sweep_dir):
-    """(lines for runs that failed, not run, damaged; the number of runs)."""
+class Unfinished(NamedTuple):
+    """A sweep's runs without a result, one line each, by why; and how many it plans."""
+
+    failed: list[str]
+    not_run: list[str]
+    damaged: list[str]
+    total: int
+
+
+def unfinished_runs(sweep_dir) -> Unfinished:
+    """The sweep's runs that failed, were not run, or are damaged."""
     manifest = records.SweepManifest.read(sweep_dir)
     failed, not_run, damaged = [], [], []
     for run in manifest.runs:
@@ -39,7 +49,7 @@ def unfinished_runs(sweep_dir):
             not_run.append(f"  {what}: not run")
         elif metrics is None:
             damaged.append(f"  {what}: {problem}")
-    return failed, not_run, damaged, len(manifest.runs)
+    return Unfinished(failed, not_run, damaged, len(manifest.runs))
 
 
 def record_lost_runs(sweep_dir):

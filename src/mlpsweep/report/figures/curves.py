@@ -178,7 +178,7 @@ FIGURES = (
         "Train loss per step",
         order=40,
         applies=_has_history,
-        draw=lambda ctx: curves(ctx.coarse[0], "step", "train_loss", title="train loss"),
+        draw=lambda ctx: curves(ctx.coarse.analysis, "step", "train_loss", title="train loss"),
         caption="Bold: the geometric mean over seeds (smoothed over 2% of the steps) with "
         "a 95% band; faint: single seeds; x: where a run diverged; a ≡ b: twins, two "
         "spellings of the same update (equal losses over the first 50 steps; rounding may "
@@ -189,7 +189,9 @@ FIGURES = (
         "Train loss per example seen",
         order=50,
         applies=_has_history,
-        draw=lambda ctx: curves(ctx.coarse[0], "examples_seen", "train_loss", title="train loss"),
+        draw=lambda ctx: curves(
+            ctx.coarse.analysis, "examples_seen", "train_loss", title="train loss"
+        ),
         caption="A larger batch sees more examples per step: the same runs against data consumed.",
         more=_per_example_is_more,
         coarse=True,
@@ -200,7 +202,7 @@ FIGURES = (
             order=order,
             applies=_has_test_curves,
             draw=lambda ctx, y=f"test_{name}", log=log: curves(
-                ctx.coarse[0], "step", y, log=log, title=y.replace("_", " ")
+                ctx.coarse.analysis, "step", y, log=log, title=y.replace("_", " ")
             ),
             caption="Mean over seeds with a 95% band.",
             more=True,

@@ -71,7 +71,9 @@ FIGURES = (
         "Oscillation",
         order=60,
         applies=lambda ctx: ctx.oscillation,
-        draw=lambda ctx: dots(ctx.coarse[0], ["spread", "spread_rel", "spikes"], "oscillation"),
+        draw=lambda ctx: dots(
+            ctx.coarse.analysis, ["spread", "spread_rel", "spikes"], "oscillation"
+        ),
         caption="Over the last half of training: spread of the loss around its moving "
         "average, the same relative to the moving average, and spikes (steps above 3 robust "
         "sigmas). One dot per seed; bar = mean, whisker = its 95% interval.",
@@ -81,7 +83,9 @@ FIGURES = (
         "Test metrics at the end",
         order=70,
         applies=lambda ctx: bool(len(ctx.analysis.history)),
-        draw=lambda ctx: dots(ctx.coarse[0], ["test_accuracy", "test_loss"], "test set, final"),
+        draw=lambda ctx: dots(
+            ctx.coarse.analysis, ["test_accuracy", "test_loss"], "test set, final"
+        ),
         caption="One dot per seed; bar = mean, whisker = its 95% interval.",
         more=True,
         coarse=True,

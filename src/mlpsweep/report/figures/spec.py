@@ -4,6 +4,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from matplotlib.figure import Figure
 
@@ -35,7 +36,7 @@ class FigureContext:
         return scaling(self.analysis)
 
     @cached_property
-    def coarse(self) -> tuple[Analysis, str]:
+    def coarse(self) -> "Coarsened":
         return coarsen(self.analysis)
 
     @property
@@ -65,22 +66,29 @@ class FigureSpec:
 
     def caption_for(self, ctx: FigureContext) -> str:
         text = self.caption(ctx) if callable(self.caption) else self.caption
-        return text + (ctx.coarse[1] if self.coarse else "")
+        return text + (ctx.coarse.note if self.coarse else "")
 
     def is_more(self, ctx: FigureContext) -> bool:
         return self.more(ctx) if callable(self.more) else self.more
 
     def analysis(self, ctx: FigureContext) -> Analysis:
         """The analysis it draws: the coarsened one for a `coarse` figure."""
-        return ctx.coarse[0] if self.coarse else ctx.analysis
+        return ctx.coarse.analysis if self.coarse else ctx.analysis
 
 
-def coarsen(analysis, max_configs=MAX_FIGURE_CONFIGS) -> tuple[Analysis, str]:
+class Coarsened(NamedTuple):
+    """An analysis drawn over its first dims only, and the note that says so."""
+
+    analysis: Analysis
+    note: str
+
+
+def coarsen(analysis, max_configs=MAX_FIGURE_CONFIGS) -> Coarsened:
     """(`analysis` with configs made of the first dims only, so at most `max_configs`
     remain; a note saying which dims were averaged over, or ""). A 100-config grid drawn
     config by config is neither readable nor quick."""
     if len(analysis.configs) <= max_configs or len(analysis.dims) < 2:
-        return analysis, ""
+        return Coarsened(analysis, "")
     dims = analysis.dims
     keep = dims[:1]
     for k in range(len(dims) - 1, 0, -1):
@@ -95,7 +103,8 @@ def coarsen(analysis, max_configs=MAX_FIGURE_CONFIGS) -> tuple[Analysis, str]:
     order = runs.sort_values(keep)["config"]
     history = analysis.history.drop(columns="config").merge(runs[["run_id", "config"]], on="run_id")
     coarse = Analysis(runs, history, keep, list(dict.fromkeys(order)))
-    return coarse, (
+    return Coarsened(
+        coarse,
         f" Averaged over {', '.join(rest)} ({len(analysis.configs)} configs in all): "
-        "bands and dots are over every run of a setting, not over seeds alone."
+        "bands and dots are over every run of a setting, not over seeds alone.",
     )

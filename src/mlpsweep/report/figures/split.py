@@ -136,8 +136,8 @@ FIGURES = (
     FigureSpec(
         "What oscillates",
         order=20,
-        applies=lambda ctx: ctx.oscillation and has_split(ctx.coarse[0]),
-        draw=lambda ctx: split_figure(ctx.coarse[0]),
+        applies=lambda ctx: ctx.oscillation and has_split(ctx.coarse.analysis),
+        draw=lambda ctx: split_figure(ctx.coarse.analysis),
         caption="The minibatch loss's spread around its moving average over the last half "
         "of training, relative to that average, split in two: the sampling noise of a "
         "B-example average (from each step's per-example losses) and the rest, the weights' "
@@ -149,8 +149,8 @@ FIGURES = (
     FigureSpec(
         "Trajectory and minibatch loss",
         order=30,
-        applies=lambda ctx: ctx.oscillation and has_trajectory(ctx.coarse[0]),
-        draw=lambda ctx: trajectory_figure(ctx.coarse[0]),
+        applies=lambda ctx: ctx.oscillation and has_trajectory(ctx.coarse.analysis),
+        draw=lambda ctx: trajectory_figure(ctx.coarse.analysis),
         caption="One seed per config over the steps the trajectory probe measured: the "
         "minibatch loss (grey) and the loss of the same weights on the probe set (red), the "
         "curve the weights themselves trace.",
