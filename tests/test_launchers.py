@@ -56,8 +56,15 @@ def test_the_task_returns_its_outcome_under_every_launcher(tmp_path):
         assert all(o.record.endswith(o.run_id) for o in outcomes)
 
 
-@pytest.mark.parametrize("sweeper", ["mlpsweep", "basic"])
-@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+# Each launcher under each sweeper; the quick suite keeps the two pure pairs.
+RERUNS = [
+    pytest.param(launcher, sweeper, marks=[] if launcher == sweeper else [pytest.mark.slow])
+    for launcher in sorted(LAUNCHERS)
+    for sweeper in ("mlpsweep", "basic")
+]
+
+
+@pytest.mark.parametrize("launcher, sweeper", RERUNS)
 def test_a_rerun_trains_only_what_is_missing(tmp_path, launcher, sweeper):
     """What a killed sweep leaves: some records complete, one torn, one missing. The
     rerun (as resume=true would pick this folder) trains those two only: our sweeper
