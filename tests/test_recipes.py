@@ -25,7 +25,7 @@ def small_sweep(tmp_path_factory):
 
 
 def test_a_new_metric_is_a_result_column_never_a_swept_dimension(small_sweep, monkeypatch):
-    """Recipe: a field on RunMetrics (records/run.py), set from TrainResult.summary()."""
+    """Recipe: a field on RunMetrics (records/metrics.py), set from TrainResult.summary()."""
     Extended = dataclasses.make_dataclass(
         "RunMetrics", [("weight_norm", float | None, None)], bases=(records.RunMetrics,)
     )

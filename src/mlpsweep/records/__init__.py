@@ -8,6 +8,7 @@ come through this package.
     <sweep dir>/report/, report.html    written by mlpsweep.report
 """
 
+from mlpsweep.core.status import FINISHED
 from mlpsweep.records.claim import (
     WORKER_DIED,
     RunBusy,
@@ -18,9 +19,8 @@ from mlpsweep.records.claim import (
 )
 from mlpsweep.records.claim import tidy as tidy_claims
 from mlpsweep.records.identity import RunIdentity, is_run_id
+from mlpsweep.records.metrics import RunMetrics
 from mlpsweep.records.run import (
-    FINISHED,
-    RunMetrics,
     RunRecord,
     inspect_run,
     is_finished,

@@ -19,7 +19,7 @@ import dataclasses
 import errno
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlpsweep.core.status import FINISHED, Status
+from mlpsweep.records.metrics import RunMetrics, digest_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,84 +38,7 @@ from mlpsweep.records.files import PathLike, atomic_write, read_regular, regular
 from mlpsweep.records.identity import is_run_id
 
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
-STATUSES = (*FINISHED, Status.FAILED)  # what a record can say
 NO_RESULT = "no result"  # inspect_run's problem for a run without metrics.json (yet)
-
-
-@dataclass
-class RunMetrics:
-    """metrics.json: what a run is (id, overrides, data) and what came of it."""
-
-    run_id: str = field(metadata={"record": True})
-    status: Status  # ok | diverged | failed
-    overrides: list = field(default_factory=list, metadata={"record": True})
-    dataset: str | None = None
-    data_fingerprint: str | None = None
-    error: str | None = None  # one line, for failed runs (the traceback is in job.log)
-    attempts: int = 1
-    steps_done: int = 0
-    diverged_step: int | None = None
-    final_train_loss: float | None = None
-    test_loss: float | None = None
-    test_accuracy: float | None = None
-    best_test_accuracy: float | None = None
-    examples_seen: int = 0
-    wall_seconds: float = 0.0
-    train_seconds: float = 0.0
-    steps_per_s: float = 0.0
-    job_seconds: float | None = None
-    arithmetic: str | None = None  # which step computed it: fused | layers
-    code: str | None = None  # the git commit that trained it
-    blas: str | None = None  # library, version and kernel
-    blas_threads: int | None = None
-    cpu: str | None = None
-    worker_pid: int | None = None
-    grad_norm_sq_init: float | None = None  # the gradient-noise scale before training
-    trace_cov_init: float | None = None  # (noise_probe; history has it at each eval)
-    b_simple_init: float | None = None
-    steps_to_target: int | None = None  # with a `target`: the first step reaching it
-    examples_to_target: int | None = None
-    # name -> sha256 of the record's other files
-    files: dict = field(default_factory=dict, metadata={"record": True})
-    # sha256 of this JSON written with digest null: a hand edit shows
-    digest: str | None = field(default=None, metadata={"record": True})
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    @classmethod
-    def result_fields(cls) -> tuple[str, ...]:
-        """The fields that say what came of the run (the report's metric columns); the
-        others say which record this is (marked `record` above)."""
-        return tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("record"))
-
-    def results(self) -> dict:
-        return {name: getattr(self, name) for name in self.result_fields()}
-
-    def with_results(self, results: dict) -> "RunMetrics":
-        """These metrics with `results` (a TrainResult's summary) set; a key that is not
-        a result field is a TypeError, never dropped without a word."""
-        unknown = set(results) - set(self.result_fields())
-        if unknown:
-            raise TypeError(f"not fields of RunMetrics' results: {sorted(unknown)}")
-        return dataclasses.replace(self, **results)
-
-    def to_json(self) -> str:
-        return _json(dataclasses.asdict(self))
-
-    def sealed(self) -> "RunMetrics":
-        """These metrics with `digest` set: the sha256 of their JSON with digest null."""
-        return dataclasses.replace(self, digest=_digest(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RunMetrics":
-        """The metrics in `data` (keys this version does not know are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        metrics = cls(**{k: v for k, v in data.items() if k in names})
-        if not isinstance(metrics.run_id, str) or metrics.status not in STATUSES:
-            raise ValueError("not a run's metrics")
-        return dataclasses.replace(metrics, status=Status(metrics.status))
 
 
 @dataclass
@@ -218,7 +141,7 @@ def inspect_run(run_dir: PathLike) -> Inspection:
         data = json.loads(text)
         metrics = RunMetrics.from_dict(data)
         # Over the JSON as written: a record from a version with other fields still holds.
-        sealed = metrics.digest is None or _digest(data) == metrics.digest
+        sealed = metrics.digest is None or digest_of(data) == metrics.digest
     except (ValueError, TypeError, AttributeError, RecursionError) as e:
         return Inspection(None, f"metrics.json is not readable ({type(e).__name__})")
     if is_run_id(run_dir.name) and metrics.run_id != run_dir.name:  # (a sweep's runs/<id>)
@@ -300,23 +223,6 @@ def remove_partial(run_dir: PathLike) -> None:
     for tmp in Path(run_dir).glob(".*.tmp"):
         if not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
-
-
-def _json(data: dict) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, default=_plain)
-
-
-def _digest(data: dict) -> str:
-    """The sha256 of metrics' JSON with its digest null."""
-    return sha256(_json({**data, "digest": None}).encode())
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _yaml(config):
