@@ -94,7 +94,7 @@ def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_p
         "hydra.launcher.mem_gb=4",
         "blas_threads=1",
     ]
-    args = ["-m", "hydra/launcher=submitit_local", *slurm, "seed=range(3)", "steps=8000"]
+    args = ["-m", "hydra/launcher=submitit_local", *slurm, "seed=range(3)", "steps=3000"]
     proc = start_app(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     claims = lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json"))  # noqa: E731
     wait_for(lambda: claims() or proc.poll() is not None, what="a job to claim its run")
