@@ -17,9 +17,15 @@ def test_the_launcher_is_discovered_as_a_hydra_plugin():
 PUBLIC_RUN_JOB = ["hydra.launcher.fast_run_job=false"]
 
 
+# Quick: the jobs in this process (no workers to start); slow: in worker processes, with
+# our run_job and with Hydra's.
 @pytest.mark.parametrize(
     "launcher_name, overrides",
-    [("mlpsweep", []), pytest.param("mlpsweep", PUBLIC_RUN_JOB, marks=pytest.mark.slow)],
+    [
+        ("mlpsweep", ["hydra.launcher.n_jobs=1"]),
+        pytest.param("mlpsweep", [], marks=pytest.mark.slow),
+        pytest.param("mlpsweep", PUBLIC_RUN_JOB, marks=pytest.mark.slow),
+    ],
 )
 class TestMlpsweepLauncher(LauncherTestSuite):
     pass

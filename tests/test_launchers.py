@@ -48,6 +48,7 @@ def test_every_launcher_writes_the_same_records_and_a_report(sweeps):
             assert metrics.status == "ok" and metrics.blas_threads == 1
 
 
+@pytest.mark.slow  # three sweeps; the quick suite runs each launcher in the rerun test
 def test_the_task_returns_its_outcome_under_every_launcher(tmp_path):
     for name, extra in LAUNCHERS.items():
         [returns] = multirun(tmp_path / name, "seed=0,1", "steps=5", "report=false", *extra)

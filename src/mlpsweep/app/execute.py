@@ -23,7 +23,7 @@ from mlpsweep.records import RunMetrics, RunRecord
 from mlpsweep.records.run import history_columns
 
 
-def execute(spec):
+def execute(spec) -> RunRecord:
     """Train `spec` (a RunSpec) and return its RunRecord (nothing is written here)."""
     start = time.perf_counter()
     log = io.StringIO()

@@ -30,7 +30,7 @@ class BadInput(SystemExit):
         super().__init__(2)
 
 
-def plan_sweep(config, config_loader, jobs, valid=None):
+def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
     """The jobs (override lists) to launch, longest first; [] when none is left.
     `valid` (if given) is called once the first job has composed and validated: most
     bad input (a bad key or value on the command line) fails there, before it."""
@@ -185,7 +185,7 @@ def remove_if_empty(sweep_dir):
 LOST_WAIT_S = 1.0  # how often the other jobs' claims are looked at
 
 
-def recover_lost_job(config, batch, error):
+def recover_lost_job(config, batch, error: Exception) -> None:
     """A launcher raised for a batch. If it is submitit's UncompletedJobError (one of its
     jobs' processes died: killed, preempted, out of memory; its result file never came),
     say so in one line,

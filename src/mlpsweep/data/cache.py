@@ -64,7 +64,7 @@ def load_cached(folder, name, num_classes):
 _verified = set()  # (folder, each file's inode, size and mtime) whose content matched
 
 
-def verified(folder, arrays, expected):
+def verified(folder: Path, arrays: dict, expected: str) -> bool:
     """Whether the cached arrays hash to the fingerprint they were built with: checked
     once per process and version of the files (a full hash of the full datasets is not
     free), so a damaged or edited cache never counts."""

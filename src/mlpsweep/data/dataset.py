@@ -17,15 +17,15 @@ class Dataset:
     fingerprint: str  # sha256 of the four arrays' shapes, dtypes and bytes
 
     @property
-    def input_size(self):
+    def input_size(self) -> int:
         return self.x_train.shape[1]
 
     @property
-    def train_size(self):
+    def train_size(self) -> int:
         return len(self.y_train)
 
 
-def fingerprint(*arrays):
+def fingerprint(*arrays: np.ndarray) -> str:
     """A content hash: equal for equal data whatever file or format it came from."""
     h = hashlib.sha256()
     for a in arrays:

@@ -5,7 +5,7 @@ from importlib import resources
 import numpy as np
 
 from mlpsweep.data.cache import arrays_from_idx, build_cache, load_cached
-from mlpsweep.data.dataset import make_dataset
+from mlpsweep.data.dataset import Dataset, make_dataset
 from mlpsweep.data.fetch import data_root, locate
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.data.sources import SOURCES
@@ -22,7 +22,7 @@ def load_embedded():
     return make_dataset(EMBEDDED, *arrays)
 
 
-def load_dataset(name=EMBEDDED, data_dir=None, source=None):
+def load_dataset(name: str = EMBEDDED, data_dir=None, source=None) -> Dataset:
     """The dataset `name`: the embedded subset, or a full one from its .npy cache
     (converted on first use from verified IDX files, found locally or downloaded).
     `source` overrides the registry's file list and mirrors (tests use it)."""

@@ -124,6 +124,6 @@ def _apply(cfg, values):
             ) from e
 
 
-def task_container(cfg):
+def task_container(cfg) -> dict:
     """A task config resolved into plain values."""
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

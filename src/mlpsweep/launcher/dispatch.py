@@ -40,7 +40,7 @@ def make_context(launcher):
     return worker.WorkerContext.make(token, *local, fast_run_job=launcher.fast_run_job), local
 
 
-def launch(launcher, job_overrides, initial_job_idx):
+def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     setup_globals()
     cfg = launcher.config
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)

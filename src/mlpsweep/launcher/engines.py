@@ -128,11 +128,11 @@ def engine_for(name) -> Engine:
     return ENGINES.get(name, Engine)(name)
 
 
-def workers(launcher):
+def workers(launcher) -> int:
     return launcher.n_jobs if launcher.n_jobs and launcher.n_jobs > 0 else os.cpu_count() or 1
 
 
-def blas_cap(launcher):
+def blas_cap(launcher) -> int:
     """BLAS threads per worker so that workers x threads <= cores (a task may lower it)."""
     if launcher.blas_threads:
         return launcher.blas_threads

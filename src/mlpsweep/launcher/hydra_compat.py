@@ -68,7 +68,7 @@ def set_parent(node, parent) -> None:
     node._set_parent(parent)
 
 
-def return_value(job_return):
+def return_value(job_return) -> object:
     """What the job returned, or the exception it raised: JobReturn.return_value raises
     the exception for a failed job, and a launcher or sweeper that reports failures as
     data needs to look at it without raising it."""

@@ -24,7 +24,9 @@ from omegaconf import OmegaConf, open_dict, read_write
 from mlpsweep.launcher.hydra_compat import deprecation_warning, save_config, set_parent
 
 
-def run_job(hydra_context, task_function, configs, job_dir_key, job_subdir_key):
+def run_job(
+    hydra_context, task_function, configs, job_dir_key: str, job_subdir_key: str | None
+) -> JobReturn:
     """`configs`: the job's (full, task, hydra-only) configs, independent objects."""
     config, task_cfg, hydra_cfg = configs
     callbacks = hydra_context.callbacks

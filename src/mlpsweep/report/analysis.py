@@ -50,7 +50,7 @@ def follows_its_group(runs, col, varied):
     return runs.groupby(runs[choice].astype(str))[col].nunique().max() <= 1
 
 
-def fmt(value):
+def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -154,7 +154,7 @@ def analyse(tables, first=()) -> Analysis:
     return Analysis(runs, history, dims, configs, degenerate_configs(runs, history))
 
 
-def summary(analysis, sort_by="test_accuracy"):
+def summary(analysis: Analysis, sort_by: str = "test_accuracy") -> pd.DataFrame:
     """One row per config: seeds, statuses, and each metric's mean with the half-width
     of its 95% t-interval over seeds as text ("1 seed" gets the value alone); numbers in
     `_<metric>`, `_<metric>_lo`, `_<metric>_hi` columns (summary.csv has them)."""

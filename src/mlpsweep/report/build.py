@@ -107,7 +107,7 @@ def render(title, command, tables, out_path, files_dir=None):
     return out_path
 
 
-def build_report(sweep_dir):
+def build_report(sweep_dir) -> Path:
     """Collect the sweep at `sweep_dir` and write its report.html; returns the path."""
     sweep_dir = Path(sweep_dir)
     tables = collect(sweep_dir)
@@ -116,7 +116,7 @@ def build_report(sweep_dir):
     return render(title, sweep.command, tables, sweep_dir / "report.html")
 
 
-def compare(sweep_dirs, out_path):
+def compare(sweep_dirs, out_path) -> Path:
     """Several sweeps side by side in one report: `sweep` becomes a swept dimension."""
     tables = side_by_side(sweep_dirs)
     command = " | ".join(m.command for m in tables.manifests)

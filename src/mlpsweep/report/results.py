@@ -29,7 +29,7 @@ class Sweep:
         return self.runs[self.runs["status"].isin(records.FINISHED)]
 
 
-def load(sweep_dir):
+def load(sweep_dir) -> Sweep:
     """The Sweep at `sweep_dir` (results/<name>/<time>); SweepError (one line) when it is
     not a sweep directory."""
     path = Path(sweep_dir)

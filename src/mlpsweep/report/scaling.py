@@ -136,7 +136,7 @@ def interval(draws):
     return float(max(lo, 0.0)), float(hi)
 
 
-def scaling(analysis, seed=0):
+def scaling(analysis, seed: int = 0) -> Scaling | None:
     """The Scaling of a sweep over batch size with a target, or None."""
     runs = analysis.finished
     if "steps_to_target" not in runs or "batch_size" not in analysis.dims or "lr" not in runs:

@@ -91,7 +91,7 @@ class Study:
     caveat: str = ""  # what the study itself warns its reader of (shown with the headline)
     declared: bool = False
 
-    def check_names(self, known):
+    def check_names(self, known) -> None:
         """ValueError (one line) for a compared, nuisance or replicate name that is not a
         setting of the sweep's runs (`known`: their config keys), or one in two roles."""
         for key in ("compare", "nuisance"):
@@ -108,7 +108,7 @@ class Study:
             raise ValueError(f"study: {sorted(both)[0]!r} is both compared and tuned or replicated")
 
     @classmethod
-    def from_dict(cls, data, known_metrics=None):
+    def from_dict(cls, data: dict | None, known_metrics=None) -> "Study":
         """The declaration in `data` (a sweep file's `study:` block); ValueError, one
         line, for an unknown key or metric."""
         if data is not None and not isinstance(data, dict):
@@ -149,7 +149,7 @@ class Study:
             declared=bool(data),
         )
 
-    def compared(self, swept):
+    def compared(self, swept: list[str]) -> list[str]:
         """The compared dimensions among `swept` (declared, else all but the nuisance)."""
         if self.compare:
             return [d for d in self.compare if d in swept]
