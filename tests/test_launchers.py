@@ -141,6 +141,10 @@ def test_a_killed_sweep_resumes_past_its_finished_runs(tmp_path, hydra, sig):
     assert proc.wait(timeout=60) != 0
     done = {p.parent.name: p.stat().st_mtime_ns for p in finished_runs(tmp_path)}
     assert 2 <= len(done) < 6
+    # Its workers exit as they notice the sweep is gone; a run still claimed by one is
+    # busy (Hydra's basic sweeper would not come back to it): resume once they are gone.
+    [sweep] = (tmp_path / "results" / "adhoc").glob("*/")
+    wait_for(lambda: not records.live_claims(sweep), what="the old workers' claims to go")
     p = run_cli(tmp_path, *args, "resume=true")
     assert p.returncode == 0, p.stderr
     assert f"{6 - len(done)} to train, {len(done)} already done" in p.stderr + p.stdout
