@@ -19,6 +19,11 @@ def test_the_installed_hydra_is_one_the_private_uses_were_checked_with():
     )
 
 
+def test_the_basic_sweepers_name_is_the_class_it_names():
+    cls = hydra_compat.basic_sweeper()
+    assert f"{cls.__module__}.{cls.__qualname__}" == hydra_compat.BASIC_SWEEPER_TARGET
+
+
 def test_an_unchecked_hydra_is_named_with_the_version_to_install(monkeypatch):
     monkeypatch.setattr(hydra, "__version__", "1.4.0")
     line = hydra_compat.unchecked_hydra()

@@ -57,10 +57,8 @@ def execute(spec) -> RunRecord:
     history = None
     if result is not None:
         trained, threads = result
-        metrics = metrics.with_results(
-            {**trained.summary(), "error": None, "blas": blas_library(), "cpu": cpu_model()}
-        )
-        metrics.blas_threads = threads
+        machine = {"blas": blas_library(), "blas_threads": threads, "cpu": cpu_model()}
+        metrics = metrics.with_results({**trained.summary(), **machine, "error": None})
         history = history_columns(trained)
     metrics.job_seconds = time.perf_counter() - start
     return RunRecord(config=spec.config, metrics=metrics, log=log.getvalue(), history=history)
