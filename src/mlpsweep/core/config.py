@@ -20,9 +20,11 @@ REDUCTIONS = ("mean", "sum")
 MAX_LEGACY_SEED = 2**32 - 1  # RandomState's seed range
 
 
-def knob(default, help, *, choices=None, range=None, factory=None):  # noqa: A002
-    """A config field: its default, one line of help, and its allowed values."""
-    meta = {"help": help, "choices": choices, "range": range}
+def knob(default, help, *, choices=None, range=None, factory=None, numbers=True):  # noqa: A002
+    """A config field: its default, one line of help, and its allowed values.
+    `numbers=False` marks a knob that changes no number of the run (how often it is
+    checkpointed): it is no part of the run's identity (records/identity.py)."""
+    meta = {"help": help, "choices": choices, "range": range, "numbers": numbers}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -81,6 +83,12 @@ class TrainConfig:
     )
     trajectory_every: int = knob(
         1, "the trajectory probe measures every k-th step", range=Range(1, integer=True)
+    )
+    checkpoint_every: int = knob(
+        0,
+        "a mid-run checkpoint every k steps (0: off), to resume=true from; changes no number",
+        range=Range(0, integer=True),
+        numbers=False,
     )
 
     @property

@@ -14,6 +14,7 @@ POSITIVE = Range(0, lo_open=True)
 
 class Optimizer:
     RANGES: dict = {}  # parameter -> allowed values (checked before any job starts)
+    COUNTERS: tuple[str, ...] = ()  # scalar state besides the slots (Adam's step count)
 
     def __init__(self, lr):
         self.lr = lr
@@ -28,6 +29,22 @@ class Optimizer:
     def update(self, params: dict, grads: dict) -> None:
         for key, p in params.items():
             self.step(key, p, grads[key])
+
+    def snapshot(self) -> dict:
+        """A copy of the optimizer's state: its slots and counters (see restore)."""
+        return {
+            "slots": {n: {k: a.copy() for k, a in s.items()} for n, s in self.state.items()},
+            "counters": {c: getattr(self, c) for c in self.COUNTERS},
+        }
+
+    def restore(self, snapshot: dict) -> None:
+        """Continue from `snapshot`: the next update is the one that would have followed."""
+        self.state = {
+            n: {k: np.array(a, copy=True) for k, a in s.items()}
+            for n, s in snapshot["slots"].items()
+        }
+        for name, value in snapshot["counters"].items():
+            setattr(self, name, int(value))
 
     def step(self, key, p, g):
         raise NotImplementedError
@@ -112,6 +129,7 @@ class Adam(Optimizer):
     p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)"""
 
     RANGES = {"beta1": FRACTION, "beta2": FRACTION, "eps": POSITIVE}
+    COUNTERS = ("t",)
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)

@@ -2,6 +2,21 @@
 
 import numpy as np
 
+
+def rng_state(rng):
+    """The state of a Generator or a RandomState, as plain values and arrays."""
+    if isinstance(rng, np.random.RandomState):
+        return rng.get_state(legacy=False)
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng, state) -> None:
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state(state)
+    else:
+        rng.bit_generator.state = state
+
+
 RNG_MODES = ("default", "legacy")
 SAMPLERS = ("with_replacement", "epoch")
 
@@ -44,6 +59,18 @@ class WithReplacement:
         self.row += 1
         return self.block[self.row - 1]
 
+    def state(self):
+        """Where the sampler is. The current block goes as is (a legacy RandomState has
+        none: it draws per batch, and its state is the run's shared stream)."""
+        if isinstance(self.rng, np.random.RandomState):
+            return {}
+        return {"rng": rng_state(self.rng), "block": self.block, "row": self.row}
+
+    def restore(self, state):
+        if state:
+            set_rng_state(self.rng, state["rng"])
+            self.block, self.row = state["block"], int(state["row"])
+
 
 class Epoch:
     """Shuffle once per epoch and walk through it; a last partial batch is dropped, so
@@ -59,6 +86,19 @@ class Epoch:
         idx = self.order[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return idx
+
+    def state(self):
+        """Where the sampler is: this epoch's order and position, and its generator (in
+        legacy mode the generator is the run's shared stream, saved once as "shared")."""
+        state = {"order": self.order, "pos": self.pos}
+        if not isinstance(self.rng, np.random.RandomState):
+            state["rng"] = rng_state(self.rng)
+        return state
+
+    def restore(self, state):
+        self.order, self.pos = state["order"], int(state["pos"])
+        if "rng" in state:
+            set_rng_state(self.rng, state["rng"])
 
 
 def make_sampler(name: str, n: int, batch_size: int, rng):

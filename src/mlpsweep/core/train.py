@@ -1,5 +1,6 @@
 """train(config, dataset) -> TrainResult: the whole life of one run, in memory."""
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from mlpsweep.core.config import TrainConfig
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
 from mlpsweep.core.noise import TRAJECTORY_STREAM, noise_stats, probe_indices
+from mlpsweep.core.observe import NO_OBSERVER, History, TrainObserver, TrainState
 from mlpsweep.core.optimizers import make_optimizer
-from mlpsweep.core.sampling import make_sampler, run_streams
+from mlpsweep.core.sampling import make_sampler, rng_state, run_streams, set_rng_state
 from mlpsweep.core.status import Status
 from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
 from mlpsweep.core.window import trajectory_steps
@@ -37,6 +39,7 @@ class TrainResult:
     loss_sampling_var: np.ndarray | None = None
     # Per step: the loss of the weights on the trajectory probe (NaN where not measured).
     trajectory_loss: np.ndarray | None = None
+    paused: bool = False  # stopped at train(..., stop_at=) before its last step
 
     @property
     def steps_done(self) -> int:
@@ -76,6 +79,7 @@ class TrainResult:
 
 
 NOISE_INIT = ("grad_norm_sq_init", "trace_cov_init", "b_simple_init")
+NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")  # NoiseStats' fields, in order
 _255 = np.float32(255)
 
 
@@ -126,6 +130,7 @@ class Trainer:
         self.dataset = dataset
         self.dtype = np.dtype(cfg.dtype)
         init_rng, sample_rng, dropout_rng = run_streams(cfg.seed, cfg.rng)
+        self.dropout_rng = dropout_rng
         self.net = MLP(
             dataset.x_train.shape[1],
             cfg.hidden,
@@ -165,6 +170,34 @@ class Trainer:
             # Normalised once: the probe is evaluated at hundreds of steps.
             x = normalizer(self.dtype)(dataset.x_train[idx])
             self.trajectory_set = (np.ascontiguousarray(x), dataset.y_train[idx])
+
+    def state(self, step: int, history: History) -> TrainState:
+        """A copy of the run's state after `step` steps (see core/observe.py)."""
+        streams = {"sampler": self.sampler.state()}
+        if self.config.rng == "legacy":  # one RandomState behind all three streams
+            streams["shared"] = rng_state(self.dropout_rng)
+        else:
+            streams["dropout"] = rng_state(self.dropout_rng)
+        return TrainState(
+            step=step,
+            params=self.net.flat_params.copy(),
+            optimizer=self.optimizer.snapshot(),
+            streams=copy.deepcopy(streams),
+            history=history,
+            fingerprint=fingerprint(self.config),
+        )
+
+    def restore(self, state: TrainState) -> None:
+        """Continue from `state`: the next step is the one that followed it."""
+        if state.fingerprint != fingerprint(self.config):
+            raise ValueError("the checkpoint is another run's (its config differs)")
+        if state.params.shape != self.net.flat_params.shape:
+            raise ValueError("the checkpoint's weights do not fit this network")
+        self.net.flat_params[...] = state.params
+        self.optimizer.restore(state.optimizer)
+        streams = copy.deepcopy(state.streams)
+        self.sampler.restore(streams["sampler"])
+        set_rng_state(self.dropout_rng, streams.get("shared", streams.get("dropout")))
 
     def step(self):
         """Draw a batch, compute its loss, and (when the loss is finite) update the weights.
@@ -225,14 +258,32 @@ class Trainer:
         return noise_stats(weights, self.config.activation, chunks, len(d.y_train))
 
 
-def train(config: TrainConfig, dataset) -> TrainResult:
+def fingerprint(cfg: TrainConfig) -> dict:
+    """What a checkpoint must match to be continued by `cfg` (all but checkpoint_every)."""
+    return {"config": repr(cfg.replace(checkpoint_every=0))}
+
+
+def train(
+    config: TrainConfig,
+    dataset,
+    *,
+    observer: TrainObserver | None = None,
+    start: TrainState | None = None,
+    stop_at: int | None = None,
+) -> TrainResult:
     """Train an MLP on `dataset` (x_train, y_train, x_test, y_test, num_classes).
 
     Every random draw comes from `config.seed` through run_streams. A non-finite loss
     stops the run with status "diverged" at that step; nothing is raised.
+
+    `observer` is told each step, evaluation and checkpoint (every `checkpoint_every`
+    steps, and when it asks). `start` continues a run from a checkpoint: the result is
+    bitwise the uninterrupted run's (timings aside). `stop_at` pauses after that step,
+    with a checkpoint: a later train(start=...) takes it on.
     """
     trainer = Trainer(config, dataset)
     cfg = trainer.config
+    observer = observer if observer is not None else NO_OBSERVER
     losses = np.empty(cfg.steps, dtype=np.float64)
     sampling_var = np.empty(cfg.steps, dtype=np.float64)
     trajectory = np.full(cfg.steps, np.nan) if trainer.trajectory_set is not None else None
@@ -242,13 +293,39 @@ def train(config: TrainConfig, dataset) -> TrainResult:
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
     stop = parse_target(cfg.target) if cfg.stop_at_target else None
+    every = cfg.checkpoint_every
     status, diverged_step, done = Status.OK, None, 0
-    eval_seconds = 0.0
-    start = time.perf_counter()
-    noise_init = trainer.noise()
-    eval_seconds += time.perf_counter() - start
+    eval_seconds, before = 0.0, 0.0
+    start_time = time.perf_counter()
+    if start is None:
+        noise_init = trainer.noise()
+        noise_init = None if noise_init is None else np.array(noise_init.as_tuple())
+    else:
+        trainer.restore(start)
+        h, done = start.history, start.step
+        losses[:done], sampling_var[:done] = h.train_loss, h.loss_sampling_var
+        if trajectory is not None and h.trajectory_loss is not None:
+            trajectory[:done] = h.trajectory_loss
+        evals = [(int(s), a, b) for s, a, b in h.evals.tolist()]
+        noise = [] if h.noise is None else [tuple(row) for row in h.noise.tolist()]
+        noise_init, before, eval_seconds = h.noise_init, h.wall_seconds, h.eval_seconds
+    eval_seconds += time.perf_counter() - start_time
+    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+
+    def history(step):
+        return History(
+            train_loss=losses[:step].copy(),
+            loss_sampling_var=sampling_var[:step].copy(),
+            trajectory_loss=None if trajectory is None else trajectory[:step].copy(),
+            evals=np.array(evals, dtype=np.float64).reshape(-1, 3),
+            noise=None if noise_init is None else np.array(noise, np.float64).reshape(-1, 3),
+            noise_init=noise_init,
+            wall_seconds=before + time.perf_counter() - start_time,
+            eval_seconds=eval_seconds,
+        )
+
     with np.errstate(all="ignore"):  # overflow is expected in a diverging run; we check the loss
-        for step in range(1, cfg.steps + 1):
+        for step in range(done + 1, last + 1):
             if trajectory is not None and step in probe_at:  # the weights this step's
                 # minibatch loss is computed at
                 t0 = time.perf_counter()
@@ -261,6 +338,7 @@ def train(config: TrainConfig, dataset) -> TrainResult:
             losses[step - 1] = loss
             sampling_var[step - 1] = trainer.loss_sampling_var()
             done = step
+            observer.on_step(step, loss)
             reached = (
                 stop is not None
                 and stop.metric == "train_loss"
@@ -276,24 +354,33 @@ def train(config: TrainConfig, dataset) -> TrainResult:
                     status, diverged_step = Status.DIVERGED, step + 1
                     break
                 evals.append((step, test_loss, test_acc))
+                values = {"test_loss": test_loss, "test_accuracy": test_acc}
                 if noise_init is not None:
                     t0 = time.perf_counter()
                     noise.append(trainer.noise().as_tuple())
                     eval_seconds += time.perf_counter() - t0
+                    values.update(zip(NOISE_COLUMNS, noise[-1]))
+                observer.on_eval(step, values)
                 if stop is not None and stop.metric != "train_loss":
                     reached = stop.reached(
                         test_acc if stop.metric == "test_accuracy" else test_loss
                     )
                 if reached:
                     break  # stop_at_target: the run has answered its question
-    wall = time.perf_counter() - start
+            if step < cfg.steps and (
+                (every and step % every == 0) or step == last or observer.checkpoint_due(step)
+            ):
+                t0 = time.perf_counter()
+                observer.on_checkpoint(trainer.state(step, history(step)))
+                eval_seconds += time.perf_counter() - t0  # not training either
+    wall = before + time.perf_counter() - start_time
     ev = np.array(evals, dtype=np.float64).reshape(-1, 3)
     first = None
     if cfg.target is not None:
         first = steps_to_target(
             parse_target(cfg.target), losses[:done], ev[:, 0].astype(np.int64), ev[:, 1], ev[:, 2]
         )
-    return TrainResult(
+    result = TrainResult(
         status=status,
         train_loss=losses[:done].copy(),
         eval_step=ev[:, 0].astype(np.int64),
@@ -305,8 +392,11 @@ def train(config: TrainConfig, dataset) -> TrainResult:
         train_seconds=wall - eval_seconds,
         arithmetic="layers" if trainer.fused is None else "fused",
         noise=None if noise_init is None else np.array(noise, dtype=np.float64).reshape(-1, 3),
-        noise_init=None if noise_init is None else noise_init.as_tuple(),
+        noise_init=None if noise_init is None else tuple(noise_init.tolist()),
         steps_to_target=first,
         loss_sampling_var=sampling_var[:done].copy(),
         trajectory_loss=None if trajectory is None else trajectory[:done].copy(),
+        paused=status == Status.OK and done == last < cfg.steps,
     )
+    observer.on_end(result)
+    return result

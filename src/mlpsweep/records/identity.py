@@ -6,7 +6,8 @@ whole TrainConfig when ids were introduced, and are always hashed. A knob added 
 is hashed only when its value differs from its default, and its default must keep the
 old behaviour: old runs then keep their ids, and only runs that use the new knob get
 new ones. (tests/test_records.py holds a record written before this rule and checks
-that it still resumes after a knob is added.)
+that it still resumes after a knob is added.) A knob declared with `numbers=False`
+(core/config.py: it changes no number, e.g. checkpoint_every) is never hashed.
 """
 
 import dataclasses
@@ -63,6 +64,8 @@ class RunIdentity:
     def hashed_train_fields(self):
         out = {}
         for f in dataclasses.fields(self.train):
+            if not f.metadata.get("numbers", True):
+                continue
             value = getattr(self.train, f.name)
             if f.name in HASHED_ALWAYS or value != _default(f):
                 out[f.name] = value
