@@ -181,6 +181,8 @@ def summary(analysis: Analysis, sort_by: str = "test_accuracy") -> pd.DataFrame:
     table = pd.DataFrame(rows)
     empty = [METRICS[c][0] for c in SUMMARY if table[f"_{c}"].isna().all()] if rows else []
     table = table.drop(columns=empty)
+    if f"_{sort_by}" not in table or table[f"_{sort_by}"].isna().all():
+        sort_by = "test_accuracy"  # e.g. a best_test_accuracy the summary does not show
     label, higher = METRICS[sort_by]
     return table.sort_values(f"_{sort_by}", ascending=not higher, na_position="last")
 

@@ -2,6 +2,7 @@
 self-contained report.html (figures embedded) that answers the sweep's question."""
 
 import base64
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def render(title, command, tables, out_path, files_dir=None):
     files_dir = Path(files_dir or out_path.parent / "report")
     sweeps_meta = tables.manifests
     study = Study.from_dict(sweeps_meta[0].study)
+    if len(sweeps_meta) == 1 and getattr(sweeps_meta[0], "adaptive", False):
+        # a search's "best" is its objective's, on every line of the page
+        study = replace(study, objective=sweeps_meta[0].objective or "")
     analysis = analyse(tables, first=study.compare)
     lead, method = headline(analysis, study)
     search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
@@ -52,7 +56,8 @@ def render(title, command, tables, out_path, files_dir=None):
         if batch_scaling is not None:  # the batch-scaling study's answer comes first
             lead = [batch_scaling.sentence(), *lead]
         lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
-    table = summary(analysis)
+    top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
+    table = summary(analysis, sort_by=study.select_by)
     cols = [c for c in table.columns if not c.startswith("_")]
     problems = ", ".join(
         f"{n} {s}" for s, n in analysis.runs["status"].value_counts().items() if s != Status.OK
@@ -91,7 +96,11 @@ def render(title, command, tables, out_path, files_dir=None):
         contrast_cols=list(contrast_table.columns),
         contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
         confound=CONFOUND if _has_sum_confound(analysis.runs) else "",
-        sort_label=METRICS["test_accuracy"][0],
+        sort_label=(
+            f"{METRICS[study.select_by][0]} (the page's rule for best)"
+            if f"_{study.select_by}" in table and table[f"_{study.select_by}"].notna().any()
+            else METRICS["test_accuracy"][0]
+        ),
         summary_cols=cols,
         summary_rows=table[cols].values.tolist(),
         figures=[

@@ -2,9 +2,11 @@
 
 For a compared dimension d, its smallest and largest values are contrasted, all else
 equal where the sweep allows (analysis.pairing_groups), with nuisance dimensions tuned
-(the best value per setting, by final train loss, as the Deep Learning Tuning
-Playbook's isolation plots do). A positive metric is compared as a ratio of geometric
-means; accuracy and counts as a difference.
+(the best value per setting, as the Deep Learning Tuning Playbook's isolation plots do,
+by the page's one rule, study.select_by: a search's objective, else the study's outcome
+metric, else the final train loss). A positive metric is compared as a ratio of
+geometric means on every line of the page; accuracy, counts and a metric some run
+measured as 0 as a difference (is_ratio).
 
 Intervals: replicates are paired by seed when both settings start from the same weights
 (same seeds, and d does not change the network's shape or init): a t-interval on the
@@ -24,7 +26,6 @@ from mlpsweep.report.study import METRICS
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
 DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}
 TUNE_BY = "final_train_loss"
-SELF_TUNED = {"steps_to_target", "examples_to_target"}  # the nuisance tuned for them directly
 LEVEL_RELATIVE = {"spread_rel", "spread_rel_ex", "mean_abs_change_rel"}
 METHOD = (
     "Effects are ratios of geometric means over seeds (differences for accuracy and "
@@ -73,32 +74,35 @@ class Contrast:
         label = METRICS.get(self.metric, (self.metric, False))[0]
         at_high, at_low = f"{self.dim}={fmt(self.high)}", f"{self.dim}={fmt(self.low)}"
         where = f" ({self.where})" if self.where else ""
+        if not self.has_interval:  # one seed: two numbers, not an effect
+            n = min(self.n_low, self.n_high)
+            return (
+                f"{label.capitalize()} {self.mean_high:.3g} at {at_high} against "
+                f"{self.mean_low:.3g} at {at_low}{where}: {n} {self.unit[:-1]} each, so no "
+                "interval and no effect claimed."
+            )
         if self.ratio:
             lower = self.effect < 1
             factor = 1 / self.effect if lower else self.effect
             shown = f"{factor:.2f}" if factor < 10 else f"{factor:.3g}"
+            shown = f"{factor:.4f}" if shown == "1.00" else shown  # never "1.00x lower"
             text = f"{label.capitalize()} is {shown}x {'lower' if lower else 'higher'}"
+            # the interval of the factor the sentence states (its inverse when "lower")
             ci = sorted((1 / self.lo, 1 / self.hi) if lower else (self.lo, self.hi))
             ci_text = f"ratio 95% CI [{ci[0]:.3g}, {ci[1]:.3g}]"
         else:
             way = "lower" if self.effect < 0 else "higher"
             text = f"{label.capitalize()} is {abs(self.effect):.3g} {way}"
-            ci_text = f"difference 95% CI [{self.lo:+.3g}, {self.hi:+.3g}]"
+            # the interval of the size the sentence states: of -difference when "lower"
+            lo, hi = sorted((-self.hi, -self.lo) if self.effect < 0 else (self.lo, self.hi))
+            ci_text = f"difference ({way}) 95% CI [{lo:.3g}, {hi:.3g}]"
         n = (
             f"{self.n_low} {self.unit} each"
             if self.n_low == self.n_high
             else f"{self.n_high} and {self.n_low} {self.unit}"
         )
-        stats = (
-            f"{ci_text}, {n}{', paired by seed' if self.paired else ''}"
-            if self.has_interval
-            else f"{min(self.n_low, self.n_high)} {self.unit[:-1]}, no interval"
-        )
-        verdict = (
-            ""
-            if self.conclusive or not self.has_interval
-            else " Inconclusive: the interval includes no change."
-        )
+        stats = f"{ci_text}, {n}{', paired by seed' if self.paired else ''}"
+        verdict = "" if self.conclusive else " Inconclusive: the interval includes no change."
         return (
             f"{text} at {at_high} than at {at_low}{where}: {self.mean_high:.3g} vs "
             f"{self.mean_low:.3g} ({stats}).{verdict}"
@@ -147,25 +151,47 @@ def estimate(x, y, paired, ratio):
 
 
 def tuned(done, dims, nuisance, by=TUNE_BY):
-    """Keep, per setting of `dims`, the runs of the nuisance value with the lowest mean
-    of `by` (the final train loss; the steps themselves for steps to a target)."""
+    """Keep, per setting of `dims`, the runs of the nuisance value with the best mean of
+    `by` (study.select_by: lowest, or highest for accuracy). A value with a run that has
+    no `by` (it never reached the target) ranks last, as scaling.best_lr ranks it."""
     if not nuisance:
         return done
     keys = [d for d in dims if d not in nuisance]
-    score = done.groupby([*keys, *nuisance], dropna=False)[by].mean().reset_index()
-    best = (
-        score.loc[score.groupby(keys, dropna=False)[by].idxmin()]
-        if keys
-        else score.nsmallest(1, by)
+    higher = METRICS.get(by, (by, False))[1]
+    y = pd.to_numeric(done[by], errors="coerce")
+    worst = -np.inf if higher else np.inf
+    score = (
+        done.assign(_by=y.where(np.isfinite(y), worst))
+        .groupby([*keys, *nuisance], dropna=False)["_by"]
+        .mean()
+        .reset_index()
     )
+    pick = (lambda s: s.idxmax()) if higher else (lambda s: s.idxmin())
+    groups = [g for _, g in score.groupby(keys, dropna=False)["_by"]] if keys else [score["_by"]]
+    best = score.loc[[pick(g) for g in groups]]
+    best = best[np.isfinite(best["_by"])]  # no value of the nuisance got there: no best
     return done.merge(best[[*keys, *nuisance]], on=[*keys, *nuisance])
 
 
-def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed"):
+def is_ratio(done, metric):
+    """Whether `metric` is compared as a ratio on this page: a positive quantity (not an
+    accuracy or a count) that no run measured as 0. Decided once per metric over every
+    comparable run, so one metric is never a ratio in one sentence and a difference in
+    the next."""
+    if metric in DIFFERENCE or metric not in done:
+        return False
+    values = pd.to_numeric(done[metric], errors="coerce")
+    values = values[np.isfinite(values)]
+    return bool(len(values)) and bool((values > 0).all())
+
+
+def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ratio=None):
     """The Contrast of d=high against d=low over the runs `g`; `pairable`: whether each
-    seed can be one pair (not when pooled over settings of other dimensions)."""
+    seed can be one pair (not when pooled over settings of other dimensions); `ratio`:
+    the page's form for `metric` (is_ratio over every comparable run; default: over g)."""
     x, y = g[g[d] == low], g[g[d] == high]
-    ratio = metric not in DIFFERENCE and (x[metric] > 0).all() and (y[metric] > 0).all()
+    if ratio is None:
+        ratio = is_ratio(g, metric)
     paired = (
         pairable
         and d not in INIT_DIMS
@@ -221,12 +247,14 @@ def extreme_values(done, d, metric):
 
 def tuned_runs(analysis, study, metric):
     """(the comparable runs (finished, not of a degenerate config) with a finite
-    `metric`, the nuisance dimensions tuned; the nuisance dimensions), or (None, []) when
-    the runs lack the metric."""
+    `metric`, the nuisance dimensions tuned by the page's one rule (study.select_by, the
+    same for every metric: the best lr is chosen once); the nuisance dimensions), or
+    (None, []) when the runs lack the metric or what "best" is chosen by."""
     done = analysis.comparable.copy()
-    if metric not in done or TUNE_BY not in done:
+    by = study.select_by
+    if metric not in done or by not in done:
         return None, []
     done[metric] = pd.to_numeric(done[metric], errors="coerce")
     nuisance = [n for n in study.nuisance if n in analysis.dims]
-    by = metric if metric in SELF_TUNED else TUNE_BY
-    return tuned(done[np.isfinite(done[metric])], analysis.dims, nuisance, by=by), nuisance
+    best = tuned(done, analysis.dims, nuisance, by=by)
+    return best[np.isfinite(best[metric])], nuisance

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
+from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
@@ -69,8 +69,10 @@ def declared_headline(analysis, study):
                 lead + f"not compared: it leaves {', '.join(free)} free (name it in where)."
             )
             continue
-        found = {
-            m: contrast(g, d, low, high, m, "") if extreme_values(g, d, m) == extremes else None
+        found = {  # each metric in the page's one form for it (contrast.is_ratio)
+            m: contrast(g, d, low, high, m, "", ratio=is_ratio(analysis.comparable, m))
+            if extreme_values(g, d, m) == extremes
+            else None
             for m, g in runs.items()
             if g is not None
         }

@@ -9,8 +9,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.analysis import fmt, pairing_groups
-from mlpsweep.report.contrast import METHOD, contrast, extreme_values, tuned_runs
+from mlpsweep.report.analysis import fmt, pairing_groups, tick
+from mlpsweep.report.contrast import METHOD, contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.study import METRICS
 
 
@@ -29,7 +29,7 @@ def contrasts(analysis, study, metric):
     if done is None:
         return [], []
     found, unmatched = [], []
-    tuned_note = f"best {', '.join(nuisance)} per setting" if nuisance else ""
+    ratio = is_ratio(analysis.comparable, metric)
     for d in study.compared(analysis.dims):
         extremes = extreme_values(done, d, metric)
         if extremes is None:
@@ -44,10 +44,26 @@ def contrasts(analysis, study, metric):
             )
         for key, g in groups:
             where = ", ".join(f"{o}={fmt(v)}" for o, v in zip(keys, key))
+            note = tuned_note(g, d, low, high, nuisance, study)
             found.append(
-                contrast(g, d, low, high, metric, ", ".join(filter(None, [where, tuned_note])))
+                contrast(
+                    g, d, low, high, metric, ", ".join(filter(None, [where, note])), ratio=ratio
+                )
             )
     return found, unmatched
+
+
+def tuned_note(g, d, low, high, nuisance, study):
+    """Which nuisance values the contrast compares, and by what they were chosen:
+    "best lr by test loss (the search's objective): 0.592 at batch_size=100, 0.0334 at
+    batch_size=10", the values the headline and the figures name too."""
+    if not nuisance:
+        return ""
+    chosen = []
+    for n in nuisance:
+        at = [", ".join(sorted({tick(v) for v in g.loc[g[d] == x, n]})) for x in (high, low)]
+        chosen.append(f"{n} {at[0]} at {d}={fmt(high)}, {at[1]} at {d}={fmt(low)}")
+    return f"best {', '.join(nuisance)} {study.select_note}: {'; '.join(chosen)}"
 
 
 def headline(analysis, study):
@@ -57,7 +73,21 @@ def headline(analysis, study):
     if not found:
         return [], ""
     ranked = sorted(found, key=lambda c: (not c.conclusive, -c.size))
-    return [c.sentence() for c in ranked[:3]], METHOD
+    return [c.sentence() for c in ranked[:3]], method(analysis, study)
+
+
+def method(analysis, study):
+    """The method footnote, naming the form of each of the page's metrics (is_ratio: a
+    metric is a ratio on every line, or a difference on every line)."""
+    metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
+    metrics = [m for m in metrics if m in analysis.comparable]
+    forms = {True: [], False: []}
+    for m in metrics:
+        forms[is_ratio(analysis.comparable, m)].append(METRICS.get(m, (m,))[0])
+    said = "; ".join(
+        f"{'ratios' if k else 'differences'} here: {', '.join(v)}" for k, v in forms.items() if v
+    )
+    return METHOD + (f" On this page ({said})." if said else "")
 
 
 def interactions(analysis, study, metric, min_factor=1.5):
@@ -75,6 +105,7 @@ def interactions(analysis, study, metric, min_factor=1.5):
         # dimension is swept, or that contrast would pool over it
         if not [o for o in analysis.dims if o not in (d1, d2, study.replicate, *nuisance)]
     ]
+    ratio = is_ratio(analysis.comparable, metric)
     widen = NormalDist().inv_cdf(1 - 0.025 / max(1, len(pairs))) / NormalDist().inv_cdf(0.975)
     out = []
     for d1, d2 in pairs:
@@ -85,7 +116,7 @@ def interactions(analysis, study, metric, min_factor=1.5):
         for v2 in e2:
             sub = done[(done[d2] == v2) & done[d1].isin(e1)]
             if sub[d1].nunique() == 2:
-                at.append(contrast(sub, d1, *e1, metric, "", pairable=False))
+                at.append(contrast(sub, d1, *e1, metric, "", pairable=False, ratio=ratio))
         if len(at) < 2 or not all(c.has_interval for c in at) or at[0].ratio != at[1].ratio:
             continue
         ratio = at[0].ratio

@@ -23,6 +23,7 @@ KEYS = ("question", "compare", "nuisance", "replicate", "metrics", "contrasts", 
 METRICS = {  # what a study can name: run column -> (label, higher is better)
     "final_train_loss": ("final train loss", False),
     "test_accuracy": ("test accuracy", True),
+    "best_test_accuracy": ("best test accuracy", True),
     "test_loss": ("test loss", False),
     "spread": ("loss spread", False),
     "spread_rel": ("relative loss spread", False),
@@ -48,6 +49,16 @@ METRICS |= {  # the same over the equal-examples window (stats.oscillation_table
     if m.startswith(("spread_sampling", "spread_trajectory", "sampling_share"))
 }
 DECOMPOSED = ("spread_trajectory_rel", "spread_trajectory_probe_rel")  # see headline
+# What "best" can mean when a nuisance (lr) is tuned: an outcome, not an oscillation
+# metric (the calmest lr is the smallest, not the best).
+GOALS = (
+    "final_train_loss",
+    "test_loss",
+    "test_accuracy",
+    "best_test_accuracy",
+    "steps_to_target",
+    "examples_to_target",
+)
 FRACTIONS = ("test_accuracy", "best_test_accuracy", "sampling_share", "sampling_share_ex")
 
 
@@ -90,6 +101,24 @@ class Study:
     contrasts: tuple = ()  # DeclaredContrast each, the primary first
     caveat: str = ""  # what the study itself warns its reader of (shown with the headline)
     declared: bool = False
+    objective: str = ""  # a search's objective (Hydra's Optuna sweeper): what it minimised
+
+    @property
+    def select_by(self) -> str:
+        """The one rule for "best" on the page (the best nuisance value, e.g. the lr, per
+        compared setting; the summary's order): a search's objective; else the study's
+        first metric where it is an outcome (GOALS); else the final train loss."""
+        if self.objective:
+            return self.objective
+        first = self.metrics[0] if self.metrics else ""
+        return first if first in GOALS else "final_train_loss"
+
+    @property
+    def select_note(self) -> str:
+        """How "best" was chosen, in words: "by test loss, the search's objective"."""
+        label = METRICS.get(self.select_by, (self.select_by,))[0]
+        why = ", the search's objective" if self.objective else ""
+        return f"by {label}{why}"
 
     def check_names(self, known) -> None:
         """ValueError (one line) for a compared, nuisance or replicate name that is not a

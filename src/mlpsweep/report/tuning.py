@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt, tick
+from mlpsweep.report.contrast import tuned
 from mlpsweep.report.stats import mean_interval
 from mlpsweep.report.study import METRICS, valid_range
 
@@ -63,10 +64,11 @@ def tuning(analysis, manifest, study):
     maximise = metric in MAXIMISED
     compared = [d for d in study.compare if d in analysis.dims]
     groups = list(done.groupby(compared, sort=True)) if compared else [((), done)]
+    # "best" by the rule every other section of the page uses (contrast.tuned)
+    winners = set(tuned(done, ["config", *compared], ["config"], by=metric)["config"])
     best = []
     for key, g in groups:
-        means = g.groupby("config", sort=False)["_y"].mean()
-        config = means.idxmax() if maximise else means.idxmin()
+        [config] = [c for c in dict.fromkeys(g["config"]) if c in winners]
         key = key if isinstance(key, tuple) else (key,)
         where = ", ".join(f"{d}={fmt(v)}" for d, v in zip(compared, key))
         shown = ", ".join(

@@ -202,7 +202,9 @@ def _main_effects_caption(ctx):
     return (
         "Each compared dimension at each of its values: the mean over the seeds there with "
         "its 95% interval, one line per setting of the other dimensions (never pooled over "
-        "them" + (f"; {', '.join(tuned)} at its best" if tuned else "") + "); geometric means "
+        "them"
+        + (f"; {', '.join(tuned)} at its best {ctx.study.select_note}" if tuned else "")
+        + "); geometric means "
         "on log axes. Degenerate configs are left out."
     )
 
