@@ -81,6 +81,8 @@ def method(analysis, study):
     metric is a ratio on every line, or a difference on every line)."""
     metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
     metrics = [m for m in metrics if m in analysis.comparable]
+    if analysis.stopped_at_target:  # findings make no comparison of these (see findings)
+        metrics = [m for m in metrics if m not in FINAL]
     forms = {True: [], False: []}
     for m in metrics:
         forms[is_ratio(analysis.comparable, m)].append(METRICS.get(m, (m,))[0])

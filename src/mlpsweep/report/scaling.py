@@ -5,18 +5,27 @@ critical batch size is B_crit = Emin / Smin: below it doubling B halves the step
 (perfect scaling), above it the steps barely fall.
 
 The fit is least squares on relative errors (S spans decades). Its 95% interval is a
-percentile bootstrap over seeds: each resample draws each batch size's seeds with
-replacement and chooses that batch size's best lr again (the choice is part of the
-estimate), then fits. No resample is dropped: one whose steps never saturate (Smin <= 0)
-puts B_crit beyond the batch sizes run (+inf), one whose steps do not fall with the
-batch size (Emin <= 0) at 0, and one that cannot be fit (fewer than 3 batch sizes reach
-the target) at both ends, widening the interval.
+percentile bootstrap over seeds, drawn jointly across batch sizes: a seed is the same
+initial weights at every batch size (and lr), so a run's luck is shared by the whole
+curve; each resample draws one list of seeds with replacement, uses it at every batch
+size, chooses each batch size's best lr again (the choice is part of the estimate), then
+fits. Drawing each batch size's seeds independently would treat that shared luck as
+independent noise and miss how it moves the whole curve. No resample is dropped: one
+whose steps never saturate (Smin <= 0) puts B_crit beyond the batch sizes run (+inf),
+one whose steps do not fall with the batch size (Emin <= 0) at 0, and one that cannot be
+fit (fewer than 3 batch sizes reach the target) at both ends, widening the interval.
+scaling_checks says whether the model fits, whether one batch size decides B_crit, and
+whether B_simple agrees with it.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from mlpsweep.report.analysis import tick
+from mlpsweep.report.scaling_checks import checks
 
 BOOTSTRAP = 1000
 MIN_SEEDS = 3  # fewer seeds per batch size: the interval is said to be rough
@@ -37,6 +46,7 @@ class Scaling:
     below: int = 0  # resamples whose steps do not fall with the batch size: B_crit at 0
     unfit: int = 0  # resamples that could not be fit at all
     warnings: list = field(default_factory=list)
+    checks: object = None  # scaling_checks.Checks: lack of fit, leave-one-out, B_simple
 
     def sentence(self):
         lost = [
@@ -56,16 +66,8 @@ class Scaling:
             + f") from the steps to {self.target} at the best lr per batch size (Smin "
             f"{self.smin:.3g} steps, Emin {self.emin:.3g} examples)."
         )
-        if self.b_simple is not None:
-            text += (
-                f" B_simple measured along training (median {self.b_simple:.3g}) is "
-                f"{self.b_simple / self.bcrit:.2g}x B_crit"
-                + (
-                    ": it predicted the critical batch size within a factor of 3."
-                    if 1 / 3 <= self.b_simple / self.bcrit <= 3
-                    else ": it did not predict the critical batch size within a factor of 3."
-                )
-            )
+        if self.checks is not None:
+            text += " " + self.checks.sentence(self)
         return text
 
 
@@ -111,21 +113,31 @@ def best_per_batch(grids):
 
 
 def bootstrap(grids, rng, resamples=BOOTSTRAP):
-    """(B_crit per resample, with +inf / 0 / NaN for the failures, and their counts)."""
+    """B_crit per resample, with +inf / 0 / NaN for the failures: seeds drawn jointly, one
+    list of seeds (with replacement) used at every batch size (paired by initial
+    weights); a batch size without some drawn seed uses those it has."""
+    seeds = sorted(set().union(*(grid.columns for grid in grids.values())))
+    where = {b: {s: k for k, s in enumerate(grid.columns)} for b, grid in grids.items()}
     draws = np.empty(resamples)
     for r in range(resamples):
+        drawn = rng.choice(len(seeds), len(seeds))
         points = []
         for b, grid in grids.items():
-            seeds = rng.integers(0, grid.shape[1], grid.shape[1])
-            best = best_lr(grid, seeds)
+            cols = np.array([where[b][seeds[i]] for i in drawn if seeds[i] in where[b]], int)
+            best = best_lr(grid, cols) if len(cols) else None
             if best is not None:
                 points.append((b, best[1]))
-        if len(points) < 3:
-            draws[r] = np.nan
-            continue
-        s, e = fit(*zip(*points))
-        draws[r] = e / s if s > 0 and e > 0 else np.inf if e > 0 else 0.0 if s > 0 else np.nan
+        draws[r] = b_crit_of(points)
     return draws
+
+
+def b_crit_of(points):
+    """B_crit of [(batch size, steps)]: +inf when the steps never saturate (Smin <= 0), 0
+    when they do not fall with the batch size (Emin <= 0), NaN with fewer than 3 points."""
+    if len(points) < 3:
+        return np.nan
+    s, e = fit(*zip(*points))
+    return e / s if s > 0 and e > 0 else np.inf if e > 0 else 0.0 if s > 0 else np.nan
 
 
 def interval(draws):
@@ -165,7 +177,7 @@ def scaling(analysis, seed: int = 0) -> Scaling | None:
         }
     )
     target = str(runs["target"].dropna().iloc[0]) if "target" in runs else "the target"
-    return Scaling(
+    found = Scaling(
         table, smin, emin, emin / smin, lo, hi, target, b_simple(analysis, best),
         resamples=len(draws),
         beyond=int(np.isposinf(draws).sum()),
@@ -173,6 +185,8 @@ def scaling(analysis, seed: int = 0) -> Scaling | None:
         unfit=int(np.isnan(draws).sum()),
         warnings=warnings(grids, best),
     )  # fmt: skip
+    found.checks = checks(found, best, analysis)
+    return found
 
 
 def warnings(grids, best):
@@ -189,13 +203,20 @@ def warnings(grids, best):
         )
         out.append(
             f"Warning: the best lr sits on the edge of the lr grid at {which}: a better lr may "
-            "lie outside it, so the steps (and B_crit) may be off; widen the grid."
+            "lie outside it, so the steps (and B_crit) may be off. "
+            + settling_grid(grids, best, edge)
         )
     seeds = min(len(s) for _, s in best.values())
     if seeds < MIN_SEEDS:
         out.append(
             f"Warning: {seeds} seed{'s' if seeds != 1 else ''} per batch size: too few for a "
-            f"trustworthy interval (use {MIN_SEEDS} or more)."
+            f"trustworthy interval (use {MIN_SEEDS} or more"
+            + (
+                f"; {seeds} seeds drawn jointly have only {math.comb(2 * seeds - 1, seeds)} "
+                "distinct resamples)."
+                if seeds > 1
+                else ")."
+            )
         )
     return out
 
@@ -209,3 +230,25 @@ def b_simple(analysis, best):
     values = analysis.history.loc[analysis.history["run_id"].isin(keep["run_id"]), "b_simple"]
     values = pd.to_numeric(values, errors="coerce").dropna()
     return float(values.median()) if len(values) else None
+
+
+def settling_grid(grids, best, edge):
+    """The lr grid that would settle a grid-edge warning: at each edge batch size, the
+    grid continued two of its own (log) steps past the edge the best lr sits on, so the
+    best is either inside (a minimum) or the steps keep falling (widen again)."""
+    asks = {}
+    for b in sorted(edge):
+        lrs = np.sort(np.asarray(grids[b].index, float))
+        ratio = lrs[-1] / lrs[-2] if len(lrs) > 1 else 3.0
+        lr = float(best[b][0])
+        way = ratio if lr >= lrs[-1] else 1 / ratio
+        asks.setdefault(tuple(lr * way**k for k in (0, 1, 2)), []).append(b)
+    parts = [
+        f"lr={','.join(tick(v) for v in sorted(lrs))} at "
+        f"batch_size={','.join(f'{b:g}' for b in bs)}"
+        for lrs, bs in asks.items()
+    ]
+    return (
+        "To settle it, rerun with " + "; and ".join(parts) + " (the grid two of its steps past "
+        "the edge): the best lr is settled once it sits inside the grid."
+    )

@@ -47,11 +47,21 @@ def collapse_figure(fit):
 
 
 def scaling_figure(analysis, fit):
+    """Top: steps against the batch size with the fit and B_crit; the fit's residuals
+    with two seed standard errors (lack of fit shows as a pattern); examples against
+    steps. Bottom: B_crit with each batch size left out; B_simple at a matched point of
+    training per batch size against B_crit and the agreement tolerance; B_simple along
+    training."""
+    from mlpsweep.report.scaling_checks import TOLERANCE
+
+    checks = fit.checks
     has_noise = fit.b_simple is not None
-    fig, axes = subplots(1, 3 if has_noise else 2, figsize=(17 if has_noise else 12, 4.8))
+    fig, axes = subplots(2, 3, figsize=(17, 9.4), layout="constrained")
     t = fit.table
     b = t["batch_size"].to_numpy()
-    ax = axes[0]
+    grid = np.geomspace(b.min(), b.max(), 100)
+    band = np.isfinite([fit.bcrit_lo, fit.bcrit_hi]).all()
+    ax = axes[0][0]
     ax.errorbar(
         b,
         t["steps"],
@@ -59,41 +69,100 @@ def scaling_figure(analysis, fit):
         fmt="o",
         color="black",
         capsize=3,
-        label="steps to target (best lr)",
+        label="steps to target (best lr; range over seeds)",
     )
-    grid = np.geomspace(b.min(), b.max(), 100)
     ax.plot(grid, t["steps"].iloc[0] * b[0] / grid, "--", color="gray", label="perfect scaling")
     ax.plot(grid, fit.smin + fit.emin / grid, color="C0", label="S = Smin + Emin/B")
     ax.axvline(fit.bcrit, color="C3", lw=1.2, label=f"B_crit {fit.bcrit:.3g}")
-    if np.isfinite([fit.bcrit_lo, fit.bcrit_hi]).all():
+    if band:
         ax.axvspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12)
     ax.set_xlabel("batch size")
     ax.set_ylabel("steps to target")
-    ax = axes[1]
+    ax = axes[0][1]
+    r = checks.residuals
+    ax.axhline(0, color="C0", lw=1.2)
+    err = 2 * r["se"].to_numpy() * (1 + r["residual"].to_numpy())  # 2 SE of log, as a share
+    ax.errorbar(
+        r["batch_size"],
+        100 * r["residual"],
+        yerr=100 * np.nan_to_num(err),
+        fmt="o",
+        color="black",
+        capsize=3,
+        label="(S - S_fit) / S_fit, 2 seed SE",
+    )
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("residual of the fit (%)")
+    ax.set_title(
+        f"lack of fit: chi² {checks.chi2:.1f} on {checks.dof} df, p {checks.p:.2g}"
+        if np.isfinite(checks.chi2)
+        else "residuals (one seed: no noise to compare)",
+        fontsize=10,
+    )
+    ax = axes[0][2]
     ax.plot(t["steps"], t["steps"] * b, "o", color="black")
     model = fit.smin + fit.emin / grid
     ax.plot(model, model * grid, color="C0", label="(S/Smin - 1)(E/Emin - 1) = 1")
     ax.set_xlabel("steps to target")
     ax.set_ylabel("examples to target")
+    ax = axes[1][0]
+    loo = checks.loo
+    if len(loo):
+        shown = loo["bcrit"].replace([np.inf], np.nan)
+        ax.plot(loo["batch_size"], shown, "s", color="C3", label="B_crit without this batch size")
+    ax.axhline(fit.bcrit, color="C3", lw=1.2, label="B_crit, all batch sizes")
+    if band:
+        ax.axhspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12, label="its 95% interval")
+    ax.set_xlabel("batch size left out")
+    ax.set_ylabel("B_crit")
+    ax = axes[1][1]
+    n = checks.noise
+    if len(n):
+        colors = {"agrees": "C2", "disagrees": "C3", "cannot tell": "0.45"}
+        for verdict, g in n.groupby("verdict"):
+            lo = np.nan_to_num(g["b_simple"] - g["lo"] * fit.bcrit)
+            hi = np.nan_to_num(g["hi"] * fit.bcrit - g["b_simple"])
+            ax.errorbar(
+                g["batch_size"],
+                g["b_simple"],
+                yerr=[np.clip(lo, 0, None), np.clip(hi, 0, None)],
+                fmt="o",
+                color=colors[verdict],
+                capsize=3,
+                label=f"B_simple: {verdict}",
+            )
+        ax.axhline(fit.bcrit, color="C3", lw=1.2, label="B_crit")
+        ax.axhspan(
+            fit.bcrit / TOLERANCE, fit.bcrit * TOLERANCE, color="C2", alpha=0.1,
+            label=f"within {TOLERANCE:g}x",
+        )  # fmt: skip
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("B_simple, 2nd half of the way to target")
+    else:
+        ax.set_visible(False)
+    ax = axes[1][2]
     if has_noise:
-        ax = axes[2]
         runs = analysis.finished
         best = dict(zip(t["batch_size"], t["lr"]))
         for (bs, lr), color in zip(best.items(), sns.color_palette("viridis", len(best))):
             ids = runs.loc[(runs["batch_size"] == bs) & (runs["lr"] == lr), "run_id"]
             h = analysis.history[analysis.history["run_id"].isin(ids)].dropna(subset=["b_simple"])
             med = h.groupby("step")["b_simple"].median()
-            ax.plot(med.index, med.to_numpy(), color=color, label=f"B={bs:g}")
+            ax.plot(med.index, med.to_numpy(), color=color, lw=1, label=f"B={bs:g}")
         ax.axhline(fit.bcrit, color="C3", lw=1.2, label="B_crit")
-        ax.set_xscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("B_simple (median over seeds)")
-    for ax in axes:
+    else:
+        ax.set_visible(False)
+    for ax in axes.flat:
+        if not ax.get_visible():
+            continue
         ax.set_xscale("log")
-        ax.set_yscale("log")
         plain_log_axis(ax.xaxis)
-        plain_log_axis(ax.yaxis)
-        ax.legend(fontsize=7)
+        if ax is not axes[0][1]:
+            ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
+        ax.legend(fontsize=8)
     return png(fig)
 
 
@@ -236,10 +305,15 @@ FIGURES = (
         applies=lambda ctx: ctx.scaling is not None,
         draw=lambda ctx: scaling_figure(ctx.analysis, ctx.scaling),
         caption=lambda ctx: (
-            f"Steps to {ctx.scaling.target} against the batch size at the best "
+            f"Top: steps to {ctx.scaling.target} against the batch size at the best "
             "lr per batch size (mean and range over seeds), the perfect-scaling line through the "
             "smallest batch, the fit S = Smin + Emin/B and B_crit = Emin/Smin with its 95% "
-            "interval; examples against steps; B_simple along training against B_crit."
+            "interval (seeds resampled jointly); the fit's residuals with two seed standard "
+            "errors (a pattern is lack of fit); examples against steps. Bottom: B_crit refitted "
+            "with each batch size left out; B_simple at a matched point of training (each run's "
+            "median over the second half of its way to the target) per batch size, with the "
+            "95% interval of its ratio to B_crit, against the agreement band; B_simple along "
+            "training."
         ),
     ),
 )
