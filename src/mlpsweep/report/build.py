@@ -45,6 +45,8 @@ def render(title, command, tables, out_path, files_dir=None):
     context = FigureContext(analysis, study, search)  # its fits, computed once, serve the text too
     collapse, batch_scaling = context.collapse, context.scaling
     top, contrast_table = findings(analysis, study)
+    if batch_scaling is not None:  # whether B_crit can be trusted, first among the findings
+        top = [*batch_scaling.check_lines(), *top]
     extra = [collapse.sentence()] if collapse is not None else []
     declared = declared_headline(analysis, study)
     if declared:  # the study's own comparisons, in its order; other lines go below

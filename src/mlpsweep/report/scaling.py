@@ -48,6 +48,13 @@ class Scaling:
     warnings: list = field(default_factory=list)
     checks: object = None  # scaling_checks.Checks: lack of fit, leave-one-out, B_simple
 
+    def check_lines(self):
+        """The checks (scaling_checks) as findings: the fit, leave-one-out, B_simple."""
+        if self.checks is None:
+            return []
+        c = self.checks
+        return [t for t in (c.fit_sentence(), c.loo_sentence(self), c.noise_sentence()) if t]
+
     def sentence(self):
         lost = [
             f"{n} {what}"
@@ -66,8 +73,13 @@ class Scaling:
             + f") from the steps to {self.target} at the best lr per batch size (Smin "
             f"{self.smin:.3g} steps, Emin {self.emin:.3g} examples)."
         )
-        if self.checks is not None:
-            text += " " + self.checks.sentence(self)
+        if self.b_simple is not None:
+            text += (
+                f" B_simple along training: median {self.b_simple:.3g} (judged per batch "
+                "size below)."
+            )
+        if self.checks is not None and self.checks.p < 0.05:
+            text += " The model misses the steps by more than seed noise (see below)."
         return text
 
 

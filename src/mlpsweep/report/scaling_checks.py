@@ -103,11 +103,6 @@ class Checks:
             f"{TOLERANCE:g} (95% interval of the ratio): " + "; ".join(parts) + "."
         )
 
-    def sentence(self, sc):
-        return " ".join(
-            t for t in (self.fit_sentence(), self.loo_sentence(sc), self.noise_sentence()) if t
-        )
-
 
 def systematic(residuals):
     """The residuals beyond SYSTEMATIC standard errors in words, neighbours of one sign
