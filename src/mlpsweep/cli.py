@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from mlpsweep.records import SweepError
+from mlpsweep.records import SweepError, UnsafeFile
 
 
 def cmd_report(args):
@@ -134,6 +134,16 @@ def main(argv=None):
         hint = f"; it holds sweeps, the newest is {newest}" if newest else ""
         print(f"mlpsweep: {e}{hint}", file=sys.stderr)
         return 2
+    except UnsafeFile as e:  # a link, a FIFO, a folder where a file should be: refused
+        print(f"mlpsweep: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder: said, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mlpsweep: cannot write or read {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mlpsweep: interrupted; nothing half-written is kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

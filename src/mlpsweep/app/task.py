@@ -182,7 +182,7 @@ def train_and_write(spec, record_dir, fence=None, single=False):
             spec.run_id, Status.BUSY, str(record_dir), spec.overrides, error="taken over"
         )
     try:
-        records.write_run(record_dir, record)
+        records.write_run(record_dir, record, make_root=single)
     except OSError as e:
         raise write_error(record_dir, e, single) from None
     return outcome(spec, record_dir, record.metrics)
@@ -193,6 +193,8 @@ def write_error(record_dir, e, single=False):
     fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space"}.get(e.errno, "fix the folder")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "make the folder writable"
+    if isinstance(e, records.UnsafeFile):  # a link (or a FIFO...) where a folder should be
+        fix = f"remove {e.filename} (it is not written through)"
     if single:
         return JobError(
             f"cannot write the run's results to {record_dir}: {e.strerror or e}; nothing was "

@@ -36,4 +36,12 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 def make_dataset(name, x_train, y_train, x_test, y_test, num_classes=10, fp=None):
     arrays = (x_train, y_train, x_test, y_test)
+    for split, y in (("train", y_train), ("test", y_test)):
+        if y.size and (int(y.max()) >= num_classes or int(y.min()) < 0):
+            from mlpsweep.data.idx import DatasetError
+
+            raise DatasetError(
+                f"dataset={name}: {split} labels outside 0-{num_classes - 1} "
+                f"(found {int(y.min())}..{int(y.max())}): not a {num_classes}-class dataset"
+            )
     return Dataset(name, *arrays, num_classes=num_classes, fingerprint=fp or fingerprint(*arrays))

@@ -24,9 +24,11 @@ def data_root(data_dir=None):
 
 
 def sha256_file(path, decompress=False):
+    from mlpsweep.records.files import guarded_open
+
     h = hashlib.sha256()
-    opener = gzip.open if decompress else open
-    with opener(path, "rb") as f:
+    with guarded_open(path, "dataset") as raw:  # a regular file: no link, FIFO or device
+        f = gzip.GzipFile(fileobj=raw, mode="rb") if decompress else raw
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -39,7 +41,9 @@ def is_genuine(path, spec):
         return True
     if spec.content_sha256 is None:
         return False
-    with open(path, "rb") as f:
+    from mlpsweep.records.files import guarded_open
+
+    with guarded_open(path, "dataset") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
     try:
         return sha256_file(path, decompress=gzipped) == spec.content_sha256

@@ -5,6 +5,7 @@ claims is compared with what the file really holds *before* anything is allocate
 corrupt or hostile header ("10^12 images") fails with one line instead of a MemoryError.
 """
 
+import contextlib
 import gzip
 import math
 import os
@@ -26,8 +27,16 @@ class DatasetError(Exception):
 
 def read_idx(path):
     """The array stored in the IDX file at `path` (native byte order)."""
+    from mlpsweep.records.files import guarded_open
+
     path = os.fspath(path)
-    with open(path, "rb") as raw:
+    with contextlib.ExitStack() as opened:
+        try:
+            raw = opened.enter_context(guarded_open(path, "dataset"))
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # a link, a FIFO, a folder, too large: one line
+            raise DatasetError(str(e)) from None
         gzipped = raw.read(2) == GZIP_MAGIC
         size = os.fstat(raw.fileno()).st_size
         if gzipped:

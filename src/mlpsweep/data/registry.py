@@ -32,9 +32,9 @@ def load_dataset(name: str = EMBEDDED, data_dir=None, source=None) -> Dataset:
     if source is None:
         raise DatasetError(f"dataset={name!r}: must be one of {', '.join(DATASETS)}")
     folder = data_root(data_dir) / source.name / "npy"
-    cached = load_cached(folder, source.name, source.num_classes)
+    cached = load_cached(folder, source, data_dir)
     if cached is not None:
         return cached
     paths = locate(source, data_dir)
-    arrays = arrays_from_idx(paths, source.num_classes)
-    return build_cache(folder, source.name, arrays, source.num_classes)
+    arrays, shapes = arrays_from_idx(paths, source.num_classes)
+    return build_cache(folder, source, arrays, shapes, data_dir)

@@ -18,6 +18,7 @@ from mlpsweep.records.claim import (
     stale_claims,
 )
 from mlpsweep.records.claim import tidy as tidy_claims
+from mlpsweep.records.files import UnsafeFile
 from mlpsweep.records.identity import RunIdentity, is_run_id
 from mlpsweep.records.metrics import RunMetrics
 from mlpsweep.records.run import (
@@ -42,6 +43,7 @@ __all__ = [
     "RunRecord",
     "SweepError",
     "SweepManifest",
+    "UnsafeFile",
     "WORKER_DIED",
     "holds",
     "live_claims",

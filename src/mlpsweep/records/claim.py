@@ -1,17 +1,25 @@
 """Per-run claims: any number of processes (terminals, SLURM array tasks on a shared
 filesystem) may sweep into one folder, and each run is trained by one of them at a time.
 
-    <sweep dir>/claims/<run_id>.json    {"host", "pid", "token", "started"}; mtime = heartbeat
+    <sweep dir>/claims/<run_id>.json    {"host", "pid", "token", "started", "timeout"};
+                                        mtime = heartbeat
 
 A claim is created exclusively (O_EXCL), kept fresh by a heartbeat thread while its run
 trains, and deleted when the run's record is written (or its job gives up). A claim is
 stale when its process is gone: on this host, when its pid no longer exists; anywhere,
-when its heartbeat is older than STALE_S. A stale claim is taken over, under a second
-exclusive file so that two processes never both take it over.
+when its heartbeat is older than the timeout its owner wrote into it (a second process
+with a smaller `claim_timeout` judges by the owner's, so it never takes over a live
+sweep's runs). A stopped process (SIGSTOP, a frozen machine) stops beating, so its runs
+are taken over after its timeout. A claim that cannot be read (torn by a crash, not a
+claim, the wrong types) or whose heartbeat is far in the future (clock skew) is stale
+once it has been so for TORN_S, measured by its ctime (which no utime can set), so no
+such file makes anyone wait for ever. A stale claim is taken over, under a second
+exclusive file so that two processes never both take it over, and the taker says so.
 """
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -20,19 +28,24 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlpsweep.records.files import PathLike
+from mlpsweep.records.files import PathLike, guarded_create, guarded_mkdir, guarded_read
+
+log = logging.getLogger("mlpsweep")
 
 CLAIMS = "claims"
 HEARTBEAT_S = 10.0
 STALE_S = 60.0  # several missed heartbeats: the process (or its machine) is gone
+TORN_S = 30.0  # an unreadable or future-dated claim older than this (by ctime) is stale
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a claim's own timeout beyond this is not a claim's
 
 
 def set_timeout(seconds: float) -> None:
     """How long a claim's heartbeat may be silent before others take it over (the
     `claim_timeout` knob); the heartbeat beats six times as often."""
-    global STALE_S, HEARTBEAT_S
+    global STALE_S, HEARTBEAT_S, TORN_S
     STALE_S = float(seconds)
     HEARTBEAT_S = min(10.0, STALE_S / 6)
+    TORN_S = min(30.0, STALE_S)
 
 
 _held: dict = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
@@ -63,25 +76,26 @@ def claim_run(sweep_dir: PathLike, run_id: str):
 
 
 def acquire(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    root = path.parent.parent  # the sweep's folder: claims/ may not be a link
     me = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
     me["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    me["timeout"] = STALE_S  # others judge this claim by its owner's timeout
     for _ in range(5):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileNotFoundError:  # the folder was tidied away by a sweep that ended
-            path.parent.mkdir(parents=True, exist_ok=True)
+            guarded_mkdir(path.parent, root)
+            guarded_create(path, json.dumps(me).encode(), root)
+        except FileNotFoundError:  # claims/ was tidied away by a sweep that ended
+            if not os.path.isdir(root):
+                raise  # the sweep's folder itself is gone: said, never made again
             continue
         except FileExistsError:
             holder = read_claim(path)
-            if holder is None and _age(path) < STALE_S:
+            if holder is None and not _torn_stale(path):
                 raise RunBusy("being claimed by another process") from None
             if holder is not None and is_alive(holder, path):
                 raise RunBusy(f"being trained by pid {holder['pid']} on {holder['host']}") from None
             take_over(path, holder)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
         with _lock:
             _held[path] = me["token"]
         _start_heartbeat()
@@ -107,20 +121,40 @@ def release(path: Path, token: str) -> None:
         path.unlink(missing_ok=True)
 
 
+CLAIM_TYPES = {"host": str, "pid": int, "token": str}
+
+
 def read_claim(path: PathLike) -> dict | None:
-    """The claim's holder, or None when it is gone or not (yet) readable."""
+    """The claim's holder, or None when it is gone or not (yet) a readable claim (read
+    guarded: a FIFO, a link or a huge file is not waited on or followed)."""
+    path = Path(path)
     try:
-        holder = json.loads(Path(path).read_text())
-        return holder if isinstance(holder, dict) and "pid" in holder else None
-    except (OSError, ValueError):
+        holder = json.loads(guarded_read(path, "claim", root=path.parent.parent))
+    except (OSError, ValueError, RecursionError):
         return None
+    if not isinstance(holder, dict):
+        return None
+    if any(type(holder.get(k)) is not t for k, t in CLAIM_TYPES.items()):
+        return None  # (type(), not isinstance: True is not a pid)
+    timeout = holder.get("timeout", STALE_S)
+    if type(timeout) not in (int, float) or not 0 < timeout <= MAX_TIMEOUT_S:
+        return None
+    return holder
+
+
+def _claim_files(sweep_dir: PathLike) -> list[Path]:
+    """The claim files of a sweep (none through a linked claims/ folder)."""
+    folder = Path(sweep_dir) / CLAIMS
+    if folder.is_symlink():
+        return []
+    return sorted(folder.glob("*.json"))
 
 
 def stale_claims(sweep_dir: PathLike) -> Iterator[tuple[str, Path]]:
     """(run_id, claim path) of the claims left behind by processes that are gone."""
-    for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
+    for path in _claim_files(sweep_dir):
         holder = read_claim(path)
-        if holder is None and _age(path) < STALE_S:
+        if holder is None and not _torn_stale(path):
             continue  # being written
         if holder is None or not is_alive(holder, path):
             yield path.stem, path
@@ -129,13 +163,23 @@ def stale_claims(sweep_dir: PathLike) -> Iterator[tuple[str, Path]]:
 def live_claims(sweep_dir: PathLike) -> list[str]:
     """The run ids whose claims a live process holds (a job training them now)."""
     out = []
-    for path in sorted((Path(sweep_dir) / CLAIMS).glob("*.json")):
+    for path in _claim_files(sweep_dir):
         holder = read_claim(path)
-        if holder is None and _age(path) < STALE_S:
+        if holder is None and not _torn_stale(path):
             out.append(path.stem)  # being written
         elif holder is not None and is_alive(holder, path):
             out.append(path.stem)
     return out
+
+
+def _torn_stale(path: PathLike) -> bool:
+    """Whether an unreadable claim has been so long enough to be a crash's, not a write
+    in progress: by its ctime (set by the kernel on every change; no utime sets it)."""
+    try:
+        changed = os.lstat(path).st_ctime
+    except OSError:
+        return True
+    return time.time() - changed > TORN_S
 
 
 def tidy(sweep_dir: PathLike) -> None:
@@ -156,8 +200,10 @@ SKEW_S = 300.0  # a heartbeat this far in the future is a clock gone wrong, not 
 
 
 def is_alive(holder: dict, path: PathLike) -> bool:
+    """Whether the claim's owner is alive: judged by the timeout it wrote (not ours)."""
     age = _age(path)
-    if age > STALE_S or age < -SKEW_S:
+    timeout = holder.get("timeout", STALE_S)
+    if age > timeout or age < -SKEW_S:
         return False
     if holder.get("host") == socket.gethostname():
         return pid_exists(int(holder["pid"]))
@@ -170,12 +216,11 @@ def take_over(path, holder):
     made since is left alone)."""
     guard = path.with_suffix(".takeover")
     try:
-        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        guarded_create(guard, b"", root=path.parent.parent)
     except FileExistsError:
-        if _age(guard) > STALE_S:  # its taker died meanwhile
+        if _torn_stale(guard):  # its taker died meanwhile
             guard.unlink(missing_ok=True)
         raise RunBusy(f"{path.name}: another process is taking the stale claim over") from None
-    os.close(fd)
     try:
         now = read_claim(path)
         if holder is None:  # an old claim that cannot be read (torn by a crash)
@@ -184,8 +229,23 @@ def take_over(path, holder):
             same = now is not None and now.get("token") == holder.get("token")
         if same:
             path.unlink(missing_ok=True)
+            log.warning(f"{path}: {_why_stale(holder, path)}; its run is taken over")
     finally:
         guard.unlink(missing_ok=True)
+
+
+def _why_stale(holder: dict | None, path: PathLike) -> str:
+    if holder is None:
+        return f"a claim that cannot be read (torn, or not a claim) for over {TORN_S:g} s"
+    age = _age(path)
+    if age < -SKEW_S:
+        return f"a claim whose heartbeat is {-age:.0f} s in the future (clock skew)"
+    if age > holder.get("timeout", STALE_S):
+        return (
+            f"pid {holder['pid']} on {holder['host']} has not beaten for {age:.0f} s "
+            f"(its timeout {holder.get('timeout', STALE_S):g} s): stopped or gone"
+        )
+    return f"pid {holder['pid']} on {holder['host']} is gone"
 
 
 def pid_exists(pid: int) -> bool:

@@ -16,12 +16,10 @@ validation on read and counts as unfinished (rerun on resume, listed by the repo
 """
 
 import dataclasses
-import errno
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -34,7 +32,14 @@ from mlpsweep.records.metrics import RunMetrics, digest_of
 
 if TYPE_CHECKING:
     import pandas as pd
-from mlpsweep.records.files import PathLike, atomic_write, read_regular, regular, sha256
+from mlpsweep.records.files import (
+    PathLike,
+    guarded_mkdir,
+    guarded_open,
+    guarded_read,
+    guarded_write,
+    sha256,
+)
 from mlpsweep.records.identity import is_run_id
 
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
@@ -78,28 +83,36 @@ def history_columns(result) -> dict[str, np.ndarray]:
     return columns
 
 
-def write_run(run_dir: PathLike, record: RunRecord) -> None:
-    """Write one run's files; metrics.json goes last (the 'finished' marker).
+def write_run(run_dir: PathLike, record: RunRecord, make_root: bool = True) -> None:
+    """Write one run's files; metrics.json goes last (the 'finished' marker). Guarded:
+    nothing through a link below the sweep's folder. `make_root`: make the sweep's (or
+    the record's own) folder when it is missing; a job passes False, so that a sweep
+    folder deleted mid-sweep is an error, not silently made again.
 
     No fsync per file: a file torn by a power cut fails validation on read (JSON, the
     parquet footer, the row count), so the run counts as unfinished and is rerun."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    root = record_root(run_dir)
+    if make_root or root == run_dir:
+        root.mkdir(parents=True, exist_ok=True)
+    guarded_mkdir(run_dir, root)
     files = [("config.yaml", _yaml(record.config).encode()), ("job.log", record.log.encode())]
     if record.history is not None:
         files.append(("history.parquet", _parquet(record.history)))
-    if run_dir.is_symlink():
-        raise OSError(
-            errno.ELOOP, "a run's folder is a symbolic link: not written through", str(run_dir)
-        )
     metrics = dataclasses.replace(record.metrics, files={n: sha256(d) for n, d in files})
     files.append(("metrics.json", metrics.sealed().to_json().encode()))
     for name, data in files:
-        atomic_write(run_dir / name, functools.partial(_write_bytes, data), durable=False)
+        guarded_write(run_dir / name, data, root=root, durable=False)
 
 
-def _write_bytes(data: bytes, f: BinaryIO) -> None:
-    f.write(data)
+def record_root(run_dir: PathLike) -> Path:
+    """The folder a record's guarded reads and writes start from: its sweep's folder for
+    a sweep's runs/<run_id>/ (so neither runs/ nor the run's folder may be a link), else
+    the record's own folder (a single run's)."""
+    run_dir = Path(run_dir)
+    if run_dir.parent.name == "runs" and is_run_id(run_dir.name):
+        return run_dir.parent.parent
+    return run_dir
 
 
 def read_metrics(run_dir: PathLike) -> RunMetrics | None:
@@ -108,7 +121,7 @@ def read_metrics(run_dir: PathLike) -> RunMetrics | None:
 
 
 RECORD_FILES = ("config.yaml", "job.log", "history.parquet")  # what metrics.json may name
-MAX_FILE_BYTES = 1 << 30  # a record file larger than this is not a record's
+KINDS = {"config.yaml": "config", "job.log": "log", "history.parquet": "history"}
 
 
 class Inspection(NamedTuple):
@@ -131,8 +144,9 @@ def inspect_run(run_dir: PathLike) -> Inspection:
     if run_dir.is_symlink():
         return Inspection(None, "the run's folder is a symbolic link (not followed)")
     path = run_dir / "metrics.json"
+    root = record_root(run_dir)
     try:
-        text = read_regular(path, MAX_FILE_BYTES).decode()
+        text = guarded_read(path, "metrics", root).decode()
     except FileNotFoundError:
         return Inspection(None, NO_RESULT)
     except (OSError, UnicodeDecodeError) as e:
@@ -152,7 +166,7 @@ def inspect_run(run_dir: PathLike) -> Inspection:
         return Inspection(None, "metrics.json names files that are not a record's")
     for name, digest in metrics.files.items():
         try:
-            ok = sha256(read_regular(run_dir / name, MAX_FILE_BYTES)) == digest
+            ok = sha256(guarded_read(run_dir / name, KINDS[name], root)) == digest
         except OSError:
             ok = False
         if not ok:
@@ -166,7 +180,7 @@ def _check_against_history(run_dir: Path, metrics: RunMetrics) -> Inspection:
     """A record without checksums (or without its own digest): decode its history in full
     and check the metrics' numbers against it."""
     try:
-        table = pq.read_table(regular(run_dir / "history.parquet"))
+        table = read_history_table(run_dir)
         loss = table.column("train_loss").to_numpy()
     except (OSError, ValueError, KeyError) as e:
         return Inspection(None, f"history.parquet is not readable ({type(e).__name__})")
@@ -192,7 +206,8 @@ def read_history_table(run_dir: PathLike) -> pa.Table:
     """The run's history as a pyarrow Table (a report concatenates hundreds of them and
     converts once). ParquetFile, not read_table or pandas: a tenth of their cost on a
     small file (no dataset discovery, no thread pool). Never through a symbolic link."""
-    with pq.ParquetFile(regular(Path(run_dir) / "history.parquet")) as f:
+    path = Path(run_dir) / "history.parquet"
+    with guarded_open(path, "history", record_root(run_dir)) as raw, pq.ParquetFile(raw) as f:
         return f.read()
 
 
@@ -206,9 +221,10 @@ def read_config(run_dir: PathLike) -> dict:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml, where installed
+    path = Path(run_dir) / "config.yaml"
     try:
-        config = yaml.load((Path(run_dir) / "config.yaml").read_text(), Loader=loader) or {}
-    except (OSError, yaml.YAMLError):
+        config = yaml.load(guarded_read(path, "config", record_root(run_dir)), Loader=loader) or {}
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
     if not isinstance(config, dict):
         return {}

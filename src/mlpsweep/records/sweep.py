@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpsweep.records.files import PathLike, atomic_write
+from mlpsweep.records.files import PathLike, guarded_exists, guarded_read, guarded_write
 from mlpsweep.records.identity import is_run_id
 
 MANIFEST = "sweep.json"
@@ -47,21 +47,29 @@ class SweepManifest:
     def run_ids(self) -> list[str]:
         return [r.run_id for r in self.runs]
 
-    def write(self, sweep_dir: PathLike) -> None:
+    def write(self, sweep_dir: PathLike, make: bool = True) -> None:
+        """Write sweep.json (guarded: not through a link). `make`: make the sweep folder
+        when it is missing (False at a sweep's end: a folder deleted meanwhile is said,
+        not silently made again)."""
         data = asdict(self)
         data["runs"] = [{"run_id": r.run_id, "overrides": list(r.overrides)} for r in self.runs]
-        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+        if make:
+            Path(sweep_dir).mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=1).encode()
-        atomic_write(Path(sweep_dir) / MANIFEST, lambda f: f.write(text))
+        guarded_write(Path(sweep_dir) / MANIFEST, text, root=sweep_dir)
 
     @classmethod
     def read(cls, sweep_dir: PathLike) -> "SweepManifest":
         """The manifest of `sweep_dir`; SweepError (one line) when it is missing or bad."""
         path = Path(sweep_dir) / MANIFEST
-        if not path.is_file():
-            raise SweepError(f"{sweep_dir}: not a sweep directory (no {MANIFEST})")
         try:
-            data = json.loads(path.read_text())
+            text = guarded_read(path, "manifest", root=sweep_dir)
+        except FileNotFoundError:
+            raise SweepError(f"{sweep_dir}: not a sweep directory (no {MANIFEST})") from None
+        except OSError as e:
+            raise SweepError(f"{path}: not a readable sweep manifest ({e.strerror})") from None
+        try:
+            data = json.loads(text)
             if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
                 raise ValueError("no list of runs")
             runs = [PlannedRun(*_planned(r)) for r in data["runs"]]
@@ -95,7 +103,7 @@ class SweepManifest:
 
     @classmethod
     def exists(cls, sweep_dir: PathLike) -> bool:
-        return (Path(sweep_dir) / MANIFEST).is_file()
+        return guarded_exists(Path(sweep_dir) / MANIFEST)  # what it is: read() says
 
 
 TYPES = {  # the manifest's fields besides runs, and what each must be

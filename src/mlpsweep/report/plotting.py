@@ -57,8 +57,9 @@ def save(fig, folder, name):
         # (the layout pass costs as much as the drawing).
         fig.set_layout_engine("none")
         out[fmt_] = buf.getvalue()
+        path = Path(folder) / f"{name}.{fmt_}"  # never through a linked report/ folder
         atomic_write(
-            Path(folder) / f"{name}.{fmt_}", lambda f, d=out[fmt_]: f.write(d), durable=False
+            path, lambda f, d=out[fmt_]: f.write(d), durable=False, root=path.parent.parent
         )
     return out["png"]
 

@@ -45,7 +45,9 @@ def all_figures(ctx: FigureContext, folder, figures=None) -> list[FigureFile]:
     import matplotlib as mpl
     import seaborn as sns
 
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    from mlpsweep.records.files import guarded_mkdir
+
+    guarded_mkdir(folder, Path(folder).parent)  # not through a linked report/ folder
     out = []
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         with mpl.rc_context({"text.parse_math": False, "svg.hashsalt": "mlpsweep"}):

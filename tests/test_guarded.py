@@ -1,0 +1,142 @@
+"""The class-level mechanisms one by one: the guarded read and write (records/files.py),
+the claim protocol (the owner's timeout, torn and future-dated claims), and verification
+that the same edit cannot bypass (a data cache checked against the published content)."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from mlpsweep import records
+from mlpsweep.records import claim
+from mlpsweep.records.files import (
+    UnsafeFile,
+    guarded_mkdir,
+    guarded_read,
+    guarded_write,
+)
+
+
+def test_the_guarded_read_refuses_a_link_at_any_level_below_its_root(tmp_path):
+    root = tmp_path / "sweep"
+    (root / "runs" / "a").mkdir(parents=True)
+    (root / "runs" / "a" / "f").write_text("ok")
+    assert guarded_read(root / "runs" / "a" / "f", "metrics", root) == b"ok"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f").write_text("outside")
+    os.rename(root / "runs" / "a", tmp_path / "a")
+    (root / "runs" / "a").symlink_to(tmp_path / "out")
+    with pytest.raises(UnsafeFile, match=r"runs/a: a symbolic link where a folder should be"):
+        guarded_read(root / "runs" / "a" / "f", "metrics", root)
+
+
+def test_the_guarded_read_caps_each_kind_and_never_blocks(tmp_path):
+    big = tmp_path / "claim.json"
+    with open(big, "wb") as f:
+        f.truncate(1 << 20)
+    with pytest.raises(UnsafeFile, match="more than a claim file can be"):
+        guarded_read(big, "claim")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UnsafeFile, match="a FIFO, not a regular file"):
+        guarded_read(tmp_path / "fifo", "metrics")
+
+
+def test_the_guarded_write_never_goes_through_a_link_nor_makes_its_root(tmp_path):
+    root, outside = tmp_path / "sweep", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "report").symlink_to(outside)
+    with pytest.raises(UnsafeFile, match="symbolic link"):
+        guarded_write(root / "report" / "x.png", b"x", root)
+    with pytest.raises(UnsafeFile, match="symbolic link"):
+        guarded_mkdir(root / "report" / "sub", root)
+    assert list(outside.iterdir()) == []
+    gone = tmp_path / "deleted"
+    with pytest.raises(FileNotFoundError, match="the folder is gone"):
+        guarded_write(gone / "runs" / "x", b"x", gone)
+    assert not gone.exists()
+
+
+def test_a_sweep_folder_deleted_mid_sweep_is_not_made_again(tmp_path):
+    gone = tmp_path / "sweep"
+    with pytest.raises(FileNotFoundError):
+        with records.claim_run(gone, "ab" * 8):
+            pass
+    record = records.RunRecord({}, records.RunMetrics("ab" * 8, "ok"))
+    with pytest.raises(FileNotFoundError):
+        records.write_run(records.run_dir(gone, "ab" * 8), record, make_root=False)
+    assert not gone.exists()
+
+
+def write_claim(sweep, run_id, **holder):
+    path = claim.claim_path(sweep, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "t", **holder}))
+    return path
+
+
+def test_a_claim_is_judged_by_its_owners_timeout_not_the_readers(tmp_path, monkeypatch):
+    """A second process with a smaller claim_timeout must not take over a live sweep's
+    running jobs: the claim says how long its owner may be silent."""
+    monkeypatch.setattr(claim, "STALE_S", 10.0)
+    path = write_claim(tmp_path, "ab" * 8, timeout=600.0)
+    old = time.time() - 100  # silent for 100 s: past the reader's 10, within the owner's 600
+    os.utime(path, (old, old))
+    assert records.live_claims(tmp_path) == ["ab" * 8]
+    with pytest.raises(records.RunBusy):
+        with records.claim_run(tmp_path, "ab" * 8):
+            pass
+    old = time.time() - 700
+    os.utime(path, (old, old))
+    assert records.live_claims(tmp_path) == []
+
+
+@pytest.mark.parametrize("text", ["", '{"pid": "1", "host": 2}', "[1]", '{"pid": 1, "host'])
+def test_a_torn_malformed_or_future_dated_claim_is_stale_after_a_bounded_time(
+    tmp_path, monkeypatch, caplog, text
+):
+    path = claim.claim_path(tmp_path, "cd" * 8)
+    path.parent.mkdir()
+    path.write_text(text)
+    later = time.time() + 3600  # an hour ahead: its mtime would keep it fresh for ever
+    os.utime(path, (later, later))
+    assert records.live_claims(tmp_path) == ["cd" * 8]  # could be a write in progress
+    monkeypatch.setattr(claim, "TORN_S", 0.0)  # as if TORN_S (by its ctime) had passed
+    assert records.live_claims(tmp_path) == []
+    with records.claim_run(tmp_path, "cd" * 8):  # taken over, and said
+        pass
+    assert "cannot be read" in caplog.text and str(path) in caplog.text
+
+
+def test_a_data_cache_whose_labels_and_manifest_were_both_rewritten_is_rebuilt(tmp_path):
+    from test_datasets import make_idx_files, source_for
+
+    from mlpsweep.data import load_dataset
+    from mlpsweep.data.dataset import fingerprint
+
+    data = tmp_path / "data"
+    arrays = make_idx_files(data / "toy")
+    src = source_for(data / "toy")
+    first = load_dataset("toy", data_dir=data, source=src)
+    npy = data / "toy" / "npy"
+    loaded = [np.load(npy / f"{k}.npy") for k in ("x_train", "y_train", "x_test", "y_test")]
+    loaded[1] = np.zeros_like(loaded[1])  # every label 0
+    np.save(npy / "y_train.npy", loaded[1], allow_pickle=False)
+    manifest = json.loads((npy / "manifest.json").read_text())
+    manifest["fingerprint"] = fingerprint(*loaded)  # the manifest agrees with the edit
+    (npy / "manifest.json").write_text(json.dumps(manifest))
+    again = load_dataset("toy", data_dir=data, source=src)
+    assert np.array_equal(again.y_train, arrays["train_labels"])
+    assert again.fingerprint == first.fingerprint
+
+
+def test_labels_outside_the_class_range_are_refused():
+    from mlpsweep.data import make_dataset
+    from mlpsweep.data.idx import DatasetError
+
+    x = np.zeros((4, 3), np.uint8)
+    y = np.array([0, 1, 2, 5], np.uint8)
+    with pytest.raises(DatasetError, match="labels outside 0-2"):
+        make_dataset("custom", x, y, x, y, num_classes=3)
