@@ -81,3 +81,37 @@ def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, mon
     assert abs(total - float(parts[-1])) < 0.3, shares.group(0)
     if strict:
         assert abs(float(parts[-1]) - float(strict.group(1))) < 0.15, text
+
+
+def test_the_readme_bench_prints_openings_with_machine_and_marks_chaotic_lines(tmp_path):
+    """Catches README numbers with no command behind them: `mlpsweep bench readme --from`
+    prints the machine and BLAS kernel, a study's opening lines (warnings too, not the
+    method note), a chaos mark beside the listing's sum/lr=0.01 contrast and nowhere
+    else, and the per-config means grouped by every config column (never pooled: the
+    two reductions stay apart)."""
+    from test_referee import ZIPPED, write_curves
+
+    from mlpsweep.bench import readme
+    from mlpsweep.report import build_report
+
+    study = {
+        "compare": ["batch_size"],
+        "metrics": ["spread_rel"],
+        "contrasts": [
+            {"name": "at an equal step", "where": {"grad_reduction": "mean", "lr": 0.1}},
+            {"name": "the listing", "where": {"grad_reduction": "sum", "lr": 0.01}},
+        ],
+    }
+    sweep = write_curves(tmp_path / "batch_oscillation" / "t", ZIPPED, study=study)
+    build_report(sweep)
+    lines = []
+    readme.run(["batch_oscillation"], [sweep], out=lines.append)
+    text = "\n".join(lines)
+    assert lines[0].startswith("machine: ") and "BLAS " in lines[0]
+    listing = [x for x in text.splitlines() if "grad_reduction=sum, lr=0.01" in x]
+    equal = [x for x in text.splitlines() if "grad_reduction=mean, lr=0.1)" in x]
+    assert listing and equal and "Effects are ratios" not in text
+    assert text.count("[chaotic:") == len(listing)
+    assert "mean per config" in text
+    table = text.split("mean per config")[1]
+    assert "sum" in table and "mean" in table  # one row per reduction, not pooled

@@ -110,7 +110,7 @@ def build_parser():
     from mlpsweep.bench import NAMES
 
     sub.add_parser(
-        "bench", help=f"the benchmarks: mlpsweep bench {{{','.join(NAMES)}}}", add_help=False
+        "bench", help=f"the benchmarks: mlpsweep bench NAME ({', '.join(NAMES)})", add_help=False
     )
     return parser
 

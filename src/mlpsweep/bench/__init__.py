@@ -10,6 +10,7 @@ data      dataset load time and memory shared by workers (data.py)
 kill      kill -9 a sweep at random moments and resume it, counting losses (kill.py)
 noise     what noise_probe and trajectory_probe add to a run (noise.py)
 faults    every fault class (kills, SIGTERM, collisions, damage, names), counted (faults.py)
+readme    the README's quoted study numbers and timings, with machine and BLAS (readme.py)
 """
 
 import argparse
@@ -58,6 +59,9 @@ def parser(prog="mlpsweep bench"):
     b = sub.add_parser("faults", help="each fault class at random moments, counted")
     b.add_argument("--repeats", type=at_least(1), default=3)
     b.add_argument("--jobs", type=at_least(4), default=12)
+    b = sub.add_parser("readme", help="the README's quoted study numbers, regenerated")
+    b.add_argument("studies", nargs="*", help="batch_oscillation, lr_tune, batch_scaling")
+    b.add_argument("--from", dest="sources", nargs="+", default=[], help="finished sweeps")
     return p
 
 
@@ -100,4 +104,12 @@ def main(argv=None, prog="mlpsweep bench"):
         from mlpsweep.bench import faults
 
         return 1 if any(faults.run(repeats=args.repeats, jobs=args.jobs).values()) else 0
+    elif args.name == "readme":
+        from mlpsweep.bench import readme
+
+        unknown = [s for s in args.studies if s not in readme.STUDIES]
+        if unknown:
+            raise SystemExit(f"mlpsweep bench readme: unknown study {unknown[0]!r} "
+                             f"(known: {', '.join(readme.STUDIES)})")  # fmt: skip
+        readme.run(args.studies, args.sources)
     return 0

@@ -47,21 +47,18 @@ def collapse_figure(fit):
 
 
 def scaling_figure(analysis, fit):
-    """Top: steps against the batch size with the fit and B_crit; the fit's residuals
-    with two seed standard errors (lack of fit shows as a pattern); examples against
-    steps. Bottom: B_crit with each batch size left out; B_simple at a matched point of
-    training per batch size against B_crit and the agreement tolerance; B_simple along
-    training."""
-    from mlpsweep.report.scaling_checks import TOLERANCE
-
+    """The answer, sized for the page's lead column: steps against the batch size with
+    the fit and B_crit; below, the fit's residuals with two seed standard errors (lack of
+    fit shows as a pattern)."""
     checks = fit.checks
-    has_noise = fit.b_simple is not None
-    fig, axes = subplots(2, 3, figsize=(17, 9.4), layout="constrained")
+    fig, axes = subplots(
+        2, 1, figsize=(7.2, 7.6), height_ratios=[3, 2], sharex=True, layout="constrained"
+    )
     t = fit.table
     b = t["batch_size"].to_numpy()
     grid = np.geomspace(b.min(), b.max(), 100)
     band = np.isfinite([fit.bcrit_lo, fit.bcrit_hi]).all()
-    ax = axes[0][0]
+    ax = axes[0]
     ax.errorbar(
         b,
         t["steps"],
@@ -76,9 +73,8 @@ def scaling_figure(analysis, fit):
     ax.axvline(fit.bcrit, color="C3", lw=1.2, label=f"B_crit {fit.bcrit:.3g}")
     if band:
         ax.axvspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12)
-    ax.set_xlabel("batch size")
     ax.set_ylabel("steps to target")
-    ax = axes[0][1]
+    ax = axes[1]
     r = checks.residuals
     ax.axhline(0, color="C0", lw=1.2)
     err = 2 * r["se"].to_numpy() * (1 + r["residual"].to_numpy())  # 2 SE of log, as a share
@@ -97,15 +93,38 @@ def scaling_figure(analysis, fit):
         f"lack of fit: chi² {checks.chi2:.1f} on {checks.dof} df, p {checks.p:.2g}"
         if np.isfinite(checks.chi2)
         else "residuals (one seed: no noise to compare)",
-        fontsize=10,
+        fontsize=11,
     )
-    ax = axes[0][2]
+    for ax in axes:
+        ax.set_xscale("log")
+        plain_log_axis(ax.xaxis)
+        ax.legend(fontsize=10)
+    axes[0].set_yscale("log")
+    plain_log_axis(axes[0].yaxis)
+    return png(fig)
+
+
+def scaling_checks_figure(analysis, fit):
+    """Examples against steps; B_crit with each batch size left out; B_simple at a
+    matched point of training per batch size against B_crit and the agreement
+    tolerance; B_simple along training."""
+    from mlpsweep.report.scaling_checks import TOLERANCE
+
+    checks = fit.checks
+    has_noise = fit.b_simple is not None
+    fig, grid_axes = subplots(2, 2, figsize=(12, 8.4), layout="constrained")
+    axes = dict(zip(("examples", "loo", "noise", "along"), grid_axes.flat))
+    t = fit.table
+    b = t["batch_size"].to_numpy()
+    grid = np.geomspace(b.min(), b.max(), 100)
+    band = np.isfinite([fit.bcrit_lo, fit.bcrit_hi]).all()
+    ax = axes["examples"]
     ax.plot(t["steps"], t["steps"] * b, "o", color="black")
     model = fit.smin + fit.emin / grid
     ax.plot(model, model * grid, color="C0", label="(S/Smin - 1)(E/Emin - 1) = 1")
     ax.set_xlabel("steps to target")
     ax.set_ylabel("examples to target")
-    ax = axes[1][0]
+    ax = axes["loo"]
     loo = checks.loo
     if len(loo):
         shown = loo["bcrit"].replace([np.inf], np.nan)
@@ -115,7 +134,7 @@ def scaling_figure(analysis, fit):
         ax.axhspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12, label="its 95% interval")
     ax.set_xlabel("batch size left out")
     ax.set_ylabel("B_crit")
-    ax = axes[1][1]
+    ax = axes["noise"]
     n = checks.noise
     if len(n):
         colors = {"agrees": "C2", "disagrees": "C3", "cannot tell": "0.45"}
@@ -140,7 +159,7 @@ def scaling_figure(analysis, fit):
         ax.set_ylabel("B_simple, 2nd half of the way to target")
     else:
         ax.set_visible(False)
-    ax = axes[1][2]
+    ax = axes["along"]
     if has_noise:
         runs = analysis.finished
         best = dict(zip(t["batch_size"], t["lr"]))
@@ -154,15 +173,14 @@ def scaling_figure(analysis, fit):
         ax.set_ylabel("B_simple (median over seeds)")
     else:
         ax.set_visible(False)
-    for ax in axes.flat:
+    for ax in grid_axes.flat:
         if not ax.get_visible():
             continue
         ax.set_xscale("log")
+        ax.set_yscale("log")
         plain_log_axis(ax.xaxis)
-        if ax is not axes[0][1]:
-            ax.set_yscale("log")
-            plain_log_axis(ax.yaxis)
-        ax.legend(fontsize=8)
+        plain_log_axis(ax.yaxis)
+        ax.legend(fontsize=10)
     return png(fig)
 
 
@@ -299,21 +317,28 @@ FIGURES = (
         ),
     ),
     FigureSpec(
+        "Batch scaling checks",
+        order=121,
+        applies=lambda ctx: ctx.scaling is not None,
+        draw=lambda ctx: scaling_checks_figure(ctx.analysis, ctx.scaling),
+        caption="Whether B_crit can be trusted: examples against steps with the model's "
+        "curve; B_crit refitted with each batch size left out (against its 95% interval); "
+        "B_simple at a matched point of training (each best-lr run's median over the second "
+        "half of its way to the target) per batch size, with the 95% interval of its ratio "
+        "to B_crit, against the band within 2x of B_crit; B_simple along training.",
+    ),
+    FigureSpec(
         "Batch scaling",
         order=120,
         lead=1,
         applies=lambda ctx: ctx.scaling is not None,
         draw=lambda ctx: scaling_figure(ctx.analysis, ctx.scaling),
         caption=lambda ctx: (
-            f"Top: steps to {ctx.scaling.target} against the batch size at the best "
+            f"Steps to {ctx.scaling.target} against the batch size at the best "
             "lr per batch size (mean and range over seeds), the perfect-scaling line through the "
             "smallest batch, the fit S = Smin + Emin/B and B_crit = Emin/Smin with its 95% "
-            "interval (seeds resampled jointly); the fit's residuals with two seed standard "
-            "errors (a pattern is lack of fit); examples against steps. Bottom: B_crit refitted "
-            "with each batch size left out; B_simple at a matched point of training (each run's "
-            "median over the second half of its way to the target) per batch size, with the "
-            "95% interval of its ratio to B_crit, against the agreement band; B_simple along "
-            "training."
+            "interval (seeds resampled jointly); below, the fit's residuals with two seed "
+            "standard errors (a pattern is lack of fit)."
         ),
     ),
 )

@@ -18,6 +18,13 @@ def search_figure(fit):
         ax.scatter(xs, ys, color=f"C{k}", s=22, alpha=0.8, label=group)
         best = np.maximum.accumulate(ys) if fit.maximise else np.minimum.accumulate(ys)
         ax.step(xs, best, where="post", color=f"C{k}", lw=1.5)
+        # the trial the page names as best (tuning.Best, by the objective), starred
+        named = next((b for b in fit.best if b.where and group == b.where), None)
+        top = int(np.argmax(ys) if fit.maximise else np.argmin(ys))
+        ax.scatter(
+            xs[top], ys[top], marker="*", s=160, color=f"C{k}", edgecolors="black", zorder=3,
+            label=f"best: {named.config}" if named else "best",
+        )  # fmt: skip
     values = fit.order["value"]
     if (values > 0).all() and values.max() > 10 * values.min():
         ax.set_yscale("log")
@@ -37,6 +44,6 @@ FIGURES = (
         applies=lambda ctx: ctx.search is not None,
         draw=lambda ctx: search_figure(ctx.search),
         caption="Each trial's objective in the order the search ran them, one colour per "
-        "compared setting; the line is the best so far.",
+        "compared setting; the line is the best so far, the star the best the page names.",
     ),
 )
