@@ -5,11 +5,12 @@ import hydra
 from mlpsweep.app.errors import run_main
 from mlpsweep.app.schema import register
 from mlpsweep.app.task import main_task
+from mlpsweep.launcher.hydra_compat import MAIN_KWARGS
 
 register()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(config_path="conf", config_name="config", **MAIN_KWARGS)
 def main(cfg):
     return main_task(cfg)
 

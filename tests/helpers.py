@@ -14,7 +14,10 @@ from pathlib import Path
 
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
+
+from mlpsweep.launcher.hydra_compat import VERSION_BASE, trusting_mlpsweep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,6 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 def own_hydra_state():
     """Hydra keeps process-wide singletons (the config store, the version base, ...):
     put them back as they were, so that no test leaks its Hydra setup into another."""
+    # Hydra 1.4 imports plugin modules once (1.3 ran them again at each scan): have them
+    # imported before the snapshot, or the config store loses the entries they made.
+    Plugins.instance()
     state = copy.deepcopy(Singleton.get_state())
     try:
         yield
@@ -45,7 +51,10 @@ def multirun(sweep_dir, *overrides, task_function=None):
     with own_hydra_state():
         register()
         GlobalHydra.instance().clear()
-        with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="run"):
+        with (
+            initialize_config_dir(str(REPO / "conf"), **VERSION_BASE, job_name="run"),
+            trusting_mlpsweep(),
+        ):
             hydra = GlobalHydra.instance().hydra
             return hydra.multirun(
                 config_name="config",
@@ -63,7 +72,10 @@ def run_once(run_dir, *overrides):
     with own_hydra_state():
         register()
         GlobalHydra.instance().clear()
-        with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="run"):
+        with (
+            initialize_config_dir(str(REPO / "conf"), **VERSION_BASE, job_name="run"),
+            trusting_mlpsweep(),
+        ):
             return GlobalHydra.instance().hydra.run(
                 config_name="config",
                 task_function=main_task,

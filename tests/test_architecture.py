@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "mlpsweep"
+SRC = Path(__file__).resolve().parent.parent / "src"
 # Each package may import only packages of a lower layer (and itself).
 LAYERS = {
     "core": 0,
@@ -17,41 +17,97 @@ LAYERS = {
     "launcher": 2,  # a general Hydra launcher: knows nothing of training or records
     "app": 3,
     "bench": 4,
+    # Hydra's plugins (hydra/launcher=mlpsweep, hydra/sweeper=mlpsweep): Hydra imports
+    # them; they wire the launcher and the app's planner (a dotted path) into Hydra.
+    "hydra_plugins": 4,
     "cli": 5,  # the `mlpsweep` command, `mlpsweep bench` included
 }
+OURS = ("mlpsweep", "hydra_plugins.mlpsweep_plugins")
+# Strings naming a package's data files, or a program run with `python -m`, are not imports.
+NOT_IMPORTS = {"files", "-m"}
 
 
 def package_of(path):
+    """The layer a module belongs to: mlpsweep's top-level package, or hydra_plugins."""
     rel = path.relative_to(SRC)
-    return rel.parts[0].removesuffix(".py") if rel.parts[0] != "__init__.py" else None
+    if rel.parts[0] == "hydra_plugins":
+        return "hydra_plugins"
+    parts = rel.parts[1:]
+    return parts[0].removesuffix(".py") if parts[0] != "__init__.py" else None
 
 
-def imports(path):
-    """The mlpsweep packages a module imports (at any depth: lazy imports count too)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
+def layer_of(dotted):
+    """The package of LAYERS a dotted name of ours is in (None if not ours)."""
+    if dotted.startswith("hydra_plugins.mlpsweep_plugins"):
+        return "hydra_plugins"
+    if dotted.startswith("mlpsweep.") and not dotted.startswith("mlpsweep._"):
+        return dotted.split(".")[1]
+    return None
+
+
+def imports(source):
+    """The packages of LAYERS a module's source imports, at any depth (lazy imports
+    count), and through dotted strings (Hydra's `_target_`, get_method paths, importlib):
+    any string that is a dotted name of ours, but a data package or a `python -m` program."""
+    tree = ast.parse(source)
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in NOT_IMPORTS:
+                skip |= {id(a) for a in node.args}
+        elif isinstance(node, ast.List):
+            items = node.elts
+            skip |= {
+                id(b)
+                for a, b in zip(items, items[1:])
+                if isinstance(a, ast.Constant) and a.value in NOT_IMPORTS
+            }
+    names = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-            if node.module == "mlpsweep":
-                names = [f"mlpsweep.{a.name}" for a in node.names]
-        out |= {n.split(".")[1] for n in names if n.startswith("mlpsweep.")}
-    return out
+            names.append(node.module)
+            if node.module in ("mlpsweep", "hydra_plugins"):
+                names += [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            dotted = text.replace(".", "").replace("_", "").isalnum()
+            if text.startswith(OURS) and dotted and id(node) not in skip:
+                names.append(text)
+    return {layer for layer in map(layer_of, names) if layer is not None}
 
 
-def test_packages_import_only_downwards():
-    edges = {}
+def edges():
+    """{(importer, imported): [files]} between the packages of LAYERS."""
+    out = {}
     for path in SRC.rglob("*.py"):
         pkg = package_of(path)
         if pkg is None:
             continue
         assert pkg in LAYERS, f"{pkg}: a new package needs a place in LAYERS"
-        for target in imports(path) - {pkg}:
-            edges.setdefault((pkg, target), []).append(path.relative_to(SRC))
-    upward = {e: files for e, files in edges.items() if LAYERS[e[0]] <= LAYERS[e[1]]}
+        for target in imports(path.read_text()) - {pkg}:
+            out.setdefault((pkg, target), []).append(str(path.relative_to(SRC)))
+    return out
+
+
+def test_packages_import_only_downwards():
+    upward = {e: files for e, files in edges().items() if LAYERS[e[0]] <= LAYERS[e[1]]}
     assert not upward, f"imports against the layering: {upward}"
+
+
+def test_string_imports_and_the_plugins_are_seen():
+    """The check sees a dotted string (the sweeper's planner default) and the plugins."""
+    found = edges()
+    assert ("hydra_plugins", "app") in found  # "mlpsweep.app.plan.plan_sweep"
+    assert ("hydra_plugins", "launcher") in found
+    source = (
+        'planner = "mlpsweep.app.plan.plan_sweep"\n'
+        "import hydra_plugins.mlpsweep_plugins.sweeper\n"
+        'subprocess.run([sys.executable, "-m", "mlpsweep.cli"])\n'
+        'resources.files("mlpsweep.report")\n'
+    )
+    assert imports(source) == {"app", "hydra_plugins"}
 
 
 def test_the_report_imports_without_hydra_or_the_app():

@@ -8,6 +8,11 @@ from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, Launche
 
 from hydra_plugins.mlpsweep_plugins.launcher import MlpsweepLauncher
 
+# Hydra 1.4 imports plugin modules once (1.3 executed them again at each scan), and the
+# suites restore Hydra's state after each test: discover the plugins before the first
+# snapshot, or the config store loses the entries (hydra/sweeper/basic) they registered.
+Plugins.instance().discover(Launcher)
+
 
 def test_the_launcher_is_discovered_as_a_hydra_plugin():
     assert MlpsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]

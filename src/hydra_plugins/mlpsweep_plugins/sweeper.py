@@ -26,22 +26,20 @@ A job whose return value has a true `retry_later` (another process is running th
 work: see mlpsweep.records.claim) is launched again after a pause, until none is left.
 """
 
-import itertools
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
-from hydra.errors import HydraException
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from mlpsweep.launcher.failures import LaunchFailure
-from mlpsweep.launcher.hydra_compat import basic_sweeper, return_value
+from mlpsweep.launcher.hydra_compat import basic_sweeper, return_value, sweep_params
+from mlpsweep.launcher.sweep_grid import zipped_product
 
 
 @dataclass
@@ -58,48 +56,7 @@ class MlpsweepSweeperConf:
 ConfigStore.instance().store(
     group="hydra/sweeper", name="mlpsweep", node=MlpsweepSweeperConf, provider="mlpsweep"
 )
-
-
-def zipped_product(overrides, zip_groups):
-    """The jobs' override lists: zip groups advance together, the rest is crossed."""
-    axes = OrderedDict()
-    for o in overrides:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            if not o.is_discrete_sweep():
-                raise HydraException(f"mlpsweep sweeper: {key}: only discrete sweeps (a,b,c)")
-            axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
-        else:
-            axes[key] = [f"{key}={o.get_value_element_as_str()}"]
-    entries = OrderedDict((k, [[v] for v in vals]) for k, vals in axes.items())
-    seen = {}
-    for group in zip_groups or []:
-        if isinstance(group, str) or not all(isinstance(k, str) for k in group):
-            raise HydraException(
-                f"zip {group!r}: each zip is a list of swept keys, e.g. zip=[[batch_size,lr]]"
-            )
-        for k in group:
-            if k in seen:
-                raise HydraException(
-                    f"zip: {k} is in two zips ({list(seen[k])} and {list(group)}); "
-                    "each key advances with one zip"
-                )
-            seen[k] = group
-    for group in zip_groups or []:
-        missing = [k for k in group if k not in entries]
-        if missing:
-            raise HydraException(f"zip {list(group)}: {', '.join(missing)} not swept")
-        lengths = {k: len(entries[k]) for k in group}
-        if len(set(lengths.values())) != 1:
-            raise HydraException(f"zip {list(group)}: value lists differ in length {lengths}")
-        paired = [sum(vals, []) for vals in zip(*(entries[k] for k in group))]
-        first = group[0]
-        entries = OrderedDict(
-            (k, paired if k == first else v)
-            for k, v in entries.items()
-            if k == first or k not in group
-        )
-    return [sum(combo, []) for combo in itertools.product(*entries.values())]
+__all__ = ["MlpsweepSweeper", "MlpsweepSweeperConf", "zipped_product"]
 
 
 def save_multirun_yaml(config, sweep_dir):
@@ -129,7 +86,7 @@ class MlpsweepSweeper(basic_sweeper()):
         self.recover = recover
 
     def sweep(self, arguments):
-        params = self._parse_config()
+        params = sweep_params(self)
         params.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs = zipped_product(parser.parse_overrides(params), self.zip)

@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from mlpsweep import records
 from mlpsweep.app import errors
 from mlpsweep.core.status import Status
-from mlpsweep.launcher.hydra_compat import return_value
+from mlpsweep.launcher.hydra_compat import multirun_raised, return_value
 from mlpsweep.records.run import NO_RESULT
 
 
@@ -118,9 +118,9 @@ def summarise(sweep_dir):
 
 class SweepEnd(Callback):
     def on_multirun_end(self, config, **kwargs):
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if config.get("dry_run", False):
-            return
+        if config.get("dry_run", False) or multirun_raised():
+            return  # the sweep's own error (Hydra 1.4 calls us then too) says what happened
+        sweep_dir = Path(config.hydra.sweep.dir)  # resolving it makes the folder
         if not records.SweepManifest.exists(sweep_dir):
             return  # refused before anything started (SweepStart writes it otherwise)
         try:

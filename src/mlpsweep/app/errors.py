@@ -60,7 +60,8 @@ def one_line(exc):
     resolving = re.match(r"\w+ raised while resolving interpolation: (.*)", text)
     if resolving:  # a resolver's own message (ours say what is wrong and how to fix it)
         return resolving.group(1).strip()
-    lexer = re.match(r"LexerNoViableAltException: (\S+?)=(.*)", text)
+    # Hydra 1.4 puts "Error when parsing index: ..." on a line before 1.3's message.
+    lexer = re.search(r"^LexerNoViableAltException: (\S+?)=(.*)", text, re.M)
     if lexer:
         key, value = lexer.groups()
         return (
@@ -71,7 +72,7 @@ def one_line(exc):
         )  # fmt: skip
     if "sweeper.zip" in text and "is not a ListConfig" in text + str(cause or ""):
         return "hydra.sweeper.zip: must be a list of lists of swept keys, e.g. [[batch_size,lr]]"
-    parsing = re.match(r"Error parsing override '([^']*)'", text)
+    parsing = re.search(r"^Error parsing override '([^']*)'", text, re.M)
     if parsing and "=" not in parsing.group(1):
         return (
             f"'{parsing.group(1)}' is not key=value: a value with spaces must be quoted, "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from mlpsweep.launcher.hydra_compat import register_resolver
 from mlpsweep.records import SweepError, SweepManifest
 from mlpsweep.records.layout import STAMP_FORMAT, check_name, fresh_dir
 
@@ -82,4 +83,4 @@ def run_dir(root):
 def register_resolvers():
     for name, resolver in (("mlpsweep_sweep_dir", sweep_dir), ("mlpsweep_run_dir", run_dir)):
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+            register_resolver(name, resolver)

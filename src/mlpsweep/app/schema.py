@@ -34,14 +34,6 @@ OBJECTIVES = {
     "steps_to_target": "minimize",
     "examples_to_target": "minimize",
 }
-SWEEPER_NODE = {  # hydra/sweeper=mlpsweep's fields (plugins are imported afresh by Hydra)
-    "_target_": "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper",
-    "max_batch_size": None,
-    "params": None,
-    "zip": None,
-    "planner": "mlpsweep.app.plan.plan_sweep",
-    "recover": "mlpsweep.app.plan.recover_lost_job",
-}
 
 
 @dataclass(frozen=True)
@@ -212,14 +204,6 @@ def register():
     cs.store(name="schema", node=Config)
     for name, node in OPTIMIZER_NODES.items():
         cs.store(group="optimizer", name=name, node=node)
-    # Our sweeper with the planner set: every job composed and validated, the manifest
-    # written and finished runs left out, before any launcher starts a job.
-    cs.store(
-        group="hydra/sweeper",
-        name="mlpsweep_planned",
-        node=SWEEPER_NODE,  # the same as hydra/sweeper=mlpsweep (the name configs use)
-        provider="mlpsweep",
-    )
     cs.store(
         group="hydra/help",
         name="mlpsweep",

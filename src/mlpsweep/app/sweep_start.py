@@ -13,7 +13,6 @@ finished.
 import sys
 from pathlib import Path
 
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
@@ -27,17 +26,16 @@ from mlpsweep.app.plan import (
     remove_if_empty,
 )
 from mlpsweep.launcher.compose import JobComposer
-from mlpsweep.launcher.hydra_compat import BASIC_SWEEPER_TARGET
+from mlpsweep.launcher.hydra_compat import BASIC_SWEEPER_TARGET, config_loader
+from mlpsweep.launcher.sweep_grid import zipped_product
 from mlpsweep.provenance import code_version
-
-OURS = "hydra_plugins.mlpsweep_plugins.sweeper.MlpsweepSweeper"
 
 
 def sweeper_name(config):
-    """'mlpsweep', 'basic', or the sweeper's class name in lower case, less "sweeper"
-    ('optuna')."""
+    """'mlpsweep' (ours, which plans its sweep itself: it has a planner), 'basic', or the
+    sweeper's class name in lower case, less "sweeper" ('optuna')."""
     target = str(config.hydra.sweeper.get("_target_", ""))
-    if target == OURS and config.hydra.sweeper.get("planner"):
+    if config.hydra.sweeper.get("planner"):
         return "mlpsweep"
     if target == BASIC_SWEEPER_TARGET:
         return "basic"
@@ -56,13 +54,11 @@ class SweepStart(Callback):
         name = sweeper_name(config)
         if name == "mlpsweep":
             return  # our planner writes the manifest (with the jobs checked) itself
-        loader = GlobalHydra.instance().config_loader()
+        loader = config_loader()
         parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(sweep_overrides(config))
         sweep_dir = Path(config.hydra.sweep.dir)
         if name == "basic":
-            from hydra_plugins.mlpsweep_plugins.sweeper import zipped_product
-
             plan_sweep(config, loader, zipped_product(parsed, None))
             return
         fixed = [

@@ -100,10 +100,10 @@ class JobComposer:
             # node's whole subtree (on the root, most of a job's composition time).
             job = cfg.hydra.job
             with read_write(job), open_dict(job):
-                if values:
+                if values and dirname is not None:  # None: Hydra derives it (1.4)
                     job.override_dirname = dirname
                 if idx is not None:
-                    job.id = idx
+                    job.id = str(idx)  # a str field (Hydra 1.4 warns on the int)
                     job.num = idx
             if values:
                 with read_write(cfg.hydra.overrides):

@@ -16,12 +16,10 @@ import logging
 import os
 from pathlib import Path
 
-from hydra import version
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override
 from omegaconf import OmegaConf, open_dict, read_write
 
-from mlpsweep.launcher.hydra_compat import deprecation_warning, save_config, set_parent
+from mlpsweep.launcher.hydra_compat import chdir_default, save_config, set_hydra_config, set_parent
 
 
 def run_job(
@@ -31,11 +29,10 @@ def run_job(
     config, task_cfg, hydra_cfg = configs
     callbacks = hydra_context.callbacks
     old_cwd = os.getcwd()
-    orig_hydra_cfg = HydraConfig.instance().cfg
     OmegaConf.set_readonly(config.hydra, True)
     OmegaConf.set_readonly(hydra_cfg.hydra, True)
     set_parent(hydra_cfg.hydra, config)  # as set_config: the hydra node may refer to the task
-    HydraConfig.instance().cfg = hydra_cfg  # what set_config makes, made once: ${hydra:...}
+    orig_hydra_cfg = set_hydra_config(hydra_cfg)  # what set_config makes, made once
     output_dir = str(OmegaConf.select(config, job_dir_key))
     if job_subdir_key is not None:
         output_dir = os.path.join(output_dir, str(OmegaConf.select(config, job_subdir_key)))
@@ -50,12 +47,7 @@ def run_job(
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         chdir = hydra_cfg.hydra.job.chdir
         if chdir is None:  # unset: Hydra's default for the app's version_base
-            chdir = not version.base_at_least("1.2")
-            if chdir:
-                deprecation_warning(
-                    "Future Hydra versions will no longer change working directory at job "
-                    "runtime by default (set hydra.job.chdir)."
-                )
+            chdir = chdir_default()
         if chdir:
             os.chdir(output_dir)
             ret.working_dir = output_dir
@@ -81,7 +73,7 @@ def run_job(
         callbacks.on_job_end(config=config, job_return=ret)
         return ret
     finally:
-        HydraConfig.instance().cfg = orig_hydra_cfg
+        set_hydra_config(orig_hydra_cfg)
         # As in Hydra's copy: the returned hydra config stands alone (else pickling it
         # back to the launcher would drag the whole job config along).
         set_parent(hydra_cfg.hydra, hydra_cfg)

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.core.singleton import Singleton
 from hydra.core.utils import run_job as hydra_run_job
 from hydra.core.utils import setup_globals
 
 from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.launcher.hydra_compat import hydra_state, install_hydra_state, job_scope
 from mlpsweep.launcher.recovery import mark_running
 from mlpsweep.launcher.returns import TravellingJobReturn
 from mlpsweep.launcher.runjob import run_job
@@ -48,7 +48,7 @@ class WorkerContext:
 
         return cls(
             token=token,
-            singleton_state=Singleton.get_state(),
+            singleton_state=hydra_state(),
             payload=cloudpickle.dumps((hydra_context, task_function, master_config)),
             launcher_pid=os.getpid(),
             fast_run_job=fast_run_job,
@@ -69,7 +69,7 @@ def install(context, local=None):
     if _installed["token"] != context.token:
         if local is None:
             setup_globals()
-            Singleton.set_state(context.singleton_state)
+            install_hydra_state(context.singleton_state)
             local = pickle.loads(context.payload)  # imports the task's modules
             # Keep what was loaded out of the collector's full passes: a worker holds
             # millions of objects (Hydra, NumPy, pandas), which a full pass, every few
@@ -93,7 +93,9 @@ def run(job):
     configs = _installed["composer"].job(job.overrides, job.idx)
     keys = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
     if _installed["fast_run_job"]:
-        ret = run_job(_installed["hydra_context"], _installed["task_function"], configs, **keys)
+        context = _installed["hydra_context"]
+        with job_scope(context):  # as Hydra's run_job (1.4)
+            ret = run_job(context, _installed["task_function"], configs, **keys)
     else:
         ret = hydra_run_job(
             hydra_context=_installed["hydra_context"],
