@@ -124,3 +124,44 @@ def test_declared_contrasts_lead_in_their_order_and_name_a_degenerate_one(tmp_pa
     assert lines[1].startswith("At an equal step (grad_reduction=mean, lr=0.1): Relative")
     assert lines[2].startswith("At the large step (grad_reduction=mean, lr=1): not compared:")
     assert "never learns" in lines[2]
+
+
+def test_figures_label_a_config_not_compared_and_draw_twins_once(tmp_path):
+    """Catches a per-config figure that draws a config left out of the comparison as if
+    it were compared (its tick and curve must say "(not compared)", its dots greyed),
+    and one that draws a twin (the same update spelled twice) twice."""
+    import matplotlib
+    from matplotlib.collections import PathCollection
+
+    from mlpsweep.report.figures.curves import curves
+    from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
+    from mlpsweep.report.figures.seeds import dots
+
+    sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
+    a = analyse(collect(sweep, write=False), first=["batch_size"])
+    stuck = "batch_size=10, grad_reduction=mean, lr=1"
+    assert config_label(a, stuck).endswith("(not compared)")
+    fig = dots(a, ["spread_rel"], "t")
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    k = next(i for i, t in enumerate(ticks) if t.endswith("(not compared)"))
+    grey = matplotlib.colors.to_rgba(NOT_COMPARED)
+    dots_drawn = [c for c in ax.collections if isinstance(c, PathCollection)]
+    greyed = [c for c in dots_drawn if tuple(c.get_facecolor()[0][:3]) == grey[:3]]
+    assert len(greyed) == 1 and round(greyed[0].get_offsets()[:, 0].mean()) == k
+    legend = [t.get_text() for t in curves(a).axes[0].get_legend().get_texts()]
+    assert sum("(not compared)" in t for t in legend) == 1
+    # a twin: one config's runs copied under another's name
+    name = "batch_size=10, grad_reduction=mean, lr=0.3"
+    twin = a.runs[a.runs["config"] == a.configs[0]].assign(config=name)
+    twin["run_id"] = "t" + twin["run_id"]
+    hist = a.history[a.history["run_id"].isin(twin["run_id"].str[1:])].copy()
+    hist["run_id"], hist["config"] = "t" + hist["run_id"], name
+    both = type(a)(
+        pd.concat([a.runs, twin]), pd.concat([a.history, hist]), a.dims, [*a.configs, name],
+        a.degenerate,
+    )  # fmt: skip
+    assert name not in drawn_configs(both) and len(drawn_configs(both)) == len(a.configs)
+    assert config_label(both, a.configs[0]).endswith("\n≡ 10, mean, 0.3")
+    ticks = [t.get_text() for t in dots(both, ["spread_rel"], "t").axes[0].get_xticklabels()]
+    assert len(ticks) == len(a.configs)

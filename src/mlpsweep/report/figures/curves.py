@@ -95,7 +95,11 @@ def curves(analysis, x="step", y="train_loss", log=True, title="", ylabel=None):
             label = label if len(groups) == 1 else hue_label(cfg, facet)
             marker = "o" if len(b) == 1 else None  # a one-step run: a point, not a line
             mean = smooth(b["mean"].to_numpy(), log)
-            ax.plot(b[x], mean, color=colors[cfg], lw=1.8, marker=marker, label=label)
+            left_out = cfg in analysis.degenerate  # drawn dashed and labelled, not compared
+            ax.plot(
+                b[x], mean, color=colors[cfg], lw=1.8, marker=marker,
+                ls="--" if left_out else "-", label=label + (" (not compared)" if left_out else ""),
+            )  # fmt: skip
             ax.fill_between(b[x], b["lo"], b["hi"], color=colors[cfg], alpha=0.2, lw=0)
         if log:
             ax.set_yscale("log")

@@ -26,3 +26,29 @@ def hue_label(config, facet):
         if key not in facet:
             kept.append(f"{key}={short_value(value)}" if eq else part)
     return ", ".join(kept) or config
+
+
+NOT_COMPARED = "0.6"  # the grey a config left out of the comparison is drawn in
+
+
+def drawn_configs(analysis):
+    """The configs a per-config figure draws, in display order: a twin (two spellings of
+    one update, curves.twin_of) once, under its first config."""
+    from mlpsweep.report.figures.curves import twin_of
+
+    twins = twin_of(analysis)
+    return [c for c in analysis.configs if c not in twins]
+
+
+def config_label(analysis, config):
+    """A config's tick label, with its twins ("≡ 10, sum, 0.01") and, for a config left
+    out of the comparison (it diverges or never learns), "(not compared)"."""
+    from mlpsweep.report.figures.curves import twin_of
+
+    label = tick_label(analysis, config)
+    for twin, first in twin_of(analysis).items():
+        if first == config:
+            label += "\n≡ " + tick_label(analysis, twin).replace("\n", ", ")
+    if config in analysis.degenerate:
+        label += "\n(not compared)"
+    return label

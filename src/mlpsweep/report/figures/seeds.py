@@ -5,7 +5,7 @@ import numpy as np
 import seaborn as sns
 
 from mlpsweep.report.figures.curves import MAX_SINGLE_PANEL
-from mlpsweep.report.figures.labels import tick_label
+from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import png, subplots
 from mlpsweep.report.stats import mean_interval
@@ -26,14 +26,13 @@ def palette(analysis):
 def dots(analysis, metrics, title):
     """One dot per seed and the mean per config (a bar-free strip plot per metric)."""
     done = analysis.finished
-    labels = [tick_label(analysis, c) for c in analysis.configs]
+    configs = drawn_configs(analysis)  # twins once; a config not compared greyed, labelled
+    labels = [config_label(analysis, c) for c in configs]
     # A config's values, one per line, at 7 pt: ~0.06 inch a character.
     per = max(0.6, 0.06 * max((len(line) for t in labels for line in t.split("\n")), default=1))
     # Many configs or long values: one metric per row, so the figure stays a page wide.
-    many = (
-        len(analysis.configs) > MAX_SINGLE_PANEL or per * len(analysis.configs) * len(metrics) > 16
-    )
-    width = min(16.0, max(3.5, per * len(analysis.configs) + 1))
+    many = len(configs) > MAX_SINGLE_PANEL or per * len(configs) * len(metrics) > 16
+    width = min(16.0, max(3.5, per * len(configs) + 1))
     rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
@@ -41,26 +40,25 @@ def dots(analysis, metrics, title):
     )
     colors = palette(analysis)
     for ax, col in zip(axes.flat, metrics):
-        for i, cfg in enumerate(analysis.configs):
+        for i, cfg in enumerate(configs):
             vals = done.loc[done["config"] == cfg, col].astype(float).dropna()
             if not len(vals):
                 continue  # no finished run here: the summary table says why
             jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
-            ax.scatter(i + np.asarray(jitter), vals, color=colors[cfg], s=22, alpha=0.75)
+            color = NOT_COMPARED if cfg in analysis.degenerate else colors[cfg]
+            ax.scatter(i + np.asarray(jitter), vals, color=color, s=22, alpha=0.75)
             ax.plot([i - 0.28, i + 0.28], [vals.mean()] * 2, color="black", lw=2)
             if len(vals) > 1:  # the mean's 95% t-interval, within the metric's range
                 iv = mean_interval(vals, valid=valid_range(col))
                 err = [[max(0.0, iv.mean - iv.lo)], [max(0.0, iv.hi - iv.mean)]]
                 ax.errorbar(i + 0.32, iv.mean, yerr=err, color="black", lw=1.2, capsize=3)
-        ax.set_xticks(range(len(analysis.configs)))
+        ax.set_xticks(range(len(configs)))
         ax.set_title(METRICS[col][0], fontsize=10)
         if rows > 1 and ax is not axes.flat[-1]:
             ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
             continue
         slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
-        ax.set_xticklabels(
-            labels, fontsize=7, **(slant if per * len(analysis.configs) > 15 else {})
-        )
+        ax.set_xticklabels(labels, fontsize=7, **(slant if per * len(configs) > 15 else {}))
         ax.set_xlabel(", ".join(analysis.dims), fontsize=8)
     fig.suptitle(title)
     return png(fig)

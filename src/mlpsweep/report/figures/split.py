@@ -4,7 +4,7 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 
 import numpy as np
 
-from mlpsweep.report.figures.labels import tick_label
+from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
 from mlpsweep.report.stats import mean_interval
@@ -29,17 +29,17 @@ def split_figure(analysis):
     variance that is sampling noise (one dot per seed, its mean as a bar)."""
     done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
-    width = min(16.0, max(6.0, 1.1 * len(analysis.configs) + 2.5))
+    configs = drawn_configs(analysis)  # twins once; a config not compared labelled
+    width = min(16.0, max(6.0, 1.1 * len(configs) + 2.5))
     fig, (ax, share_ax) = subplots(
         1, 2, figsize=(width, 4.2), width_ratios=[3, 1.4], layout="constrained"
     )
-    x = np.arange(len(analysis.configs))
+    x = np.arange(len(configs))
     offsets = np.linspace(-0.27, 0.27, len(parts))
     means_seen = []
     for (col, label, color, marker), dx in zip(parts, offsets):
         ivs = [
-            mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None))
-            for c in analysis.configs
+            mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None)) for c in configs
         ]
         m, lo, hi = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
         means_seen += list(m[np.isfinite(m) & (m > 0)])
@@ -62,12 +62,12 @@ def split_figure(analysis):
     if means_seen:
         ax.set_ylim(min(means_seen) / 5, max(means_seen) * 2)
     ax.set_xticks(x)
-    ax.set_xticklabels([tick_label(analysis, c) for c in analysis.configs], fontsize=8)
+    ax.set_xticklabels([config_label(analysis, c) for c in configs], fontsize=8)
     ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     ax.set_title("relative spread of the loss, and its parts", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
     shares = "sampling_share"
-    for i, cfg in enumerate(analysis.configs):
+    for i, cfg in enumerate(configs):
         vals = done.loc[done["config"] == cfg, shares].astype(float).dropna()
         if len(vals):
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
@@ -75,7 +75,11 @@ def split_figure(analysis):
             share_ax.plot([i - 0.3, i + 0.3], [vals.mean()] * 2, color="black", lw=2)
     share_ax.set_ylim(0, 1.02)
     share_ax.set_xticks(x)
-    share_ax.set_xticklabels([tick_label(analysis, c) for c in analysis.configs], fontsize=8)
+    share_ax.set_xticklabels([config_label(analysis, c) for c in configs], fontsize=8)
+    for axis in (ax, share_ax):  # a config left out of the comparison: its label greyed
+        for label, cfg in zip(axis.get_xticklabels(), configs):
+            if cfg in analysis.degenerate:
+                label.set_color(NOT_COMPARED)
     share_ax.set_title("sampling share of the variance", fontsize=10)
     for axis in (ax, share_ax):
         axis.tick_params(axis="y", which="both", labelsize=8)
@@ -123,7 +127,8 @@ def trajectory_figure(analysis):
         lo, hi = robust_limits(np.concatenate([span["train_loss"], probe["trajectory_loss"]]), log)
         ax.set_ylim(lo, hi)
         seed = first.loc[first["config"] == cfg, "seed"].iloc[0] if "seed" in first else ""
-        ax.set_title(f"{cfg}, seed {seed}", fontsize=8)
+        left_out = " (not compared)" if cfg in analysis.degenerate else ""
+        ax.set_title(f"{cfg}, seed {seed}{left_out}", fontsize=8)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(which="both", labelsize=7)
     for ax in list(axes.flat)[len(configs) :]:
