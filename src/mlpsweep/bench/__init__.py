@@ -60,7 +60,7 @@ def parser(prog="mlpsweep bench"):
     b.add_argument("--repeats", type=at_least(1), default=3)
     b.add_argument("--jobs", type=at_least(4), default=12)
     b = sub.add_parser("readme", help="the README's quoted study numbers, regenerated")
-    b.add_argument("studies", nargs="*", help="batch_oscillation, lr_tune, batch_scaling")
+    b.add_argument("studies", nargs="*", help="default: all (batch_oscillation, lr_tune, ...)")
     b.add_argument("--from", dest="sources", nargs="+", default=[], help="finished sweeps")
     return p
 

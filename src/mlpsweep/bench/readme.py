@@ -20,6 +20,7 @@ STUDIES = {  # name -> the arguments of `python run.py` that run it
     "batch_oscillation": ["-m", "+sweep=batch_oscillation"],
     "lr_tune": ["-m", "hydra/sweeper=optuna", "+sweep=lr_tune"],
     "batch_scaling": ["-m", "+sweep=batch_scaling"],
+    "batch_scaling_quick": ["-m", "+sweep=batch_scaling_quick"],
 }
 CHAOTIC = "grad_reduction=sum, lr=0.01"  # the listing's runs: batch 100 steps with lr 1.0
 CHAOS_NOTE = (

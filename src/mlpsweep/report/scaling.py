@@ -251,9 +251,10 @@ def settling_grid(grids, best, edge):
     asks = {}
     for b in sorted(edge):
         lrs = np.sort(np.asarray(grids[b].index, float))
-        ratio = lrs[-1] / lrs[-2] if len(lrs) > 1 else 3.0
         lr = float(best[b][0])
-        way = ratio if lr >= lrs[-1] else 1 / ratio
+        top = lr >= lrs[-1]
+        ratio = (lrs[-1] / lrs[-2] if top else lrs[1] / lrs[0]) if len(lrs) > 1 else 3.0
+        way = ratio if top else 1 / ratio
         asks.setdefault(tuple(lr * way**k for k in (0, 1, 2)), []).append(b)
     parts = [
         f"lr={','.join(tick(v) for v in sorted(lrs))} at "
