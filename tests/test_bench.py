@@ -28,6 +28,36 @@ def test_bench_prints_every_row_with_its_verdict(mnist_5k):
         ["100", "float32"],
         ["100", "float64"],
     ]
+    # The float32 step's breakdown: every stage kind, its products beside the ceiling.
+    assert lines[7].startswith("where the float32 step's time goes")
+    heading, *parts = (line.split() for line in lines[8:11])
+    assert heading == ["batch", "step", "products", "ceiling", *bench.COLUMNS]
+    assert [p[0] for p in parts] == ["10", "100"]
+    for row in rows:
+        parts = row["breakdown"]
+        if row["dtype"] == "float64":
+            assert parts is None
+            continue
+        assert min(parts[k] for k in ("step", "products", "batch", "loss", "ReLU")) > 0
+        assert ("update" in parts) is not parts["in_gemm"]
+        stages = [k for k in ("products", *bench.COLUMNS) if k in parts and k != "rest"]
+        assert parts["rest"] == pytest.approx(parts["step"] - sum(parts[k] for k in stages))
+
+
+@pytest.mark.slow
+def test_the_train_bench_runs_under_a_second_kernel_in_the_same_command():
+    import subprocess
+    import sys
+
+    others = bench.other_kernels(["Haswell", "SkylakeX"])
+    if not others:
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    args = ["-m", "mlpsweep.bench", "train", "--rounds", "1", "--also-kernels", others[0]]
+    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr
+    headers = [line for line in p.stdout.splitlines() if line.startswith("training step")]
+    assert len(headers) == 2 and f"({others[0]})" in headers[1], p.stdout
+    assert p.stdout.count("where the float32 step's time goes") == 2
 
 
 @pytest.mark.slow

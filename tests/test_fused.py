@@ -44,17 +44,97 @@ def test_float32_close_to_the_layer_path(tiny_dataset):
     assert a[-1] < 0.5 * a[0]  # it learns
 
 
+@pytest.mark.parametrize("in_gemm", [True, False])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_its_update_is_lr_times_the_gradient(tiny_dataset, reduction):
+def test_its_update_is_lr_times_the_gradient(tiny_dataset, reduction, in_gemm):
     lr = 0.05
     fused, layers = trainers(tiny_dataset, dtype="float64", lr=lr, grad_reduction=reduction)
+    if in_gemm and not fused.fused.in_gemm:
+        pytest.skip("no exact gemm update with this BLAS")
+    fused.fused.in_gemm = in_gemm
     x, y = fused.loader.load(np.arange(fused.config.batch_size))
     before = fused.net.flat_params.copy()
     fused.fused.step(x, y)
     layers.net.loss(x, y)
     layers.net.backward()
-    np.testing.assert_allclose(fused.net.flat_grads, lr * layers.net.flat_grads, atol=1e-15)
-    np.testing.assert_allclose(before - fused.net.flat_params, fused.net.flat_grads, atol=1e-15)
+    np.testing.assert_allclose(
+        before - fused.net.flat_params, lr * layers.net.flat_grads, atol=1e-15
+    )
+    if not in_gemm:  # the two-pass step leaves the step it took in flat_grads
+        np.testing.assert_allclose(before - fused.net.flat_params, fused.net.flat_grads, atol=1e-15)
+
+
+def gemm_or_skip(trainer):
+    if not trainer.fused.in_gemm:
+        pytest.skip("numpy's BLAS takes no exact gemm update here (see core/blas.py)")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"batch_size": 1},
+        {"batch_size": 100, "width": 64},
+        {"depth": 0, "batch_size": 32},
+        {"hidden_sizes": (12, 9, 5), "batch_size": 7},
+        {"loss_eps": 1e-7, "grad_reduction": "sum", "lr": 0.01, "sampler": "epoch"},
+        {"lr": 1e4},  # diverges: the same step, the same weights left behind
+    ],
+)
+def test_the_products_writing_the_update_change_no_bit(tiny_dataset, kw, dtype):
+    # The gemm update (core/blas.py) against the products-then-subtraction it replaces:
+    # losses, their variance and the weights, bit for bit, step by step.
+    cfg = TrainConfig(**{"steps": 100, "width": 16, "dtype": dtype, **kw})
+    gemm, two_pass = Trainer(cfg, tiny_dataset, fused=True), Trainer(cfg, tiny_dataset, fused=True)
+    gemm_or_skip(gemm)
+    two_pass.fused.in_gemm = False
+    with np.errstate(all="ignore"):
+        for _ in range(40):
+            a, b = gemm.step(), two_pass.step()
+            assert np.array_equal(a, b, equal_nan=True)
+            assert np.array_equal(
+                gemm.loss_sampling_var(), two_pass.loss_sampling_var(), equal_nan=True
+            )
+            assert np.array_equal(gemm.net.flat_params, two_pass.net.flat_params, equal_nan=True)
+
+
+def test_an_input_laid_out_otherwise_takes_two_passes_with_the_same_numbers(tiny_dataset):
+    cfg = TrainConfig(steps=100, width=16, batch_size=8)
+    gemm, two_pass = Trainer(cfg, tiny_dataset), Trainer(cfg, tiny_dataset)
+    gemm_or_skip(gemm)
+    two_pass.fused.in_gemm = False
+    for _ in range(10):
+        x, y = gemm.loader.load(gemm.sampler.next())
+        wide = np.zeros((8, 2 * x.shape[1]), x.dtype)  # a strided view, then a fresh copy
+        wide[:, ::2] = x
+        for batch in (wide[:, ::2], x.copy()):
+            assert gemm.fused.step(batch, y) == two_pass.fused.step(x, y)
+            assert np.array_equal(gemm.net.flat_params, two_pass.net.flat_params)
+
+
+def test_without_an_exact_gemm_update_it_takes_two_passes(tiny_dataset, monkeypatch):
+    from mlpsweep.core import blas
+
+    monkeypatch.setattr(blas, "exact_update", lambda *shape: False)
+    assert not Trainer(TrainConfig(width=8), tiny_dataset).fused.in_gemm
+
+
+@pytest.mark.parametrize("in_gemm", [True, False])
+@pytest.mark.parametrize("kw", [{}, {"depth": 0}, {"hidden_sizes": (12, 9, 5)}])
+def test_its_stages_in_order_are_its_step(tiny_dataset, kw, in_gemm):
+    # What `mlpsweep bench train` times stage by stage is what the step does.
+    cfg = TrainConfig(steps=100, width=16, **kw)
+    staged, stepped = Trainer(cfg, tiny_dataset), Trainer(cfg, tiny_dataset)
+    if in_gemm:
+        gemm_or_skip(staged)
+    staged.fused.in_gemm = stepped.fused.in_gemm = in_gemm
+    for _ in range(5):
+        x, y = staged.loader.load(staged.sampler.next())
+        for _, stage in staged.fused.stages(x, y):
+            stage()
+        stepped.step()
+        assert np.array_equal(staged.net.flat_params, stepped.net.flat_params)
 
 
 def test_a_non_finite_loss_leaves_the_weights_alone(tiny_dataset):

@@ -76,11 +76,11 @@ def blas_library():
 @functools.cache
 def blas_controller():
     """threadpoolctl's view of the loaded BLAS libraries, found once per process (finding
-    them costs milliseconds; limiting and reading them through it does not)."""
-    import numpy  # noqa: F401
-    from threadpoolctl import ThreadpoolController
+    them costs milliseconds; limiting and reading them through it does not). The same
+    one the training core's gemm update looks up."""
+    from mlpsweep.core.blas import blas_libraries
 
-    return ThreadpoolController().select(user_api="blas")
+    return blas_libraries()
 
 
 def blas_threads():

@@ -5,7 +5,11 @@ and the best round of each is kept, so the printed ratios are fair on a noisy ma
 """
 
 import math
+import os
+import subprocess
+import sys
 import time
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -104,6 +108,99 @@ def best_rate(fns, steps, rounds):
     return best
 
 
+# The breakdown's columns: a stage kind of FusedReluSGD.stages (or the batch) -> heading.
+KINDS = {
+    "batch": "batch",
+    "products": "products",
+    "bias add (input layer)": "bias",
+    "ReLU masks and outputs": "ReLU",
+    "softmax, loss, its variance": "loss",
+    "ReLU backward (mask)": "ReLU'",
+    "input-layer bias: gradient, update": "bias'",
+    "input-layer bias: gradient": "bias'",
+    "update pass": "update",
+}
+
+
+def breakdown(dataset, batch, dtype, rounds, seconds_per_round, rng):
+    """Where one fused step's time goes, in microseconds per step: its matrix products
+    (all of them, in order, as the ceiling runs its own: they evict each other from the
+    caches), each kind of elementwise stage (FusedReluSGD.stages, plus drawing and
+    loading the batch: each stage timed alone, its inputs just written, as in the
+    step), and the rest: the Python between the calls, and caches a stage timed alone
+    finds warm. Interleaved with the whole step and the ceiling, best of `rounds`.
+    "call": what one numpy call costs that does next to nothing (one element)."""
+    trainer = Trainer(TrainConfig(batch_size=batch, dtype=dtype, steps=10**9), dataset)
+    loader, sampler = trainer.loader, trainer.sampler
+    x, y = loader.load(sampler.next())
+    stages = [("batch", lambda: loader.load(sampler.next()))] + trainer.fused.stages(x, y)
+    products = [fn for kind, fn in stages if kind == "products"]
+    others = [(KINDS[kind], fn) for kind, fn in stages if kind != "products"]
+
+    def all_products():
+        for fn in products:
+            fn()
+
+    one = np.ones(1, dtype)
+    timed = [trainer.step, ceiling_step(batch, dtype, rng), partial(np.add, one, one, out=one)]
+    timed += [all_products] + [fn for _, fn in others]
+    start = trainer.net.flat_params.copy()
+    steps = max(5, int(best_rate(timed[:1], 20, 1)[0] * seconds_per_round))
+    best = [0.0] * len(timed)
+    for _ in range(rounds):
+        # Each round from the same weights, through one pass of the stages in order: a
+        # stage repeated alone drifts its own state (harmlessly, for a while).
+        trainer.net.flat_params[...] = start
+        for _, fn in stages:
+            fn()
+        best = [max(b, r) for b, r in zip(best, best_rate(timed, steps, 1))]
+    us = [1e6 / rate for rate in best]
+    kinds = {"products": us[3]}
+    for (kind, _), t in zip(others, us[4:]):
+        kinds[kind] = kinds.get(kind, 0.0) + t
+    return {
+        "step": us[0],
+        "ceiling": us[1],
+        "call": us[2],
+        **kinds,
+        "rest": us[0] - sum(kinds.values()),
+        "in_gemm": trainer.fused.in_gemm,
+    }
+
+
+COLUMNS = ("batch", "bias", "ReLU", "loss", "ReLU'", "bias'", "update", "rest")
+
+
+def print_breakdown(parts, rounds, out=print):
+    out(f"where the float32 step's time goes, µs per step (best of {rounds} interleaved rounds):")
+    out(
+        f"{'batch':>5} {'step':>8} {'products':>9} {'ceiling':>8} "
+        + " ".join(f"{c:>7}" for c in COLUMNS)
+    )
+    for batch, p in parts.items():
+        out(
+            f"{batch:>5} {p['step']:>8.1f} {p['products']:>9.1f} {p['ceiling']:>8.1f} "
+            + " ".join(f"{p[c]:>7.1f}" if c in p else f"{'-':>7}" for c in COLUMNS)
+        )
+    gemm = all(p["in_gemm"] for p in parts.values())
+    call = min(p["call"] for p in parts.values())
+    out(
+        "products: the step's matrix products in order, "
+        + (
+            "three of them writing the updated weights (gemm, core/blas.py)"
+            if gemm
+            else "the gradients then subtracted by the update pass"
+        )
+        + ", beside the ceiling's eight; batch: draw, gather, /255; bias: the input layer's "
+        "bias add; ReLU: masks and outputs; loss: softmax, cross-entropy and its per-example "
+        "variance; ReLU': the backward masks; bias': the input layer's bias gradient and "
+        "update; update: the pass over every weight"
+        + (" (none: the products do it)" if gemm else "")
+        + "; rest: the Python between the calls and colder caches than a stage "
+        f"timed alone finds (one numpy call doing nothing: {call:.2f} µs)"
+    )
+
+
 def run(dataset, rounds=7, seconds_per_round=0.25, out=print):
     rng = np.random.default_rng(0)
     rows = []
@@ -154,4 +251,41 @@ def run(dataset, rounds=7, seconds_per_round=0.25, out=print):
             "step: what train() runs (float32: the fused step); layers/s: the layer path, "
             "whose rounding replays the listing"
         )
+        parts = {
+            batch: breakdown(dataset, batch, "float32", rounds, seconds_per_round, rng)
+            for batch in (10, 100)
+        }
+        print_breakdown(parts, rounds, out)
+    for row in rows:
+        row["breakdown"] = parts.get(row["batch"]) if row["dtype"] == "float32" else None
     return rows
+
+
+def other_kernels(names):
+    """Those of the OpenBLAS kernels `names` (OPENBLAS_CORETYPE values) that are not the
+    one this process loaded; none when numpy's BLAS is not OpenBLAS."""
+    loaded = blas_library()
+    if not loaded.startswith("openblas"):
+        return []
+    kernel = loaded.rsplit("(", 1)[-1].rstrip(")").lower()
+    return [name for name in names if name.lower() != kernel]
+
+
+def under_kernel(kernel, rounds, strict, out=print, timeout=1800):
+    """`mlpsweep bench train` once more in a process of its own under the OpenBLAS kernel
+    `kernel` (it is chosen when the library loads): its output through `out`, and
+    whether its targets were met (with `strict`; otherwise whether it ran)."""
+    env = dict(os.environ, OPENBLAS_CORETYPE=kernel)
+    args = ["-m", "mlpsweep.bench", "train", "--rounds", str(rounds), "--also-kernels"]
+    p = subprocess.run(
+        [sys.executable, *args, *(["--strict"] if strict else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    for line in p.stdout.splitlines():
+        out(line)
+    if p.returncode not in (0, 1):
+        out(f"(the run under {kernel} failed: {p.stderr.strip().splitlines()[-1:]})")
+    return p.returncode == 0

@@ -17,6 +17,12 @@ passes. Three re-associations make the difference:
 - ReLU masks are stored as floats: a float-by-float multiply is about twice as fast as
   a float-by-bool one.
 
+And one that changes no rounding: where numpy's BLAS can (core/blas.py), the products
+that compute [dW; db] write `[W; b] - [dW; db]` straight into the weights (gemm with
+beta = 1), so there is no gradient buffer and no update pass over every weight; a step
+then touches the weights once forward, once backward. Only where that is bit for bit the
+two-pass arithmetic (checked per shape): the step's numbers are the same either way.
+
 These change the rounding, which is why the layer path remains the reference: it keeps
 the listing's operation order, bit for bit (see tests/test_train.py). The trainer uses
 this step for float32 runs (where speed matters and no bit-exact replay is promised);
@@ -24,9 +30,11 @@ float64 runs keep the layer path. Tests check the two paths agree.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 
+from mlpsweep.core.blas import gemm_update
 from mlpsweep.core.layers import Dropout, ReLU, sample_variance
 
 
@@ -44,8 +52,8 @@ class FusedReluSGD:
     """The step for `net` (an MLP with ReLU, no dropout) trained by SGD at `lr`.
 
     It shares `net.flat_params`, so evaluation and everything else keep using `net`.
-    After a step `net.flat_grads` holds lr times the gradient (the step just taken),
-    not the gradient: call `net.backward()` for true gradients.
+    `net.flat_grads` is its scratch space (with `in_gemm`, mostly unused): call
+    `net.backward()` for true gradients.
     """
 
     def __init__(self, net, lr, batch_size):
@@ -78,18 +86,38 @@ class FusedReluSGD:
         dh = [np.empty((n, w), dtype) for w in widths[:-1]]
         relu_out = [h[:, :-1] for h in self.h]
         # Layers 1.. as plans, so a step runs no indexing logic: forward (input, [W; b],
-        # z, then the ReLU's mask and output or None), backward (input.T, [dW; db], W.T,
-        # d(input), the input's ReLU mask).
+        # z, then the ReLU's mask and output or None), backward (the loss gradient at
+        # the layer's output d, input.T, [W; b], [dW; db], W.T, d(input), the input's
+        # ReLU mask, and the update `[W; b] -= input.T @ d` as one gemm, see below).
         last = len(widths) - 1
         self.forward_plan = [
             (self.h[k - 1], net.weight_blocks[k], self.z[k])
             + ((self.mask[k], relu_out[k]) if k < last else (None, None))
             for k in range(1, last + 1)
         ]
+        outgrad = dh + [self.z[last]]  # d(loss) at each layer's output, scaled
         self.backward_plan = [
-            (self.h[k - 1].T, net.grad_blocks[k], affines[k].W.T, dh[k - 1], self.mask[k - 1])
+            (
+                outgrad[k],
+                self.h[k - 1].T,
+                net.weight_blocks[k],
+                net.grad_blocks[k],
+                affines[k].W.T,
+                dh[k - 1],
+                self.mask[k - 1],
+                gemm_update(net.weight_blocks[k], self.h[k - 1].T, outgrad[k]),
+            )
             for k in range(last, 0, -1)
         ]
+        self.d0 = outgrad[0]
+        # Where numpy's BLAS subtracts each product from its weights with the rounding
+        # of the subtraction pass (core/blas.py), the products write the updated weights:
+        # no gradient buffer, no pass over every weight. All layers or none: the input
+        # layer's is checked here on a stand-in for the input, bound to it at the step.
+        self.in_gemm = all(p[-1] is not None for p in self.backward_plan) and (
+            gemm_update(self.W0, np.empty((n, self.W0.shape[0]), dtype).T, self.d0) is not None
+        )
+        self.x_bound, self.update0 = None, None
         self.offsets = np.arange(n) * widths[-1]
         self.zmax = np.empty((n, 1), dtype)
         self.total = np.empty((n, 1), dtype)
@@ -115,16 +143,80 @@ class FusedReluSGD:
         loss = self._softmax_loss(z, labels)
         if not math.isfinite(loss):
             return loss
-        d = z  # now scale * dloss/dlogits; below, scale * dloss/d(hidden)
-        for hT, dWb, WT, dh, mask in self.backward_plan:
+        # z now holds scale * dloss/dlogits; each dh below, scale * dloss/d(hidden).
+        if self.in_gemm:
+            for d, _, _, _, WT, dh, mask, update in self.backward_plan:
+                np.matmul(d, WT, out=dh)  # through the weights before their update
+                update()
+                dh *= mask
+            d = self.d0
+            self._bias0(d)
+            if x is not self.x_bound:
+                self.x_bound, self.update0 = x, gemm_update(self.W0, x.T, d)
+            if self.update0 is not None:
+                self.update0()
+            else:  # an input laid out otherwise: the same numbers, in two passes
+                np.matmul(x.T, d, out=self.dW0)
+                self.W0 -= self.dW0
+            return loss
+        for d, hT, _, dWb, WT, dh, mask, _ in self.backward_plan:
             np.matmul(hT, d, out=dWb)
             np.matmul(d, WT, out=dh)
             dh *= mask
-            d = dh
+        d = self.d0
         np.matmul(x.T, d, out=self.dW0)
         np.add.reduce(d, axis=0, out=self.db0)
         self.flat_params -= self.flat_grads
         return loss
+
+    def stages(self, x, labels):
+        """The step on (`x`, `labels`) as (kind, function) pairs: called in order they do
+        what one `step` does (tests/test_fused.py checks it bit for bit), each timeable
+        alone (`mlpsweep bench train`'s breakdown). The kinds: batch-independent names
+        for the product calls ("products"), each elementwise stage, and the loss."""
+        out = []
+        z0 = self.z[0]
+        out.append(("products", lambda: np.matmul(x, self.W0, out=z0)))
+        out.append(("bias add (input layer)", lambda: np.add(z0, self.b0, out=z0)))
+        relus = [(z0, self.mask[0], self.h[0][:, :-1])] if self.mask else []
+        relus += [(z, mask, r) for _, _, z, mask, r in self.forward_plan if mask is not None]
+
+        def relu(z, mask, relu_out):
+            np.greater(z, 0, out=mask, casting="unsafe")
+            np.multiply(z, mask, out=relu_out)
+
+        if relus:
+            out.append(("ReLU masks and outputs", partial(relu, *relus[0])))
+        for (h, Wb, z, _, _), args in zip(self.forward_plan, relus[1:] + [None]):
+            out.append(("products", partial(np.matmul, h, Wb, out=z)))
+            if args is not None:
+                out.append(("ReLU masks and outputs", partial(relu, *args)))
+        logits = self.z[-1]
+        out.append(("softmax, loss, its variance", lambda: self._softmax_loss(logits, labels)))
+        d0 = self.d0
+        if self.in_gemm:
+            for d, _, _, _, WT, dh, mask, update in self.backward_plan:
+                out.append(("products", partial(np.matmul, d, WT, out=dh)))
+                out.append(("products", update))
+                out.append(("ReLU backward (mask)", partial(np.multiply, dh, mask, out=dh)))
+            out.append(("input-layer bias: gradient, update", partial(self._bias0, d0)))
+            update0 = gemm_update(self.W0, x.T, d0)
+            if update0 is not None:
+                return out + [("products", update0)]
+            out.append(("products", partial(np.matmul, x.T, d0, out=self.dW0)))
+            return out + [("update pass", partial(np.subtract, self.W0, self.dW0, out=self.W0))]
+        for d, hT, _, dWb, WT, dh, mask, _ in self.backward_plan:
+            out.append(("products", partial(np.matmul, hT, d, out=dWb)))
+            out.append(("products", partial(np.matmul, d, WT, out=dh)))
+            out.append(("ReLU backward (mask)", partial(np.multiply, dh, mask, out=dh)))
+        out.append(("products", partial(np.matmul, x.T, d0, out=self.dW0)))
+        out.append(("input-layer bias: gradient", partial(np.add.reduce, d0, 0, out=self.db0)))
+        flat = self.flat_params
+        return out + [("update pass", partial(np.subtract, flat, self.flat_grads, out=flat))]
+
+    def _bias0(self, d):
+        np.add.reduce(d, axis=0, out=self.db0)
+        self.b0 -= self.db0
 
     def _softmax_loss(self, z, labels):
         """Mean cross-entropy of logits `z`; leaves scale * (softmax - onehot) in `z`."""
