@@ -13,6 +13,21 @@ def cmd_report(args):
     return 0
 
 
+def cmd_export(args):
+    from mlpsweep.app.tensorboard import INSTALL, export
+
+    try:
+        n = export(args.dir)
+    except ImportError:
+        print(
+            f"mlpsweep: {INSTALL.replace('tensorboard=true', 'export tensorboard')}",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"tensorboard: {n} runs written; tensorboard --logdir {args.dir}")
+    return 0
+
+
 def cmd_compare(args):
     from pathlib import Path
 
@@ -104,6 +119,13 @@ def build_parser():
         "results/comparisons/<a>-vs-<b>/, named after the inputs)",
     )
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser(
+        "export",
+        help="a finished sweep's TensorBoard event files, one per run (as tensorboard=true)",
+    )
+    p.add_argument("format", choices=["tensorboard"], help="what to write")
+    p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("runs", help="print a sweep's summary table")
     p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
     p.set_defaults(func=cmd_runs)

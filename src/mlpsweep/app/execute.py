@@ -23,8 +23,9 @@ from mlpsweep.records import RunMetrics, RunRecord
 from mlpsweep.records.run import history_columns
 
 
-def execute(spec) -> RunRecord:
-    """Train `spec` (a RunSpec) and return its RunRecord (nothing is written here)."""
+def execute(spec, observer=None) -> RunRecord:
+    """Train `spec` (a RunSpec) and return its RunRecord (nothing is written here);
+    `observer` (a core TrainObserver) is told each step, as train() runs."""
     start = time.perf_counter()
     log = io.StringIO()
     handler = logging.StreamHandler(log)
@@ -45,7 +46,7 @@ def execute(spec) -> RunRecord:
         for attempt in range(1, spec.retries + 2):
             metrics.attempts = attempt
             try:
-                result = train_once(spec, log)
+                result = train_once(spec, log, observer)
                 break
             except Exception as e:  # noqa: BLE001 - a run's failure is data, not a crash
                 first = str(e).splitlines()[0] if str(e) else ""
@@ -64,7 +65,7 @@ def execute(spec) -> RunRecord:
     return RunRecord(config=spec.config, metrics=metrics, log=log.getvalue(), history=history)
 
 
-def train_once(spec, log):
+def train_once(spec, log, observer=None):
     """(TrainResult, BLAS threads it ran with). A product's rounding depends on how many
     threads split it, so the thread count is fixed per run (blas_threads, default 1)."""
     dataset = load_dataset_cached(spec.identity.dataset, spec.data_dir)
@@ -72,7 +73,7 @@ def train_once(spec, log):
         threads = blas_threads()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = train(spec.train, dataset)
+            result = train(spec.train, dataset, observer=observer)
     for w in caught:
         log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
     return result, threads

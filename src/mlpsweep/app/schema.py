@@ -49,6 +49,11 @@ class HarnessConfig:
         0, "run a failed job up to N more times", range=Range(0, MAX_RETRIES, integer=True)
     )
     report: bool = knob(True, "-m: build the report at the end")
+    tensorboard: bool = knob(
+        False,
+        "write each run's TensorBoard event file in its record folder as it trains "
+        '(pip install -e ".[tensorboard]"; tensorboard --logdir results/<sweep>)',
+    )
     blas_threads: int = knob(
         1,
         "BLAS threads of a training job (1: numbers independent of n_jobs)",

@@ -30,6 +30,7 @@ class RunSpec:
     blas_threads: int = 1
     objective: str = "test_loss"  # what the job returns to an adaptive sweeper
     claim_timeout: float = 60.0  # see records.claim.set_timeout
+    tensorboard: bool = False  # write the run's event file as it trains (app/tensorboard.py)
     input_size: int = 784
     num_classes: int = 10
 
@@ -52,6 +53,7 @@ CONTROL_KEYS = (
     "max_memory",
     "objective",
     "claim_timeout",
+    "tensorboard",
 )  # how to run a sweep, not what a run is
 
 
@@ -83,6 +85,7 @@ def run_spec(container, overrides=()):
         blas_threads=capped_threads(int(container.get("blas_threads", 1))),
         objective=str(container.get("objective", "test_loss")),
         claim_timeout=float(container.get("claim_timeout", 60.0)),
+        tensorboard=bool(container.get("tensorboard", False)),
         input_size=dataset.input_size,
         num_classes=dataset.num_classes,
     )

@@ -172,7 +172,18 @@ def train_and_write(spec, record_dir, fence=None, single=False):
     """Train and write the record; with a `fence` (the run's claim), publish only while
     this process still holds it: a job stopped (SIGSTOP, a frozen VM) past the claim
     timeout has lost the run to another process, and its result is discarded."""
-    record = execute(spec)
+    board = None
+    if spec.tensorboard:  # the event file lives in the record's folder, written as it trains
+        from mlpsweep.app.tensorboard import RunBoard, swept_knobs
+
+        board = RunBoard(
+            record_dir, swept_knobs(spec.overrides, spec.config), spec.train.stop_at_target
+        )
+    try:
+        record = execute(spec, observer=board)
+    finally:
+        if board is not None:
+            board.close()
     if fence is not None and not records.holds(fence):
         log.warning(
             f"{spec.describe()}: this job's claim on run {spec.run_id} was taken over while "
