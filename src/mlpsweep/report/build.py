@@ -42,7 +42,8 @@ def render(title, command, tables, out_path, files_dir=None):
     analysis = analyse(tables, first=study.compare)
     lead, method = headline(analysis, study)
     search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
-    context = FigureContext(analysis, study, search)  # its fits, computed once, serve the text too
+    # its fits, computed once, serve the text too
+    context = FigureContext(analysis, study, search, tuple(sweeps_meta))
     collapse, batch_scaling = context.collapse, context.scaling
     top, contrast_table = findings(analysis, study)
     if batch_scaling is not None:  # whether B_crit can be trusted, first among the findings
@@ -58,6 +59,11 @@ def render(title, command, tables, out_path, files_dir=None):
         if batch_scaling is not None:  # the batch-scaling study's answer comes first
             lead = [batch_scaling.sentence(), *lead]
         lead = [*lead[: MAX_HEADLINE - len(extra)], *extra]  # the rest is in the findings
+    shares = context.importance  # what matters, against seed noise: the findings open with it
+    if shares:
+        top = [shares.metrics[0].sentence(), *top]
+    elif any(m.adaptive for m in sweeps_meta) or len(analysis.dims) >= 2:
+        top = [shares.reason, *top]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
     table = summary(analysis, sort_by=study.select_by)
     cols = [c for c in table.columns if not c.startswith("_")]
@@ -112,7 +118,11 @@ def render(title, command, tables, out_path, files_dir=None):
         run_rows=run_rows,
         provenance=provenance(sweep_meta, analysis.runs),
     )
-    for name, df in (("summary.csv", summary_numbers(table)), ("contrasts.csv", contrast_table)):
+    for name, df in (
+        ("summary.csv", summary_numbers(table)),
+        ("contrasts.csv", contrast_table),
+        ("importance.csv", shares.csv()),
+    ):
         atomic_write(out_path.parent / name, lambda f, df=df: df.to_csv(f, index=False))
     atomic_write(out_path, lambda f: f.write(html.encode("utf-8")), durable=False)
     return out_path

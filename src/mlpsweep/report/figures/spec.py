@@ -24,6 +24,7 @@ class FigureContext:
     analysis: Analysis
     study: Study | None = None
     search: object | None = None  # tuning.Tuning of an adaptive search, if any
+    manifests: tuple = ()  # the sweeps' SweepManifests (a search's design is not a grid)
 
     @cached_property
     def collapse(self):
@@ -34,6 +35,14 @@ class FigureContext:
     def scaling(self):
         """scaling.Scaling (B_crit), or None."""
         return scaling(self.analysis)
+
+    @cached_property
+    def importance(self):
+        """importance.WhatMatters: the variance shares of a grid with seeds."""
+        from mlpsweep.report.importance import what_matters
+
+        search = next((m for m in self.manifests if m.adaptive), None)
+        return what_matters(self.analysis, self.study, search)
 
     @cached_property
     def coarse(self) -> "Coarsened":

@@ -1,0 +1,103 @@
+"""What matters: each term's share of a metric's variance (report/importance.py), one bar
+per knob, interaction and the seeds, with its 95% interval, largest first; one panel per
+metric, the study's primary metric on top."""
+
+import numpy as np
+
+from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.importance import HIGHER, SEEDS
+from mlpsweep.report.plotting import png, subplots
+
+MAX_METRICS = 2  # panels: the study's metrics; importance.csv has every metric
+FONT = 10  # pt: >= 10 CSS px at the lead figure's displayed width (560 px of 6.2 in)
+WIDTH = 6.2  # inches: the lead column's 560 px at 90 dpi
+
+
+def colour(term):
+    if term == SEEDS:
+        return "0.55"
+    if term == HIGHER or " × " in term:
+        return "C1"
+    return "C0"
+
+
+def what_matters_figure(shares, metrics=MAX_METRICS):
+    """One horizontal bar per term (share as %, its interval as a whisker), seeds grey,
+    terms within seed noise pale and marked; one panel per metric."""
+    panels = shares.metrics[:metrics]
+    rows = [len(m.table) for m in panels]
+    fig, axes = subplots(
+        len(panels),
+        1,
+        figsize=(WIDTH, sum(0.34 * r + 0.9 for r in rows)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [r + 1.5 for r in rows]},
+    )
+    for ax, m in zip(axes[:, 0], panels):
+        t = m.table
+        y = np.arange(len(t))[::-1]
+        share = 100 * t["share"].clip(lower=0).to_numpy()
+        lo = 100 * t["share_lo"].clip(lower=0).to_numpy()
+        hi = 100 * t["share_hi"].clip(lower=0).to_numpy()
+        faint = t["within_noise"].to_numpy()
+        ax.barh(
+            y,
+            share,
+            color=[colour(term) for term in t["term"]],
+            alpha=None,
+            height=0.7,
+            edgecolor="none",
+        )
+        for k, pale in enumerate(faint):  # within seed noise: pale
+            if pale:
+                ax.patches[k].set_alpha(0.35)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        ax.errorbar(
+            share[has],
+            y[has],
+            xerr=[np.clip(share - lo, 0, None)[has], np.clip(hi - share, 0, None)[has]],
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+            lw=1,
+        )
+        top = max(np.nanmax(np.where(has, hi, share)), 1.0)
+        for k in range(len(t)):
+            text = f"{share[k]:.0f}%" if share[k] >= 1 or share[k] == 0 else f"{share[k]:.1f}%"
+            if has[k]:
+                text += f" [{lo[k]:.0f}, {hi[k]:.0f}]"
+            if faint[k]:
+                text += " (within seed noise)"
+            right = hi[k] if has[k] else share[k]
+            ax.text(right + 0.015 * top, y[k], text, va="center", fontsize=FONT)
+        ax.set_yticks(y)
+        ax.set_yticklabels(t["term"], fontsize=FONT)
+        ax.set_xlim(0, top * 1.6)
+        ax.set_xticks([v for v in (0, 20, 40, 60, 80, 100) if v <= top * 1.6])
+        ax.set_xlabel(f"share of the variance of {m.label} (%), 95% intervals", fontsize=FONT)
+        ax.tick_params(axis="x", labelsize=FONT)
+        ax.grid(axis="y", visible=False)
+    return png(fig)
+
+
+def _caption(ctx):
+    s = ctx.importance
+    first = s.metrics[0]
+    return (
+        f"Share of each metric's variance (omega squared) explained by each swept knob, each "
+        f"pair of knobs and the seeds, over {first.runs} runs ({first.configs} configs x up to "
+        f"{first.seeds} seeds); whiskers: 95% intervals. Pale bars are within seed noise "
+        "(F test against the seeds, p >= 0.05). " + s.note + " Every metric: importance.csv."
+    )
+
+
+FIGURES = (
+    FigureSpec(
+        "What matters",
+        order=5,
+        lead=0,
+        applies=lambda ctx: bool(ctx.importance),
+        draw=lambda ctx: what_matters_figure(ctx.importance),
+        caption=_caption,
+    ),
+)
