@@ -4,6 +4,8 @@ From Python (no Hydra):
 
     import mlpsweep
     sweep = mlpsweep.load("results/batch_oscillation/<time>")   # .runs, .history, .study
+    sweep.importance()                          # what matters: variance shares with seeds
+    both = mlpsweep.load(dir_a, dir_b)          # one Sweep over two sweeps' runs
     result = mlpsweep.train(mlpsweep.TrainConfig(batch_size=10), mlpsweep.dataset("mnist_5k"))
 """
 
@@ -11,11 +13,13 @@ __version__ = "0.1.0"
 __all__ = ["Sweep", "TrainConfig", "dataset", "load", "train"]
 
 
-def load(sweep_dir):
-    """A sweep's runs and history as DataFrames (mlpsweep.report.results.Sweep)."""
+def load(*sweep_dirs, keep_apart=False):
+    """A sweep's runs and history as DataFrames (mlpsweep.report.results.Sweep); given
+    several sweeps, one Sweep over the union of their runs (`keep_apart`: a `sweep`
+    column instead of one dataset)."""
     from mlpsweep.report.results import load as load_sweep
 
-    return load_sweep(sweep_dir)
+    return load_sweep(*sweep_dirs, keep_apart=keep_apart)
 
 
 def train(config, dataset, blas_threads=1):

@@ -7,9 +7,37 @@ from mlpsweep.records import SweepError, UnsafeFile
 
 
 def cmd_report(args):
-    from mlpsweep.report import build_report
+    from pathlib import Path
 
-    print(f"report: {build_report(args.dir)}")
+    dirs = [Path(d) for d in args.dirs]
+    if len(dirs) == 1 and not (args.merge or args.keep_apart):
+        if args.out:
+            print("mlpsweep: --out is for --merge (a sweep's report goes in its folder)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        from mlpsweep.report import build_report
+
+        print(f"report: {build_report(dirs[0])}")
+        return 0
+    if not (args.merge or args.keep_apart):
+        print(
+            f"mlpsweep: {len(dirs)} sweeps: add --merge for one report over their runs (or "
+            "`mlpsweep compare` to set them side by side)",
+            file=sys.stderr,
+        )
+        return 2
+    from mlpsweep.report import merge_report
+
+    out = Path(args.out) if args.out else comparison_folder(dirs, "merged", "+")
+    if out.resolve() in {d.resolve() for d in dirs}:
+        print(f"mlpsweep: --out {out}: is one of the merged sweeps (they are never written)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    problem = make_folder(out)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    print(f"report: {merge_report(dirs, out, keep_apart=args.keep_apart)}")
     return 0
 
 
@@ -26,6 +54,17 @@ def cmd_export(args):
         return 2
     print(f"tensorboard: {n} runs written; tensorboard --logdir {args.dir}")
     return 0
+
+
+def make_folder(out):
+    """None once `out` is a folder, else the one line saying why it cannot be."""
+    if out.exists() and not out.is_dir():
+        return f"mlpsweep: --out {out}: exists and is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"mlpsweep: --out {out}: cannot make this folder ({e.strerror or e})"
+    return None
 
 
 def cmd_compare(args):
@@ -58,14 +97,14 @@ def cmd_compare(args):
     return 0
 
 
-def comparison_folder(dirs):
-    """results/comparisons/<name>-vs-<name>/ beside the sweeps' results folder (the first
+def comparison_folder(dirs, kind="comparisons", join="-vs-"):
+    """results/<kind>/<name>-vs-<name>/ beside the sweeps' results folder (the first
     sweep's grandparent, results/<sweep>/<time>), named after the inputs."""
     import re
 
     names = [f"{d.resolve().parent.name}_{d.resolve().name}" for d in dirs]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-vs-".join(names))[:150]
-    return dirs[0].resolve().parent.parent / "comparisons" / name
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", join.join(names))[:150]
+    return dirs[0].resolve().parent.parent / kind / name
 
 
 RUNS_COLUMNS = (  # what `mlpsweep runs` shows (means over seeds), when a run has it
@@ -107,8 +146,24 @@ def newest_sweep(folder):
 def build_parser():
     parser = argparse.ArgumentParser(prog="mlpsweep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("report", help="(re)build a sweep's report.html")
-    p.add_argument("dir", help="a sweep directory, results/<sweep>/<time>")
+    p = sub.add_parser("report", help="(re)build a sweep's report.html, or one over several")
+    p.add_argument("dirs", nargs="+", metavar="dir", help="sweep folders, results/<sweep>/<time>")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="one report over the union of the sweeps' runs (a run in several counted once)",
+    )
+    p.add_argument(
+        "--keep-apart",
+        action="store_true",
+        help="with several sweeps: one report, each run keeping its sweep (a `sweep` column)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="with --merge: the folder for its report.html, tables and figures (default: "
+        "results/merged/<a>+<b>/, named after the inputs)",
+    )
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("compare", help="several sweeps side by side in one report")
     p.add_argument("dirs", nargs="+", help="sweep directories, results/<sweep>/<time>")
@@ -152,7 +207,8 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except SweepError as e:  # not a sweep directory, or an unreadable manifest
-        newest = newest_sweep(getattr(args, "dir", None) or ".")
+        folder = getattr(args, "dir", None) or (getattr(args, "dirs", None) or ["."])[0]
+        newest = newest_sweep(folder)
         hint = f"; it holds sweeps, the newest is {newest}" if newest else ""
         print(f"mlpsweep: {e}{hint}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mlpsweep import records
+from mlpsweep import __version__, records
 from mlpsweep.app.callbacks import preload_report
 from mlpsweep.app.resources import check_memory, concurrent_runs
 from mlpsweep.app.spec import CONTROL_KEYS, expected_cost, run_spec
@@ -79,6 +79,7 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
         code=code_version(),
         data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
         study=study,
+        harness=__version__,
     ).write(sweep_dir)
     done = len(unique) - len(pending)
     runs = f"{len(unique)} run{'s' if len(unique) != 1 else ''}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
-from mlpsweep import records
+from mlpsweep import __version__, records
 from mlpsweep.app.plan import (
     BadInput,
     check_study,
@@ -87,4 +87,5 @@ class SweepStart(Callback):
             study=study,
             sweeper=name,
             objective=spec.objective,
+            harness=__version__,
         ).write(sweep_dir)

@@ -37,6 +37,7 @@ class SweepManifest:
     study: dict = field(default_factory=dict)  # the sweep file's study declaration
     sweeper: str = "mlpsweep"  # what proposed the runs: mlpsweep, basic, optuna, ...
     objective: str | None = None  # an adaptive sweeper's objective (the `objective` knob)
+    harness: str | None = None  # mlpsweep's version that planned it (None: before it was kept)
 
     @property
     def adaptive(self) -> bool:
@@ -116,6 +117,7 @@ TYPES = {  # the manifest's fields besides runs, and what each must be
     "study": dict,
     "sweeper": str,
     "objective": str,
+    "harness": str,
 }
 
 

@@ -29,9 +29,10 @@ CONFOUND = (
 )
 
 
-def render(title, command, tables, out_path, files_dir=None):
+def render(title, command, tables, out_path, files_dir=None, merged=()):
     """Write report.html to `out_path`, its figures (PNG, SVG) to `files_dir` (default:
-    report/ beside it) and summary.csv, contrasts.csv beside it."""
+    report/ beside it) and summary.csv, contrasts.csv, importance.csv beside it.
+    `merged`: lines naming the sweeps a merged report is the union of."""
     out_path = Path(out_path)
     files_dir = Path(files_dir or out_path.parent / "report")
     sweeps_meta = tables.manifests
@@ -87,6 +88,7 @@ def render(title, command, tables, out_path, files_dir=None):
     html = _template().render(
         title=title,
         command=command,
+        merged=list(merged),
         dims=analysis.dims,
         n_runs=len(analysis.runs),
         n_seeds=int(analysis.runs.groupby("config").size().max()) if len(analysis.runs) else 0,
@@ -135,6 +137,26 @@ def build_report(sweep_dir) -> Path:
     sweep = tables.manifest
     title = f"{sweep.sweep_name} — {sweep_dir.name}"
     return render(title, sweep.command, tables, sweep_dir / "report.html")
+
+
+def merge_report(sweep_dirs, out_dir, keep_apart=False) -> Path:
+    """One report over the union of several sweeps' runs (report/merge.py), written to
+    `out_dir` (report.html, runs.parquet, history.parquet, the tables and figures); the
+    source sweeps are only read."""
+    from mlpsweep.report.merge import merge
+
+    merged = merge(sweep_dirs, keep_apart=keep_apart)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = merged.tables
+    for name, df in (("runs", tables.runs), ("history", tables.history)):
+        atomic_write(out_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
+    title = "merged: " + ", ".join(f"{m.sweep_name}" for m in tables.manifests[:1]) + (
+        f" ({len(merged.sources)} sweeps)"
+    )
+    lines = [*merged.sources, merged.note]
+    command = " | ".join(m.command for m in tables.manifests)
+    return render(title, command, tables, out_dir / "report.html", merged=lines)
 
 
 def compare(sweep_dirs, out_path) -> Path:

@@ -70,10 +70,15 @@ class Importance:
         parts = []
         for k, (_, r) in enumerate(clear.head(max_terms).iterrows()):
             name = self._name(r["term"])
-            what = f" explains {_pct(r)} of the variance of {self.label}" if k == 0 else f" {_pct(r)}"
+            what = (
+                f" explains {_pct(r)} of the variance of {self.label}" if k == 0 else f" {_pct(r)}"
+            )
             parts.append(name + what)
         if len(clear) > max_terms:
-            parts.append(f"{len(clear) - max_terms} more terms under {_p(clear['share'].iloc[max_terms])} each")
+            parts.append(
+                f"{len(clear) - max_terms} more terms, "
+                f"each under {_p(clear['share'].iloc[max_terms])}"
+            )
         seeds_part = f"seeds {_pct(seeds)}"
         if not parts:
             seeds_part = f"seeds explain {_pct(seeds)} of the variance of {self.label}"
@@ -116,12 +121,12 @@ COLUMNS = ["term", "df", "sum_sq", "F", "p", "share", "share_lo", "share_hi", "w
 
 
 def _p(v):
-    v = 100 * max(float(v), 0.0)
+    v = 100 * min(max(float(v), 0.0), 1.0)  # an estimate past 0 or 1 is shown at it
     return f"{v:.0f}%" if v >= 1 or v == 0 else f"{v:.1f}%"
 
 
 def _pct(row):
-    lo, hi = (100 * max(float(row[k]), 0.0) for k in ("share_lo", "share_hi"))
+    lo, hi = (100 * min(max(float(row[k]), 0.0), 1.0) for k in ("share_lo", "share_hi"))
     if not np.isfinite([lo, hi]).all():
         return _p(row["share"])
     digits = 0 if hi >= 1 else 1
@@ -164,23 +169,59 @@ def _matrix(columns, terms):
     return np.hstack([np.ones((n, 1)), *(columns[t] for t in terms)])
 
 
-def _rss(X, y, W):
-    """Weighted residual sums of squares of y on X, one per row of W (resamples x runs)."""
-    XW = W[:, :, None] * X[None, :, :]
-    gram = np.einsum("np,bnq->bpq", X, XW)
-    rhs = np.einsum("bnp,n->bp", XW, y)
+def _by_seed(values, position, n_seeds):
+    """Sums of `values` (runs x k) over each seed's runs: seeds x k."""
+    out = np.zeros((n_seeds, values.shape[1]))
+    np.add.at(out, position, values)
+    return out
+
+
+def _rss(X, y, position, counts):
+    """Residual sums of squares of y on X, one per resample (a row of `counts`: how often
+    each seed was drawn). A resample's X'WX is the count-weighted sum of each seed's own
+    X'X, so every resample costs a p x p solve, whatever the number of runs."""
+    p = X.shape[1]
+    per_seed = np.hstack(
+        [(X[:, :, None] * X[:, None, :]).reshape(len(X), p * p), X * y[:, None], (y * y)[:, None]]
+    )
+    sums = counts @ _by_seed(per_seed, position, counts.shape[1])
+    gram, rhs, yy = sums[:, : p * p].reshape(-1, p, p), sums[:, p * p : -1], sums[:, -1]
     beta = np.einsum("bpq,bq->bp", np.linalg.pinv(gram, rcond=1e-10, hermitian=True), rhs)
-    return (W * y * y).sum(axis=1) - (beta * rhs).sum(axis=1)
+    return yy - (beta * rhs).sum(axis=1)
 
 
-def type2(frame, dims, W=None):
-    """The type II ANOVA of frame["y"] on the knobs `dims` and their pairs, under row
-    weights W (resamples x runs; None: one resample of unit weights), with the seeds'
-    within-config residual: ({term name: (df, SS per resample)}, SS_total, N per
-    resample). Higher-order interactions (three knobs or more) are one term."""
+def _cells_rss(cells, y, position, counts):
+    """The within-config residual sum of squares per resample, and the configs' count."""
+    n_cells = cells.max() + 1
+    onehot = np.eye(n_cells)[cells]
+    sums = [
+        counts @ _by_seed(onehot * v[:, None], position, counts.shape[1])
+        for v in (np.ones_like(y), y, y * y)
+    ]
+    n, s1, s2 = sums
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rss = np.where(n > 0, s2 - s1 * s1 / np.where(n > 0, n, 1), 0.0).sum(axis=1)
+    return rss, n_cells
+
+
+def type2(frame, dims, counts=None, balanced=True):
+    """The type II ANOVA of frame["y"] on the knobs `dims` and their pairs with the seeds'
+    within-config residual, under the resamples `counts` (resamples x seeds: how often each
+    of frame's seeds, in sorted order, was drawn; None: the data as they are):
+    ({term name: (df, SS per resample)}, SS_total, N per resample). Interactions of three
+    knobs or more are one term. A complete grid (every config has every seed) takes the
+    balanced path (`_balanced`), the same numbers at a fraction of the cost."""
+    seeds, position = np.unique(frame["seed"].to_numpy(), return_inverse=True)
+    counts = np.ones((1, len(seeds))) if counts is None else np.asarray(counts, float)
     y = frame["y"].to_numpy(float)
     y = y - y.mean()  # the intercept absorbs it; the sums of squares lose less precision
-    W = np.ones((1, len(y))) if W is None else np.asarray(W, float)
+    codes = [pd.factorize(frame[d].astype(str), sort=True)[0] for d in dims]
+    shape = tuple(int(c.max()) + 1 for c in codes)
+    if balanced and len(frame) == np.prod(shape) * len(seeds):
+        grid = np.full((*shape, len(seeds)), np.nan)
+        grid[(*codes, position)] = y
+        if not np.isnan(grid).any():
+            return _balanced(grid, counts, dims)
     columns = design_columns(frame, dims)
     terms = terms_of(dims)
     models, ranks = {}, {}
@@ -188,8 +229,8 @@ def type2(frame, dims, W=None):
     def fit(ts):
         key = tuple(sorted(ts, key=str))
         if key not in models:
-            X = _matrix(columns, ts) if ts != (None,) else _matrix(columns, [None])
-            models[key] = _rss(X, y, W)
+            X = _matrix(columns, ts)
+            models[key] = _rss(X, y, position, counts)
             ranks[key] = np.linalg.matrix_rank(X)
         return key
 
@@ -199,14 +240,48 @@ def type2(frame, dims, W=None):
         b, full = fit(base), fit((*base, t))
         out[term_name(t)] = (ranks[full] - ranks[b], models[b] - models[full])
     whole = fit(tuple(terms))
-    cells = fit((None,))
-    higher = ranks[cells] - ranks[whole]
+    cells = pd.factorize(frame[list(dims)].astype(str).agg("\x1f".join, axis=1))[0]
+    within, n_cells = _cells_rss(cells, y, position, counts)
+    higher = n_cells - ranks[whole]
     if higher > 0:
-        out[HIGHER] = (higher, models[whole] - models[cells])
-    n = W.sum(axis=1)
-    total = (W * y * y).sum(axis=1) - (W * y).sum(axis=1) ** 2 / n
-    out[SEEDS] = (n - ranks[cells], models[cells])
-    return out, total, n
+        out[HIGHER] = (higher, models[whole] - within)
+    n = counts @ np.bincount(position, minlength=len(seeds)).astype(float)
+    s1 = counts @ _by_seed(y[:, None], position, len(seeds))[:, 0]
+    s2 = counts @ _by_seed((y * y)[:, None], position, len(seeds))[:, 0]
+    out[SEEDS] = (n - n_cells, within)
+    return out, s2 - s1 * s1 / n, n
+
+
+def _balanced(grid, counts, dims):
+    """type2 on a complete grid (knobs x ... x seeds): a resample weights every config's
+    seeds alike, so the design stays balanced and each term's sum of squares is its
+    effect's, from the configs' weighted means (inclusion-exclusion over the knobs' axes)."""
+    k = len(dims)
+    per_config = counts.sum(axis=1)
+    means = np.tensordot(counts / per_config[:, None], grid, axes=([1], [k]))  # resamples x knobs
+    spread = (grid[None] - means[..., None]) ** 2 * counts.reshape(len(counts), *[1] * k, -1)
+    within = spread.reshape(len(counts), -1).sum(axis=1)
+    levels, cells, axes = grid.shape[:-1], int(np.prod(grid.shape[:-1])), tuple(range(1, k + 1))
+
+    def marginal(*keep):
+        drop = tuple(a for a in axes if a - 1 not in keep)
+        return means.mean(axis=drop, keepdims=True) if drop else means
+
+    def ss(effect):
+        return per_config * cells * (effect**2).mean(axis=axes)
+
+    grand = marginal()
+    out = {d: (levels[i] - 1, ss(marginal(i) - grand)) for i, d in enumerate(dims)}
+    for a, b in itertools.combinations(range(k), 2):
+        effect = marginal(a, b) - marginal(a) - marginal(b) + grand
+        out[term_name((dims[a], dims[b]))] = ((levels[a] - 1) * (levels[b] - 1), ss(effect))
+    between = ss(means - grand)
+    df_terms = sum(df for df, _ in out.values())
+    if cells - 1 - df_terms > 0:
+        out[HIGHER] = (cells - 1 - df_terms, between - sum(v for _, v in out.values()))
+    n = per_config * cells
+    out[SEEDS] = (n - cells, within)
+    return out, between + within, n
 
 
 def omega_squared(anova, total, n):
@@ -229,7 +304,11 @@ def adjusted(frame, dims):
     (n - 1) / n of their variance; these have all of it, so the seed noise and the config
     means vary across resamples as much as across repeated sweeps."""
     y = frame["y"].to_numpy(float)
-    cells = frame[list(dims)].astype(str).agg("\x1f".join, axis=1) if dims else pd.Series(0, index=frame.index)
+    cells = (
+        frame[list(dims)].astype(str).agg("\x1f".join, axis=1)
+        if dims
+        else pd.Series(0, index=frame.index)
+    )
     group = frame.groupby(cells.to_numpy())["y"]
     mean, n = group.transform("mean").to_numpy(float), group.transform("size").to_numpy(float)
     scale = np.sqrt(np.divide(n, n - 1, out=np.zeros_like(n), where=n > 1))
@@ -246,16 +325,20 @@ def library_table(frame, dims):
     data = frame[list(dims)].astype(str).rename(columns=alias)
     data["y"] = frame["y"].to_numpy(float)
     data["cell"] = data[list(alias.values())].agg("\x1f".join, axis=1)
-    formula = " + ".join(f"C({alias[t[0]]})" if len(t) == 1 else f"C({alias[t[0]]}):C({alias[t[1]]})"
-                         for t in terms_of(dims))  # fmt: skip
+    formula = " + ".join(
+        f"C({alias[t[0]]})" if len(t) == 1 else f"C({alias[t[0]]}):C({alias[t[1]]})"
+        for t in terms_of(dims)
+    )
     fit = ols(f"y ~ {formula}", data).fit()
     table = anova_lm(fit, typ=2)
     out = {}
     for t in terms_of(dims):
-        row = (f"C({alias[t[0]]})" if len(t) == 1
-               else f"C({alias[t[0]]}):C({alias[t[1]]})")  # fmt: skip
+        row = f"C({alias[t[0]]})" if len(t) == 1 else f"C({alias[t[0]]}):C({alias[t[1]]})"
         out[term_name(t)] = (float(table.loc[row, "df"]), float(table.loc[row, "sum_sq"]))
-    cells = ols("y ~ C(cell)", data).fit()
+    import statsmodels.api as sm
+
+    codes = pd.factorize(data["cell"])[0]  # the cell-means model, without a formula's cost
+    cells = sm.OLS(data["y"].to_numpy(), np.eye(codes.max() + 1)[codes]).fit()
     higher = fit.df_resid - cells.df_resid
     if higher > 0.5:
         out[HIGHER] = (float(higher), float(fit.ssr - cells.ssr))
@@ -273,14 +356,14 @@ def shares(frame, dims, n_boot=N_BOOT, seed=0, method="expanded"):
     anova, total, n = library_table(frame, dims)
     point = omega_squared(anova, total, n)
     names = list(point)
-    seeds, position = np.unique(frame["seed"].to_numpy(), return_inverse=True)
+    seeds = np.unique(frame["seed"].to_numpy())
     drawn_frame = frame.assign(y=adjusted(frame, dims))
 
     def statistic(drawn, axis=-1):
         lead = drawn.shape[:-1]
         drawn = drawn.reshape(-1, drawn.shape[-1])
         counts = (drawn[:, :, None] == np.arange(len(seeds))).sum(axis=1)
-        got = omega_squared(*type2(drawn_frame, dims, counts[:, position]))
+        got = omega_squared(*type2(drawn_frame, dims, counts))
         got = np.stack([got[t] for t in names])
         # One seed drawn every time leaves no seed noise: no share, left out (NaN).
         got[:, (counts > 0).sum(axis=1) < 2] = np.nan
@@ -290,10 +373,15 @@ def shares(frame, dims, n_boot=N_BOOT, seed=0, method="expanded"):
     if len(seeds) >= 3 and n_boot:
         with warnings.catch_warnings():  # a degenerate resample (one seed drawn S times)
             warnings.simplefilter("ignore")
-            drawn = stats.bootstrap((np.arange(len(seeds)),), statistic, n_resamples=n_boot,
-                                    vectorized=True, method="percentile",
-                                    batch=max(1, 200_000 // max(len(frame), 1)),
-                                    rng=np.random.default_rng(seed)).bootstrap_distribution  # fmt: skip
+            drawn = stats.bootstrap(
+                (np.arange(len(seeds)),),
+                statistic,
+                n_resamples=n_boot,
+                vectorized=True,
+                method="percentile",
+                batch=max(1, 200_000 // max(len(frame), 1)),
+                rng=np.random.default_rng(seed),
+            ).bootstrap_distribution
         lo, hi = interval(np.array([point[t] for t in names]), drawn, method, len(seeds))
     df_w, ss_w = anova[SEEDS]
     ms_w = ss_w / df_w
@@ -302,9 +390,19 @@ def shares(frame, dims, n_boot=N_BOOT, seed=0, method="expanded"):
         df, ss = anova[t]
         f = (ss / df) / ms_w if t != SEEDS and df > 0 and ms_w > 0 else np.nan
         p = float(stats.f.sf(f, df, df_w)) if f == f else np.nan
-        rows.append({"term": t, "df": df, "sum_sq": ss, "F": f, "p": p, "share": point[t],
-                     "share_lo": lo[k], "share_hi": hi[k],
-                     "within_noise": t != SEEDS and not (p < ALPHA)})  # fmt: skip
+        rows.append(
+            {
+                "term": t,
+                "df": df,
+                "sum_sq": ss,
+                "F": f,
+                "p": p,
+                "share": point[t],
+                "share_lo": lo[k],
+                "share_hi": hi[k],
+                "within_noise": t != SEEDS and not (p < ALPHA),
+            }
+        )
     table = pd.DataFrame(rows)
     return table.sort_values("share", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -348,23 +446,33 @@ def what_matters(analysis, study=None, manifest=None, n_boot=N_BOOT) -> WhatMatt
 
     dims = list(analysis.dims)
     if manifest is not None and manifest.adaptive:
-        return WhatMatters(reason=(
-            f"The runs were proposed by a search ({manifest.sweeper}), not laid out on a "
-            "grid: the design is not factorial, so no variance shares are drawn."))  # fmt: skip
+        return WhatMatters(
+            reason=(
+                f"The runs were proposed by a search ({manifest.sweeper}), not laid out on a "
+                "grid: the design is not factorial, so no variance shares are drawn."
+            )
+        )
     if not dims:
         return WhatMatters(reason="Nothing was swept but the seed: no knob to share the variance.")
     runs = analysis.runs
     levels = [runs[d].astype(str).nunique() for d in dims]
     present = runs[dims].astype(str).drop_duplicates().shape[0]
     if present < int(np.prod(levels)):
-        return WhatMatters(reason=(
-            f"{', '.join(dims)} were not run as a full grid ({present} of {int(np.prod(levels))} "
-            "combinations): the design is not factorial, so no variance shares are drawn."))  # fmt: skip
+        return WhatMatters(
+            reason=(
+                f"{', '.join(dims)} were not run as a full grid ({present} of "
+                f"{int(np.prod(levels))} "
+                "combinations): the design is not factorial, so no variance shares are drawn."
+            )
+        )
     done = analysis.finished
     if "seed" not in done or done.groupby("config")["seed"].nunique().max() < 2:
-        return WhatMatters(reason=(
-            "One seed per config: no seed noise to measure the knobs against "
-            "(run at least two seeds, e.g. seed=range(4), for variance shares)."))  # fmt: skip
+        return WhatMatters(
+            reason=(
+                "One seed per config: no seed noise to measure the knobs against "
+                "(run at least two seeds, e.g. seed=range(4), for variance shares)."
+            )
+        )
     order = [*(study.metrics if study is not None else ()), *SUMMARY]
     out = []
     for metric in dict.fromkeys(order):
@@ -375,16 +483,25 @@ def what_matters(analysis, study=None, manifest=None, n_boot=N_BOOT) -> WhatMatt
         log = metric not in DIFFERENCE and bool((y[ok] > 0).all()) and ok.any()
         frame = done.loc[ok, [*dims, "seed"]].assign(y=np.log(y[ok]) if log else y[ok])
         per_config = frame.groupby(dims)["seed"].nunique()
-        if len(frame) < 4 or per_config.max() < 2 or frame["y"].std() == 0 or not frame["y"].std() > 0:
+        if len(frame) < 4 or per_config.max() < 2 or not frame["y"].std() > 0:
             continue
         if len(per_config) < int(np.prod(levels)) and len(frame) - len(per_config) < 2:
             continue
         table = shares(frame, dims, n_boot=n_boot)
         label = ("log " if log else "") + METRICS[metric][0]
         counts = per_config.to_numpy()
-        out.append(Importance(metric, label, table, len(frame), int(frame["seed"].nunique()),
-                              len(per_config), bool((counts == counts[0]).all()
-                              and len(per_config) == int(np.prod(levels))), int((~ok).sum())))  # fmt: skip
+        out.append(
+            Importance(
+                metric,
+                label,
+                table,
+                len(frame),
+                int(frame["seed"].nunique()),
+                len(per_config),
+                bool((counts == counts[0]).all() and len(per_config) == int(np.prod(levels))),
+                int((~ok).sum()),
+            )
+        )
     if not out:
         return WhatMatters(reason="No metric has values in at least two seeds of a config.")
     shape = [d for d in dims if d in SHAPE_KNOBS]
@@ -399,5 +516,8 @@ def what_matters(analysis, study=None, manifest=None, n_boot=N_BOOT) -> WhatMatt
             "weights there: those configs' seeds are independent, and the joint draw resamples "
             "them as such."
         )
-    return WhatMatters(out, note=note + " Share: omega squared; a term is within seed noise "
-                       f"when its F test against the seeds has p >= {ALPHA:g}.")  # fmt: skip
+    return WhatMatters(
+        out,
+        note=note + " Share: omega squared; a term is within seed noise "
+        f"when its F test against the seeds has p >= {ALPHA:g}.",
+    )

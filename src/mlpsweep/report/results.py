@@ -1,17 +1,18 @@
-"""A sweep's results as DataFrames, for a notebook: `mlpsweep.load(sweep_dir)`.
+"""A sweep's results as DataFrames, for a notebook: `mlpsweep.load(sweep_dir)`, or one
+Sweep over several sweeps' runs: `mlpsweep.load(dir_a, dir_b)` (report/merge.py).
 
 It reads the run records directly (no Hydra, no report needed), so it works on finished,
 partial, killed and report-less sweeps alike; a run without a valid record is a row
 marked "incomplete" or "corrupt", never an error.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mlpsweep import records
-from mlpsweep.report.collect import collect
+from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.stats import oscillation_table, run_endings
 from mlpsweep.report.study import Study
 
@@ -23,18 +24,58 @@ class Sweep:
     history: pd.DataFrame  # one row per step of every finished run (long form, run_id column)
     study: Study  # what the sweep asks (its study declaration, or the inferred one)
     command: str
+    tables: SweepTables = field(default=None, repr=False)  # type: ignore[assignment]
+    sources: tuple = ()  # merged: the sweeps it is the union of (their folders)
+    note: str = ""  # merged: how many runs were in more than one sweep
 
     @property
     def finished(self):
         return self.runs[self.runs["status"].isin(records.FINISHED)]
 
+    def importance(self, metric=None, n_boot=None) -> pd.DataFrame:
+        """What matters for `metric` (default: the study's primary one): one row per knob,
+        two-knob interaction and the seeds, largest share of its variance first, with
+        df, sum_sq, F and p against seed noise, share (omega squared), share_lo, share_hi
+        (95%) and within_noise (report/importance.py). ValueError (one line) when the sweep
+        has no shares to give: not a grid, one seed per config, a search."""
+        from mlpsweep.report.analysis import analyse
+        from mlpsweep.report.importance import N_BOOT, what_matters
 
-def load(sweep_dir) -> Sweep:
-    """The Sweep at `sweep_dir` (results/<name>/<time>); SweepError (one line) when it is
-    not a sweep directory."""
-    path = Path(sweep_dir)
-    tables = collect(path, write=False)
+        analysis = analyse(self.tables, first=self.study.compare)
+        search = next((m for m in self.tables.manifests if m.adaptive), None)
+        n_boot = N_BOOT if n_boot is None else n_boot
+        shares = what_matters(analysis, self.study, search, n_boot=n_boot)
+        if not shares:
+            raise ValueError(shares.reason)
+        metric = metric or shares.metrics[0].metric
+        found = shares.of(metric)
+        if found is None:
+            known = ", ".join(m.metric for m in shares.metrics)
+            raise ValueError(f"no variance shares of {metric!r} (these have them: {known})")
+        return found.table.copy()
+
+
+def load(*sweep_dirs, keep_apart=False) -> Sweep:
+    """The Sweep at `sweep_dir` (results/<name>/<time>); given several, one Sweep over the
+    union of their runs (a run in more than one counted once; sweeps on other data or
+    from another mlpsweep version refused unless `keep_apart`, which adds a `sweep`
+    column). SweepError (one line) when a folder is not a sweep directory."""
+    if not sweep_dirs:
+        raise TypeError("load() needs a sweep directory")
+    path = Path(sweep_dirs[0])
+    sources: tuple[Path, ...] = ()
+    note = ""
+    if len(sweep_dirs) == 1 and not keep_apart:
+        tables = collect(path, write=False)
+    else:
+        from mlpsweep.report.merge import merge
+
+        merged = merge(sweep_dirs, keep_apart=keep_apart)
+        tables, sources, note = merged.tables, tuple(Path(d) for d in sweep_dirs), merged.note
     runs, history, manifest = tables.runs, tables.history, tables.manifest
     if len(history):
         runs = runs.merge(oscillation_table(history, run_endings(runs)), on="run_id", how="left")
-    return Sweep(path, runs, history, Study.from_dict(manifest.study), manifest.command)
+    tables = SweepTables(runs, history, tables.manifests, tables.config_columns)
+    study = Study.from_dict(manifest.study)
+    command = " | ".join(m.command for m in tables.manifests)
+    return Sweep(path, runs, history, study, command, tables, sources, note)

@@ -36,9 +36,9 @@ def what_matters_figure(shares, metrics=MAX_METRICS):
     for ax, m in zip(axes[:, 0], panels):
         t = m.table
         y = np.arange(len(t))[::-1]
-        share = 100 * t["share"].clip(lower=0).to_numpy()
-        lo = 100 * t["share_lo"].clip(lower=0).to_numpy()
-        hi = 100 * t["share_hi"].clip(lower=0).to_numpy()
+        share, lo, hi = (
+            100 * t[c].clip(0, 1).to_numpy() for c in ("share", "share_lo", "share_hi")
+        )
         faint = t["within_noise"].to_numpy()
         ax.barh(
             y,
