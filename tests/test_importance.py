@@ -164,3 +164,31 @@ def test_the_95_interval_covers_the_true_share_at_least_90_percent_of_the_time()
     rates = {t: float(np.mean(v)) for t, v in hits.items()}
     assert all(r >= 0.88 for r in rates.values()), rates
     assert np.mean([r for r in rates.values()]) >= 0.90, rates
+
+
+def analysis_of(frame, dims, metric="final_train_loss"):
+    """A report Analysis over a planted frame (its y as a positive metric)."""
+    from mlpsweep.report.analysis import Analysis
+
+    runs = frame.assign(status="ok", **{metric: np.exp(frame["y"])})
+    runs["config"] = runs[dims].astype(str).agg(", ".join, axis=1)
+    return Analysis(runs, pd.DataFrame(), list(dims), list(dict.fromkeys(runs["config"])))
+
+
+def test_a_search_a_zipped_sweep_or_one_seed_gets_no_shares_and_says_why():
+    from mlpsweep.records import SweepManifest
+    from mlpsweep.report.study import Study
+
+    frame, _ = planted(np.random.default_rng(6), seeds=3, depth_levels=1)
+    dims = ["lr", "batch_size"]
+    study = Study(metrics=("final_train_loss",))
+    found = im.what_matters(analysis_of(frame, dims), study, n_boot=50)
+    assert found and found.metrics[0].metric == "final_train_loss"
+    assert found.metrics[0].label == "log final train loss"  # a positive metric: on logs
+    search = SweepManifest(runs=[], sweeper="optuna")
+    none = im.what_matters(analysis_of(frame, dims), study, search)
+    assert not none and "not factorial" in none.reason and "optuna" in none.reason
+    zipped = frame[frame["lr"] != frame["batch_size"]]  # the diagonal left out
+    assert "not factorial" in im.what_matters(analysis_of(zipped, dims), study).reason
+    one_seed = frame[frame["seed"] == 0]
+    assert "One seed per config" in im.what_matters(analysis_of(one_seed, dims), study).reason

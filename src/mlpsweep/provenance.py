@@ -46,6 +46,14 @@ def code_version():
     return git_commit(Path(__file__).resolve().parent)
 
 
+def harness_version():
+    """mlpsweep's own version: a sweep's manifest records it, and sweeps merged into one
+    dataset must share it (report/merge.py)."""
+    import mlpsweep
+
+    return mlpsweep.__version__
+
+
 @functools.cache
 def cpu_model():
     try:

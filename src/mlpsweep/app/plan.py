@@ -9,14 +9,14 @@ import logging
 import sys
 from pathlib import Path
 
-from mlpsweep import __version__, records
+from mlpsweep import records
 from mlpsweep.app.callbacks import preload_report
 from mlpsweep.app.resources import check_memory, concurrent_runs
 from mlpsweep.app.spec import CONTROL_KEYS, expected_cost, run_spec
 from mlpsweep.core.checks import ConfigError
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import JobComposer, task_container
-from mlpsweep.provenance import code_version
+from mlpsweep.provenance import code_version, harness_version
 from mlpsweep.records import layout
 
 log = logging.getLogger("mlpsweep")
@@ -79,7 +79,7 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
         code=code_version(),
         data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
         study=study,
-        harness=__version__,
+        harness=harness_version(),
     ).write(sweep_dir)
     done = len(unique) - len(pending)
     runs = f"{len(unique)} run{'s' if len(unique) != 1 else ''}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
-from mlpsweep import __version__, records
+from mlpsweep import records
 from mlpsweep.app.plan import (
     BadInput,
     check_study,
@@ -28,7 +28,7 @@ from mlpsweep.app.plan import (
 from mlpsweep.launcher.compose import JobComposer
 from mlpsweep.launcher.hydra_compat import BASIC_SWEEPER_TARGET, config_loader
 from mlpsweep.launcher.sweep_grid import zipped_product
-from mlpsweep.provenance import code_version
+from mlpsweep.provenance import code_version, harness_version
 
 
 def sweeper_name(config):
@@ -87,5 +87,5 @@ class SweepStart(Callback):
             study=study,
             sweeper=name,
             objective=spec.objective,
-            harness=__version__,
+            harness=harness_version(),
         ).write(sweep_dir)

@@ -74,7 +74,8 @@ def what_matters_figure(shares, metrics=MAX_METRICS):
         ax.set_yticklabels(t["term"], fontsize=FONT)
         ax.set_xlim(0, top * 1.6)
         ax.set_xticks([v for v in (0, 20, 40, 60, 80, 100) if v <= top * 1.6])
-        ax.set_xlabel(f"share of the variance of {m.label} (%), 95% intervals", fontsize=FONT)
+        ax.set_title(m.label, fontsize=FONT + 1, loc="left")
+        ax.set_xlabel("share of its variance (%), with its 95% interval", fontsize=FONT)
         ax.tick_params(axis="x", labelsize=FONT)
         ax.grid(axis="y", visible=False)
     return png(fig)
@@ -94,8 +95,8 @@ def _caption(ctx):
 FIGURES = (
     FigureSpec(
         "What matters",
-        order=5,
-        lead=0,
+        order=5,  # the first figure below the summary (the answer's own figure leads)
+        lead=3,
         applies=lambda ctx: bool(ctx.importance),
         draw=lambda ctx: what_matters_figure(ctx.importance),
         caption=_caption,
