@@ -23,6 +23,29 @@ def test_train_from_python_gives_the_sweeps_record_bit_for_bit(tmp_path):
     assert np.array_equal(result.loss_sampling_var, recorded["loss_sampling_var"].to_numpy())
 
 
+def test_train_takes_a_mapping_of_knobs_and_says_in_one_line_what_it_wants(tiny_dataset):
+    knobs = {"steps": 30, "batch_size": 10, "hidden_sizes": [16], "optimizer": {"name": "adam"}}
+    typed = mlpsweep.TrainConfig(steps=30, batch_size=10, hidden_sizes=(16,), optimizer="adam")
+    a, b = mlpsweep.train(knobs, tiny_dataset), mlpsweep.train(typed, tiny_dataset)
+    assert np.array_equal(a.train_loss, b.train_loss)
+    for bad, says in (({"batch": 10}, "unknown knob 'batch'"), ([10], "not a list")):
+        with pytest.raises(TypeError, match=says) as e:
+            mlpsweep.train(bad, tiny_dataset)
+        assert "\n" not in str(e.value) and "TrainConfig" in str(e.value)
+
+
+def test_a_loaded_sweeps_history_carries_its_dimensions_and_says_if_it_is_complete(tmp_path):
+    multirun(tmp_path, "batch_size=10,100", "steps=20", "report=false")
+    sweep = mlpsweep.load(tmp_path)
+    assert sweep.dimensions == ("batch_size",) and sweep.complete and not len(sweep.unfinished)
+    by_run = sweep.history.groupby("run_id")["batch_size"].nunique()
+    assert set(sweep.history["batch_size"]) == {10, 100} and (by_run == 1).all()
+    run_id = sweep.runs["run_id"].iloc[0]
+    (records.run_dir(tmp_path, run_id) / "metrics.json").unlink()
+    again = mlpsweep.load(tmp_path)
+    assert not again.complete and list(again.unfinished["run_id"]) == [run_id]
+
+
 def test_importing_mlpsweep_loads_neither_hydra_nor_pandas():
     code = "import sys, mlpsweep; print('hydra' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -25,12 +25,47 @@ def load(*sweep_dirs, keep_apart=False):
 def train(config, dataset, blas_threads=1):
     """core.train under the BLAS thread count a sweep's job runs with (its `blas_threads`,
     default 1): a product's rounding depends on how many threads split it, so this gives
-    the numbers of the sweep's record, bit for bit, whatever the machine's default."""
+    the numbers of the sweep's record, bit for bit, whatever the machine's default.
+    `config`: a TrainConfig, or a mapping of its knobs ({"batch_size": 10, "lr": 0.1};
+    `optimizer` a name or {"name": "adam", "beta1": 0.8}, as in a run's config.yaml)."""
     from mlpsweep.core import train as train_core
     from mlpsweep.provenance import blas_controller
 
+    config = train_config(config)
     with blas_controller().limit(limits=blas_threads):
         return train_core(config, dataset)
+
+
+def train_config(config):
+    """A TrainConfig from a TrainConfig or a mapping of its knobs; one line otherwise."""
+    from collections.abc import Mapping
+    from dataclasses import fields
+
+    from mlpsweep.core import TrainConfig
+
+    if isinstance(config, TrainConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"mlpsweep.train takes a TrainConfig or a mapping of its knobs, e.g. "
+            f"{{'batch_size': 10, 'lr': 0.1}}, not a {type(config).__name__}"
+        )
+    knobs = {f.name for f in fields(TrainConfig)}
+    kwargs = dict(config)
+    unknown = sorted(set(kwargs) - knobs)
+    if unknown:
+        raise TypeError(
+            f"mlpsweep.train: unknown knob {unknown[0]!r}; TrainConfig's knobs: "
+            + ", ".join(sorted(knobs))
+        )
+    optimizer = kwargs.get("optimizer")
+    if isinstance(optimizer, Mapping):  # a run's config.yaml form: {name: adam, beta1: ...}
+        params = dict(optimizer)
+        kwargs["optimizer"] = params.pop("name", "sgd")
+        kwargs["optimizer_params"] = {**params, **dict(kwargs.get("optimizer_params") or {})}
+    if kwargs.get("hidden_sizes") is not None:
+        kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+    return TrainConfig(**kwargs)
 
 
 def dataset(name="mnist_5k", data_dir=None):

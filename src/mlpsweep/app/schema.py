@@ -89,6 +89,14 @@ def check_harness(container):
     for f in dataclasses.fields(HarnessConfig):
         if f.metadata.get("range") is not None and f.name in container:
             f.metadata["range"].check(f.name, container[f.name])
+    if container.get("tensorboard"):  # before any job trains, not in every job's log
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboardX") is None:
+            from mlpsweep.app.tensorboard import INSTALL
+            from mlpsweep.core.checks import ConfigError
+
+            raise ConfigError(INSTALL)
 
 
 def _public(obj):

@@ -78,9 +78,9 @@ class RunBoard(TrainObserver):
     """Writes one run's event file as it trains (train() calls it each step)."""
 
     def __init__(self, run_dir, hparams, stop_at_target=False):
+        self.writer = writer(run_dir)  # first: it names the package if it is missing
         from tensorboardX.summary import hparams as hparams_summaries
 
-        self.writer = writer(run_dir)
         self.hparams, self.stop_at_target = dict(hparams), stop_at_target
         self.pending = []
         exp, ssi, self._end = hparams_summaries(self.hparams, dict.fromkeys(METRICS, 0.0))

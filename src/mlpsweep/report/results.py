@@ -21,16 +21,30 @@ from mlpsweep.report.study import Study
 class Sweep:
     path: Path
     runs: pd.DataFrame  # one row per planned run: config columns, status, metrics, oscillation
-    history: pd.DataFrame  # one row per step of every finished run (long form, run_id column)
+    # one row per step of every finished run (long form): run_id, and the sweep's
+    # dimensions (the config columns that vary across its runs) beside each step
+    history: pd.DataFrame
     study: Study  # what the sweep asks (its study declaration, or the inferred one)
     command: str
     tables: SweepTables = field(default=None, repr=False)  # type: ignore[assignment]
     sources: tuple = ()  # merged: the sweeps it is the union of (their folders)
     note: str = ""  # merged: how many runs were in more than one sweep
+    dimensions: tuple[str, ...] = ()  # the config columns that vary across the runs
 
     @property
     def finished(self):
+        """The runs with a finished result (ok, diverged, ...)."""
         return self.runs[self.runs["status"].isin(records.FINISHED)]
+
+    @property
+    def unfinished(self):
+        """The planned runs without a finished result (incomplete, failed, corrupt)."""
+        return self.runs[~self.runs["status"].isin(records.FINISHED)]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every planned run has a finished result."""
+        return not len(self.unfinished)
 
     def importance(self, metric=None, n_boot=None) -> pd.DataFrame:
         """What matters for `metric` (default: the study's primary one): one row per knob,
@@ -76,6 +90,10 @@ def load(*sweep_dirs, keep_apart=False) -> Sweep:
     if len(history):
         runs = runs.merge(oscillation_table(history, run_endings(runs)), on="run_id", how="left")
     tables = SweepTables(runs, history, tables.manifests, tables.config_columns)
+    dims = tuple(c for c in tables.config_columns if runs[c].astype(str).nunique() > 1)
+    carried = [c for c in dims if c not in history.columns]
+    if carried and "run_id" in history:  # a plot of the history needs no merge on run_id
+        history = history.merge(runs[["run_id", *carried]], on="run_id", how="left")
     study = Study.from_dict(manifest.study)
     command = " | ".join(m.command for m in tables.manifests)
-    return Sweep(path, runs, history, study, command, tables, sources, note)
+    return Sweep(path, runs, history, study, command, tables, sources, note, dims)
