@@ -140,3 +140,176 @@ def test_labels_outside_the_class_range_are_refused():
     y = np.array([0, 1, 2, 5], np.uint8)
     with pytest.raises(DatasetError, match="labels outside 0-2"):
         make_dataset("custom", x, y, x, y, num_classes=3)
+
+
+# --- verification, the manifest's lock, folders that are not ours, the items one by one
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    from helpers import multirun
+
+    folder = tmp_path_factory.mktemp("guarded") / "sweep"
+    multirun(folder, "seed=0,1", "steps=20", "eval_every=10", "report=false")
+    return folder
+
+
+@pytest.fixture
+def sweep(made, tmp_path):
+    import shutil
+
+    shutil.copytree(made, tmp_path / "sweep", symlinks=True)
+    return tmp_path / "sweep"
+
+
+def reseal(run_dir, **changes):
+    """Edit metrics.json and recompute its digest (what an edit that knows the format
+    does), or null it (digest=None)."""
+    import dataclasses
+
+    data = json.loads((run_dir / "metrics.json").read_text())
+    metrics = records.RunMetrics.from_dict({**data, **changes})
+    if "digest" not in changes:
+        metrics = dataclasses.replace(metrics, digest=None).sealed()
+    (run_dir / "metrics.json").write_text(metrics.to_json())
+
+
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"test_accuracy": 0.99}, "test accuracy is not its history's"),
+        ({"best_test_accuracy": 0.99}, "best test accuracy is not its history's"),
+        ({"final_train_loss": 1e-9}, "final train loss is not its history's"),
+        ({"final_train_loss": 1e-9, "digest": None}, "final train loss is not its history's"),
+        ({"final_train_loss": None}, "final train loss is not its history's"),
+    ],
+)
+def test_an_edit_that_reseals_its_digest_still_does_not_count(sweep, changes, says):
+    run = records.run_dir(sweep, records.SweepManifest.read(sweep).run_ids[0])
+    reseal(run, **changes)
+    metrics, problem = records.inspect_run(run)
+    assert metrics is None and says in problem
+
+
+def test_the_reproduce_command_is_the_records_not_the_manifests(sweep):
+    from mlpsweep.report.collect import collect
+
+    manifest = records.SweepManifest.read(sweep)
+    real = manifest.runs[0]
+    manifest.runs[0] = records.PlannedRun(real.run_id, ("lr=0.5", *real.overrides))
+    manifest.write(sweep)
+    row = collect(sweep, write=False).runs.set_index("run_id").loc[real.run_id]
+    assert "lr=0.5" not in row["reproduce"] and "seed=0" in row["reproduce"]
+
+
+def extend_many(folder, tag, n):
+    for k in range(n):
+        with records.manifest_lock(folder):
+            manifest = records.SweepManifest.read(folder)
+            manifest.runs.append(records.PlannedRun(f"{tag}{k:015x}"))
+            manifest.write(folder)
+
+
+def test_concurrent_read_modify_writes_of_the_manifest_lose_nothing(tmp_path):
+    import multiprocessing
+
+    records.SweepManifest(runs=[]).write(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=extend_many, args=(tmp_path, tag, 25)) for tag in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(records.SweepManifest.read(tmp_path).runs) == 50
+
+
+def test_the_manifests_lock_is_a_bounded_wait_that_says_what_it_waited_for(tmp_path):
+    records.SweepManifest(runs=[]).write(tmp_path)
+    with records.manifest_lock(tmp_path):
+        import threading
+
+        out = {}
+
+        def other():
+            try:
+                with records.manifest_lock(tmp_path, wait_s=0.2):
+                    out["got"] = True
+            except records.SweepError as e:
+                out["error"] = str(e)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(60)
+    assert "another command planning this sweep" in out["error"]
+
+
+def test_a_sweep_never_writes_into_a_users_folder(tmp_path, capsys):
+    from helpers import multirun
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "summary.csv").write_text("precious")
+    with pytest.raises(SystemExit) as e:
+        multirun(folder, "seed=0,1", "steps=5", "report=false")
+    assert e.value.code == 2
+    assert "holds files that are not a sweep's (summary.csv)" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["summary.csv"]
+    assert (folder / "summary.csv").read_text() == "precious"
+
+
+def test_compare_refuses_a_copy_of_an_input_and_an_output_inside_one(sweep, tmp_path, capsys):
+    import shutil
+
+    from mlpsweep.cli import main
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    assert main(["compare", str(sweep), str(copy)]) == 2
+    assert "the same sweep" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(sweep, other)
+    manifest = records.SweepManifest.read(other)
+    manifest.sweep_id = "another"
+    manifest.write(other)
+    before = sorted(p.name for p in sweep.iterdir())
+    assert main(["compare", str(sweep), str(other), "--out", str(sweep)]) == 2
+    assert "is (or is inside) the input" in capsys.readouterr().err
+    assert sorted(p.name for p in sweep.iterdir()) == before
+
+
+def test_an_adaptive_sweep_running_or_killed_lists_its_finished_runs(sweep, capsys):
+    from mlpsweep.cli import main
+
+    manifest = records.SweepManifest.read(sweep)
+    manifest.runs, manifest.sweeper = [], "optuna"  # as it is while Optuna proposes runs
+    manifest.write(sweep)
+    assert len(records.SweepManifest.read(sweep).runs) == 2
+    assert main(["runs", str(sweep)]) == 0
+    import re
+
+    assert re.search(r"all runs\s+2\s+2 ok", capsys.readouterr().out)  # both, finished
+
+
+def test_a_sweep_folder_deleted_while_the_sweep_ran_is_said_with_exit_1(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from mlpsweep.app.callbacks import SweepEnd
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "gone")}}})
+    with pytest.raises(SystemExit) as e:
+        SweepEnd().on_multirun_end(config)
+    assert e.value.code == 1 and "is gone" in capsys.readouterr().err
+
+
+def test_a_study_comparing_a_setting_that_is_not_swept_is_refused_before_training(
+    tmp_path, capsys
+):
+    from helpers import multirun
+
+    study = "study={question: 'Does width matter?',compare: [width]}"
+    with pytest.raises(SystemExit) as e:
+        multirun(tmp_path / "s", "seed=0,1", "steps=5", study, "report=false")
+    assert e.value.code == 2
+    assert "'width' takes one value in this sweep" in capsys.readouterr().err
+    assert not list(tmp_path.glob("s/runs"))

@@ -78,7 +78,7 @@ def record(rid, steps=3):
         "test_loss": np.full(steps, np.nan),
         "test_accuracy": np.full(steps, np.nan),
     }
-    metrics = records.RunMetrics(rid, "ok", ["seed=0"], steps_done=steps)
+    metrics = records.RunMetrics(rid, "ok", ["seed=0"], steps_done=steps, final_train_loss=1.0)
     return records.RunRecord({"seed": 0}, metrics, "log", history)
 
 

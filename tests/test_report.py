@@ -152,7 +152,9 @@ def write_runs(folder, configs, seeds=5, steps=400):
                 "test_accuracy": np.where(np.isnan(test), np.nan, 0.9),
             }
             overrides = tuple(f"{k}={v}" for k, v in config.items())
-            metrics = records.RunMetrics(rid, "ok", list(overrides), steps_done=steps)
+            metrics = records.RunMetrics(
+                rid, "ok", list(overrides), steps_done=steps, final_train_loss=float(loss[-1])
+            )
             record = records.RunRecord({**config, "seed": seed}, metrics, "", history)
             records.write_run(folder / "runs" / rid, record)
             runs.append(records.PlannedRun(rid, overrides))
@@ -328,12 +330,23 @@ def test_provenance_names_the_blas_kernels_and_flags_a_mix():
 
 
 def test_reproduce_commands_survive_values_with_spaces(tmp_path):
+    import dataclasses
     import shlex
+
+    from mlpsweep.records.run import read_config
 
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1)], seeds=1)
     meta = records.SweepManifest.read(sweep)
     first = meta.runs[0]
     odd = ("sweep_name='my study'", "dataset.data_dir=/data/it's here", *first.overrides)
+    run_dir = records.run_dir(sweep, first.run_id)
+    metrics, history = records.read_metrics(run_dir), records.read_history(run_dir)
+    record = records.RunRecord(
+        read_config(run_dir),
+        dataclasses.replace(metrics, overrides=list(odd), digest=None),
+        history={c: history[c].to_numpy() for c in history},
+    )
+    records.write_run(run_dir, record)  # the run's own record says how it was made
     meta.runs[0] = records.PlannedRun(first.run_id, odd)
     meta.write(sweep)
     runs = collect(sweep, write=False).runs

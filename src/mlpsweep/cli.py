@@ -70,21 +70,35 @@ def make_folder(out):
 def cmd_compare(args):
     from pathlib import Path
 
+    from mlpsweep.records import SweepManifest
     from mlpsweep.report import compare
 
     dirs = [Path(d) for d in args.dirs]
     seen = {}
     for d in dirs:
-        key = d.resolve()
-        if key in seen:
-            print(
-                f"mlpsweep: {d} is given twice (as {seen[key]}): each sweep once", file=sys.stderr
-            )
-            return 2
-        seen[key] = d
+        made = SweepManifest.read(d)  # (SweepError: not a sweep, said by main)
+        for key in (identity(d), ("sweep", made.sweep_id)):
+            # by inode, not name (a link, a bind mount, ../x), and by the id its manifest
+            # was made with (a copy of a sweep is the same sweep: its runs count twice)
+            if key in seen:
+                print(
+                    f"mlpsweep: {d} is given twice (as {seen[key]}, the same sweep): each "
+                    "sweep once",
+                    file=sys.stderr,
+                )
+                return 2
+            seen[key] = d
     out = Path(args.out) if args.out else comparison_folder(dirs)
     if out.exists() and not out.is_dir():
         print(f"mlpsweep: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    inside = next((d for d in dirs if within(out, d)), None)
+    if inside is not None:
+        print(
+            f"mlpsweep: --out {out}: is (or is inside) the input {inside}; a comparison never "
+            "writes into a sweep it reads: name another folder",
+            file=sys.stderr,
+        )
         return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +109,27 @@ def cmd_compare(args):
         return 2
     print(f"report: {compare(dirs, out / 'comparison.html')}")
     return 0
+
+
+def identity(path):
+    """(device, inode) of a folder, or its resolved path when it does not exist."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return str(path.resolve())
+    return (st.st_dev, st.st_ino)
+
+
+def within(out, folder):
+    """Whether `out` is `folder` or a folder inside it (by identity, walking up)."""
+    target = identity(folder)
+    path = out.absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists() and identity(candidate) == target:
+            return True
+    return False
 
 
 def comparison_folder(dirs, kind="comparisons", join="-vs-"):

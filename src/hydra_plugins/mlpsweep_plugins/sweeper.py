@@ -74,6 +74,17 @@ def save_multirun_yaml(config, sweep_dir):
         raise
 
 
+def refuse_foreign_folder(sweep_dir):
+    """BadInput (one line, exit 2) when hydra.sweep.dir is a folder of someone else's."""
+    from mlpsweep.app.plan import BadInput
+    from mlpsweep.records import MANIFEST
+    from mlpsweep.records.layout import foreign_folder
+
+    problem = foreign_folder(sweep_dir, MANIFEST)
+    if problem is not None:
+        raise BadInput(problem)
+
+
 log = logging.getLogger("mlpsweep")
 WAIT_S = (1.0, 15.0)  # first and longest pause before relaunching jobs run elsewhere
 
@@ -91,6 +102,7 @@ class MlpsweepSweeper(basic_sweeper()):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs = zipped_product(parser.parse_overrides(params), self.zip)
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        refuse_foreign_folder(sweep_dir)  # before anything (multirun.yaml) is written
         if not self.config.get("dry_run", False):  # a dry run writes nothing
             save_multirun_yaml(self.config, sweep_dir)
         join_warm_up = getattr(self.launcher, "join_warm_up", lambda: None)

@@ -121,6 +121,13 @@ class SweepEnd(Callback):
         if config.get("dry_run", False) or multirun_raised():
             return  # the sweep's own error (Hydra 1.4 calls us then too) says what happened
         sweep_dir = Path(config.hydra.sweep.dir)  # resolving it makes the folder
+        if not sweep_dir.is_dir():  # deleted while the sweep ran: its runs with it
+            print(
+                f"mlpsweep: the sweep folder {sweep_dir} is gone (deleted while the sweep "
+                "ran?): no run of it is kept; run the command again",
+                file=sys.stderr,
+            )
+            sys.exit(1)
         if not records.SweepManifest.exists(sweep_dir):
             return  # refused before anything started (SweepStart writes it otherwise)
         try:
@@ -128,11 +135,8 @@ class SweepEnd(Callback):
         except records.SweepError as e:  # damaged while the sweep ran: say so, exit 1
             print(f"mlpsweep: cannot read the sweep's results: {e}", file=sys.stderr)
             sys.exit(1)
-        if manifest.adaptive:  # list the runs the sweeper proposed, in the order they ran
-            found = records.SweepManifest.from_records(sweep_dir) or manifest
-            listed = set(manifest.run_ids)
-            manifest.runs += [r for r in found.runs if r.run_id not in listed]
-            manifest.write(sweep_dir)
+        if manifest.adaptive:  # list the runs the sweeper proposed (read found them)
+            manifest.write(sweep_dir, make=False)
         records.claim.set_timeout(float(config.get("claim_timeout", 60.0)))
         record_lost_runs(sweep_dir)
         report_ok = report(sweep_dir) if config.get("report", True) else True

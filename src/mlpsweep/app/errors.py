@@ -116,11 +116,16 @@ class JobError(RuntimeError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (SLURM's scancel and time limit, systemd, kill): stopped as Ctrl-C is."""
+    """SIGTERM (SLURM's scancel and time limit, systemd, kill) or SIGHUP (the terminal
+    closed, an ssh session dropped): stopped as Ctrl-C is."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
 
 
 INSPECTION_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
@@ -149,13 +154,18 @@ def run_main(main):
 
         resolvers.inspecting = True
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)  # a closed terminal: as SIGTERM, not silence
     try:
         main()
     except KeyboardInterrupt as e:
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        what = "interrupted"
+        if isinstance(e, Terminated):
+            what = "hung up" if e.signum == signal.SIGHUP else "terminated"
         folder = single.folder_in_training()
-        if folder is not None:  # a single run: no sweep to resume, no empty folder left
-            single.drop_if_empty(folder)
+        multirun = {"-m", "--multirun", "hydra.mode=MULTIRUN"} & set(sys.argv[1:])
+        if folder is not None or not multirun:  # a single run (maybe loading its data yet)
+            if folder is not None:  # no sweep to resume, no empty folder left
+                single.drop_if_empty(folder)
             print(f"mlpsweep: {what}: the run did not finish; nothing was kept", file=sys.stderr)
         else:
             print(
@@ -163,7 +173,7 @@ def run_main(main):
                 "resume=true to finish the sweep",
                 file=sys.stderr,
             )
-        raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
+        raise SystemExit(128 + e.signum if isinstance(e, Terminated) else 130) from None
     except BrokenPipeError:  # `python run.py --help | head`: the reader has what it wanted
         quiet_stdout()
         raise SystemExit(0) from None

@@ -49,6 +49,8 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
         max_memory = config.get("max_memory", "auto")
         check_memory(specs, concurrent_runs(config.hydra, len(specs)), max_memory)
         study = check_study(config, config_keys(specs[0]))
+        if not config.get("extend", False):  # (an extension's runs join others')
+            check_answerable(study, specs)
     except (ConfigError, ValueError) as e:
         remove_if_empty(sweep_dir)
         raise BadInput(str(e)) from None
@@ -56,31 +58,39 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
     for overrides, spec in zip(jobs, specs):
         unique.setdefault(spec.run_id, spec)
         job_of.setdefault(spec.run_id, list(overrides))
-    listed = check_definition(sweep_dir, unique, bool(config.get("extend", False)))
-    pending = [
-        s for s in unique.values() if not records.is_finished(records.run_dir(sweep_dir, s.run_id))
-    ]
-    if config.get("dry_run", False):
-        dry_run(sweep_dir, unique, pending)
-        return []
-    if config.get("resume", False) and not records.SweepManifest.exists(sweep_dir):
-        log.info(f"resume=true: no earlier sweep under {sweep_dir.parent}; starting a new one")
-    planned = [*listed, *(records.PlannedRun(s.run_id, s.overrides) for s in unique.values())]
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    old = records.SweepManifest.read(sweep_dir) if records.SweepManifest.exists(sweep_dir) else None
-    if old is not None:  # resumed: the sweep stays the command that made it (and extended it)
-        grew = set(unique) - set(old.run_ids)
-        command = f"{old.command} ; extended by: {command}" if grew else old.command
-    records.SweepManifest(
-        runs=planned,
-        command=command,
-        cwd=str(Path.cwd()),
-        sweep_name=str(config.get("sweep_name", "adhoc")),
-        code=code_version(),
-        data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
-        study=study,
-        harness=harness_version(),
-    ).write(sweep_dir)
+    with planning_lock(sweep_dir, bool(config.get("dry_run", False))):
+        listed = check_definition(sweep_dir, unique, bool(config.get("extend", False)))
+        pending = [
+            s
+            for s in unique.values()
+            if not records.is_finished(records.run_dir(sweep_dir, s.run_id))
+        ]
+        if config.get("dry_run", False):
+            dry_run(sweep_dir, unique, pending)
+            return []
+        if config.get("resume", False) and not records.SweepManifest.exists(sweep_dir):
+            log.info(f"resume=true: no earlier sweep under {sweep_dir.parent}; starting a new one")
+        planned = [*listed, *(records.PlannedRun(s.run_id, s.overrides) for s in unique.values())]
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        old = (
+            records.SweepManifest.read(sweep_dir)
+            if records.SweepManifest.exists(sweep_dir)
+            else None
+        )
+        if old is not None:  # resumed: the sweep stays the command that made it (and extended it)
+            grew = set(unique) - set(old.run_ids)
+            command = f"{old.command} ; extended by: {command}" if grew else old.command
+        records.SweepManifest(
+            runs=planned,
+            command=command,
+            cwd=str(Path.cwd()),
+            sweep_name=str(config.get("sweep_name", "adhoc")),
+            code=code_version(),
+            data={s.identity.dataset: s.identity.data_fingerprint for s in unique.values()},
+            study=study,
+            harness=harness_version(),
+            **({"sweep_id": old.sweep_id} if old is not None else {}),
+        ).write(sweep_dir)
     done = len(unique) - len(pending)
     runs = f"{len(unique)} run{'s' if len(unique) != 1 else ''}"
     log.info(f"{runs} in {sweep_dir}: {len(pending)} to train, {done} already done")
@@ -92,6 +102,21 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
     return [job_of[s.run_id] for s in pending]
 
 
+def planning_lock(sweep_dir, dry):
+    """The sweep folder's lock around reading and writing its manifest (two commands
+    extending one sweep at once both keep their runs); none for a dry run, which
+    writes nothing."""
+    import contextlib
+
+    if dry:
+        return contextlib.nullcontext()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return records.manifest_lock(sweep_dir)
+    except OSError as e:
+        raise BadInput(f"{sweep_dir}: cannot lock the sweep folder ({e.strerror or e})") from None
+
+
 def config_keys(spec):
     """The setting names a report sees for a run: its config keys, groups dotted."""
     return [
@@ -99,6 +124,33 @@ def config_keys(spec):
         for k, v in spec.config.items()
         for sub in (v if isinstance(v, dict) else [None])
     ]
+
+
+def check_answerable(study: dict, specs) -> None:
+    """ValueError (one line) for a study that compares a setting this sweep does not
+    vary: its question has no answer, however long the runs train."""
+    values: dict = {}
+    for spec in specs:
+        for key, value in flat_config(spec.config).items():
+            values.setdefault(key, set()).add(repr(value))
+    for name in study.get("compare") or ():
+        seen = values.get(name, set())
+        if len(seen) < 2:
+            one = f" (only {next(iter(seen))})" if seen else ""
+            raise ValueError(
+                f"study.compare: {name!r} takes one value in this sweep{one}, so the study's "
+                f"question cannot be answered: sweep it ({name}=a,b) or leave it out of compare"
+            )
+
+
+def flat_config(config, prefix=""):
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def check_study(config, known=None):

@@ -6,6 +6,7 @@ from pathlib import Path
 from mlpsweep.records.layout import remove_if_empty
 
 _training: Path | None = None  # Hydra forgets its config once the job is over
+MARK = ".mlpsweep-run"  # made exclusively in a single run's folder while it trains
 
 
 def training(folder: Path | None) -> None:
@@ -21,5 +22,5 @@ def folder_in_training() -> Path | None:
 def drop_if_empty(output_dir) -> Path:
     """Remove a single run's folder (and results/single, results) while it is empty."""
     out = Path(output_dir)
-    remove_if_empty(out, up_to=out.parent.parent.parent)
+    remove_if_empty(out, up_to=out.parent.parent.parent, keep=(MARK,))
     return out

@@ -29,6 +29,7 @@ from mlpsweep.launcher.compose import JobComposer
 from mlpsweep.launcher.hydra_compat import BASIC_SWEEPER_TARGET, config_loader
 from mlpsweep.launcher.sweep_grid import zipped_product
 from mlpsweep.provenance import code_version, harness_version
+from mlpsweep.records import layout
 
 
 def sweeper_name(config):
@@ -58,6 +59,9 @@ class SweepStart(Callback):
         parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(sweep_overrides(config))
         sweep_dir = Path(config.hydra.sweep.dir)
+        problem = layout.foreign_folder(sweep_dir, records.MANIFEST)
+        if problem is not None:  # another sweeper's sweep into someone else's folder
+            raise BadInput(problem)
         if name == "basic":
             plan_sweep(config, loader, zipped_product(parsed, None))
             return

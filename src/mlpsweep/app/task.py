@@ -10,6 +10,7 @@ resumes, whichever launcher runs it. A single run writes into Hydra's run direct
 import errno
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,14 +116,28 @@ def run_task(cfg):
         if cfg.get("dry_run", False):
             return dry_run(spec, drop_if_empty(hydra.runtime.output_dir))
         out = Path(hydra.runtime.output_dir)
-        if out.is_symlink() or any(out.iterdir()):
+        taken = out.is_symlink()
+        if not taken:  # exclusively: of two runs started at once into it, one is refused
+            try:
+                records.files.guarded_create(out / single.MARK, str(os.getpid()).encode(), out)
+            except FileExistsError:
+                taken = True
+            except OSError as e:  # a full disk, a read-only folder: before any training
+                drop_if_empty(out)
+                raise write_error(out, e, single=True) from None
+        if taken or {p.name for p in out.iterdir()} != {single.MARK}:
+            if not taken:
+                (out / single.MARK).unlink(missing_ok=True)
             raise ConfigError(
-                f"hydra.run.dir={out}: holds files already (another run's record?); a run "
-                "never writes over one: name an empty folder, or leave hydra.run.dir out "
-                "for a fresh one"
+                f"hydra.run.dir={out}: holds files already (another run's record, or a run "
+                "writing into it now); a run never writes over one: name an empty folder, "
+                "or leave hydra.run.dir out for a fresh one"
             )
         single.training(out)  # kept if training is interrupted: run_main tidies it
-        result = train_and_write(spec, out, single=True)
+        try:
+            result = train_and_write(spec, out, single=True)
+        finally:
+            (out / single.MARK).unlink(missing_ok=True)
         single.training(None)
         return result
     sweep_dir = sweep_folder(hydra)

@@ -129,6 +129,7 @@ def start_loky_worker(context):
     exit_with_parent(context.launcher_pid)  # first: installing takes a while
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal closing: the sweep decides
     install(context)
 
 

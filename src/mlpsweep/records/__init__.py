@@ -31,7 +31,14 @@ from mlpsweep.records.run import (
     remove_partial,
     write_run,
 )
-from mlpsweep.records.sweep import MANIFEST, PlannedRun, SweepError, SweepManifest, run_dir
+from mlpsweep.records.sweep import (
+    MANIFEST,
+    PlannedRun,
+    SweepError,
+    SweepManifest,
+    manifest_lock,
+    run_dir,
+)
 
 __all__ = [
     "FINISHED",
@@ -51,6 +58,7 @@ __all__ = [
     "inspect_run",
     "is_finished",
     "is_run_id",
+    "manifest_lock",
     "read_history",
     "read_history_table",
     "read_metrics",

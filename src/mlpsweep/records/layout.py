@@ -62,3 +62,28 @@ def remove_if_empty(path: PathLike, up_to: PathLike, keep: tuple = ()) -> None:
         if parent == stop or stop not in parent.parents or any(parent.iterdir()):
             break
         parent.rmdir()
+
+
+HYDRA_OWN = {"multirun.yaml", ".hydra"}  # what Hydra writes into a sweep folder itself
+
+
+def foreign_folder(folder: PathLike, marker: str) -> str | None:
+    """Why `folder` is not one a sweep may write into, or None: a sweep writes into a
+    new (or empty) folder, or one holding its `marker` (sweep.json: a sweep of ours),
+    never into a user's folder of other files (their summary.csv, report.html, ...)."""
+    folder = Path(folder)
+    if folder.is_symlink() and not folder.is_dir():
+        return f"{folder}: a symbolic link to nothing, not a folder"
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return f"{folder}: exists and is not a folder"
+    names = {p.name for p in folder.iterdir()}
+    if names <= HYDRA_OWN or marker in names:
+        return None
+    shown = ", ".join(sorted(names - HYDRA_OWN)[:3]) + (", ..." if len(names) > 4 else "")
+    return (
+        f"hydra.sweep.dir={folder}: holds files that are not a sweep's ({shown}); a sweep "
+        "never writes into a folder it did not make: name a new folder, or leave "
+        "hydra.sweep.dir out for a fresh one"
+    )

@@ -164,32 +164,65 @@ def inspect_run(run_dir: PathLike) -> Inspection:
         return Inspection(None, "metrics.json was changed after it was written (fails its digest)")
     if not isinstance(metrics.files, dict) or not set(metrics.files) <= set(RECORD_FILES):
         return Inspection(None, "metrics.json names files that are not a record's")
+    history = None
     for name, digest in metrics.files.items():
         try:
-            ok = sha256(guarded_read(run_dir / name, KINDS[name], root)) == digest
+            data = guarded_read(run_dir / name, KINDS[name], root)
+            ok = sha256(data) == digest
         except OSError:
             ok = False
         if not ok:
             return Inspection(None, f"{name} is missing or damaged (fails its checksum)")
-    if metrics.finished and (not metrics.files or metrics.digest is None):
-        return _check_against_history(run_dir, metrics)
-    return Inspection(metrics, None)
+        if name == "history.parquet":
+            history = data
+    if not metrics.finished:
+        return Inspection(metrics, None)
+    if history is None:
+        try:  # a record written before checksums: decode its history in full
+            history = guarded_read(run_dir / "history.parquet", "history", root)
+        except OSError as e:
+            return Inspection(None, f"history.parquet: {e.strerror or e}")
+    return _check_against_history(history, metrics)
 
 
-def _check_against_history(run_dir: Path, metrics: RunMetrics) -> Inspection:
-    """A record without checksums (or without its own digest): decode its history in full
-    and check the metrics' numbers against it."""
+HEADLINE_COLUMNS = ["train_loss", "test_accuracy"]
+
+
+def _check_against_history(history: bytes, metrics: RunMetrics) -> Inspection:
+    """A finished record's headline numbers re-derived from its history (decoded in
+    full) must agree with its metrics.json: the checksums and the digest are written by
+    whoever writes the file, so an edit that recomputes them (or nulls the digest) still
+    does not make a better number count."""
     try:
-        table = read_history_table(run_dir)
+        with pq.ParquetFile(pa.BufferReader(history)) as f:
+            names = [c for c in HEADLINE_COLUMNS if c in f.schema_arrow.names]
+            table = f.read(columns=names)
         loss = table.column("train_loss").to_numpy()
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         return Inspection(None, f"history.parquet is not readable ({type(e).__name__})")
     if len(loss) != metrics.steps_done:
         return Inspection(None, "history.parquet does not match metrics.json")
-    last = metrics.final_train_loss
-    if len(loss) and (last is None or not np.isclose(last, loss[-1], rtol=1e-12, atol=0)):
+    if not _agrees(metrics.final_train_loss, loss[-1] if len(loss) else None):
         return Inspection(None, "metrics.json's final train loss is not its history's")
+    if "test_accuracy" in names and metrics.test_accuracy is not None:
+        acc = table.column("test_accuracy").to_numpy()
+        acc = acc[np.isfinite(acc)]
+        if not _agrees(metrics.test_accuracy, acc[-1] if len(acc) else None):
+            return Inspection(None, "metrics.json's test accuracy is not its history's")
+        if metrics.best_test_accuracy is not None and not _agrees(
+            metrics.best_test_accuracy, acc.max() if len(acc) else None
+        ):
+            return Inspection(None, "metrics.json's best test accuracy is not its history's")
     return Inspection(metrics, None)
+
+
+def _agrees(stated, derived) -> bool:
+    """A metric as stated and as re-derived: equal to rounding, or both absent (a
+    non-finite value is stored as absent)."""
+    finite = derived is not None and bool(np.isfinite(derived))
+    if stated is None or not np.isfinite(stated):
+        return not finite
+    return finite and bool(np.isclose(stated, derived, rtol=1e-9, atol=0))
 
 
 def is_finished(run_dir: PathLike) -> bool:

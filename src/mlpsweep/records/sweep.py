@@ -4,8 +4,12 @@ The report reads the runs it lists (a planned run without a finished record is s
 such); resume compares a new command's runs with them.
 """
 
+import contextlib
+import fcntl
 import json
+import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +42,8 @@ class SweepManifest:
     sweeper: str = "mlpsweep"  # what proposed the runs: mlpsweep, basic, optuna, ...
     objective: str | None = None  # an adaptive sweeper's objective (the `objective` knob)
     harness: str | None = None  # mlpsweep's version that planned it (None: before it was kept)
+    # made once, kept by every rewrite: a copy of the folder is the same sweep
+    sweep_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def adaptive(self) -> bool:
@@ -82,29 +88,72 @@ class SweepManifest:
             if wrong is not None:
                 raise ValueError(f"{wrong}: a {type(fields[wrong]).__name__}, not a "
                                  f"{TYPES[wrong].__name__}")  # fmt: skip
-            return cls(runs=runs, **fields)
+            manifest = cls(runs=runs, **fields)
         except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
             detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
             raise SweepError(f"{path}: not a readable sweep manifest ({detail})") from None
+        if manifest.adaptive:  # running or killed: its runs so far are in its records
+            listed = set(manifest.run_ids)
+            manifest.runs += [r for r in found_runs(sweep_dir) if r.run_id not in listed]
+        return manifest
 
     @classmethod
     def from_records(cls, sweep_dir: PathLike, **fields) -> "SweepManifest | None":
         """A manifest listing the readable run records under `sweep_dir`/runs (for a
         sweep run without our planner, by Hydra's basic sweeper say); None if none."""
-        from mlpsweep.records.run import read_metrics
-
-        found = []
-        for path in (Path(sweep_dir) / "runs").glob("*/"):
-            metrics = read_metrics(path) if is_run_id(path.name) and not path.is_symlink() else None
-            if metrics is not None:  # in the order they finished (an adaptive search's order)
-                mtime = (path / "metrics.json").stat().st_mtime_ns
-                found.append((mtime, path.name, PlannedRun(path.name, tuple(metrics.overrides))))
-        runs = [run for *_, run in sorted(found)]
+        runs = found_runs(sweep_dir)
         return cls(runs=runs, **fields) if runs else None
 
     @classmethod
     def exists(cls, sweep_dir: PathLike) -> bool:
         return guarded_exists(Path(sweep_dir) / MANIFEST)  # what it is: read() says
+
+
+LOCK_WAIT_S = 120.0  # planning holds the lock for a few seconds at most
+
+
+@contextlib.contextmanager
+def manifest_lock(sweep_dir: PathLike, wait_s: float | None = None):
+    """Hold the sweep folder's lock (flock on the folder itself: no lock file to leave
+    behind) for a read-modify-write of sweep.json, so that two `resume=true extend=true`
+    at once each see the other's runs and lose none. The wait is bounded: SweepError
+    (one line, naming the folder) after `wait_s` (LOCK_WAIT_S)."""
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    fd = os.open(sweep_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline, pause = time.monotonic() + wait_s, 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SweepError(
+                        f"{sweep_dir}: waited {wait_s:.0f} s for another command planning "
+                        "this sweep to finish (is it stopped?); try again"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def found_runs(sweep_dir: PathLike) -> list[PlannedRun]:
+    """The runs with a readable record under `sweep_dir`/runs, in the order they finished
+    (an adaptive search's order); none through a linked runs/ folder."""
+    from mlpsweep.records.run import read_metrics
+
+    found = []
+    runs = Path(sweep_dir) / "runs"
+    if runs.is_symlink():
+        return []
+    for path in runs.glob("*/"):
+        metrics = read_metrics(path) if is_run_id(path.name) and not path.is_symlink() else None
+        if metrics is not None:
+            mtime = (path / "metrics.json").stat().st_mtime_ns
+            found.append((mtime, path.name, PlannedRun(path.name, tuple(metrics.overrides))))
+    return [run for *_, run in sorted(found)]
 
 
 TYPES = {  # the manifest's fields besides runs, and what each must be
@@ -118,6 +167,7 @@ TYPES = {  # the manifest's fields besides runs, and what each must be
     "sweeper": str,
     "objective": str,
     "harness": str,
+    "sweep_id": str,
 }
 
 

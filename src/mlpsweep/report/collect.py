@@ -61,6 +61,11 @@ def run_row(run_dir, planned, needs=()) -> tuple[dict, dict]:
     }
     config = flatten(read_config(run_dir))
     metrics, problem = records.inspect_run(run_dir)
+    if metrics is not None and list(metrics.overrides) != list(planned.overrides):
+        # The manifest can be edited by hand; the record is sealed and verified: the run
+        # is what its record says it is, and so is the command that reproduces it.
+        row["overrides"] = " ".join(metrics.overrides)
+        row["reproduce"] = shlex.join(["python", "run.py", *metrics.overrides, *needs])
     if metrics is None:
         # Listed in the sweep, no valid result: not (yet) run, or damaged since.
         row["status"] = Status.INCOMPLETE if problem == NO_RESULT else Status.CORRUPT
