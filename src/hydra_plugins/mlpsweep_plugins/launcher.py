@@ -27,6 +27,9 @@ class MlpsweepLauncherConf:
     # times a job is run again after its worker died under it (killed, out of memory);
     # by default the task config's `retries`, if it has one
     worker_loss_retries: int = "${oc.select:retries,0}"  # type: ignore[assignment]
+    # a worker stopped (SIGSTOP, a frozen job) this long is killed, so its job is a lost
+    # job and not a wait for ever; by default the task config's `claim_timeout`
+    stopped_worker_s: float = "${oc.select:claim_timeout,60}"  # type: ignore[assignment]
     progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
     # false: Hydra's own public run_job (it copies each job's config four times; a
@@ -53,8 +56,10 @@ class MlpsweepLauncher(Launcher):
         progress=True,
         joblib=None,
         fast_run_job=True,
+        stopped_worker_s=60.0,
     ):
         self.worker_loss_retries = worker_loss_retries
+        self.stopped_worker_s = float(stopped_worker_s)
         from mlpsweep.launcher.engines import engine_for
         from mlpsweep.launcher.hydra_compat import warn_if_unchecked
 

@@ -53,9 +53,13 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)
     returns = [None] * len(jobs)
     engine = launcher.engine
-    with Recovery(
-        len(jobs), launcher.worker_loss_retries, initial_job_idx, engine.local_workers
-    ) as plan:
+    stopped_s = getattr(launcher, "stopped_worker_s", None)
+    with (
+        warmup.LaunchWatch(stopped_s=stopped_s),
+        Recovery(
+            len(jobs), launcher.worker_loss_retries, initial_job_idx, engine.local_workers
+        ) as plan,
+    ):
         while True:
             batch, alone = plan.next_batch()
             if not batch:

@@ -15,10 +15,13 @@ is already running).
 A warm-up that fails is forgotten: the launch starts its workers as it always did.
 """
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 
 log = logging.getLogger("mlpsweep")
 STUCK_S = 15.0  # a warm-up still starting workers after this is stuck (many times the usual)
@@ -119,3 +122,94 @@ def _still_in(thread, target):
     while frame is not None and frame is not target:
         frame = frame.f_back
     return frame is target
+
+
+POLL_S = 1.0  # how often a launch's watch looks
+
+
+class LaunchWatch:
+    """A launch's waits, bounded from a thread of its own: a start-up write stuck on a
+    worker that died as it started (in any thread: the launch's own, loky's manager
+    replacing a dead worker) is unblocked after `stuck_s`; a worker process stopped
+    (SIGSTOP, a frozen job: state T) for longer than `stopped_s` is killed, so that its
+    job is a lost job, run again or failed (recovery.py), never a wait for ever. Each
+    says so in one line naming what was waited for."""
+
+    def __init__(self, stuck_s: float | None = None, stopped_s: float | None = None):
+        self.stuck_s = STUCK_S if stuck_s is None else stuck_s
+        self.stopped_s = stopped_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="mlpsweep-watch", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+    def _run(self):
+        stuck: dict = {}  # (thread id, frame id) -> when first seen writing start-up data
+        stopped: dict = {}  # pid -> when first seen stopped
+        while not self.done.wait(min(POLL_S, self.stuck_s / 2)):
+            now = time.monotonic()
+            self._unblock_start_ups(stuck, now)
+            if self.stopped_s:
+                self._kill_stopped(stopped, now)
+
+    def _unblock_start_ups(self, stuck, now):
+        for thread in threading.enumerate():
+            frame = sys._current_frames().get(thread.ident)
+            while frame is not None and not (
+                frame.f_code.co_name == "_launch" and "child_r" in frame.f_locals
+            ):
+                frame = frame.f_back
+            key = (thread.ident, id(frame))
+            if frame is None:
+                continue
+            if now - stuck.setdefault(key, now) > self.stuck_s and drain_stuck_launch(thread):
+                stuck.pop(key, None)
+                log.warning(
+                    f"a worker died as it started, and its start-up (in {thread.name}) "
+                    f"waited {self.stuck_s:.0f} s on it: unblocked; its jobs go on"
+                )
+
+    def _kill_stopped(self, stopped, now):
+        for pid in child_pids():
+            if process_state(pid) not in ("T", "t"):
+                stopped.pop(pid, None)
+                continue
+            if now - stopped.setdefault(pid, now) > self.stopped_s:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                stopped.pop(pid, None)
+                log.error(
+                    f"worker pid {pid} was stopped (SIGSTOP?) for over {self.stopped_s:g} s "
+                    "(the claim timeout): killed; its job is taken over as a lost job"
+                )
+
+
+def child_pids() -> set[int]:
+    """The pids of this process's children (Linux: every thread's children list)."""
+    out = set()
+    for path in _tasks():
+        with contextlib.suppress(OSError, ValueError):
+            out.update(int(p) for p in path.read_text().split())
+    return out
+
+
+def _tasks():
+    from pathlib import Path
+
+    return Path(f"/proc/{os.getpid()}/task").glob("*/children")
+
+
+def process_state(pid: int) -> str | None:
+    """The process's state letter (R, S, T, Z, ...), None when it is gone."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
