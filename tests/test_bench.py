@@ -67,14 +67,21 @@ def test_the_train_bench_runs_under_a_second_kernel_in_the_same_command():
 # (test_faults, test_launchers, test_safety, test_trust, test_reliability).
 @pytest.mark.parametrize(
     "fault",
-    ["kill -9 of one worker", "a tampered dataset cache", "hostile sweep names"],
+    [
+        "kill -9 of one worker",
+        "a tampered dataset cache",
+        "hostile sweep names",
+        "a lone worker stopped (kill -STOP)",
+    ],
 )
 def test_the_fault_bench_counts_zero(fault):
     from mlpsweep.bench import faults
 
     lines = []
     totals = faults.run(repeats=1, jobs=6, out=lines.append, only=[fault])
-    assert totals == {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}, "\n".join(lines)
+    assert totals == {"lost": 0, "twice": 0, "damaged": 0, "outside": 0, "hung": 0}, "\n".join(
+        lines
+    )
     [row] = lines[2:-1]  # (whether the fault hit while work went on is chance: 'landed')
     assert row.split()[: len(fault.split())] == fault.split(), row
 

@@ -302,9 +302,7 @@ def test_a_sweep_folder_deleted_while_the_sweep_ran_is_said_with_exit_1(tmp_path
     assert e.value.code == 1 and "is gone" in capsys.readouterr().err
 
 
-def test_a_study_comparing_a_setting_that_is_not_swept_is_refused_before_training(
-    tmp_path, capsys
-):
+def test_a_study_comparing_a_setting_that_is_not_swept_is_refused_before_training(tmp_path, capsys):
     from helpers import multirun
 
     study = "study={question: 'Does width matter?',compare: [width]}"

@@ -2,7 +2,10 @@
 (Work), and what is counted afterwards (runs lost, damaged records read, runs trained
 twice, files outside the results root)."""
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from mlpsweep.bench.launch import app_path
 from mlpsweep.records import claim
 
 TRAINED = re.compile(r"#\d+ (.+?): (?:ok|diverged) loss")
+HUNG_S = 300.0  # a sweep of the bench's size that runs longer than this is hung
 SWEEP = ["steps=1500", "batch_size=50", "eval_every=0", "report=false", "hydra.launcher.n_jobs=2"]
 
 
@@ -24,7 +28,7 @@ class Work:
         self.cwd, self.logs = self.root / "work", self.root / "logs"
         self.cwd.mkdir(parents=True)
         self.logs.mkdir()
-        self.texts, self.started = [], 0
+        self.texts, self.started, self.hung = [], 0, 0
 
     def start(self, *args):
         # Output to a file, not a pipe: a killed sweep's workers may hold a pipe open.
@@ -40,8 +44,18 @@ class Work:
         proc.log = log
         return proc
 
-    def finish(self, proc):
-        proc.wait()
+    def finish(self, proc, timeout=HUNG_S):
+        """Wait for a sweep; one still running after `timeout` is hung: counted, then
+        killed with its workers (the bench goes on)."""
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.hung += 1
+            for pid in loky_children(proc.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
         self.texts.append(proc.log.read_text())
         return proc.returncode
 

@@ -8,13 +8,16 @@
     a damaged record          bytes 200-1200 overwritten   (a bad disk), then resumed
     hostile names             sweep_name=../../x, /tmp/x   (typos, scripts)
     a stopped worker          SIGSTOP past claim_timeout, another sweep takes the run, SIGCONT
-    a worker killed at start  SIGKILL before its first job (loky's start-up must not hang)
+    a worker killed at start  SIGKILL before its first job (loky's start-up must not hang),
+                              under our sweeper, Hydra's basic one and Optuna's
+    a lone stopped worker     SIGSTOP, never continued, nobody else to take its run
     a tampered record         metrics.json edited by hand, then resumed
     a symlinked record        runs/<id> a link to another run's record, then resumed
     a tampered dataset cache  every label overwritten, then rerun
 
 and counts what must stay 0: runs lost, runs trained twice, damaged records read as
-results, files written outside the results root. `landed` counts the repeats where the
+results, files written outside the results root, sweeps hung (still running after
+fault_work.HUNG_S). `landed` counts the repeats where the
 fault hit while work was going on (a kill after the sweep ended tests nothing).
 """
 
@@ -115,9 +118,12 @@ def stopped_worker(work, rng, jobs):
     return (*lost_and_damaged(work.cwd / "results/shared/one", jobs), True)
 
 
-def kill_starting_worker(work, rng, jobs):
-    """A worker SIGKILLed as it starts, before its first job."""
-    args = ["-m", f"seed=range({jobs})", *SWEEP]
+def kill_starting_worker(work, rng, jobs, sweeper=()):
+    """A worker SIGKILLed as it starts, before its first job (under `sweeper`'s
+    arguments: ours by default, Hydra's basic, Optuna)."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP, *sweeper]
+    if "hydra/sweeper=optuna" in sweeper:
+        args = ["-m", *SWEEP, *sweeper, f"hydra.sweeper.n_trials={jobs}"]
     proc = work.start(*args)
     deadline, victim = time.monotonic() + 60, None
     while time.monotonic() < deadline and proc.poll() is None and victim is None:
@@ -129,7 +135,28 @@ def kill_starting_worker(work, rng, jobs):
         time.sleep(0.01)
     if work.finish(proc) != 0:
         resume_until_done(work, args)
-    return (*lost_and_damaged(sweep_dir(work), jobs), victim is not None)
+    folder = sweep_dir(work)
+    if "hydra/sweeper=optuna" in sweeper:  # its trials may repeat a run: count what it made
+        jobs = len(records.SweepManifest.read(folder).runs)
+    return (*lost_and_damaged(folder, jobs), victim is not None)
+
+
+OPTUNA = ("hydra/sweeper=optuna", "+sweep=lr_tune", "hydra.sweeper.n_jobs=2", "steps=1500")
+
+
+def stopped_lone_worker(work, rng, jobs):
+    """A worker SIGSTOPped at a random moment and never continued, with no other sweep
+    to take its run over: the sweep must end (its watch kills the worker past the claim
+    timeout, the job is lost and failed or run again), never wait for ever."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP, "claim_timeout=2"]
+    proc = work.start(*args)
+    time.sleep(rng.uniform(0.5, 3.0))
+    pid = wait_for_claim(lambda: sweep_dir(work), proc)
+    if pid is not None:
+        os.kill(pid, signal.SIGSTOP)
+    if work.finish(proc) != 0:
+        resume_until_done(work, args)
+    return (*lost_and_damaged(sweep_dir(work), jobs), pid is not None)
 
 
 def tamper_record(work, rng, jobs):
@@ -206,6 +233,11 @@ FAULTS = {
     "hostile sweep names": hostile_names,
     "a stopped worker, taken over, resumed": stopped_worker,
     "a worker killed as it starts": kill_starting_worker,
+    "... under Hydra's basic sweeper": lambda w, r, j: kill_starting_worker(
+        w, r, j, ("hydra/sweeper=basic",)
+    ),
+    "... under the Optuna sweeper": lambda w, r, j: kill_starting_worker(w, r, j, OPTUNA),
+    "a lone worker stopped (kill -STOP)": stopped_lone_worker,
     "a tampered record, resumed": tamper_record,
     "a symlinked record, resumed": symlink_record,
     "a tampered dataset cache": tamper_data,
@@ -217,9 +249,10 @@ def run(repeats=3, jobs=12, seed=0, out=print, only=None):
     rng = random.Random(seed)
     out(f"each fault {repeats} times at random moments, {jobs}-run sweeps (2 workers):")
     out(
-        f"  {'fault':38} {'landed':>6} {'lost':>5} {'twice':>6} {'damaged read':>13} {'outside':>8}"
+        f"  {'fault':38} {'landed':>6} {'lost':>5} {'twice':>6} {'damaged read':>13} "
+        f"{'outside':>8} {'hung':>5}"
     )
-    totals = {"lost": 0, "twice": 0, "damaged": 0, "outside": 0}
+    totals = {"lost": 0, "twice": 0, "damaged": 0, "outside": 0, "hung": 0}
     with tempfile.TemporaryDirectory() as tmp:
         for n, (name, fault) in enumerate(FAULTS.items()):
             if only is not None and name not in only:
@@ -233,9 +266,10 @@ def run(repeats=3, jobs=12, seed=0, out=print, only=None):
                 row["twice"] += work.trained_twice()
                 row["damaged"] += damaged
                 row["outside"] += len(work.outside_results())
+                row["hung"] += work.hung
             out(
                 f"  {name:38} {f'{landed}/{repeats}':>6} {row['lost']:5d} {row['twice']:6d} "
-                f"{row['damaged']:13d} {row['outside']:8d}"
+                f"{row['damaged']:13d} {row['outside']:8d} {row['hung']:5d}"
             )
             for k in totals:
                 totals[k] += row[k]
@@ -243,6 +277,6 @@ def run(repeats=3, jobs=12, seed=0, out=print, only=None):
     totals["outside"] += len(escaped)
     out(
         f"  {'total (target: all 0)':38} {'':6} {totals['lost']:5d} {totals['twice']:6d} "
-        f"{totals['damaged']:13d} {totals['outside']:8d}"
+        f"{totals['damaged']:13d} {totals['outside']:8d} {totals['hung']:5d}"
     )
     return totals
