@@ -355,3 +355,13 @@ def test_a_launchs_watch_kills_a_worker_stopped_past_the_claim_timeout(caplog):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+@pytest.mark.parametrize("command", ["runs", "report"])
+def test_a_sweep_with_no_runs_yet_is_one_line_for_every_command(tmp_path, capsys, command):
+    from mlpsweep.cli import main
+
+    (tmp_path / records.MANIFEST).write_text('{"runs": []}')  # was KeyError 'status'
+    assert main([command, str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the sweep has no runs yet" in err

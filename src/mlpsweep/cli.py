@@ -6,10 +6,26 @@ import sys
 from mlpsweep.records import SweepError, UnsafeFile
 
 
+def has_runs(folder) -> bool:
+    """Whether the sweep lists (or, adaptive, has recorded) any run; says so if not."""
+    from mlpsweep.records import SweepManifest
+
+    if SweepManifest.read(folder).runs:  # (SweepError: not a sweep, said by main)
+        return True
+    print(
+        f"mlpsweep: {folder}: the sweep has no runs yet (none planned or recorded): nothing "
+        "to show; run it, or rerun its command with resume=true",
+        file=sys.stderr,
+    )
+    return False
+
+
 def cmd_report(args):
     from pathlib import Path
 
     dirs = [Path(d) for d in args.dirs]
+    if not all(has_runs(d) for d in dirs):
+        return 2
     if len(dirs) == 1 and not (args.merge or args.keep_apart):
         if args.out:
             print("mlpsweep: --out is for --merge (a sweep's report goes in its folder)",
@@ -158,6 +174,8 @@ def cmd_runs(args):
     from mlpsweep.report.collect import collect
     from mlpsweep.report.study import METRICS
 
+    if not has_runs(args.dir):
+        return 2
     table = summary(analyse(collect(args.dir, write=False)))
     shown = table[["config", "runs", "status"]].copy()
     for col in RUNS_COLUMNS:  # numbers only, and only the columns some run has
