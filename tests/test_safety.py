@@ -250,6 +250,7 @@ UNREADABLE = [
         ["hydra.sweeper.zip=[[lr,seed],[lr,batch_size]]", "lr=0.1,0.2", "seed=0,1"],
         "zip: lr is in two zips",
     ),
+    (["hydra.sweeper.zip=[[]]", "lr=0.1,0.2"], "each zip is a list of swept keys"),
 ]
 
 

@@ -23,7 +23,7 @@ def zipped_product(overrides, zip_groups):
     entries = OrderedDict((k, [[v] for v in vals]) for k, vals in axes.items())
     seen = {}
     for group in zip_groups or []:
-        if isinstance(group, str) or not all(isinstance(k, str) for k in group):
+        if isinstance(group, str) or not group or not all(isinstance(k, str) for k in group):
             raise HydraException(
                 f"zip {group!r}: each zip is a list of swept keys, e.g. zip=[[batch_size,lr]]"
             )
