@@ -365,3 +365,22 @@ def test_a_sweep_with_no_runs_yet_is_one_line_for_every_command(tmp_path, capsys
     assert main([command, str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the sweep has no runs yet" in err
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_sighup_stops_a_sweep_as_sigterm_does(tmp_path):
+    import signal
+    import subprocess
+
+    from helpers import start_app, wait_for
+
+    proc = start_app(
+        tmp_path, "-m", "seed=0,1", "steps=1000000", "report=false", stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    wait_for(lambda: list(tmp_path.glob("results/adhoc/*/claims/*.json")), what="a job")
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 129, err
+    assert "hung up: finished runs kept" in err
