@@ -42,7 +42,10 @@ def run_bytes(config, input_size: int, num_classes: int, train_size: int = 60_00
         weights += params * (item + 16)  # two float64 accumulations of it (core/noise.py)
     probe = config.trajectory_probe
     if probe is not None:
-        activations += (train_size if probe == "all" else int(probe)) * input_size * item
+        n = train_size if probe == "all" else int(probe)
+        activations += n * input_size * item
+        if n < train_size:  # its per-example losses at every measured step (trajectory.py)
+            activations += n * 8 * (config.steps // 2 // config.trajectory_every + 60)
     return int(weights + activations + history + PROCESS_BYTES)
 
 

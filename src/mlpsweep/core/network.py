@@ -130,6 +130,20 @@ class MLP:
                 x = self.activation(x)
         return x
 
+    def example_losses(self, x, labels, eps=0.0, chunk=256):
+        """Each row's loss (float64), as `evaluate` computes it, in chunks."""
+        out = np.empty(x.shape[0], dtype=np.float64)
+        for start in range(0, x.shape[0], chunk):
+            z = self.logits(x[start : start + chunk]).astype(np.float64, copy=False)
+            yb = labels[start : start + chunk]
+            zmax = z.max(axis=1)
+            lse = np.log(np.exp(z - zmax[:, None]).sum(axis=1)) + zmax
+            z_true = z[np.arange(len(yb)), yb]
+            out[start : start + len(yb)] = (
+                -np.log(np.exp(z_true - lse) + eps) if eps else lse - z_true
+            )
+        return out
+
     def evaluate(self, x, labels, normalize=None, chunk=256, eps=0.0):
         """Mean loss and accuracy over (x, labels), in chunks to bound memory (256 rows: a
         worker's float copies stay small; its uint8 data is shared via mmap). The loss is

@@ -36,6 +36,9 @@ class History:
     noise: np.ndarray | None  # (k, 3) at the same steps (noise_probe)
     noise_init: np.ndarray | None  # (3,) before the first step
     wall_seconds: float = 0.0  # spent so far (timings add up across a resume)
+    # the trajectory probe's per-example losses at each step it measured (its correction
+    # needs them at the run's end: core/trajectory.py); arrays never changed in place
+    trajectory_examples: list | None = None
     eval_seconds: float = 0.0
 
 

@@ -16,6 +16,7 @@ from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.sampling import make_sampler, rng_state, run_streams, set_rng_state
 from mlpsweep.core.status import Status
 from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
+from mlpsweep.core.trajectory import sampling_var_column
 from mlpsweep.core.window import trajectory_steps
 
 
@@ -37,9 +38,11 @@ class TrainResult:
     # Per step: the variance of the minibatch loss about the weights' own loss, from the
     # batch's per-example losses (Trainer.loss_sampling_var); NaN for batches of one.
     loss_sampling_var: np.ndarray | None = None
-    # Per step: the loss of the weights on the trajectory probe (NaN where not measured).
+    # Per step: the loss of the weights on the trajectory probe (NaN where not measured),
+    # and the variance of its residual about the whole train set's (core/trajectory.py).
     trajectory_loss: np.ndarray | None = None
     paused: bool = False  # stopped at train(..., stop_at=) before its last step
+    trajectory_sampling_var: np.ndarray | None = None
 
     @property
     def steps_done(self) -> int:
@@ -229,14 +232,15 @@ class Trainer:
         return layer.loss_var * self.sampling_scale
 
     def trajectory_loss(self):
-        """The current weights' mean loss on the trajectory probe (None when it is off):
-        the loss the minibatch losses scatter around, without their sampling noise. The
-        same per-example loss as training (loss_eps included), in inference mode (no
-        dropout). Reads the weights only: the training is the same with or without it."""
+        """The current weights' per-example losses on the trajectory probe (None when it is
+        off); their mean is the loss the minibatch losses scatter around, without their
+        sampling noise. The same per-example loss as training (loss_eps included), in
+        inference mode (no dropout). Reads the weights only: the training is the same
+        with or without it."""
         if self.trajectory_set is None:
             return None
         x, y = self.trajectory_set
-        return self.net.evaluate(x, y, eps=self.config.loss_eps)[0]
+        return self.net.example_losses(x, y, eps=self.config.loss_eps)
 
     def evaluate(self):
         """(test loss, test accuracy) of the current weights."""
@@ -288,8 +292,10 @@ def train(
     sampling_var = np.empty(cfg.steps, dtype=np.float64)
     trajectory = np.full(cfg.steps, np.nan) if trainer.trajectory_set is not None else None
     probe_at: set[int] = set()
+    examples = []  # each measured step's per-example probe losses (for the correction)
     if trajectory is not None:
         probe_at = set(trajectory_steps(cfg.steps, cfg.trajectory_every))
+        whole = len(trainer.trajectory_set[1]) >= len(dataset.y_train)  # nothing to correct
     evals, noise = [], []  # (step, test_loss, test_accuracy), NoiseStats at those steps
     at = set(eval_steps(cfg.steps, cfg.eval_every, cfg.eval_schedule))
     stop = parse_target(cfg.target) if cfg.stop_at_target else None
@@ -306,6 +312,7 @@ def train(
         losses[:done], sampling_var[:done] = h.train_loss, h.loss_sampling_var
         if trajectory is not None and h.trajectory_loss is not None:
             trajectory[:done] = h.trajectory_loss
+            examples = list(h.trajectory_examples or [])
         evals = [(int(s), a, b) for s, a, b in h.evals.tolist()]
         noise = [] if h.noise is None else [tuple(row) for row in h.noise.tolist()]
         noise_init, before, eval_seconds = h.noise_init, h.wall_seconds, h.eval_seconds
@@ -317,6 +324,7 @@ def train(
             train_loss=losses[:step].copy(),
             loss_sampling_var=sampling_var[:step].copy(),
             trajectory_loss=None if trajectory is None else trajectory[:step].copy(),
+            trajectory_examples=None if trajectory is None else list(examples),
             evals=np.array(evals, dtype=np.float64).reshape(-1, 3),
             noise=None if noise_init is None else np.array(noise, np.float64).reshape(-1, 3),
             noise_init=noise_init,
@@ -329,7 +337,9 @@ def train(
             if trajectory is not None and step in probe_at:  # the weights this step's
                 # minibatch loss is computed at
                 t0 = time.perf_counter()
-                trajectory[step - 1] = trainer.trajectory_loss()
+                row = trainer.trajectory_loss()
+                trajectory[step - 1] = row.mean()
+                examples.append(row[:0] if whole else row)
                 eval_seconds += time.perf_counter() - t0
             loss = trainer.step()
             if not math.isfinite(loss):
@@ -374,6 +384,11 @@ def train(
                 observer.on_checkpoint(trainer.state(step, history(step)))
                 eval_seconds += time.perf_counter() - t0  # not training either
     wall = before + time.perf_counter() - start_time
+    probe_var = None
+    if trajectory is not None:
+        probe_var = sampling_var_column(
+            examples, sorted(probe_at), done, cfg.steps, cfg.trajectory_every, len(dataset.y_train)
+        )
     ev = np.array(evals, dtype=np.float64).reshape(-1, 3)
     first = None
     if cfg.target is not None:
@@ -397,6 +412,7 @@ def train(
         loss_sampling_var=sampling_var[:done].copy(),
         trajectory_loss=None if trajectory is None else trajectory[:done].copy(),
         paused=status == Status.OK and done == last < cfg.steps,
+        trajectory_sampling_var=probe_var,
     )
     observer.on_end(result)
     return result

@@ -3,6 +3,8 @@ average the loss is measured around. Defined once, here: the report measures ove
 window, and the trainer's trajectory probe must cover it (with half a smoothing window
 before it, so the probe's own moving average is centred at the window's first step)."""
 
+import numpy as np
+
 
 def smoothing_window(n: int) -> int:
     """Points in the centred moving average of an n-point curve (n/20, at least 5)."""
@@ -24,3 +26,26 @@ def trajectory_steps(steps: int, every: int = 1) -> list[int]:
     if out[-1] != stop:
         out.append(stop)
     return out
+
+
+def probe_window(steps: int, every: int) -> int:
+    """Points in the moving average of a trajectory probe measured every `every`-th step
+    of a `steps`-step run: the same span of steps as the loss's (at least 3 points)."""
+    return max(3, smoothing_window(steps) // every)
+
+
+def moving_average(y, window: int) -> np.ndarray:
+    """Centred moving average over `window` points (narrower at the ends), along axis 0
+    (each column of a 2-D array on its own). Centred, not trailing: a trailing average
+    lags a falling loss, and that lag would count as spread."""
+    y = np.asarray(y, dtype=np.float64)
+    c = np.cumsum(np.insert(y, 0, 0.0, axis=0), axis=0)
+    lo, hi = window_bounds(len(y), window)
+    span = (hi - lo).reshape((-1,) + (1,) * (y.ndim - 1))
+    return (c[hi] - c[lo]) / span
+
+
+def window_bounds(n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi) of each point's centred moving average over `window` of n points."""
+    idx = np.arange(n)
+    return np.maximum(idx - window // 2, 0), np.minimum(idx + window // 2 + 1, n)

@@ -4,7 +4,8 @@ runs/<run_id>/
   config.yaml      the resolved config of the run
   history.parquet  step, examples_seen, train_loss, test_loss, test_accuracy, and
                    loss_sampling_var (each step's minibatch sampling noise); with the
-                   probes on, trajectory_loss and the gradient-noise columns
+                   probes on, trajectory_loss (+ trajectory_sampling_var) and the
+                   gradient-noise columns
   job.log          warnings, errors and tracebacks of the job
   metrics.json     status and final metrics, and a checksum of each file above; written
                    last, so its presence (valid, and the files matching their checksums)
@@ -71,7 +72,7 @@ def history_columns(result) -> dict[str, np.ndarray]:
         "test_loss": test_loss,
         "test_accuracy": test_acc,
     }
-    for name in ("loss_sampling_var", "trajectory_loss"):  # see TrainResult
+    for name in ("loss_sampling_var", "trajectory_loss", "trajectory_sampling_var"):
         values = getattr(result, name, None)
         if values is not None:
             columns[name] = np.asarray(values, dtype=np.float64)

@@ -12,6 +12,7 @@ import pandas as pd
 from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
 from mlpsweep.report.analysis import analyse, summary, summary_numbers
+from mlpsweep.report.caveats import one_seed, sampling_split
 from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
@@ -65,6 +66,8 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         top = [shares.metrics[0].sentence(), *top]
     elif any(m.adaptive for m in sweeps_meta) or len(analysis.dims) >= 2:
         top = [shares.reason, *top]
+    notes = [sampling_split(analysis, study), one_seed(analysis, command)]
+    lead = [*lead, *filter(None, notes)]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
     table = summary(analysis, sort_by=study.select_by)
     cols = [c for c in table.columns if not c.startswith("_")]

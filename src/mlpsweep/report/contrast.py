@@ -26,7 +26,17 @@ from mlpsweep.report.study import METRICS
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
 DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}
 TUNE_BY = "final_train_loss"
-LEVEL_RELATIVE = {"spread_rel", "spread_rel_ex", "mean_abs_change_rel"}
+# A relative metric (a spread over the loss's own moving average) compared between runs
+# whose loss levels differ by more than LEVEL_FACTOR divides by different levels: the
+# comparison says that, and shows the absolute form beside it.
+LEVEL_FACTOR = 2.0
+
+
+def absolute_form(metric):
+    """The absolute metric a relative one (`..._rel...`) divides by the level, or None."""
+    return metric.replace("_rel", "", 1) if "_rel" in metric else None
+
+
 METHOD = (
     "Effects are ratios of geometric means over seeds (differences for accuracy and "
     "counts) with 95% intervals: a paired t-interval on per-seed log-ratios where both "
@@ -52,6 +62,10 @@ class Contrast:
     paired: bool
     ratio: bool
     unit: str = "seeds"  # what n counts: seeds, or runs when pooled over settings
+    # a relative metric between different loss levels: the levels' ratio, and the
+    # contrast of its absolute form (None otherwise)
+    level_ratio: float = float("nan")
+    absolute: "Contrast | None" = None
 
     @property
     def has_interval(self):
@@ -105,8 +119,32 @@ class Contrast:
         verdict = "" if self.conclusive else " Inconclusive: the interval includes no change."
         return (
             f"{text} at {at_high} than at {at_low}{where}: {self.mean_high:.3g} vs "
-            f"{self.mean_low:.3g} ({stats}).{verdict}"
+            f"{self.mean_low:.3g} ({stats}).{verdict}{self.level_note()}"
         )
+
+    def level_note(self):
+        """The warning of a relative metric across different loss levels, with its
+        absolute form's contrast ("" when the levels are alike)."""
+        if not math.isfinite(self.level_ratio):
+            return ""
+        warning = (
+            f" Level-confounded: the final train loss differs {self.level_ratio:.1f}x, so the "
+            "relative form divides by different levels"
+        )
+        if self.absolute is None:
+            return warning + "."
+        a = self.absolute
+        if a.ratio:
+            lower = a.effect < 1
+            f = 1 / a.effect if lower else a.effect
+            ci = sorted((1 / a.lo, 1 / a.hi) if lower else (a.lo, a.hi))
+            word = f"{f:.2f}x {'lower' if lower else 'higher'}"
+            ci_text = f"95% CI [{ci[0]:.3g}, {ci[1]:.3g}]" if a.has_interval else "no interval"
+        else:
+            word = f"{a.effect:+.3g}"
+            ci_text = f"95% CI [{a.lo:+.3g}, {a.hi:+.3g}]" if a.has_interval else "no interval"
+        verdict = ", inconclusive" if a.has_interval and not a.conclusive else ""
+        return f"{warning}; in absolute terms it is {word} ({ci_text}{verdict})."
 
     def row(self):
         return {
@@ -207,11 +245,14 @@ def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ra
         if el != eh:  # the sum reduction: a larger batch also takes a larger step
             note = f"effective lr {eh} vs {el}: the step size differs too"
             where = f"{where}; {note}" if where else note
-    if metric in LEVEL_RELATIVE and TUNE_BY in g:
+    level_ratio, absolute = float("nan"), None
+    plain = absolute_form(metric)
+    if plain and TUNE_BY in g:
         fl, fh = float(x[TUNE_BY].mean()), float(y[TUNE_BY].mean())
-        if min(fl, fh) > 0 and max(fl, fh) / min(fl, fh) > 10:
-            note = f"final train loss {fh:.3g} vs {fl:.3g}: relative to very different loss levels"
-            where = f"{where}; {note}" if where else note
+        if min(fl, fh) > 0 and max(fl, fh) / min(fl, fh) > LEVEL_FACTOR:
+            level_ratio = max(fl, fh) / min(fl, fh)
+            if plain in g and np.isfinite(pd.to_numeric(g[plain], errors="coerce")).all():
+                absolute = contrast(g, d, low, high, plain, "", pairable, replicate)
     effect, lo, hi = estimate(x[metric], y[metric], paired, ratio)
     return Contrast(
         d,
@@ -229,6 +270,8 @@ def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ra
         paired,
         bool(ratio),
         "seeds" if pairable else "runs",
+        level_ratio,
+        absolute,
     )
 
 

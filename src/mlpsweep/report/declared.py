@@ -10,6 +10,7 @@ import pandas as pd
 from mlpsweep.report.analysis import fmt
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
+from mlpsweep.report.stats import mean_interval, ratio_of_means
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 
@@ -114,33 +115,28 @@ def _times(c):
 
 
 def _decomposition(found, d, low, high, metric, runs):
-    """The sentence for a trajectory-spread metric: observed, sampling, trajectory."""
+    """The sentence for a trajectory-spread metric: observed, sampling (its share of the
+    variance, and the ratio expected from each config's per-example losses), trajectory;
+    for the probe, the subtraction's cross-check verdict."""
     lo_s, hi_s = f"{d}={fmt(low)}", f"{d}={fmt(high)}"
     observed, sampling, trajectory = (found.get(m) for m in _parts(metric)[1:] + (metric,))
+    suffix = "_ex" if metric.endswith("_ex") else ""
     parts = []
     if observed is not None:
         word, ci = _times(observed)
         parts.append(f"the minibatch loss scatters {word} at {lo_s} than at {hi_s} {ci}")
     if sampling is not None:
         word, ci = _times(sampling)
-        share = "sampling_share_ex" if metric.endswith("_ex") else "sampling_share"
         g = runs[_parts(metric)[2]]
-        shares = [
-            pd.to_numeric(g.loc[g[d] == v, share], errors="coerce").mean() for v in (low, high)
-        ]
-        expected = (
-            f"; sqrt({fmt(high)}/{fmt(low)}) = {math.sqrt(high / low):.2f}x expected"
-            if d == "batch_size"
-            else ""
-        )
+        shares = [_share(g[g[d] == v], suffix) for v in (low, high)]
         noise = (
             f"the sampling noise of a {fmt(low)}- or {fmt(high)}-example average"
             if d == "batch_size"
             else "the minibatch's sampling noise"
         )
         parts.append(
-            f"{shares[0]:.0%} of that variance at {lo_s} and {shares[1]:.0%} at {hi_s} is "
-            f"{noise} (alone it scatters {word} {ci}{expected})"
+            f"{shares[0]} of that variance at {lo_s} and {shares[1]} at {hi_s} is "
+            f"{noise} (alone it scatters {word} {ci}{_expected(g, d, low, high, suffix)})"
         )
     word, ci = _times(trajectory)
     how = "measured on the probe" if "probe" in metric else "sampling noise subtracted"
@@ -151,7 +147,83 @@ def _decomposition(found, d, low, high, metric, runs):
         )
     else:
         parts.append(f"the weights' own trajectory ({how}) oscillates {word} {ci}")
-    return "; ".join(parts) + "."
+    level = trajectory.level_note()
+    if "probe" in metric:
+        check = cross_check(runs[metric], d, (low, high), suffix)
+        if check:
+            parts.append(check)
+    return "; ".join(parts) + "." + level
+
+
+def _share(g, suffix):
+    """'93% [90%, 96%]': the sampling share of the spread's variance over the runs `g`, as
+    one ratio of means over their windows and seeds (stats.ratio_of_means)."""
+    num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
+    if num not in g or den not in g:
+        return "?"
+    iv = ratio_of_means(pd.to_numeric(g[num]), pd.to_numeric(g[den]), valid=(0.0, 1.0))
+    if not math.isfinite(iv.mean):
+        return "?"
+    if iv.n < 2:
+        return f"{iv.mean:.0%}"
+    return f"{iv.mean:.0%} [{iv.lo:.0%}, {iv.hi:.0%}]"
+
+
+def _expected(g, d, low, high, suffix):
+    """'; 2.81x expected ...': the sampling-only ratio a B-example mean gives, from each
+    config's own per-example loss spread and level: sqrt(B_high/B_low) x CV_low/CV_high
+    (a relative spread is sigma_l / (sqrt(B) L)); "" when not a batch-size contrast."""
+    cv = f"example_loss_cv{suffix}"
+    if d != "batch_size" or cv not in g:
+        return ""
+    means = [mean_interval(g.loc[g[d] == v, cv], log=True).mean for v in (low, high)]
+    if not all(math.isfinite(m) and m > 0 for m in means):
+        return ""
+    root = math.sqrt(float(high) / float(low))
+    expected = root * means[0] / means[1]
+    return (
+        f"; {expected:.2f}x expected from each config's per-example losses: "
+        f"sqrt({fmt(high)}/{fmt(low)}) = {root:.2f} times the ratio of their coefficients "
+        f"of variation, {means[0]:.2f} against {means[1]:.2f}, not {root:.2f} alone: the two "
+        "sit at different weights, whose per-example losses spread differently about "
+        "their level"
+    )
+
+
+AGREES = 0.5  # the cross-check can tell when its interval is narrower than this share
+
+
+def cross_check(g, d, values, suffix=""):
+    """The subtraction (observed less sampling variance) as a cross-check of the probe's
+    trajectory variance, per compared value: paired by run, the mean difference of the
+    two relative variances with its 95% t-interval. 'consistent' when the interval holds
+    0 and its half-width is under AGREES of the probe's variance; 'too noisy to tell'
+    when it is wider (sampling is most of the variance: the subtraction is a small
+    difference of two large numbers); 'they disagree' when the interval excludes 0."""
+    probe, spread = f"spread_trajectory_probe_rel{suffix}", f"spread_rel{suffix}"
+    sampled = f"spread_sampling_rel{suffix}"
+    if not {probe, spread, sampled} <= set(g.columns):
+        return ""
+    verdicts = []
+    for v in values:
+        r = g[g[d] == v]
+        p2 = pd.to_numeric(r[probe]) ** 2
+        diff = pd.to_numeric(r[spread]) ** 2 - pd.to_numeric(r[sampled]) ** 2 - p2
+        iv = mean_interval(diff)
+        share = _share(r, suffix).split(" ")[0]
+        at = f"{d}={fmt(v)}"
+        if iv.n < 2 or not math.isfinite(iv.half):
+            verdicts.append(f"{at} has one seed: no cross-check")
+        elif iv.lo > 0 or iv.hi < 0:
+            verdicts.append(
+                f"they disagree at {at} (subtracted less probe variance {iv.mean:+.2g}, "
+                f"95% CI [{iv.lo:+.2g}, {iv.hi:+.2g}])"
+            )
+        elif iv.half <= AGREES * float(p2.mean()):
+            verdicts.append(f"consistent at {at}")
+        else:
+            verdicts.append(f"too noisy to tell at {at}: sampling is {share} of the variance")
+    return "the subtraction (observed less sampling), a cross-check: " + "; ".join(verdicts)
 
 
 def not_measured_reason(runs, metric):

@@ -154,6 +154,10 @@ def findings(analysis, study, limit=10):
     contrast table). A stop-at-target study makes no finding on final loss or accuracy:
     its runs stopped at different points (steps and examples to target are its answer)."""
     metrics = list(dict.fromkeys([*study.metrics, "final_train_loss", "test_accuracy"]))
+    if _probed(analysis, metrics):  # the probe measures the trajectory; the subtraction
+        # is its cross-check (the headline's verdict), not a second answer
+        metrics = [m for m in metrics if not m.startswith("spread_trajectory_rel")]
+        metrics = [m for m in metrics if m not in ("spread_trajectory", "spread_trajectory_ex")]
     if analysis.stopped_at_target:
         metrics = [m for m in metrics if m not in FINAL]
     found, unmatched, inter = [], [], []
@@ -168,3 +172,14 @@ def findings(analysis, study, limit=10):
     lines += [c.sentence() for c in ranked if not c.conclusive]
     lines = list(dict.fromkeys(unmatched)) + lines
     return lines[:limit], pd.DataFrame([c.row() for c in found])
+
+
+def _probed(analysis, metrics):
+    """Whether a study metric is the probe's trajectory spread and some run measured it."""
+    done = analysis.comparable
+    return any(
+        m.startswith("spread_trajectory_probe")
+        and m in done
+        and pd.to_numeric(done[m], errors="coerce").notna().any()
+        for m in metrics
+    )

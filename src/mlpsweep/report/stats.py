@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.core.status import Status
-from mlpsweep.core.window import smoothing_window
+from mlpsweep.core.window import moving_average, smoothing_window
+from mlpsweep.core.window import window_bounds as _window_bounds
 
 
 def t_quantile(df, level=0.95):
@@ -64,26 +65,35 @@ def mean_interval(values, log=False, valid=(None, None)):
     return Interval(m, lo, hi, len(v))
 
 
+def ratio_of_means(numerators, denominators, valid=(0.0, None)):
+    """sum(y) / sum(x) over paired values (NaN pairs dropped) with its 95% interval by
+    the delta method (the linearised ratio's t-interval over the pairs): a share over
+    seeds taken as one ratio, so no single seed's noisy ratio is capped or dominates.
+    One pair: the ratio, no interval."""
+    y = np.asarray(numerators, dtype=np.float64)
+    x = np.asarray(denominators, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if not len(x) or x.sum() <= 0:
+        return Interval(np.nan, np.nan, np.nan, 0)
+    r = float(y.sum() / x.sum())
+    if len(x) < 2:
+        return Interval(r, r, r, 1)
+    se = float(np.std(y - r * x, ddof=1) / math.sqrt(len(x)) / x.mean())
+    half = float(t95(len(x))) * se
+    floor, ceil = valid
+    lo, hi = r - half, r + half
+    lo = lo if floor is None else max(lo, floor)
+    hi = hi if ceil is None else min(hi, ceil)
+    return Interval(r, lo, hi, len(x))
+
+
 def mean_band(df, by, x, y):
     """Mean of y over replicates per (by, x), with a 95% t-interval: lo, hi columns."""
     g = df.groupby([*by, x], observed=True, sort=True)[y].agg(["mean", "std", "count"])
     half = t95(g["count"].to_numpy()) * g["std"].to_numpy() / np.sqrt(g["count"].to_numpy())
     g["lo"], g["hi"] = g["mean"] - half, g["mean"] + half
     return g.reset_index()
-
-
-def moving_average(y, window):
-    """Centred moving average over `window` points (narrower at the ends). Centred, not
-    trailing: a trailing average lags a falling loss, and that lag would count as spread."""
-    y = np.asarray(y, dtype=np.float64)
-    c = np.cumsum(np.insert(y, 0, 0.0))
-    lo, hi = _window_bounds(len(y), window)
-    return (c[hi] - c[lo]) / (hi - lo)
-
-
-def _window_bounds(n, window):
-    idx = np.arange(n)
-    return np.maximum(idx - window // 2, 0), np.minimum(idx + window // 2 + 1, n)
 
 
 OSCILLATION = [
@@ -98,11 +108,23 @@ OSCILLATION = [
     "spread_trajectory_rel",
     "spread_trajectory_probe",
     "spread_trajectory_probe_rel",
+    "spread_trajectory_probe_raw",
+    "spread_trajectory_probe_rel_raw",
+    "probe_correction_share",
     "sampling_share",
+    "sampling_var",
+    "spread_var",
+    "example_loss_cv",
 ]
 SAMPLING = ("spread_sampling", "spread_sampling_rel", "spread_trajectory", "spread_trajectory_rel")
-SAMPLING_SHARE = ("sampling_share",)
-PROBE = ("spread_trajectory_probe", "spread_trajectory_probe_rel")
+SAMPLING_SHARE = ("sampling_share", "sampling_var", "spread_var", "example_loss_cv")
+PROBE = (
+    "spread_trajectory_probe",
+    "spread_trajectory_probe_rel",
+    "spread_trajectory_probe_raw",
+    "spread_trajectory_probe_rel_raw",
+    "probe_correction_share",
+)
 
 
 # A window is no place to measure oscillation while the run is still in its early phase:
@@ -138,7 +160,15 @@ def unmeasurable(loss, smooth, start, stop):
 
 
 def oscillation(
-    loss, window=None, start=None, stop=None, sampling_var=None, trajectory=None, ended=""
+    loss,
+    window=None,
+    start=None,
+    stop=None,
+    sampling_var=None,
+    trajectory=None,
+    ended="",
+    probe_var=None,
+    batch_size=None,
 ):
     """How much a loss curve oscillates over a window of its steps (default: the last
     half of training), and which part of that is the weights' own trajectory:
@@ -158,11 +188,24 @@ def oscillation(
     spread_sampling    sqrt(mean of v_t (1 - 1/m_t)): the spread sampling alone would show
     spread_trajectory  sqrt(max(0, spread^2 - spread_sampling^2)): the rest, the spread of
                        the weights' own loss (the trajectory) around its moving average
-    sampling_share     spread_sampling^2 / spread^2 (at most 1): the share of the observed
-                       variance that is sampling noise
+    sampling_share     spread_sampling^2 / spread^2: the share of the observed variance
+                       that is sampling noise. Not capped at 1: a run's estimate scatters
+                       around the true share both ways, and a cap would bias the mean of
+                       runs whose share is near 1 downward. sampling_var and spread_var
+                       (its numerator and denominator, relative form) let the report take
+                       the ratio of their means over seeds (report.split.sampling_share).
+    example_loss_cv    the per-example loss's coefficient of variation over the window:
+                       sqrt(mean of v_t B) / mean loss (with `batch_size` B): what the
+                       sampling spread of a B-example mean is made of
     spread_trajectory_probe  the trajectory measured directly: the spread of `trajectory`
                        (the loss of the weights on a fixed probe set, NaN where not measured)
-                       around its own moving average over the same span of steps
+                       around its own moving average over the same span of steps, less the
+                       probe's own sampling noise (`probe_var`, see core/trajectory.py):
+                       sqrt(max(0, raw^2 - mean of probe_var)). The raw spread, which a
+                       subset probe overstates, is spread_trajectory_probe_raw;
+                       probe_correction_share is the correction's share of the raw variance
+                       (near 1: the probe is too small to tell the trajectory from its own
+                       noise).
     (each `_rel`: relative to the moving average, as spread_rel)
 
     Returns the metrics and, under "why", the reason for each that cannot be measured
@@ -200,7 +243,10 @@ def oscillation(
         "spikes": int(np.sum(resid > 3 * sigma)) if sigma > 0 else 0,
     }
     out["why"] |= _decompose(out, sampling_var, n, window, start, stop, smooth, positive)
-    out["why"] |= _probe(out, trajectory, n, window, start, stop)
+    if batch_size and np.isfinite(out["sampling_var"]):
+        v = np.asarray(sampling_var, dtype=np.float64)[start:stop]
+        out["example_loss_cv"] = math.sqrt(float(np.mean(v)) * batch_size) / level
+    out["why"] |= _probe(out, trajectory, n, window, start, stop, probe_var)
     return out
 
 
@@ -223,8 +269,9 @@ def _decompose(out, sampling_var, n, window, start, stop, smooth, positive):
     sampling = float(np.mean(v * kept))
     out["spread_sampling"] = math.sqrt(sampling)
     out["spread_trajectory"] = math.sqrt(max(0.0, out["spread"] ** 2 - sampling))
+    out["sampling_var"], out["spread_var"] = sampling, out["spread"] ** 2
     if out["spread"] > 0:
-        out["sampling_share"] = min(1.0, sampling / out["spread"] ** 2)
+        out["sampling_share"] = sampling / out["spread"] ** 2
     if positive:
         rel = float(np.mean(v * kept / smooth**2))
         out["spread_sampling_rel"] = math.sqrt(rel)
@@ -233,9 +280,11 @@ def _decompose(out, sampling_var, n, window, start, stop, smooth, positive):
     return dict.fromkeys(SAMPLING[1::2], "the moving average is not positive")
 
 
-def _probe(out, trajectory, n, window, start, stop):
-    """spread_trajectory_probe(_rel) into `out` where the probe covered [start, stop) with
-    half a smoothing window before it; {metric: why not}."""
+def _probe(out, trajectory, n, window, start, stop, probe_var=None):
+    """spread_trajectory_probe(_rel, _raw) into `out` where the probe covered [start, stop)
+    with half a smoothing window before it; {metric: why not}. `probe_var`: the probe's
+    own sampling variance per measured step (None: an older record, or probe=all: no
+    correction)."""
     if trajectory is None:
         return dict.fromkeys(PROBE, "trajectory_probe was off")
     t = np.asarray(trajectory, dtype=np.float64)
@@ -253,11 +302,23 @@ def _probe(out, trajectory, n, window, start, stop):
     smooth = moving_average(points, max(3, window // every))
     inside = (at >= start) & (at < stop)
     resid = points[inside] - smooth[inside]
-    out["spread_trajectory_probe"] = float(np.std(resid))
+    own = np.zeros(int(inside.sum()))
+    if probe_var is not None:
+        own = np.nan_to_num(np.asarray(probe_var, dtype=np.float64)[at][inside])
+    raw = float(np.var(resid))
+    out["spread_trajectory_probe_raw"] = math.sqrt(raw)
+    out["spread_trajectory_probe"] = math.sqrt(max(0.0, raw - float(np.mean(own))))
+    out["probe_correction_share"] = float(np.mean(own)) / raw if raw > 0 else 0.0
     if np.all(smooth[inside] > 0):
-        out["spread_trajectory_probe_rel"] = float(np.std(resid / smooth[inside]))
+        raw_rel = float(np.var(resid / smooth[inside]))
+        own_rel = float(np.mean(own / smooth[inside] ** 2))
+        out["spread_trajectory_probe_rel_raw"] = math.sqrt(raw_rel)
+        out["spread_trajectory_probe_rel"] = math.sqrt(max(0.0, raw_rel - own_rel))
         return {}
-    return {"spread_trajectory_probe_rel": "the moving average is not positive"}
+    return dict.fromkeys(
+        ("spread_trajectory_probe_rel", "spread_trajectory_probe_rel_raw"),
+        "the moving average is not positive",
+    )
 
 
 def oscillation_table(history, ended=None):
@@ -279,8 +340,11 @@ def oscillation_table(history, ended=None):
             for key, col in (
                 ("sampling_var", "loss_sampling_var"),
                 ("trajectory", "trajectory_loss"),
+                ("probe_var", "trajectory_sampling_var"),
             )
         }
+        if len(ex):
+            parts["batch_size"] = int(round(ex[0] / g["step"].iloc[0])) if "step" in g else None
         start, stop = np.searchsorted(ex, [common / 2, common], side="right")
         parts["ended"] = ended.get(rid, "")
         by_steps = oscillation(loss, **parts)

@@ -7,7 +7,7 @@ import numpy as np
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
-from mlpsweep.report.stats import mean_interval
+from mlpsweep.report.stats import mean_interval, ratio_of_means
 
 PARTS = (  # column, legend label, colour, marker
     ("spread_rel", "observed (minibatch loss)", "0.35", "o"),
@@ -26,7 +26,8 @@ def has_split(analysis):
 def split_figure(analysis):
     """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
     log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
-    variance that is sampling noise (one dot per seed, its mean as a bar)."""
+    variance that is sampling noise (one dot per seed, uncapped; their ratio of means as a
+    bar)."""
     done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
     configs = drawn_configs(analysis)  # twins once; a config not compared labelled
@@ -66,14 +67,17 @@ def split_figure(analysis):
     ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     ax.set_title("relative spread of the loss, and its parts", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
-    shares = "sampling_share"
+    top = 1.02
     for i, cfg in enumerate(configs):
-        vals = done.loc[done["config"] == cfg, shares].astype(float).dropna()
-        if len(vals):
+        runs = done.loc[done["config"] == cfg]
+        vals = runs["sampling_share"].astype(float).dropna()
+        if len(vals):  # each seed's (uncapped) share, and their ratio of means
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
             share_ax.scatter(i + np.asarray(jitter), vals, color="C0", s=18, alpha=0.7)
-            share_ax.plot([i - 0.3, i + 0.3], [vals.mean()] * 2, color="black", lw=2)
-    share_ax.set_ylim(0, 1.02)
+            pooled = ratio_of_means(runs["sampling_var"], runs["spread_var"]).mean
+            share_ax.plot([i - 0.3, i + 0.3], [pooled] * 2, color="black", lw=2)
+            top = max(top, float(vals.max()) + 0.03)
+    share_ax.set_ylim(0, top)
     share_ax.set_xticks(x)
     share_ax.set_xticklabels([config_label(analysis, c) for c in configs], fontsize=8)
     for axis in (ax, share_ax):  # a config left out of the comparison: its label greyed
