@@ -111,13 +111,14 @@ def test_trajectory_steps_cover_the_window_with_a_centred_average():
 
 
 def test_the_probe_measures_the_weights_own_loss(tiny_dataset):
-    """probe=all at frozen weights: the train set's mean loss at every measured step."""
+    """probe=all at frozen weights: the train set's mean loss at every measured step (to
+    float32's rounding: the probe computes in float32)."""
     result, fresh = frozen_history(
         tiny_dataset, steps=60, batch_size=5, dtype="float64", trajectory_probe="all"
     )
     exact = per_example_losses(fresh, range(len(tiny_dataset.y_train))).mean()
     t = result.trajectory_loss[np.isfinite(result.trajectory_loss)]
-    np.testing.assert_allclose(t, exact, rtol=1e-9)
+    np.testing.assert_allclose(t, exact, rtol=1e-6)
 
 
 def test_probe_values_are_checked():

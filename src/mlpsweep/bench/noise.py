@@ -34,10 +34,10 @@ def run(dataset, probes=(1024, "all"), rounds=3, out=print):
     return best
 
 
-def trajectory(dataset, probes=(500, "all"), rounds=3, out=print):
+def trajectory(dataset, probes=(500, 1000, 2000, "all"), rounds=3, out=print):
     """What the trajectory probe costs: batch_oscillation's batch-10 run (float64, 1000
-    steps) with and without it, interleaved, best of N; per measured step, and against
-    the run's own training step."""
+    steps; the probe itself computes in float32) with and without it, interleaved, best
+    of N; per measured step, and against the run's own training step."""
     base = TrainConfig(dtype="float64", init=0.01, loss_eps=1e-7, batch_size=10, lr=0.1)
     configs = {"off": base, **{str(p): base.replace(trajectory_probe=p) for p in probes}}
     best = best_times(configs, dataset, rounds)

@@ -170,8 +170,10 @@ class Trainer:
         self.trajectory_set = None
         if cfg.trajectory_probe is not None:
             idx = probe_indices(cfg.trajectory_probe, cfg.seed, n, TRAJECTORY_STREAM)
-            # Normalised once: the probe is evaluated at hundreds of steps.
-            x = normalizer(self.dtype)(dataset.x_train[idx])
+            # Normalised once: the probe is evaluated at hundreds of steps. In float32 at
+            # any dtype: twice as fast, and its rounding (1e-7 of the loss) is five orders
+            # below the trajectory's spread it measures.
+            x = normalizer(np.float32)(dataset.x_train[idx])
             self.trajectory_set = (np.ascontiguousarray(x), dataset.y_train[idx])
 
     def state(self, step: int, history: History) -> TrainState:

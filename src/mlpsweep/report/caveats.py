@@ -32,7 +32,11 @@ def interval_command(command, seeds=3):
 
 
 def share_text(share):
-    """A share as a percentage, with a decimal where rounding would say 100% or 0%."""
+    """A share as a percentage, with a decimal where rounding would say 100% or 0%; an
+    estimate above 1 (one run's sampling variance can exceed its observed variance) as
+    all of it, with the estimate."""
+    if share > 1:
+        return f"all (estimated {share:.0%})"
     return f"{share:.1%}" if share >= 0.995 or share < 0.005 else f"{share:.0%}"
 
 

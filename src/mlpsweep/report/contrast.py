@@ -144,7 +144,8 @@ class Contrast:
             word = f"{a.effect:+.3g}"
             ci_text = f"95% CI [{a.lo:+.3g}, {a.hi:+.3g}]" if a.has_interval else "no interval"
         verdict = ", inconclusive" if a.has_interval and not a.conclusive else ""
-        return f"{warning}; in absolute terms it is {word} ({ci_text}{verdict})."
+        at = f"at {self.dim}={fmt(self.high)} than at {self.dim}={fmt(self.low)}"
+        return f"{warning}; in absolute terms it is {word} {at} ({ci_text}{verdict})."
 
     def row(self):
         return {

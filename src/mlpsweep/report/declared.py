@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
+from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
 from mlpsweep.report.stats import mean_interval, ratio_of_means
@@ -128,7 +129,8 @@ def _decomposition(found, d, low, high, metric, runs):
     if sampling is not None:
         word, ci = _times(sampling)
         g = runs[_parts(metric)[2]]
-        shares = [_share(g[g[d] == v], suffix) for v in (low, high)]
+        probed = runs[metric] if "probe" in metric else None
+        shares = [_share(g[g[d] == v], suffix, probed, d, v) for v in (low, high)]
         noise = (
             f"the sampling noise of a {fmt(low)}- or {fmt(high)}-example average"
             if d == "batch_size"
@@ -155,18 +157,29 @@ def _decomposition(found, d, low, high, metric, runs):
     return "; ".join(parts) + "." + level
 
 
-def _share(g, suffix):
-    """'93% [90%, 96%]': the sampling share of the spread's variance over the runs `g`, as
-    one ratio of means over their windows and seeds (stats.ratio_of_means)."""
-    num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
-    if num not in g or den not in g:
-        return "?"
-    iv = ratio_of_means(pd.to_numeric(g[num]), pd.to_numeric(g[den]), valid=(0.0, 1.0))
+def _share(g, suffix, probed=None, d=None, value=None):
+    """'96% [95%, 97%]': the share of the spread's variance that is sampling noise over
+    the runs `g`, one ratio of means over their windows and seeds (no per-run cap): with
+    the probe (`probed`: its runs), one minus the probe's trajectory variance over the
+    observed variance (relative forms), what the probe measures; else the recorded
+    sampling variance over the observed."""
+    if probed is not None:
+        r = probed[probed[d] == value]
+        traj = pd.to_numeric(r[f"spread_trajectory_probe_rel{suffix}"]) ** 2
+        iv = ratio_of_means(traj, pd.to_numeric(r[f"spread_rel{suffix}"]) ** 2)
+        iv = type(iv)(1 - iv.mean, max(0.0, 1 - iv.hi), min(1.0, 1 - iv.lo), iv.n)
+    else:
+        num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
+        if num not in g or den not in g:
+            return "?"
+        iv = ratio_of_means(pd.to_numeric(g[num]), pd.to_numeric(g[den]), valid=(0.0, 1.0))
     if not math.isfinite(iv.mean):
         return "?"
     if iv.n < 2:
-        return f"{iv.mean:.0%}"
-    return f"{iv.mean:.0%} [{iv.lo:.0%}, {iv.hi:.0%}]"
+        return share_text(iv.mean)
+    if iv.hi - iv.lo < 0.02:  # a narrow interval needs a decimal to be seen
+        return f"{iv.mean:.1%} [{iv.lo:.1%}, {iv.hi:.1%}]"
+    return f"{share_text(iv.mean)} [{share_text(iv.lo)}, {share_text(iv.hi)}]"
 
 
 def _expected(g, d, low, high, suffix):
@@ -182,11 +195,9 @@ def _expected(g, d, low, high, suffix):
     root = math.sqrt(float(high) / float(low))
     expected = root * means[0] / means[1]
     return (
-        f"; {expected:.2f}x expected from each config's per-example losses: "
-        f"sqrt({fmt(high)}/{fmt(low)}) = {root:.2f} times the ratio of their coefficients "
-        f"of variation, {means[0]:.2f} against {means[1]:.2f}, not {root:.2f} alone: the two "
-        "sit at different weights, whose per-example losses spread differently about "
-        "their level"
+        f"; {expected:.2f}x expected: sqrt({fmt(high)}/{fmt(low)}) times the ratio of the "
+        f"per-example losses' coefficients of variation ({means[0]:.2f}/{means[1]:.2f}), "
+        f"not {root:.2f}x, as the two sit at different weights"
     )
 
 
@@ -195,11 +206,12 @@ AGREES = 0.5  # the cross-check can tell when its interval is narrower than this
 
 def cross_check(g, d, values, suffix=""):
     """The subtraction (observed less sampling variance) as a cross-check of the probe's
-    trajectory variance, per compared value: paired by run, the mean difference of the
-    two relative variances with its 95% t-interval. 'consistent' when the interval holds
-    0 and its half-width is under AGREES of the probe's variance; 'too noisy to tell'
-    when it is wider (sampling is most of the variance: the subtraction is a small
-    difference of two large numbers); 'they disagree' when the interval excludes 0."""
+    trajectory variance, per compared value: paired by run, the difference of the two
+    trajectory shares of the observed variance (relative forms; a share, so every seed
+    weighs alike) with its 95% t-interval. 'consistent' when the interval holds 0 and its
+    half-width is under AGREES of the probe's share; 'too noisy to tell' when it is wider
+    (sampling is most of the variance: the subtraction is a small difference of two
+    large numbers); 'they disagree' when the interval excludes 0."""
     probe, spread = f"spread_trajectory_probe_rel{suffix}", f"spread_rel{suffix}"
     sampled = f"spread_sampling_rel{suffix}"
     if not {probe, spread, sampled} <= set(g.columns):
@@ -207,19 +219,21 @@ def cross_check(g, d, values, suffix=""):
     verdicts = []
     for v in values:
         r = g[g[d] == v]
-        p2 = pd.to_numeric(r[probe]) ** 2
-        diff = pd.to_numeric(r[spread]) ** 2 - pd.to_numeric(r[sampled]) ** 2 - p2
-        iv = mean_interval(diff)
-        share = _share(r, suffix).split(" ")[0]
+        observed = pd.to_numeric(r[spread]) ** 2
+        measured = pd.to_numeric(r[probe]) ** 2 / observed
+        subtracted = 1 - pd.to_numeric(r[sampled]) ** 2 / observed
+        iv = mean_interval(subtracted - measured)
+        share = _share(r, suffix, g, d, v).split(" ")[0]
         at = f"{d}={fmt(v)}"
         if iv.n < 2 or not math.isfinite(iv.half):
             verdicts.append(f"{at} has one seed: no cross-check")
         elif iv.lo > 0 or iv.hi < 0:
             verdicts.append(
-                f"they disagree at {at} (subtracted less probe variance {iv.mean:+.2g}, "
-                f"95% CI [{iv.lo:+.2g}, {iv.hi:+.2g}])"
+                f"they disagree at {at} (the trajectory's share of the variance by "
+                f"subtraction less the probe's: {iv.mean:+.1%}, 95% CI [{iv.lo:+.1%}, "
+                f"{iv.hi:+.1%}])"
             )
-        elif iv.half <= AGREES * float(p2.mean()):
+        elif iv.half <= AGREES * float(measured.mean()):
             verdicts.append(f"consistent at {at}")
         else:
             verdicts.append(f"too noisy to tell at {at}: sampling is {share} of the variance")
@@ -236,9 +250,36 @@ def not_measured_reason(runs, metric):
     return reasons.value_counts().index[0] if len(reasons) else ""
 
 
+UNRELIABLE = 0.5  # the probe's correction is more than this share of its raw variance
+
+
+def probe_too_small(analysis, study):
+    """A line naming the configs whose trajectory probe is too small for its correction
+    to be trusted: its own sampling noise is most of the raw variance it measured, so the
+    corrected spread is a small difference of two noisy numbers."""
+    if not any("probe" in m for m in study.metrics):
+        return []
+    done = analysis.comparable
+    if "probe_correction_share" not in done:
+        return []
+    share = pd.to_numeric(done["probe_correction_share"], errors="coerce")
+    by = share.groupby(done["config"], sort=False).mean().dropna()
+    bad = by[by > UNRELIABLE]
+    if not len(bad):
+        return []
+    shown = "; ".join(f"{c} ({v:.0%})" for c, v in bad.iloc[:3].items())
+    return [
+        f"The trajectory probe is too small to trust at {shown}: its own sampling noise is "
+        f"more than {UNRELIABLE:.0%} of the variance it measured, so the corrected "
+        "trajectory spread is mostly the correction. Use a larger trajectory_probe (its "
+        "noise falls as 1/n) or all."
+    ]
+
+
 def unmeasured(analysis, study):
-    """One line per study metric that some configs cannot measure: where, and why."""
-    lines = []
+    """One line per study metric that some configs cannot measure: where, and why; and
+    where the trajectory probe is too small to trust."""
+    lines = probe_too_small(analysis, study)
     for metric in study.metrics:
         if metric not in analysis.comparable:
             continue

@@ -40,6 +40,9 @@ METRICS = {  # what a study can name: run column -> (label, higher is better)
     "spread_sampling": ("spread from sampling noise", False),
     "spread_trajectory": ("trajectory spread", False),
     "spread_trajectory_probe": ("trajectory spread (probe)", False),
+    # the probe's spread before its own sampling noise is removed (core/trajectory.py)
+    "spread_trajectory_probe_raw": ("uncorrected trajectory spread (probe)", False),
+    "spread_trajectory_probe_rel_raw": ("uncorrected relative trajectory spread (probe)", False),
     "steps_to_target": ("steps to target", False),
     "examples_to_target": ("examples to target", False),
 }
