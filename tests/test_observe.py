@@ -17,6 +17,7 @@ FIELDS = (
     "noise",
     "loss_sampling_var",
     "trajectory_loss",
+    "trajectory_sampling_var",  # needs every measured step's per-example losses
 )
 
 
