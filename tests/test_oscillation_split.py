@@ -204,39 +204,46 @@ def test_at_frozen_weights_the_whole_spread_is_sampling_noise(mnist_5k):
 
 
 @pytest.mark.slow
-def test_subtraction_and_probe_agree_on_the_studys_equal_step_runs(mnist_5k):
+def test_the_subtraction_cross_checks_the_probe_on_the_studys_equal_step_runs(mnist_5k):
     """batch_oscillation's equal-step configs (mean, lr 0.1, batch 10 and 100), 5 seeds,
-    the probe on the whole train set: per seed, the trajectory variance estimated by
-    subtraction and the one measured directly differ by no more than the seeds' 95%
-    interval allows (paired by seed)."""
+    the study's probe. The probe's trajectory is 2-5% of the observed variance there,
+    while the subtraction's estimate of that share scatters by several percent per seed
+    (a variance of 500 residuals is known to ~6%, and it is 95%+ sampling): an agreement
+    test with a tolerance under the 2-5% it checks cannot pass or fail on these runs, so
+    this test checks that the page's verdict says so ("too noisy to tell", with the
+    share), and that the same verdict says "they disagree" when the subtraction is off by
+    as much as the trajectory itself (what it would catch: a verdict that calls any two
+    numbers consistent). Whether the probe is right is checked against the whole train
+    set (test_trajectory_probe.py), the exact quantity, not against the subtraction."""
     from joblib import Parallel, delayed
 
+    from mlpsweep.report.declared import cross_check
+
     base = TrainConfig(
-        dtype="float64",
-        init=0.01,
-        loss_eps=1e-7,
-        lr=0.1,
-        eval_every=0,
-        trajectory_probe="all",
-        trajectory_every=8,  # a point every 8 steps: the spread needs no more
+        dtype="float64", init=0.01, loss_eps=1e-7, lr=0.1, eval_every=0, trajectory_probe=500
     )
     configs = [base.replace(batch_size=b, seed=s) for b in (10, 100) for s in range(5)]
     results = Parallel(n_jobs=-1)(delayed(train)(c, mnist_5k) for c in configs)
-    for batch in (10, 100):
-        diffs, probes = [], []
-        for cfg, r in zip(configs, results):
-            if cfg.batch_size != batch:
-                continue
-            m = oscillation(
-                r.train_loss, sampling_var=r.loss_sampling_var, trajectory=r.trajectory_loss
-            )
-            subtracted = m["spread_rel"] ** 2 - m["spread_sampling_rel"] ** 2  # unclipped
-            probes.append(m["spread_trajectory_probe_rel"] ** 2)
-            diffs.append(subtracted - probes[-1])
-        d = np.array(diffs)
-        half = 2.776 * d.std(ddof=1) / math.sqrt(len(d))  # t(0.975, 4 df)
-        assert abs(d.mean()) <= half, (batch, d, probes)
-        assert min(probes) > 0  # the weights do move: something to agree on
+    rows = []
+    for cfg, r in zip(configs, results):
+        m = oscillation(
+            r.train_loss,
+            sampling_var=r.loss_sampling_var,
+            trajectory=r.trajectory_loss,
+            probe_var=r.trajectory_sampling_var,
+        )
+        rows.append({"batch_size": cfg.batch_size, "seed": cfg.seed, **m})
+    runs = pd.DataFrame(rows)
+    share = runs["spread_trajectory_probe_rel"] ** 2 / runs["spread_rel"] ** 2
+    assert (share > 0.005).all() and (share < 0.1).all()  # the weights do move, a little
+    verdict = cross_check(runs, "batch_size", (10, 100))
+    for b in (10, 100):
+        assert f"too noisy to tell at batch_size={b}: sampling is 9" in verdict, verdict
+    # the subtraction's trajectory share off by twice the probe's: the verdict must object
+    shifted = runs.assign(
+        spread_sampling_rel=np.sqrt(runs["spread_rel"] ** 2 * (1 - 3 * share.max()))
+    )
+    assert cross_check(shifted, "batch_size", (10, 100)).count("they disagree") == 2
 
 
 def test_a_sweep_records_the_split_and_its_report_leads_with_it(tmp_path):

@@ -216,8 +216,9 @@ def test_a_null_effect_is_called_inconclusive(tmp_path):
 def test_one_seed_says_so_and_prints_no_nan(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)], seeds=1)
     html = build_report(sweep).read_text()
-    [line] = headline_lines(html)
+    line, *notes = headline_lines(html)
     assert "1 seed each, so no interval and no effect claimed" in line
+    assert "One seed per config" in notes[-1] and "seed=0,1,2" in notes[-1]  # how to get one
     text = re.sub(r"<[^>]+>|data:image/png;base64,[^\"]+", " ", html)
     assert not re.search(r"\bnan\b", text, re.IGNORECASE)
 
