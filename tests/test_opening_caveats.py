@@ -37,6 +37,7 @@ def test_the_interval_command_replaces_a_seed_and_says_python():
         "python run.py -m batch_size=10,100 seed=0,1,2"
     )
     assert interval_command("run.py -m seed=4 lr=0.1").endswith("lr=0.1 seed=0,1,2")
+    assert interval_command("run.py -m b=1 hydra.sweep.dir=/x") == "python run.py -m b=1 seed=0,1,2"
     assert share_text(0.9962) == "99.6%" and share_text(0.9) == "90%"
     assert share_text(1.066) == "all (estimated 107%)"
 

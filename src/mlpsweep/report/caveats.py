@@ -24,9 +24,10 @@ def seeds_per_config(analysis):
 
 
 def interval_command(command, seeds=3):
-    """`command` with a seed list added (replacing any seed=...): the one to rerun for an
-    interval over seeds."""
-    rest = re.sub(r"\s+seed=\S+", "", command or "run.py -m").strip()
+    """`command` with a seed list added (replacing any seed=..., and without the sweep's
+    own hydra.sweep.dir): the one to rerun for an interval over seeds."""
+    # a seed list replaces any seed; a fresh folder, not the one this sweep wrote
+    rest = re.sub(r"\s+(?:seed|hydra\.sweep\.dir)=\S+", "", command or "run.py -m").strip()
     rest = f"python {rest}" if rest.startswith("run.py") else rest
     return f"{rest} seed={','.join(str(s) for s in range(seeds))}"
 
