@@ -9,7 +9,7 @@ import re
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.stats import ratio_of_means
+from mlpsweep.report.stats import sampling_shares
 
 # the raw readings of the minibatch loss (the split's own metrics answer for themselves)
 READINGS = {
@@ -62,21 +62,13 @@ def sampling_split(analysis, study):
     if metric not in READINGS or "batch_size" not in compared:
         return ""
     suffix = "_ex" if metric.endswith("_ex") else ""
-    num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
     done = analysis.comparable
-    if num not in done or den not in done:
-        return ""
     sizes = sorted(pd.to_numeric(done["batch_size"], errors="coerce").dropna().unique())
     if len(sizes) < 2:
         return ""
     shares = []
     for b in (sizes[0], sizes[-1]):
-        runs = done[done["batch_size"] == b]
-        iv = ratio_of_means(
-            pd.to_numeric(runs[num], errors="coerce"),
-            pd.to_numeric(runs[den], errors="coerce"),
-            valid=(0.0, 1.0),
-        )
+        iv = sampling_shares(done[done["batch_size"] == b], suffix)[1]
         if not math.isfinite(iv.mean):
             return ""
         ci = f" [95% CI {share_text(iv.lo)}, {share_text(iv.hi)}]" if iv.n > 1 else ""

@@ -11,7 +11,7 @@ from mlpsweep.report.analysis import fmt
 from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
-from mlpsweep.report.stats import mean_interval, ratio_of_means
+from mlpsweep.report.stats import mean_interval, sampling_shares
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 
@@ -159,20 +159,10 @@ def _decomposition(found, d, low, high, metric, runs):
 
 def _share(g, suffix, probed=None, d=None, value=None):
     """'96% [95%, 97%]': the share of the spread's variance that is sampling noise over
-    the runs `g`, one ratio of means over their windows and seeds (no per-run cap): with
-    the probe (`probed`: its runs), one minus the probe's trajectory variance over the
-    observed variance (relative forms), what the probe measures; else the recorded
-    sampling variance over the observed."""
-    if probed is not None:
-        r = probed[probed[d] == value]
-        traj = pd.to_numeric(r[f"spread_trajectory_probe_rel{suffix}"]) ** 2
-        iv = ratio_of_means(traj, pd.to_numeric(r[f"spread_rel{suffix}"]) ** 2)
-        iv = type(iv)(1 - iv.mean, max(0.0, 1 - iv.hi), min(1.0, 1 - iv.lo), iv.n)
-    else:
-        num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
-        if num not in g or den not in g:
-            return "?"
-        iv = ratio_of_means(pd.to_numeric(g[num]), pd.to_numeric(g[den]), valid=(0.0, 1.0))
+    the runs `g` (with the probe: over `probed`'s runs at d=value), by the page's one rule
+    (stats.sampling_shares)."""
+    runs = probed[probed[d] == value] if probed is not None else g
+    iv = sampling_shares(runs, suffix)[1]
     if not math.isfinite(iv.mean):
         return "?"
     if iv.n < 2:

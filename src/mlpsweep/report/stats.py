@@ -88,6 +88,28 @@ def ratio_of_means(numerators, denominators, valid=(0.0, None)):
     return Interval(r, lo, hi, len(x))
 
 
+def sampling_shares(runs, suffix=""):
+    """(each run's share of the spread's variance that is sampling noise, and their pooled
+    share with its 95% interval) over the runs of one config, by one rule for the whole
+    page: where the trajectory probe measured, one minus the probe's trajectory variance
+    over the observed (relative forms), what the probe measures; else the recorded
+    sampling variance over the observed. Pooled as one ratio of means (ratio_of_means):
+    no run's share is capped."""
+    probe = f"spread_trajectory_probe_rel{suffix}"
+    spread = f"spread_rel{suffix}"
+    if probe in runs and spread in runs and pd.to_numeric(runs[probe]).notna().all():
+        traj = pd.to_numeric(runs[probe]) ** 2
+        observed = pd.to_numeric(runs[spread]) ** 2
+        iv = ratio_of_means(traj, observed)
+        pooled = Interval(1 - iv.mean, max(0.0, 1 - iv.hi), min(1.0, 1 - iv.lo), iv.n)
+        return 1 - traj / observed, pooled
+    num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
+    if num not in runs or den not in runs:
+        return pd.Series(dtype=float), Interval(np.nan, np.nan, np.nan, 0)
+    y, x = pd.to_numeric(runs[num]), pd.to_numeric(runs[den])
+    return y / x, ratio_of_means(y, x, valid=(0.0, 1.0))
+
+
 def mean_band(df, by, x, y):
     """Mean of y over replicates per (by, x), with a 95% t-interval: lo, hi columns."""
     g = df.groupby([*by, x], observed=True, sort=True)[y].agg(["mean", "std", "count"])

@@ -7,7 +7,7 @@ import numpy as np
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
-from mlpsweep.report.stats import mean_interval, ratio_of_means
+from mlpsweep.report.stats import mean_interval, sampling_shares
 
 PARTS = (  # column, legend label, colour, marker
     ("spread_rel", "observed (minibatch loss)", "0.35", "o"),
@@ -27,7 +27,7 @@ def split_figure(analysis):
     """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
     log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
     variance that is sampling noise (one dot per seed, uncapped; their ratio of means as a
-    bar)."""
+    bar; by the page's one rule, stats.sampling_shares: from the probe where it measured)."""
     done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
     configs = drawn_configs(analysis)  # twins once; a config not compared labelled
@@ -69,13 +69,12 @@ def split_figure(analysis):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
     top = 1.02
     for i, cfg in enumerate(configs):
-        runs = done.loc[done["config"] == cfg]
-        vals = runs["sampling_share"].astype(float).dropna()
+        per_run, pooled_share = sampling_shares(done.loc[done["config"] == cfg])
+        vals = per_run.astype(float).dropna()
         if len(vals):  # each seed's (uncapped) share, and their ratio of means
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
             share_ax.scatter(i + np.asarray(jitter), vals, color="C0", s=18, alpha=0.7)
-            pooled = ratio_of_means(runs["sampling_var"], runs["spread_var"]).mean
-            share_ax.plot([i - 0.3, i + 0.3], [pooled] * 2, color="black", lw=2)
+            share_ax.plot([i - 0.3, i + 0.3], [pooled_share.mean] * 2, color="black", lw=2)
             top = max(top, float(vals.max()) + 0.03)
     share_ax.set_ylim(0, top)
     share_ax.set_xticks(x)
