@@ -278,6 +278,7 @@ def test_a_sweep_records_the_split_and_its_report_leads_with_it(tmp_path):
     assert big["not_measured"].str.contains("spread_trajectory_probe_ex: (?:the|steps)").all()
     html = (sweep / "report.html").read_text()
     lead = re.search(r'<div class="headline"><p>(.*?)</p>', html, re.S).group(1)
+    lead = re.sub(r"<[^>]+>", "", lead)  # without the links to the glossary
     assert lead.startswith("At lr 0.1 (lr=0.1): the minibatch loss scatters")
     assert "sampling noise of a 5- or 10-example average" in lead
     assert "trajectory (measured on the probe)" in lead

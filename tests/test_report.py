@@ -177,7 +177,7 @@ def brute_spread_rel(loss):
 
 def headline_lines(html):
     block = re.search(r'<div class="headline">(.*?)</div>', html, re.S).group(1)
-    return re.findall(r"<p>(.*?)</p>", block)
+    return [re.sub(r"<[^>]+>", "", p) for p in re.findall(r"<p>(.*?)</p>", block)]
 
 
 def test_headline_effect_and_interval_recomputed_independently(tmp_path):
@@ -459,8 +459,8 @@ def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": b, "lr": lr}, s) for b, lr, s in grid])
     html = build_report(sweep).read_text()
     assert (sweep / "report" / "main_effects.png").exists()
-    lead = html.split('<div class="lead">')[1].split("<h2>Summary")[0]
-    assert 'alt="Main effects"' in lead  # on the first screen, beside the findings
+    lead = html.split('<figure class="lead">')[1].split("<h2>Findings")[0]
+    assert 'alt="Main effects"' in lead  # on the first screen, before the findings
     tables = collect(sweep, write=False)
     runs, history = tables.runs, tables.history
     a = analyse(tables)

@@ -17,9 +17,18 @@ from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
+from mlpsweep.report.glossary import link_first_uses, used
 from mlpsweep.report.provenance import provenance
-from mlpsweep.report.study import METRICS, Study
+from mlpsweep.report.study import Study
+from mlpsweep.report.tables import (
+    Footnotes,
+    run_cells,
+    sort_label,
+    sort_metric,
+    summary_text,
+)
 from mlpsweep.report.tuning import tuning
+from mlpsweep.report.verdict import verdict
 
 MAX_HEADLINE = 3  # sentences
 CONFOUND = (
@@ -69,32 +78,32 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     notes = [sampling_split(analysis, study), one_seed(analysis, command)]
     lead = [*lead, *filter(None, notes)]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
-    table = summary(analysis, sort_by=study.select_by)
+    sort_by = sort_metric(analysis, study, search)
+    table = summary(analysis, sort_by=sort_by)
     cols = [c for c in table.columns if not c.startswith("_")]
+    notes = Footnotes()
     problems = ", ".join(
         f"{n} {s}" for s, n in analysis.runs["status"].value_counts().items() if s != Status.OK
     )
-    run_rows = []
-    for _, r in analysis.runs.iterrows():
-        run_rows.append(
-            {
-                "run_id": r["run_id"],
-                "status": r["status"],
-                "error": r.get("error") or "",
-                "loss": _num(r.get("final_train_loss")),
-                "acc": _num(r.get("test_accuracy")),
-                "seconds": _num(r.get("job_seconds"), ".1f"),
-                "command": r.get("reproduce") or "",
-            }
-        )
+    run_rows = [run_cells(r, notes) for _, r in analysis.runs.iterrows()]
     sweep_meta = sweeps_meta[0]
+    n_seeds = int(analysis.runs.groupby("config").size().max()) if len(analysis.runs) else 0
+    answer = verdict(analysis, study, search, batch_scaling)
+    method = method if n_seeds > 1 else ""  # no interval to explain
+    figures = all_figures(context, files_dir)
+    summary_rows = summary_text(table, cols, analysis, notes)
+    contrast_rows = [[_cell(v, notes) for v in r] for r in contrast_table.values.tolist()]
+    texts = [answer, *lead, method, *top, *(f.caption for f in figures), *cols]
+    terms = used([*texts, *(f.title for f in figures)])
     html = _template().render(
         title=title,
         command=command,
         merged=list(merged),
         dims=analysis.dims,
         n_runs=len(analysis.runs),
-        n_seeds=int(analysis.runs.groupby("config").size().max()) if len(analysis.runs) else 0,
+        n_seeds=n_seeds,
+        verdict=answer,
+        terms=terms,
         problems=f"Not all runs finished: {problems}." if problems else "",
         question=study.question,
         headline=lead,
@@ -107,18 +116,14 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         unmeasured=unmeasured(analysis, study),
         degenerate=[f"{c} {why}" for c, why in analysis.degenerate.items()],
         contrast_cols=list(contrast_table.columns),
-        contrast_rows=[[_cell(v) for v in r] for r in contrast_table.values.tolist()],
+        contrast_rows=contrast_rows,
         confound=CONFOUND if _has_sum_confound(analysis.runs) else "",
-        sort_label=(
-            f"{METRICS[study.select_by][0]} (the page's rule for best)"
-            if f"_{study.select_by}" in table and table[f"_{study.select_by}"].notna().any()
-            else METRICS["test_accuracy"][0]
-        ),
+        sort_label=sort_label(sort_by, study),
         summary_cols=cols,
-        summary_rows=table[cols].values.tolist(),
+        summary_rows=summary_rows,
+        footnotes=notes.items(),
         figures=[
-            (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}")
-            for f in all_figures(context, files_dir)
+            (f, base64.b64encode(f.png).decode(), f"{files_dir.name}/{f.name}") for f in figures
         ],
         run_rows=run_rows,
         provenance=provenance(sweep_meta, analysis.runs),
@@ -129,6 +134,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         ("importance.csv", shares.csv()),
     ):
         atomic_write(out_path.parent / name, lambda f, df=df: df.to_csv(f, index=False))
+    html = link_first_uses(html, terms, "<!--terms-->")
     atomic_write(out_path, lambda f: f.write(html.encode("utf-8")), durable=False)
     return out_path
 
@@ -204,17 +210,12 @@ def _has_sum_confound(runs):
     )
 
 
-def _cell(value):
+def _cell(value, notes):
     if isinstance(value, float):
-        return f"{value:.4g}" if value == value else "–"
+        if value == value:
+            return f"{value:.4g}"
+        return notes.dash("one seed (or one run) per setting: no interval")
     return value
-
-
-def _num(value, spec=".4g"):
-    try:
-        return format(float(value), spec) if value is not None and value == value else "–"
-    except (TypeError, ValueError):
-        return "–"
 
 
 def _template():

@@ -1,0 +1,171 @@
+"""The report's first line: the answer in plain words (about 30 at most), for a reader who
+stops there. Computed from the same objects as the detailed headline below it (the
+contrasts of contrast.py, the declared contrasts of declared.py, the search's Tuning,
+the batch-scaling fit), so a change to how those are estimated or chosen flows into it.
+Where the data give no answer (one seed, an interval that includes no change, nothing
+compared), it says so and what would give one."""
+
+import dataclasses
+import math
+
+import pandas as pd
+
+from mlpsweep.report.analysis import fmt
+from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
+from mlpsweep.report.declared import matching
+from mlpsweep.report.effects import contrasts, matched_groups
+from mlpsweep.report.study import DECOMPOSED, METRICS
+
+MORE_SEEDS = "rerun with seed=range(5) for an interval"
+
+
+def verdict(analysis, study, search=None, scaling=None) -> str:
+    """One plain sentence answering the study's question (see the module doc)."""
+    if not len(analysis.finished):
+        return "No answer: no run finished (see the runs table for their errors)."
+    if search is not None:
+        return _search(search)
+    if scaling is not None:
+        return _scaling(scaling)
+    if study.contrasts and study.metrics[0] in DECOMPOSED:
+        text = _oscillation(analysis, study)
+        if text:
+            return text
+    compared = study.compared(analysis.dims)
+    if not compared:
+        return (
+            "No answer: nothing was compared (one config). Sweep a knob with seeds, e.g. "
+            "batch_size=10,100 seed=range(5)."
+        )
+    metric = study.metrics[0]
+    found, unmatched = contrasts(analysis, study, metric)
+    if not found:
+        if unmatched:
+            return "No answer: " + unmatched[0]
+        return f"No answer: {_label(metric)} could not be measured in any compared pair."
+    best = sorted(found, key=lambda c: (not c.conclusive, -c.size))[0]
+    return _contrast(best)
+
+
+def _label(metric):
+    return METRICS.get(metric, (metric,))[0]
+
+
+def _factor(c):
+    """("2.4x lower", interval text) of a Contrast, high against low."""
+    if c.ratio:
+        lower = c.effect < 1
+        f = 1 / c.effect if lower else c.effect
+        lo, hi = sorted((1 / c.lo, 1 / c.hi) if lower else (c.lo, c.hi))
+        ci = f" (95% CI {lo:.3g}-{hi:.3g}x)" if c.has_interval else ""
+        return f"{f:.3g}x {'lower' if lower else 'higher'}", ci
+    way = "lower" if c.effect < 0 else "higher"
+    ci = f" (95% CI {c.lo:+.2g} to {c.hi:+.2g})" if c.has_interval else ""
+    return f"{abs(c.effect):.2g} {way}", ci
+
+
+def _contrast(c):
+    at = f"{c.dim}={fmt(c.high)} vs {fmt(c.low)}"
+    if not c.has_interval:
+        return (
+            f"No answer yet: one seed per setting, so no interval ({_label(c.metric)} "
+            f"{_factor(c)[0]} at {at} may be noise); {MORE_SEEDS}."
+        )
+    if not c.conclusive:
+        return (
+            f"Can't tell: {_label(c.metric)} at {at} differs by less than its interval "
+            "(inconclusive); more seeds would narrow it."
+        )
+    word, ci = _factor(c)
+    return f"Yes: {_label(c.metric)} is {word} at {at}{ci}."
+
+
+def _oscillation(analysis, study):
+    """The first declared contrast of a trajectory-spread study: do the weights
+    oscillate more, by about how much, and how much of the visible scatter is sampling
+    noise."""
+    metric, d = study.metrics[0], study.compared(analysis.dims)[:1]
+    if not d:
+        return ""
+    d, declared = d[0], study.contrasts[0]
+    done, _ = tuned_runs(analysis, study, metric)
+    if done is None:
+        return ""
+    runs = matching(done, declared.where)
+    extremes = extreme_values(runs, d, metric)
+    if extremes is None:
+        return (
+            f"No answer {declared.name}: the weights' oscillation is not measurable in its "
+            "runs (see Not measurable here)."
+        )
+    low, high = extremes
+    _, groups = matched_groups(runs, d, low, high, analysis.dims, [], study.replicate)
+    if len(groups) != 1:
+        return ""
+    c = contrast(groups[0][1], d, low, high, metric, "")
+    share = "sampling_share_ex" if metric.endswith("_ex") else "sampling_share"
+    at_low = runs.loc[runs[d] == low]
+    shares = pd.to_numeric(at_low[share], errors="coerce") if share in at_low else None
+    noise = ""
+    if shares is not None and shares.notna().any() and math.isfinite(shares.mean()):
+        noise = (
+            f"; {shares.mean():.0%} of {d}={fmt(low)}'s visible scatter is sampling noise"
+        )
+    who = f"{d}={fmt(low)}'s weights"
+    if not c.has_interval:
+        return (
+            f"No answer yet {declared.name}: one seed per setting gives no interval; "
+            f"{MORE_SEEDS}{noise}."
+        )
+    if not c.conclusive:
+        return (
+            f"Can't tell {declared.name} whether {who} oscillate more than at "
+            f"{fmt(high)} (inconclusive); more seeds would tell{noise}."
+        )
+    word, ci = _factor(_flipped(c))
+    word = word.replace("higher", "more").replace("lower", "less")
+    name = f"{declared.name[:1].upper()}{declared.name[1:]}"
+    return f"{name}, {who} oscillate {word} than at {fmt(high)}{ci}{noise}."
+
+
+def _flipped(c):
+    """The Contrast read the other way round: low against high."""
+    if c.ratio:
+        return dataclasses.replace(c, effect=1 / c.effect, lo=1 / c.hi, hi=1 / c.lo)
+    return dataclasses.replace(c, effect=-c.effect, lo=-c.hi, hi=-c.lo)
+
+
+def _search(t):
+    label = _label(t.objective)
+    parts = [
+        (f"{b.config} at {b.where}" if b.where else b.config) + f" ({b.value.mean:.3g})"
+        for b in t.best
+    ]
+    one_seed = all(b.value.n < 2 for b in t.best)
+    tail = (
+        "; one seed each: rerun the best with seed=range(5) for an interval"
+        if one_seed
+        else ""
+    )
+    return f"Best by {label} ({'max' if t.maximise else 'min'}imised): {'; '.join(parts)}{tail}."
+
+
+def _scaling(s):
+    finite = math.isfinite(s.bcrit_lo) and math.isfinite(s.bcrit_hi)
+    wide = not finite or s.bcrit_hi > 10 * max(s.bcrit_lo, 1e-12)
+    if wide:
+        return (
+            f"No firm answer: the critical batch size is about {s.bcrit:.3g}, but its interval "
+            f"is wider than 10x; more batch sizes and seeds would pin it down."
+        )
+    return (
+        f"Batches beyond about {s.bcrit:.3g} (B_crit, 95% interval {s.bcrit_lo:.3g}-"
+        f"{s.bcrit_hi:.3g}) barely cut the steps to {_target(s.target)}; below it, doubling the batch "
+        "nearly halves them."
+    )
+
+
+def _target(target):
+    """"test_accuracy:0.85" as "test accuracy 0.85"."""
+    metric, _, value = str(target).partition(":")
+    return f"{_label(metric)} {value}".strip()
