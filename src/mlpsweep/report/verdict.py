@@ -108,9 +108,7 @@ def _oscillation(analysis, study):
     shares = pd.to_numeric(at_low[share], errors="coerce") if share in at_low else None
     noise = ""
     if shares is not None and shares.notna().any() and math.isfinite(shares.mean()):
-        noise = (
-            f"; {shares.mean():.0%} of {d}={fmt(low)}'s visible scatter is sampling noise"
-        )
+        noise = f"; {shares.mean():.0%} of {d}={fmt(low)}'s visible scatter is sampling noise"
     who = f"{d}={fmt(low)}'s weights"
     if not c.has_interval:
         return (
@@ -142,11 +140,7 @@ def _search(t):
         for b in t.best
     ]
     one_seed = all(b.value.n < 2 for b in t.best)
-    tail = (
-        "; one seed each: rerun the best with seed=range(5) for an interval"
-        if one_seed
-        else ""
-    )
+    tail = "; one seed each: rerun the best with seed=range(5) for an interval" if one_seed else ""
     return f"Best by {label} ({'max' if t.maximise else 'min'}imised): {'; '.join(parts)}{tail}."
 
 
@@ -160,12 +154,12 @@ def _scaling(s):
         )
     return (
         f"Batches beyond about {s.bcrit:.3g} (B_crit, 95% interval {s.bcrit_lo:.3g}-"
-        f"{s.bcrit_hi:.3g}) barely cut the steps to {_target(s.target)}; below it, doubling the batch "
-        "nearly halves them."
+        f"{s.bcrit_hi:.3g}) barely cut the steps to {_target(s.target)}; below it, doubling "
+        "the batch nearly halves them."
     )
 
 
 def _target(target):
-    """"test_accuracy:0.85" as "test accuracy 0.85"."""
+    """ "test_accuracy:0.85" as "test accuracy 0.85"."""
     metric, _, value = str(target).partition(":")
     return f"{_label(metric)} {value}".strip()
