@@ -35,7 +35,7 @@ def test_optuna_tunes_the_objective_and_a_rerun_reuses_its_records(tmp_path):
     assert (sweep / "optimization_results.yaml").exists()
     html = (sweep / "report.html").read_text()
     assert "The search (optuna, 4 trials, test loss minimised) found best" in html
-    assert (sweep / "report" / "search_history.svg").exists()
+    assert (sweep / "report" / "search.svg").exists()
     best = float(
         (sweep / "optimization_results.yaml").read_text().split("best_value:")[1].split()[0]
     )

@@ -13,15 +13,47 @@ from matplotlib.ticker import FuncFormatter, LogFormatter
 from mlpsweep.records.files import atomic_write
 from mlpsweep.report.stats import moving_average
 
+PNG_DPI = 150
+SCREEN_DPI = 90  # the size a figure is shown at in report.html: 1 pt = 1.25 CSS px
+PAGE_WIDTH_PX = 1160  # the report's column at a 1280 px window (template.html.j2)
+MAX_WIDTH_IN = PAGE_WIDTH_PX / SCREEN_DPI  # wider would be shrunk, and its text with it
+MIN_FONT_PT = 8  # 10 CSS px at SCREEN_DPI: the smallest text a figure may hold
+
 
 def subplots(rows, cols, figsize, **kwargs):
-    """A figure outside pyplot: no backend to pick, no global state, nothing to close."""
-    fig = Figure(figsize=figsize, layout=kwargs.pop("layout", "constrained"))
+    """A figure outside pyplot: no backend to pick, no global state, nothing to close.
+    Never wider than the page shows at its own size (MAX_WIDTH_IN)."""
+    width, height = figsize
+    fig = Figure(
+        figsize=(min(width, MAX_WIDTH_IN), height), layout=kwargs.pop("layout", "constrained")
+    )
     return fig, fig.subplots(rows, cols, **kwargs)
 
 
-PNG_DPI = 150
-SCREEN_DPI = 90  # the size a figure is shown at in report.html
+def legend_columns(labels, height_in, fontsize=9):
+    """Columns a legend of `labels` needs to fit in a figure `height_in` tall."""
+    lines = sum(1 + str(label).count("\n") for label in labels)
+    per_column = max(1, int((height_in - 0.3) * 72 / (fontsize * 1.45)))
+    return max(1, -(-lines // per_column))
+
+
+def legible(fig):
+    """Raise every text of `fig` (titles, labels, tick labels, legends, annotations) to at
+    least MIN_FONT_PT, before its layout is computed: one rule for every figure."""
+    from matplotlib.text import Text
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for which, ticks in (
+                ("major", axis.get_major_ticks()),
+                ("minor", axis.get_minor_ticks()),
+            ):
+                if ticks and ticks[0].label1.get_fontsize() < MIN_FONT_PT:
+                    axis.set_tick_params(which=which, labelsize=MIN_FONT_PT)
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < MIN_FONT_PT:
+            text.set_fontsize(MIN_FONT_PT)
+    return fig
 
 
 def png(fig):
@@ -95,7 +127,7 @@ def plain_log_axis(axis):
     default log labels are mathtext). Minor ticks are labelled (matplotlib's choice of
     which) only on an axis of about a decade or less, which may hold no power of ten to
     label at all (a loss between 0.2 and 0.6)."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
@@ -103,4 +135,4 @@ class PlainLogFormatter(LogFormatter):
     """LogFormatter's choice of the ticks to label, as plain numbers (0.2, not 2e-01)."""
 
     def __call__(self, x, pos=None):
-        return f"{x:g}" if super().__call__(x, pos) else ""
+        return f"{x:.3g}" if super().__call__(x, pos) else ""

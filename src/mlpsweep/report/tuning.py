@@ -2,7 +2,7 @@
 setting (e.g. the best lr at each batch size), its objective over seeds where there are
 seeds, and the search history."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,8 @@ class Tuning:
     maximise: bool
     trials: int
     best: list  # Best, one per compared setting
-    order: pd.DataFrame  # per trial in the order they ran: objective, group
+    order: pd.DataFrame  # per trial in the order they ran: objective (value), group, tuned
+    tuned: list = field(default_factory=list)  # the parameters the search tuned (e.g. lr)
 
     def sentence(self):
         label = METRICS.get(self.objective, (self.objective,))[0]
@@ -78,13 +79,22 @@ def tuning(analysis, manifest, study):
         )
         value = mean_interval(g.loc[g["config"] == config, "_y"], valid=valid_range(metric))
         best.append(Best(where, shown or config, value, g["config"].nunique()))
-    order = done[["_y", *compared]].rename(columns={"_y": "value"})
+    tuned = [d for d in analysis.dims if d not in compared and d != study.replicate]
+    order = done[["_y", *compared, *tuned]].rename(columns={"_y": "value"})
     order["group"] = (
         order[compared].astype(str).agg(", ".join, axis=1).radd(f"{', '.join(compared)}=")
         if compared
         else "all trials"
     )
-    return Tuning(manifest.sweeper, metric, maximise, len(done), best, order.reset_index(drop=True))
+    return Tuning(
+        manifest.sweeper,
+        metric,
+        maximise,
+        len(done),
+        best,
+        order.reset_index(drop=True),
+        tuned,
+    )
 
 
 def _number(text):

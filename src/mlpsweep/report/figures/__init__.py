@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlpsweep.report.figures import answers, curves, grid, importance, search, seeds, split
 from mlpsweep.report.figures.spec import FigureContext, FigureSpec
-from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, save
+from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, legible, save
 
 FAMILIES = (search, importance, answers, split, curves, seeds, grid)
 
@@ -34,7 +34,7 @@ def drawn(ctx: FigureContext, figures=None) -> list:
         if spec.applies(ctx):
             fig = spec.draw(ctx)
             if fig is not None:
-                out.append((spec, fig))
+                out.append((spec, legible(fig)))
     return out
 
 

@@ -4,9 +4,10 @@ scaling (B_crit)."""
 import numpy as np
 import seaborn as sns
 
+from mlpsweep.report.figures.labels import wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
-from mlpsweep.report.study import METRICS
+from mlpsweep.report.study import METRICS, valid_range
 
 
 def collapse_figure(fit):
@@ -40,9 +41,10 @@ def collapse_figure(fit):
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
         plain_log_axis(axis)
-    ax.set_xlabel("lr / batch size")
-    ax.set_ylabel("relative loss spread")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlabel("lr / batch size (log axis)")
+    ax.set_ylabel("relative loss spread (log axis)")
+    ax.set_title("relative loss spread against the noise scale lr/B", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return png(fig)
 
 
@@ -52,7 +54,7 @@ def scaling_figure(analysis, fit):
     fit shows as a pattern)."""
     checks = fit.checks
     fig, axes = subplots(
-        2, 1, figsize=(7.2, 7.6), height_ratios=[3, 2], sharex=True, layout="constrained"
+        2, 1, figsize=(10, 7.6), height_ratios=[3, 2], sharex=True, layout="constrained"
     )
     t = fit.table
     b = t["batch_size"].to_numpy()
@@ -73,7 +75,8 @@ def scaling_figure(analysis, fit):
     ax.axvline(fit.bcrit, color="C3", lw=1.2, label=f"B_crit {fit.bcrit:.3g}")
     if band:
         ax.axvspan(fit.bcrit_lo, fit.bcrit_hi, color="C3", alpha=0.12)
-    ax.set_ylabel("steps to target")
+    ax.set_ylabel("steps to target (log axis)")
+    ax.set_title("steps to target against batch size", fontsize=11)
     ax = axes[1]
     r = checks.residuals
     ax.axhline(0, color="C0", lw=1.2)
@@ -87,7 +90,7 @@ def scaling_figure(analysis, fit):
         capsize=3,
         label="(S - S_fit) / S_fit, 2 seed SE",
     )
-    ax.set_xlabel("batch size")
+    ax.set_xlabel("batch size (log axis)")
     ax.set_ylabel("residual of the fit (%)")
     ax.set_title(
         f"lack of fit: chi² {checks.chi2:.1f} on {checks.dof} df, p {checks.p:.2g}"
@@ -98,7 +101,8 @@ def scaling_figure(analysis, fit):
     for ax in axes:
         ax.set_xscale("log")
         plain_log_axis(ax.xaxis)
-        ax.legend(fontsize=10)
+        # outside the data, beside its panel (under ~30% of the figure's width)
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     axes[0].set_yscale("log")
     plain_log_axis(axes[0].yaxis)
     return png(fig)
@@ -180,7 +184,14 @@ def scaling_checks_figure(analysis, fit):
         ax.set_yscale("log")
         plain_log_axis(ax.xaxis)
         plain_log_axis(ax.yaxis)
-        ax.legend(fontsize=10)
+        for label, scale in ((ax.xaxis.label, ax.get_xscale()), (ax.yaxis.label, ax.get_yscale())):
+            if scale == "log" and "log axis" not in label.get_text():
+                label.set_text(f"{label.get_text()} (log axis)")
+        if not ax.get_title():  # every panel titled: what it plots against what
+            ax.set_title(f"{ax.get_ylabel().split(' (')[0]} by {ax.get_xlabel().split(' (')[0]}",
+                         fontsize=10)  # fmt: skip
+        # below its panel: outside the data, no wider than the panel
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return png(fig)
 
 
@@ -204,12 +215,13 @@ def main_effects_figure(analysis, study, metrics):
     dims = dims[:MAX_EFFECT_DIMS]
     tuned = {m: tuned_runs(analysis, study, m) for m in metrics}
     metrics = [m for m in metrics if tuned[m][0] is not None and len(tuned[m][0])]
+    dims = [d for d in dims if any(_compared(analysis, study, d, *tuned[m]) for m in metrics)]
     if not dims or not metrics:
         return None
     fig, axes = subplots(
         len(dims),
         len(metrics),
-        figsize=(2.9 * len(metrics) + 2.2, 1.75 * len(dims) + 0.7),
+        figsize=(3.4 * len(metrics) + 2.6, 2.5 * len(dims) + 0.6),
         squeeze=False,
         layout="constrained",
     )
@@ -227,7 +239,7 @@ def main_effects_figure(analysis, study, metrics):
                     continue  # this setting holds one value of d: nothing to compare
                 vals, means, los, his = level_means(g, d, metric, log)
                 key = key if isinstance(key, tuple) else (key,)
-                label = ", ".join(f"{o}={fmt(v)}" for o, v in zip(others, key)) or None
+                label = wrap_label(", ".join(f"{o}={fmt(v)}" for o, v in zip(others, key))) or None
                 err = [np.clip(means - los, 0, None), np.clip(his - means, 0, None)]
                 ax.errorbar(
                     [x[v] for v in vals],
@@ -241,21 +253,52 @@ def main_effects_figure(analysis, study, metrics):
                     label=label,
                 )
             ax.set_xticks(range(len(values)))
-            labels = [tick(v) for v in values]
+            labels = [tick(v).replace("/", "/\n") for v in values]  # sweep/<time>
             # Names (adagrad, momentum, ...) overlap on a panel ~35 characters wide.
             slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
             wide = sum(len(s) + 1 for s in labels) > TICK_CHARS
-            ax.set_xticklabels(labels, fontsize=8, **(slant if wide else {}))
+            ax.set_xticklabels(labels, fontsize=9, **(slant if wide else {}))
             ax.set_xlabel(d, fontsize=9, labelpad=1)
             if log:
                 ax.set_yscale("log")
                 plain_log_axis(ax.yaxis)
-            ax.tick_params(axis="y", which="both", labelsize=8)
-            if i == 0:
-                ax.set_title(METRICS.get(metric, (metric,))[0], fontsize=10)
+            unzoomed(ax, log, valid_range(metric))
+            ax.tick_params(axis="y", which="both", labelsize=9)
+            name = METRICS.get(metric, (metric,))[0]
+            ax.set_title(f"{name} by {d}", fontsize=10)
+            ax.set_ylabel("geometric mean (log axis)" if log else "mean", fontsize=9)
             if j == len(metrics) - 1 and ax.get_legend_handles_labels()[1]:
-                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return png(fig)
+
+
+def _compared(analysis, study, d, done, nuisance):
+    """Whether some setting of the other dimensions holds two values of `d` (a panel with
+    something to draw)."""
+    if done is None:
+        return False
+    others = [o for o in analysis.dims if o not in (d, study.replicate, *nuisance)]
+    groups = done.groupby(others, sort=True) if others else [((), done)]
+    return any(g[d].nunique() >= 2 for _, g in groups)
+
+
+MIN_SPAN = 0.2  # an axis spans at least +-20% of its level, unless intervals are wider
+
+
+def unzoomed(ax, log, valid=(None, None)):
+    """Never let a panel's axis zoom onto a difference its intervals cannot tell: the axis
+    spans at least MIN_SPAN of the level on each side, so a 0.4% difference between two
+    one-seed means looks like the flat line it is; wider intervals widen it as usual."""
+    lo, hi = ax.get_ylim()
+    if log and lo > 0:
+        mid = (lo * hi) ** 0.5
+        ax.set_ylim(min(lo, mid / (1 + MIN_SPAN)), max(hi, mid * (1 + MIN_SPAN)))
+    elif not log:
+        mid, half = (lo + hi) / 2, max(abs(lo + hi) / 2 * MIN_SPAN, (hi - lo) / 2)
+        low, high = valid
+        new_lo = mid - half if low is None else max(low, mid - half)
+        new_hi = mid + half if high is None else min(high, mid + half)
+        ax.set_ylim(min(lo, new_lo), max(hi, new_hi))
 
 
 def level_means(done, d, metric, log):

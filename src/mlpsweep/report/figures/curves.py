@@ -10,9 +10,16 @@ from matplotlib.collections import LineCollection
 
 from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.figures.labels import hue_label
+from mlpsweep.report.figures.labels import hue_label, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
-from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, smooth, subplots
+from mlpsweep.report.plotting import (
+    legend_columns,
+    plain_log_axis,
+    png,
+    robust_limits,
+    smooth,
+    subplots,
+)
 from mlpsweep.report.stats import mean_band
 from mlpsweep.report.study import valid_range
 
@@ -92,7 +99,7 @@ def curves(analysis, x="step", y="train_loss", log=True, title="", ylabel=None):
                     ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=colors[cfg], ms=9, mew=2)
             b = band[band["config"] == cfg]
             label = " ≡ ".join([cfg, *(t for t, first in same.items() if first == cfg)])
-            label = label if len(groups) == 1 else hue_label(cfg, facet)
+            label = wrap_label(label if len(groups) == 1 else hue_label(cfg, facet))
             marker = "o" if len(b) == 1 else None  # a one-step run: a point, not a line
             mean = smooth(b["mean"].to_numpy(), log)
             left_out = cfg in analysis.degenerate  # drawn dashed and labelled, not compared
@@ -107,22 +114,35 @@ def curves(analysis, x="step", y="train_loss", log=True, title="", ylabel=None):
         if log_x:
             ax.set_xscale("log")
             plain_log_axis(ax.xaxis)
-        ax.set_title(panel, fontsize=10)
-        ax.set_xlabel(x.replace("_", " "))
-        ax.set_ylabel(ylabel or y.replace("_", " "))
+        ax.set_title(panel or title, fontsize=10)
+        ax.set_xlabel(x.replace("_", " ") + (" (log axis)" if log_x else ""))
+        ax.set_ylabel((ylabel or y.replace("_", " ")) + (" (log axis)" if log else ""))
         if len(groups) == 1:  # outside the data, beside the panel
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            labels = ax.get_legend_handles_labels()[1]
+            ax.legend(
+                fontsize=9,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                ncol=legend_columns(labels, fig.get_figheight()),
+            )
     if len(groups) > 1:  # one legend for every panel, outside them
         handles = {}
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
-        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+        fig.legend(
+            handles.values(),
+            handles.keys(),
+            loc="outside right upper",
+            fontsize=9,
+            ncol=legend_columns(handles, fig.get_figheight()),
+        )
     lo, hi = robust_limits(h[y].to_numpy(), log)
     axes.flat[0].set_ylim(lo, hi)  # shared: one diverged seed does not flatten the rest
     for ax in list(axes.flat)[len(groups) :]:
         ax.set_visible(False)
-    fig.suptitle(title)
+    if len(groups) > 1:
+        fig.suptitle(title)
     return png(fig)
 
 

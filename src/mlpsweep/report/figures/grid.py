@@ -7,6 +7,7 @@ import seaborn as sns
 
 from mlpsweep.report.analysis import fmt, tick
 from mlpsweep.report.figures.curves import MAX_PANELS
+from mlpsweep.report.figures.labels import wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import png, subplots
 from mlpsweep.report.study import METRICS
@@ -44,13 +45,16 @@ def heatmaps(analysis, d1, d2, metric="test_accuracy"):
     vmin, vmax = (values.min(), values.max()) if len(values) else (0.0, 1.0)
     cmap = "viridis" if higher else "viridis_r"
     for ax, (key, _), table in zip(axes.flat, facets, tables):
-        table.index = [tick(v) for v in table.index]  # 0.0316, not 0.0316227766016838
+        # 0.0316, not 0.0316227766016838; a sweep's <name>/<time> on two lines
+        table.index = [tick(v).replace("/", "/\n") for v in table.index]
         table.columns = [tick(v) for v in table.columns]
         sns.heatmap(
             table, annot=True, fmt=".3g", cmap=cmap, vmin=vmin, vmax=vmax, ax=ax, cbar=False
         )
         key = key if isinstance(key, tuple) else (key,)
-        ax.set_title(", ".join(f"{d}={fmt(v)}" for d, v in zip(rest, key)), fontsize=9)
+        title = ", ".join(f"{d}={fmt(v)}" for d, v in zip(rest, key))
+        width = fig.get_figwidth() / cols  # inches a panel's title has, at 9 pt
+        ax.set_title(wrap_label(title, int(width * 72 / (9 * 0.62))), fontsize=9)
         ax.set_ylabel(d1)
         ax.set_xlabel(d2)
     for ax in list(axes.flat)[len(facets) :]:

@@ -52,3 +52,19 @@ def config_label(analysis, config):
     if config in analysis.degenerate:
         label += "\n(not compared)"
     return label
+
+
+LEGEND_CHARS = 30  # a legend line: ~30% of an 11-inch figure at 9 pt
+
+
+def wrap_label(label, width=LEGEND_CHARS):
+    """A config label on lines of at most `width` characters, broken after a comma (a
+    legend no wider than ~30% of its figure)."""
+    lines, line = [], ""
+    for part in label.split(", "):
+        if line and len(line) + 2 + len(part) > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line = f"{line}, {part}" if line else part
+    return "\n".join([*lines, line])

@@ -7,7 +7,7 @@ import seaborn as sns
 from mlpsweep.report.figures.curves import MAX_SINGLE_PANEL
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
-from mlpsweep.report.plotting import png, subplots
+from mlpsweep.report.plotting import MAX_WIDTH_IN, png, subplots
 from mlpsweep.report.stats import mean_interval
 from mlpsweep.report.study import METRICS, valid_range
 
@@ -28,11 +28,11 @@ def dots(analysis, metrics, title):
     done = analysis.finished
     configs = drawn_configs(analysis)  # twins once; a config not compared greyed, labelled
     labels = [config_label(analysis, c) for c in configs]
-    # A config's values, one per line, at 7 pt: ~0.06 inch a character.
-    per = max(0.6, 0.06 * max((len(line) for t in labels for line in t.split("\n")), default=1))
+    # A config's values, one per line, at 9 pt: ~0.08 inch a character.
+    per = max(0.7, 0.08 * max((len(line) for t in labels for line in t.split("\n")), default=1))
     # Many configs or long values: one metric per row, so the figure stays a page wide.
-    many = len(configs) > MAX_SINGLE_PANEL or per * len(configs) * len(metrics) > 16
-    width = min(16.0, max(3.5, per * len(configs) + 1))
+    many = len(configs) > MAX_SINGLE_PANEL or (per * len(configs) + 1) * len(metrics) > MAX_WIDTH_IN
+    width = min(MAX_WIDTH_IN, max(3.5, per * len(configs) + 1))
     rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
@@ -54,12 +54,13 @@ def dots(analysis, metrics, title):
                 ax.errorbar(i + 0.32, iv.mean, yerr=err, color="black", lw=1.2, capsize=3)
         ax.set_xticks(range(len(configs)))
         ax.set_title(METRICS[col][0], fontsize=10)
+        ax.set_ylabel("per seed; bar: mean", fontsize=9)
         if rows > 1 and ax is not axes.flat[-1]:
             ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
             continue
         slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
-        ax.set_xticklabels(labels, fontsize=7, **(slant if per * len(configs) > 15 else {}))
-        ax.set_xlabel(", ".join(analysis.dims), fontsize=8)
+        ax.set_xticklabels(labels, fontsize=9, **(slant if per * len(configs) + 1 > width else {}))
+        ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     fig.suptitle(title)
     return png(fig)
 
