@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import inspect
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -162,6 +163,11 @@ Config = schema_dataclass()
 OPTIMIZER_NODES = {name: optimizer_node(name) for name in OPTIMIZERS}
 
 
+NAME_WIDTH = 2 + max(
+    len(f.name) for cls in (TrainConfig, HarnessConfig) for f in dataclasses.fields(cls)
+)  # knob names never run into their help
+
+
 def help_template():
     lines = [
         "${hydra.help.header}",
@@ -175,11 +181,17 @@ def help_template():
     lines += [_help_line(f) for f in dataclasses.fields(TrainConfig) if f.name not in GROUP_KNOBS]
     lines.append(_row("optimizer", " | ".join(OPTIMIZERS), "sgd"))
     lines.append(
-        f"  {'':<16}its parameters: optimizer.*, e.g. optimizer=momentum optimizer.momentum=0.5"
+        f"  {'':<{NAME_WIDTH}}its parameters: optimizer.*, e.g. optimizer=momentum "
+        "optimizer.momentum=0.5"
     )
     lines.append(_row("dataset", " | ".join(DATASETS), "mnist_5k") + " (dataset.data_dir=DIR)")
     lines += ["", "Harness knobs (never change a run's numbers):"]
     lines += [_help_line(f) for f in dataclasses.fields(HarnessConfig)]
+    sweeps = named_sweeps()
+    if sweeps:
+        lines += ["", "Named sweeps (python run.py -m +sweep=NAME), each with its question:"]
+        width = max(len(n) for n in sweeps) + 2
+        lines += [f"  {name:<{width}}{question}" for name, question in sweeps.items()]
     lines += [
         "",
         "Launchers: hydra/launcher=mlpsweep (default; hydra.launcher.n_jobs=N, backend=loky|dask,",
@@ -205,7 +217,24 @@ def _help_line(f):
 
 
 def _row(name, text, default):
-    return f"  {name:<16}{text}  [default {default}]"
+    """One knob: its name in a column wide enough for the longest, then its help."""
+    return f"  {name:<{NAME_WIDTH}}{text}  [default {default}]"
+
+
+def named_sweeps(folder=None) -> dict:
+    """{name: the question its study asks} of the sweep files in sweeps/ (the checkout's;
+    {} when there is none, e.g. an installed package)."""
+    import yaml
+
+    folder = Path(folder) if folder else Path(__file__).resolve().parents[3] / "sweeps"
+    out = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            study = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("study") or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        out[path.stem] = str(study.get("question") or "(no question declared)")
+    return out
 
 
 def register():

@@ -62,6 +62,8 @@ class SweepStart(Callback):
         problem = layout.foreign_folder(sweep_dir, records.MANIFEST)
         if problem is not None:  # another sweeper's sweep into someone else's folder
             raise BadInput(problem)
+        if name == "optuna":
+            plain_optuna_log()
         if name == "basic":
             plan_sweep(config, loader, zipped_product(parsed, None))
             return
@@ -93,3 +95,20 @@ class SweepStart(Callback):
             objective=spec.objective,
             harness=harness_version(),
         ).write(sweep_dir)
+
+
+def plain_optuna_log():
+    """Optuna's log lines without colour codes where stderr is not a terminal (a log
+    file, CI): its colorlog formatter colours unless told the stream it writes to."""
+    import logging
+
+    try:
+        import optuna.logging
+    except ImportError:
+        return
+    optuna.logging.get_logger("optuna")  # sets up its default handler
+    for handler in logging.getLogger("optuna").handlers:
+        formatter = handler.formatter
+        stream = getattr(handler, "stream", None)
+        if hasattr(formatter, "no_color") and not (stream and stream.isatty()):
+            formatter.no_color = True

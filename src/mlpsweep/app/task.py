@@ -47,6 +47,7 @@ class RunOutcome:
     seconds: float = 0.0
     reused: bool = False  # its record was complete already: not trained again
     objective: float = math.inf  # the value an adaptive sweeper optimises (see __float__)
+    objective_name: str = ""  # its metric (the `objective` knob), shown on the run's line
 
     def __float__(self):
         """The run's objective (the `objective` knob's metric): what Hydra's Optuna sweeper
@@ -73,6 +74,8 @@ class RunOutcome:
         if self.failed:
             return f"FAILED {self.error} ({self.seconds:.1f}s)"
         loss = "no loss" if self.final_train_loss is None else f"loss {self.final_train_loss:.4f}"
+        if self.objective_name and math.isfinite(self.objective):  # what a search optimises
+            loss += f", objective {self.objective_name} {self.objective:.4g}"
         return f"{self.status} {loss} ({self.seconds:.1f}s)"
 
 
@@ -284,4 +287,5 @@ def outcome(spec, record_dir, metrics, reused=False):
         seconds=metrics.job_seconds or 0.0,
         reused=reused,
         objective=objective(spec, metrics),
+        objective_name=spec.objective,
     )

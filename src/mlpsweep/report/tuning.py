@@ -79,8 +79,8 @@ def tuning(analysis, manifest, study):
         )
         value = mean_interval(g.loc[g["config"] == config, "_y"], valid=valid_range(metric))
         best.append(Best(where, shown or config, value, g["config"].nunique()))
-    tuned = [d for d in analysis.dims if d not in compared and d != study.replicate]
-    order = done[["_y", *compared, *tuned]].rename(columns={"_y": "value"})
+    params = [d for d in analysis.dims if d not in compared and d != study.replicate]
+    order = done[["_y", *compared, *params]].rename(columns={"_y": "value"})
     order["group"] = (
         order[compared].astype(str).agg(", ".join, axis=1).radd(f"{', '.join(compared)}=")
         if compared
@@ -93,7 +93,7 @@ def tuning(analysis, manifest, study):
         len(done),
         best,
         order.reset_index(drop=True),
-        tuned,
+        params,
     )
 
 
