@@ -44,8 +44,9 @@ def sort_metric(analysis, study, search=None) -> str:
 
 def sort_label(metric, study=None) -> str:
     label, higher = METRICS[metric]
-    rule = " (the page's rule for best)" if study is not None and metric == study.select_by else ""
-    return f"{label}, {'highest' if higher else 'lowest'} first{rule}"
+    if study is not None and metric == study.select_by:
+        return f"best {label} (the page's rule for best) first"
+    return f"{'highest' if higher else 'lowest'} {label} first"
 
 
 def summary_text(table, cols, analysis, notes):
