@@ -4,9 +4,9 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 
 import numpy as np
 
-from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
+from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
-from mlpsweep.report.plotting import plain_log_axis, png, robust_limits, subplots
+from mlpsweep.report.plotting import MAX_WIDTH_IN, plain_log_axis, png, robust_limits, subplots
 from mlpsweep.report.stats import mean_interval, sampling_shares
 
 PARTS = (  # column, legend label, colour, marker
@@ -31,9 +31,14 @@ def split_figure(analysis):
     done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
     configs = drawn_configs(analysis)  # twins once; a config not compared labelled
-    width = min(16.0, max(6.0, 1.1 * len(configs) + 2.5))
+    width = min(MAX_WIDTH_IN, max(8.0, 1.1 * len(configs) + 2.5))
+    labels = [config_label(analysis, c) for c in configs]
+    slant = _slant(labels, width * 1.4 / 4.4)  # the narrower panel decides for both
+    if slant:  # upright: one line each, or neighbours' second lines collide
+        labels = [t.replace("\n", ", ") for t in labels]
+    tall = 0.08 * max(map(len, labels)) if slant else 0.0  # room for upright labels
     fig, (ax, share_ax) = subplots(
-        1, 2, figsize=(width, 4.2), width_ratios=[3, 1.4], layout="constrained"
+        1, 2, figsize=(width, 4.2 + tall), width_ratios=[3, 1.4], layout="constrained"
     )
     x = np.arange(len(configs))
     offsets = np.linspace(-0.27, 0.27, len(parts))
@@ -63,10 +68,14 @@ def split_figure(analysis):
     if means_seen:
         ax.set_ylim(min(means_seen) / 5, max(means_seen) * 2)
     ax.set_xticks(x)
-    ax.set_xticklabels([config_label(analysis, c) for c in configs], fontsize=8)
+    ax.set_xticklabels(labels, fontsize=9, **slant)
     ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
+    ax.set_ylabel("relative spread (log axis)", fontsize=9)
     ax.set_title("relative spread of the loss, and its parts", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncol=2, frameon=False)
+    fig.legend(
+        *ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9,
+        frameon=False,
+    )  # fmt: skip
     top = 1.02
     for i, cfg in enumerate(configs):
         per_run, pooled_share = sampling_shares(done.loc[done["config"] == cfg])
@@ -78,15 +87,25 @@ def split_figure(analysis):
             top = max(top, float(vals.max()) + 0.03)
     share_ax.set_ylim(0, top)
     share_ax.set_xticks(x)
-    share_ax.set_xticklabels([config_label(analysis, c) for c in configs], fontsize=8)
+    share_ax.set_xticklabels(labels, fontsize=9, **slant)
+    if len(", ".join(analysis.dims)) <= 40:  # else the left panel's label names them
+        share_ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
+    share_ax.set_ylabel("share of the variance", fontsize=9)
     for axis in (ax, share_ax):  # a config left out of the comparison: its label greyed
         for label, cfg in zip(axis.get_xticklabels(), configs):
             if cfg in analysis.degenerate:
                 label.set_color(NOT_COMPARED)
-    share_ax.set_title("sampling share of the variance", fontsize=10)
+    share_ax.set_title("sampling share", fontsize=10)
     for axis in (ax, share_ax):
-        axis.tick_params(axis="y", which="both", labelsize=8)
+        axis.tick_params(axis="y", which="both", labelsize=9)
     return png(fig)
+
+
+def _slant(labels, panel_in):
+    """Tick-label options: upright where the labels side by side (9 pt, ~0.08 inch a
+    character) need more than the panel's width."""
+    need = sum(0.08 * max(map(len, t.split("\n"))) + 0.1 for t in labels)
+    return {"rotation": 90} if need > panel_in else {}  # upright: dense ticks never collide
 
 
 def has_trajectory(analysis):
@@ -102,8 +121,14 @@ def trajectory_figure(analysis):
     cols = min(3, len(configs))
     rows = -(-len(configs) // cols)
     fig, axes = subplots(
-        rows, cols, figsize=(4.4 * cols, 2.9 * rows + 0.3), squeeze=False, layout="constrained"
+        rows,
+        cols,
+        figsize=(4.3 * cols, 2.9 * rows + 0.6),
+        squeeze=False,
+        sharey=True,  # one scale: the panels compare at a glance
+        layout="constrained",
     )
+    shown = []
     first = analysis.runs.sort_values(
         "seed" if "seed" in analysis.runs else "run_id"
     ).drop_duplicates("config")
@@ -123,20 +148,26 @@ def trajectory_figure(analysis):
         ax.plot(
             probe["step"], probe["trajectory_loss"], color="C3", lw=1.4, label="trajectory (probe)"
         )
-        log = bool((span["train_loss"] > 0).all())
-        if log:
-            ax.set_yscale("log")
-            plain_log_axis(ax.yaxis)
-        lo, hi = robust_limits(np.concatenate([span["train_loss"], probe["trajectory_loss"]]), log)
-        ax.set_ylim(lo, hi)
+        shown.append(np.concatenate([span["train_loss"], probe["trajectory_loss"]]))
         seed = first.loc[first["config"] == cfg, "seed"].iloc[0] if "seed" in first else ""
         left_out = " (not compared)" if cfg in analysis.degenerate else ""
-        ax.set_title(f"{cfg}, seed {seed}{left_out}", fontsize=8)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(which="both", labelsize=7)
+        ax.set_title(wrap_label(f"{cfg}, seed {seed}{left_out}", 42), fontsize=9)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(which="both", labelsize=9)
+    values = np.concatenate(shown) if shown else np.array([1.0])
+    log = bool((values > 0).all())
+    for ax in axes[:, 0]:
+        ax.set_ylabel("loss (log axis)" if log else "loss", fontsize=9)
+    if log:
+        axes.flat[0].set_yscale("log")
+        plain_log_axis(axes.flat[0].yaxis)
+    axes.flat[0].set_ylim(*robust_limits(values, log))
     for ax in list(axes.flat)[len(configs) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.legend(
+        *axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+        fontsize=9, frameon=False,
+    )  # fmt: skip
     return png(fig)
 
 
