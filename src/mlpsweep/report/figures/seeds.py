@@ -36,7 +36,11 @@ def dots(analysis, metrics, title):
     rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
-        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+        rows,
+        cols,
+        figsize=(width * cols, height * rows + _label_room(labels, per * len(configs) + 1 > width)),
+        squeeze=False,
+        layout="constrained",
     )
     colors = palette(analysis)
     for ax, col in zip(axes.flat, metrics):
@@ -63,6 +67,15 @@ def dots(analysis, metrics, title):
         ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     fig.suptitle(title)
     return png(fig)
+
+
+def _label_room(labels, slanted):
+    """Inches the config tick labels take below the axes (9 pt lines; slanted at 30
+    degrees, their length counts by half): the figure grows by them, so its panels keep
+    their height however long the labels."""
+    lines = max((t.count("\n") + 1 for t in labels), default=1)
+    longest = max((len(line) for t in labels for line in t.split("\n")), default=1)
+    return 0.17 * lines + (0.5 * 0.08 * longest if slanted else 0.0)
 
 
 FIGURES = (
