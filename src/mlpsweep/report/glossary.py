@@ -244,7 +244,7 @@ def link_first_uses(page: str, terms, start_marker: str) -> str:
         return page
     pending = {t.key: re.compile(t.pattern, re.I) for t in terms}
     parts = re.split(r"(<[^>]+>)", body)
-    open_skips = []
+    open_skips: list[str] = []
     for i, part in enumerate(parts):
         if part.startswith("<"):
             m = re.match(r"<(/?)([a-zA-Z0-9]+)", part)
