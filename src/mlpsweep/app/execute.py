@@ -9,8 +9,10 @@ import time
 import traceback
 import warnings
 
+from mlpsweep.app.checkpoints import CheckpointWriter, resume_point
 from mlpsweep.app.spec import load_dataset_cached
 from mlpsweep.core import train
+from mlpsweep.core.observe import Observers
 from mlpsweep.core.status import Status
 from mlpsweep.provenance import (
     blas_controller,
@@ -23,9 +25,12 @@ from mlpsweep.records import RunMetrics, RunRecord
 from mlpsweep.records.run import history_columns
 
 
-def execute(spec, observer=None) -> RunRecord:
-    """Train `spec` (a RunSpec) and return its RunRecord (nothing is written here);
-    `observer` (a core TrainObserver) is told each step, as train() runs."""
+def execute(spec, observer=None, run_dir=None, stop_at=None) -> RunRecord:
+    """Train `spec` (a RunSpec) and return its RunRecord (the record is not written
+    here); `observer` (a core TrainObserver) is told each step, as train() runs. With
+    `run_dir`, the run continues from its newest valid checkpoint there and writes its
+    checkpoints there (see checkpoints.py); `stop_at` pauses it after that step, with a
+    checkpoint to continue from."""
     start = time.perf_counter()
     log = io.StringIO()
     handler = logging.StreamHandler(log)
@@ -46,7 +51,7 @@ def execute(spec, observer=None) -> RunRecord:
         for attempt in range(1, spec.retries + 2):
             metrics.attempts = attempt
             try:
-                result = train_once(spec, log, observer)
+                result = train_once(spec, log, observer, run_dir, stop_at)
                 break
             except Exception as e:  # noqa: BLE001 - a run's failure is data, not a crash
                 first = str(e).splitlines()[0] if str(e) else ""
@@ -65,15 +70,19 @@ def execute(spec, observer=None) -> RunRecord:
     return RunRecord(config=spec.config, metrics=metrics, log=log.getvalue(), history=history)
 
 
-def train_once(spec, log, observer=None):
+def train_once(spec, log, observer=None, run_dir=None, stop_at=None):
     """(TrainResult, BLAS threads it ran with). A product's rounding depends on how many
     threads split it, so the thread count is fixed per run (blas_threads, default 1)."""
     dataset = load_dataset_cached(spec.identity.dataset, spec.data_dir)
+    start = None
+    if run_dir is not None:
+        observer = Observers(observer, CheckpointWriter(run_dir, spec.run_id))
+        start = resume_point(run_dir, spec.run_id)
     with blas_controller().limit(limits=spec.blas_threads):
         threads = blas_threads()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = train(spec.train, dataset, observer=observer)
+            result = train(spec.train, dataset, observer=observer, start=start, stop_at=stop_at)
     for w in caught:
         log.write(f"warning: {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
     return result, threads

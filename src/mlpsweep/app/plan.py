@@ -60,10 +60,11 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
         job_of.setdefault(spec.run_id, list(overrides))
     with planning_lock(sweep_dir, bool(config.get("dry_run", False))):
         listed = check_definition(sweep_dir, unique, bool(config.get("extend", False)))
+        pause_at = config.get("pause_at")
         pending = [
             s
             for s in unique.values()
-            if not records.is_finished(records.run_dir(sweep_dir, s.run_id))
+            if not records.is_finished(records.run_dir(sweep_dir, s.run_id), pause_at)
         ]
         if config.get("dry_run", False):
             dry_run(sweep_dir, unique, pending)

@@ -73,6 +73,11 @@ class HarnessConfig:
         "same folder takes the run over",
         range=Range(1),
     )
+    pause_at: int | None = knob(
+        None,
+        "-m: pause each run after this step, with a checkpoint (the halving sweeper sets it)",
+        range=Range(1, integer=True),
+    )
     objective: str = knob(
         "test_loss",
         "what a job returns to an adaptive sweeper (hydra/sweeper=optuna); "
@@ -88,7 +93,7 @@ GROUP_KNOBS = ("optimizer", "optimizer_params")  # set through the optimizer gro
 def check_harness(container):
     """Range checks of the harness knobs (ConfigError, one line)."""
     for f in dataclasses.fields(HarnessConfig):
-        if f.metadata.get("range") is not None and f.name in container:
+        if f.metadata.get("range") is not None and container.get(f.name) is not None:
             f.metadata["range"].check(f.name, container[f.name])
     if container.get("tensorboard"):  # before any job trains, not in every job's log
         import importlib.util

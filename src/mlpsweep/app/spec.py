@@ -54,6 +54,7 @@ CONTROL_KEYS = (
     "objective",
     "claim_timeout",
     "tensorboard",
+    "pause_at",
 )  # how to run a sweep, not what a run is
 
 

@@ -30,6 +30,7 @@ from mlpsweep.core.checks import ConfigError
 from mlpsweep.core.status import Status
 from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import task_container
+from mlpsweep.records.checkpoint import remove_checkpoints
 
 log = logging.getLogger("mlpsweep")
 
@@ -146,8 +147,9 @@ def run_task(cfg):
     sweep_dir = sweep_folder(hydra)
     check_data(sweep_dir, spec)
     record_dir = records.run_dir(sweep_dir, spec.run_id)
+    pause_at = cfg.get("pause_at")
     done = records.read_metrics(record_dir)
-    if done is not None and done.finished:
+    if records.reached(done, pause_at):
         return outcome(spec, record_dir, done, reused=True)
     if cfg.get("dry_run", False):
         return dry_run(spec, record_dir)
@@ -155,7 +157,7 @@ def run_task(cfg):
     try:
         with records.claim_run(sweep_dir, spec.run_id) as claim:  # OSError: see write_error
             done = records.read_metrics(record_dir)  # finished while we waited for it?
-            if done is not None and done.finished:
+            if records.reached(done, pause_at):
                 return outcome(spec, record_dir, done, reused=True)
             if record_dir.is_symlink():  # never read or written through: the link goes
                 log.warning(
@@ -163,7 +165,7 @@ def run_task(cfg):
                 )
                 record_dir.unlink()
             records.remove_partial(record_dir)  # temporary files a kill left behind
-            return train_and_write(spec, record_dir, fence=claim)
+            return train_and_write(spec, record_dir, fence=claim, pause_at=pause_at)
     except records.RunBusy as busy:
         return RunOutcome(
             spec.run_id, Status.BUSY, str(record_dir), spec.overrides, error=str(busy)
@@ -186,10 +188,14 @@ def dry_run(spec, record_dir):
     return RunOutcome(spec.run_id, Status.DRY_RUN, str(record_dir), spec.overrides)
 
 
-def train_and_write(spec, record_dir, fence=None, single=False):
+def train_and_write(spec, record_dir, fence=None, single=False, pause_at=None):
     """Train and write the record; with a `fence` (the run's claim), publish only while
     this process still holds it: a job stopped (SIGSTOP, a frozen VM) past the claim
-    timeout has lost the run to another process, and its result is discarded."""
+    timeout has lost the run to another process, and its result is discarded.
+
+    A sweep's run continues from its checkpoint in `record_dir` (resume=true after a
+    kill; a halving rung's promotion), and its checkpoints are removed once its final
+    record is written (a paused run's stay: it may be promoted)."""
     board = None
     if spec.tensorboard:  # the event file lives in the record's folder, written as it trains
         from mlpsweep.app.tensorboard import RunBoard, swept_knobs
@@ -198,7 +204,7 @@ def train_and_write(spec, record_dir, fence=None, single=False):
             record_dir, swept_knobs(spec.overrides, spec.config), spec.train.stop_at_target
         )
     try:
-        record = execute(spec, observer=board)
+        record = execute(spec, board, None if single else record_dir, pause_at)
     finally:
         if board is not None:
             board.close()
@@ -212,6 +218,8 @@ def train_and_write(spec, record_dir, fence=None, single=False):
         )
     try:
         records.write_run(record_dir, record, make_root=single)
+        if not single and record.metrics.finished and not record.metrics.paused:
+            remove_checkpoints(record_dir)
     except OSError as e:
         raise write_error(record_dir, e, single) from None
     return outcome(spec, record_dir, record.metrics)

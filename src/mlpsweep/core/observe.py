@@ -76,4 +76,31 @@ class TrainObserver:
         """The run stopped (finished, diverged, reached its target, or paused)."""
 
 
+class Observers(TrainObserver):
+    """Several observers as one (None entries left out): each is told everything, in
+    order; a checkpoint is due when any of them asks."""
+
+    def __init__(self, *observers: TrainObserver | None):
+        self.observers = [o for o in observers if o is not None]
+
+    def on_step(self, step: int, train_loss: float) -> None:
+        for o in self.observers:
+            o.on_step(step, train_loss)
+
+    def on_eval(self, step: int, values: Mapping[str, float]) -> None:
+        for o in self.observers:
+            o.on_eval(step, values)
+
+    def checkpoint_due(self, step: int) -> bool:
+        return any(o.checkpoint_due(step) for o in self.observers)
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        for o in self.observers:
+            o.on_checkpoint(state)
+
+    def on_end(self, result: TrainResult) -> None:
+        for o in self.observers:
+            o.on_end(result)
+
+
 NO_OBSERVER = TrainObserver()

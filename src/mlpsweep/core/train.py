@@ -77,6 +77,7 @@ class TrainResult:
             "examples_to_target": (
                 None if self.steps_to_target is None else self.steps_to_target * self.batch_size
             ),
+            "paused": self.paused,
             **(dict(zip(NOISE_INIT, self.noise_init)) if self.noise_init is not None else {}),
         }
 

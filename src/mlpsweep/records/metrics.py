@@ -46,6 +46,7 @@ class RunMetrics:
     b_simple_init: float | None = None
     steps_to_target: int | None = None  # with a `target`: the first step reaching it
     examples_to_target: int | None = None
+    paused: bool = False  # stopped at a halving rung (steps_done): may be continued
     # name -> sha256 of the record's other files
     files: dict = field(default_factory=dict, metadata={"record": True})
     # sha256 of this JSON written with digest null: a hand edit shows

@@ -226,9 +226,19 @@ def _agrees(stated, derived) -> bool:
     return finite and bool(np.isclose(stated, derived, rtol=1e-9, atol=0))
 
 
-def is_finished(run_dir: PathLike) -> bool:
-    metrics = read_metrics(run_dir)
-    return metrics is not None and metrics.finished
+def is_finished(run_dir: PathLike, pause_at: int | None = None) -> bool:
+    """Whether the run's record is all that is asked of it: finished, and when it was
+    paused at a halving rung, at least `pause_at` steps in (see reached)."""
+    return reached(read_metrics(run_dir), pause_at)
+
+
+def reached(metrics: RunMetrics | None, pause_at: int | None = None) -> bool:
+    """Whether `metrics` (or None) is finished, and (when paused at a halving rung) at
+    least `pause_at` steps in. Without `pause_at`, a paused record counts as finished:
+    a halving sweep keeps the runs it did not promote at the rung they stopped at."""
+    if metrics is None or not metrics.finished:
+        return False
+    return not (metrics.paused and pause_at is not None and metrics.steps_done < pause_at)
 
 
 def read_history(run_dir: PathLike) -> "pd.DataFrame":
