@@ -101,6 +101,7 @@ class MlpsweepSweeper(basic_sweeper()):
         params.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs = zipped_product(parser.parse_overrides(params), self.zip)
+        all_jobs = list(jobs)  # (the planner leaves out finished runs; halving needs all)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         refuse_foreign_folder(sweep_dir)  # before anything (multirun.yaml) is written
         if not self.config.get("dry_run", False):  # a dry run writes nothing
@@ -121,7 +122,36 @@ class MlpsweepSweeper(basic_sweeper()):
                 join_warm_up()
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
-        returns, first, pause = [], 0, WAIT_S[0]
+        if self.config.get("halving") is not None and self.planner:
+            return self._halving(all_jobs)
+        returns: list = []
+        self._launch(jobs, returns, 0)
+        return returns
+
+    def _halving(self, jobs):
+        """Successive halving (mlpsweep.app.halving): each rung is launched as a batch of
+        its runs, each paused at the rung's steps; then the best go on to the next."""
+        from mlpsweep.app.halving import HalvingSweep, halving_spec
+
+        rungs = HalvingSweep(
+            self.config, self.hydra_context.config_loader, jobs, halving_spec(self.config)
+        )
+        if self.config.get("dry_run", False):
+            return []
+        rungs.start()
+        returns: list = []
+        first = 0
+        for k in range(len(rungs.rungs)):
+            batch = rungs.to_launch(k)
+            first = self._launch(batch, returns, first)
+            rungs.decide(k)
+        rungs.finish()
+        return returns
+
+    def _launch(self, jobs, returns, first):
+        """Launch `jobs` in batches until none is left to retry (their results are
+        appended to `returns`); returns the next job index."""
+        pause = WAIT_S[0]
         while jobs:
             later = []
             for batch in self.split_overrides_to_chunks(jobs, self.max_batch_size):
@@ -149,7 +179,7 @@ class MlpsweepSweeper(basic_sweeper()):
                 time.sleep(pause)
                 pause = min(pause * 2, WAIT_S[1])
             jobs = later
-        return returns
+        return first
 
     def _warm_up(self, jobs):
         """What the planner calls once the first job is valid: our launcher then starts

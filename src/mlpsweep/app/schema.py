@@ -73,6 +73,10 @@ class HarnessConfig:
         "same folder takes the run over",
         range=Range(1),
     )
+    halving: dict | None = knob(
+        None,
+        "-m: successive halving: metric, min_steps, eta, max_steps, within (see README)",
+    )
     pause_at: int | None = knob(
         None,
         "-m: pause each run after this step, with a checkpoint (the halving sweeper sets it)",

@@ -55,6 +55,7 @@ CONTROL_KEYS = (
     "claim_timeout",
     "tensorboard",
     "pause_at",
+    "halving",
 )  # how to run a sweep, not what a run is
 
 

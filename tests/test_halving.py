@@ -1,0 +1,140 @@
+"""Successive halving in our sweeper: rungs at min_steps x eta^k, the best 1/eta configs of
+each setting of `within` go on from their checkpoints (never retrained), the others keep
+their record at their rung; a sweep killed mid-halving resumes from the rung it reached."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import REPO, multirun, wait_for
+
+from mlpsweep import records
+from mlpsweep.records.checkpoint import checkpoints
+from mlpsweep.records.halving import HalvingLog, HalvingSpec
+from mlpsweep.records.run import read_config
+from mlpsweep.report.halving import promoted, ranking
+
+SPEC = HalvingSpec(metric="test_loss", min_steps=30, eta=3, within="batch_size")
+GRID = (
+    "lr=0.01,0.1,0.5",
+    "batch_size=10,100",
+    "seed=0,1",
+    "steps=270",
+    "eval_every=10",
+    "width=32",
+    "report=false",
+    "halving={metric:test_loss,min_steps:30,eta:3,within:batch_size}",
+)
+
+
+def test_rungs_and_how_many_go_on():
+    assert SPEC.rungs(270) == [30, 90, 270] and SPEC.rungs(300) == [30, 90, 270, 300]
+    assert [SPEC.keep(n) for n in (1, 2, 3, 4, 9, 10)] == [1, 1, 1, 2, 3, 4]
+    for bad, msg in [
+        ({"metric": "spread"}, "halving.metric='spread'"),
+        ({"eta": 1}, "halving.eta=1"),
+        ({"min_steps": 0}, "halving.min_steps=0"),
+        ({"min_steps": 50, "max_steps": 40}, "halving.max_steps=40"),
+        ({"speed": 1}, "halving.speed: unknown key"),
+        ("fast", "halving: must be a mapping"),
+    ]:
+        with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
+            HalvingSpec.from_dict(bad)
+
+
+def test_the_rule_keeps_the_best_mean_per_setting_and_breaks_ties_by_the_interval():
+    rows = [
+        # group a: c1 best mean; c2 and c3 tie on the mean, c3 has the narrower interval
+        ("a", "c1", [0.10, 0.12]), ("a", "c2", [0.1, 0.3]), ("a", "c3", [0.19, 0.21]),
+        ("a", "c4", [0.5, 0.5]),
+        # group b: a diverged seed (NaN) makes its config the worst
+        ("b", "d1", [0.3, math.nan]), ("b", "d2", [0.9, 0.8]),
+    ]  # fmt: skip
+    values = pd.DataFrame([{"group": g, "config": c, "value": v} for g, c, vs in rows for v in vs])
+    table = ranking(values, SPEC)
+    assert table[table.group == "a"]["config"].tolist() == ["c1", "c3", "c2", "c4"]
+    assert promoted(values, SPEC) == ["c1", "c3", "d2"]  # ceil(4/3) = 2 of a, 1 of b
+    higher = HalvingSpec(metric="test_accuracy", min_steps=30, within="batch_size")
+    assert promoted(values, higher)[:2] == ["c4", "c3"]
+
+
+def run_table(sweep):
+    out = {}
+    for p in sorted((sweep / "runs").iterdir()):
+        m = records.read_metrics(p)
+        out[p.name] = (m.steps_done, m.paused, (p / "history.parquet").read_bytes())
+    return out
+
+
+@pytest.mark.slow
+def test_a_halving_sweep_promotes_from_checkpoints_and_keeps_the_others(tmp_path):
+    sweep = tmp_path / "h"
+    returns = multirun(sweep, *GRID)
+    assert [len(b) for b in returns] == [12, 4, 4]  # each rung a batch: 12, then 2 configs x 2
+    log = HalvingLog.read(sweep)
+    assert log.rungs == [30, 90, 270] and len(log.promoted) == 2
+    table = run_table(sweep)
+    steps = sorted(s for s, _, _ in table.values())
+    assert steps == [30] * 8 + [270] * 4
+    # the promoted ones: continued, not retrained; the others paused at rung 1
+    for rid, (done, paused, _) in table.items():
+        assert paused == (done == 30) and log.rung_of(rid) == (2 if done == 270 else 0)
+        assert checkpoints(sweep / "runs" / rid) == []
+    # each batch size keeps its own best lr by the mean test loss at 30 steps
+    histories = {rid: records.read_history(sweep / "runs" / rid) for rid in table}
+    by_config = {}
+    for rid, label in log.configs.items():
+        by_config.setdefault(label, []).append(histories[rid]["test_loss"].to_numpy()[29])
+    for bs in ("10", "100"):
+        mine = {c: np.mean(v) for c, v in by_config.items() if f"batch_size={bs}" in c.split()}
+        best = min(mine, key=mine.get)
+        assert {log.configs[r] for r in log.promoted[0]} & set(mine) == {best}
+    # and a promoted run's record is bitwise the record of the same run trained straight
+    straight = tmp_path / "s"
+    rid = log.promoted[-1][0]
+    seed = read_config(sweep / "runs" / rid)["seed"]
+    label = [*log.configs[rid].split(), f"seed={seed}", *GRID[3:6]]
+    [[one]] = multirun(straight, *label, "report=false")
+    assert one.return_value.run_id == rid
+    assert (straight / "runs" / rid / "history.parquet").read_bytes() == table[rid][2]
+
+
+@pytest.mark.slow
+def test_a_halving_sweep_killed_mid_rung_resumes_from_the_rung_it_reached(tmp_path):
+    """SIGKILL once the second rung has begun (a run has reached 90 steps); resume=true
+    launches only what is left, and the result equals an uninterrupted halving sweep's."""
+    multirun(tmp_path / "ref", *GRID)
+    sweep = tmp_path / "killed"
+    args = [sys.executable, str(REPO / "run.py"), "-m", *GRID, "hydra/launcher=basic"]
+    args += [f"hydra.sweep.dir={sweep}", "resume=true", "checkpoint_every=10"]
+    proc = subprocess.Popen(args, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def second_rung_begun():
+        return proc.poll() is not None or any(
+            (records.read_metrics(p) or records.RunMetrics("", "ok")).steps_done == 90
+            for p in (sweep / "runs").glob("*")
+        )
+
+    wait_for(second_rung_begun, timeout=300, what="the second rung")
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = run_table(sweep)
+    rung1 = {r for r, (done, _, _) in before.items() if done == 30}
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    out = again.stdout + again.stderr
+    assert "halving rung 1 of 3 (30 steps): 12 runs, 0 to train" in out
+    assert "there already" in out  # the run(s) at 90 are not launched again
+    after = run_table(sweep)
+    assert after == run_table(tmp_path / "ref")
+    for rid in rung1 - set(HalvingLog.read(sweep).promoted[0]):
+        assert after[rid] == before[rid]  # kept as they were, not rewritten
+    assert json.loads((sweep / "halving.json").read_text())["rungs"] == [30, 90, 270]
