@@ -95,6 +95,17 @@ def test_a_halving_sweep_promotes_from_checkpoints_and_keeps_the_others(tmp_path
         mine = {c: np.mean(v) for c, v in by_config.items() if f"batch_size={bs}" in c.split()}
         best = min(mine, key=mine.get)
         assert {log.configs[r] for r in log.promoted[0]} & set(mine) == {best}
+    # Sweep.runs says each run's rung; the page opens with the picks and the compute
+    from mlpsweep.report.build import build_report
+    from mlpsweep.report.results import load
+
+    runs = load(sweep).runs.set_index("run_id")
+    assert all(runs.loc[r, "rung"] == log.rung_of(r) for r in table)
+    html = build_report(sweep).read_text()
+    opening = html[html.index("Successive halving chose") :][:600]
+    assert "It trained 1,320 steps, 41% of the full grid&#39;s 3,240" in opening
+    assert opening.count("batch_size=") >= 2 and "lr=" in opening
+    assert (sweep / "report" / "successive_halving.png").stat().st_size > 10_000
     # and a promoted run's record is bitwise the record of the same run trained straight
     straight = tmp_path / "s"
     rid = log.promoted[-1][0]

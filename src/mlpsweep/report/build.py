@@ -18,6 +18,7 @@ from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
 from mlpsweep.report.glossary import link_first_uses, used
+from mlpsweep.report.halving import halving_outcome
 from mlpsweep.report.provenance import provenance
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import (
@@ -50,11 +51,21 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     if len(sweeps_meta) == 1 and getattr(sweeps_meta[0], "adaptive", False):
         # a search's "best" is its objective's, on every line of the page
         study = replace(study, objective=sweeps_meta[0].objective or "")
+    full = tables
+    if tables.halving is not None and "paused" in tables.runs:
+        # The rest of the page compares the runs trained to the end (the finalists): a run
+        # stopped at a rung is no sample of the full-length outcome.
+        kept = tables.runs[~tables.runs["paused"].fillna(False).astype(bool)]
+        history = tables.history[tables.history["run_id"].isin(kept["run_id"])]
+        tables = replace(tables, runs=kept.reset_index(drop=True), history=history)
     analysis = analyse(tables, first=study.compare)
     lead, method = headline(analysis, study)
     search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
+    halving = None
+    if tables.halving is not None:  # a halving sweep: what it chose and what it cost
+        halving = halving_outcome(full.halving, full.runs, full.history)
     # its fits, computed once, serve the text too
-    context = FigureContext(analysis, study, search, tuple(sweeps_meta))
+    context = FigureContext(analysis, study, search, tuple(sweeps_meta), halving)
     collapse, batch_scaling = context.collapse, context.scaling
     top, contrast_table = findings(analysis, study)
     if batch_scaling is not None:  # whether B_crit can be trusted, first among the findings
@@ -77,6 +88,11 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         top = [shares.reason, *top]
     notes = [sampling_split(analysis, study), one_seed(analysis, command)]
     lead = [*lead, *filter(None, notes)]
+    if halving is not None:  # the page opens with what halving chose, and its cost
+        lead = [
+            halving.sentence() + " The rest of the page compares the runs it trained to the end.",
+            *lead[: MAX_HEADLINE - 1],
+        ]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
     sort_by = sort_metric(analysis, study, search)
     table = summary(analysis, sort_by=sort_by)

@@ -3,7 +3,8 @@
 runs.parquet     one row per run: every config key flattened into a column (optimizer.name,
                  dataset.name, ...), status and error, final and best metrics, time, steps/s,
                  data fingerprint, and the oscillation metrics (stats.oscillation_table:
-                 spread, its split into sampling and trajectory, ..., and `_ex` forms).
+                 spread, its split into sampling and trajectory, ..., and `_ex` forms);
+                 in a halving sweep, each run's rung (halving.json) and `paused`.
                  Runs without a finished result are kept, marked.
 history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, test_accuracy,
                  loss_sampling_var (and trajectory_loss, noise columns where measured).
@@ -19,6 +20,7 @@ import pyarrow as pa
 from mlpsweep import records
 from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
+from mlpsweep.records.halving import HalvingLog
 from mlpsweep.records.run import NO_RESULT, read_config
 from mlpsweep.report.stats import oscillation_table, run_endings
 
@@ -34,6 +36,7 @@ class SweepTables:
     history: pd.DataFrame
     manifests: list  # [SweepManifest]: one, or one per sweep of a comparison
     config_columns: tuple[str, ...]
+    halving: HalvingLog | None = None  # a halving sweep's rungs and promotions
 
     @property
     def manifest(self) -> "records.SweepManifest":
@@ -101,6 +104,9 @@ def collect(sweep_dir, write=True) -> SweepTables:
             h = records.read_history_table(run_dir)
             tables.append(h.add_column(0, "run_id", pa.repeat(planned.run_id, len(h))))
     runs = pd.DataFrame(rows)
+    halving = HalvingLog.read(sweep_dir)
+    if halving is not None and len(runs):  # the last rung each run reached (0: the first)
+        runs["rung"] = [halving.rung_of(r) for r in runs["run_id"]]
     if {"lr", "batch_size", "grad_reduction"} <= set(runs.columns):
         # The seed listing's 'sum' reduction multiplies every step by the batch size.
         scale = runs["batch_size"].where(runs["grad_reduction"] == "sum", 1)
@@ -116,4 +122,4 @@ def collect(sweep_dir, write=True) -> SweepTables:
             runs = runs.merge(table, on="run_id", how="left")
         for name, df in (("runs", runs), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
-    return SweepTables(runs, history, [manifest], tuple(config_columns))
+    return SweepTables(runs, history, [manifest], tuple(config_columns), halving)

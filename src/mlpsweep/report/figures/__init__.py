@@ -2,19 +2,28 @@
 family. all_figures draws those that apply, in page order, and writes each as PNG (150
 dpi) and SVG with a stable name, drawn once for both.
 
-Families: search (an adaptive search's history), importance (what matters: variance
-shares against seed noise), answers (main effects, noise collapse,
+Families: search (an adaptive search's history), halving (its rungs), importance (what
+matters: variance shares against seed noise), answers (main effects, noise collapse,
 batch scaling), split (what oscillates), curves (loss and test metrics over training),
 seeds (one dot per seed), grid (the heatmap).
 """
 
 from pathlib import Path
 
-from mlpsweep.report.figures import answers, curves, grid, importance, search, seeds, split
+from mlpsweep.report.figures import (
+    answers,
+    curves,
+    grid,
+    halving,
+    importance,
+    search,
+    seeds,
+    split,
+)
 from mlpsweep.report.figures.spec import FigureContext, FigureSpec
 from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, legible, save
 
-FAMILIES = (search, importance, answers, split, curves, seeds, grid)
+FAMILIES = (search, halving, importance, answers, split, curves, seeds, grid)
 
 __all__ = ["FAMILIES", "FigureContext", "FigureSpec", "all_figures", "drawn", "registered"]
 

@@ -25,6 +25,7 @@ class FigureContext:
     study: Study | None = None
     search: object | None = None  # tuning.Tuning of an adaptive search, if any
     manifests: tuple = ()  # the sweeps' SweepManifests (a search's design is not a grid)
+    halving: object | None = None  # halving.HalvingOutcome of a halving sweep, if any
 
     @cached_property
     def collapse(self):
