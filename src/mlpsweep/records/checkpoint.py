@@ -9,7 +9,6 @@ checksum (a torn write, a damaged disk) falls back to the one before it, or to s
 and the caller says so. They are removed once the run's final record lands.
 """
 
-import functools
 import io
 import json
 import re
@@ -19,12 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mlpsweep.core.observe import History, TrainState
-from mlpsweep.records.files import PathLike, atomic_write, read_regular, sha256
+from mlpsweep.records.files import PathLike, guarded_read, guarded_write, sha256
+from mlpsweep.records.run import record_root
 
 MAGIC = b"mlpsweep checkpoint 1\n"
 NAME = re.compile(r"checkpoint-(\d{9})\.npz")
 KEEP = 2  # the newest and the one before it
-MAX_BYTES = 1 << 34  # no state of ours is larger
 
 
 def checkpoint_name(step: int) -> str:
@@ -107,23 +106,16 @@ def decode(data: bytes, run_id: str) -> TrainState:
 
 
 def write_checkpoint(run_dir: PathLike, state: TrainState, run_id: str) -> Path:
-    """Write `state` atomically; keep it and the one before, remove older ones."""
+    """Write `state` (the guarded write: never through a link below the sweep's folder);
+    keep it and the one before, remove older ones."""
     run_dir = Path(run_dir)
-    if run_dir.is_symlink():
-        raise OSError(f"{run_dir} is a symbolic link: no checkpoint written through it")
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / checkpoint_name(state.step)
-    data = encode(state, run_id)
     # No fsync: a checkpoint torn by a power cut fails its checksum, and the one before
     # it is used; a kill cannot tear it (the rename is atomic).
-    atomic_write(path, functools.partial(_write, data), durable=False)
+    guarded_write(path, encode(state, run_id), root=record_root(run_dir), durable=False)
     for old in checkpoints(run_dir)[KEEP:]:
         old.unlink(missing_ok=True)
     return path
-
-
-def _write(data: bytes, f) -> None:
-    f.write(data)
 
 
 def checkpoints(run_dir: PathLike) -> list[Path]:
@@ -150,12 +142,12 @@ def read_checkpoint(run_dir: PathLike, run_id: str, at_most: int | None = None) 
         if at_most is not None and step > at_most:
             continue
         try:
-            state = decode(read_regular(path, MAX_BYTES), run_id)
+            state = decode(guarded_read(path, "checkpoint", record_root(run_dir)), run_id)
             if state.step != step:
                 raise Unreadable(f"holds step {state.step}, not {step}")
             return Resumed(state, skipped)
         except (OSError, Unreadable) as e:
-            skipped.append(f"{path.name} {getattr(e, 'strerror', None) or e}")
+            skipped.append(f"{path.name}: {getattr(e, 'strerror', None) or e}")
     return Resumed(None, skipped)
 
 

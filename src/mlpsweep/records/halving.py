@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpsweep.records.files import PathLike, atomic_write, read_regular
+from mlpsweep.records.files import PathLike, guarded_read, guarded_write
 
 HALVING = "halving.json"
 HALVING_METRICS = {"test_loss": False, "test_accuracy": True, "train_loss": False}  # higher?
@@ -89,13 +89,13 @@ class HalvingLog:
 
     def write(self, sweep_dir: PathLike) -> None:
         text = json.dumps({**asdict(self), "spec": asdict(self.spec)}, indent=1).encode()
-        atomic_write(Path(sweep_dir) / HALVING, lambda f: f.write(text), durable=False)
+        guarded_write(Path(sweep_dir) / HALVING, text, durable=False)
 
     @classmethod
     def read(cls, sweep_dir: PathLike) -> "HalvingLog | None":
         """The sweep's halving log, or None when it has none or it does not hold."""
         try:
-            data = json.loads(read_regular(Path(sweep_dir) / HALVING, 1 << 26))
+            data = json.loads(guarded_read(Path(sweep_dir) / HALVING, "manifest"))
             log = cls(
                 spec=HalvingSpec.from_dict(data["spec"]),
                 rungs=[int(r) for r in data["rungs"]],
