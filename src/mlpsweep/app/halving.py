@@ -82,14 +82,11 @@ class HalvingSweep:
         if spec.metric != "train_loss":
             for run in specs:
                 t = run.train
-                missing = sorted(
-                    set(self.rungs) - set(eval_steps(t.steps, t.eval_every, t.eval_schedule))
-                )
-                if missing:
+                if eval_steps(t.steps, t.eval_every, t.eval_schedule)[0] > self.rungs[0]:
                     raise BadInput(
-                        f"halving.metric={spec.metric} needs a test evaluation at every rung "
-                        f"({', '.join(map(str, self.rungs))}), and {missing[0]} has none: set "
-                        f"eval_every to a divisor of {spec.min_steps}, or halving.metric=train_loss"
+                        f"halving.metric={spec.metric} needs a test evaluation by the first "
+                        f"rung ({self.rungs[0]} steps): set eval_every to at most "
+                        f"{spec.min_steps}, or halving.metric=train_loss"
                     )
         self.log = HalvingLog(spec, self.rungs, configs={j.run_id: j.config for j in self.jobs})
         self.alive = list(self.jobs)
@@ -127,13 +124,15 @@ class HalvingSweep:
 
     def _value(self, job, steps):
         run_dir = records.run_dir(self.sweep_dir, job.run_id)
-        if records.read_metrics(run_dir) is None:
+        metrics = records.read_metrics(run_dir)
+        if metrics is None or not metrics.finished:
             return float("nan")  # failed or lost: the worst
         try:
             history = records.read_history(run_dir)
         except OSError:
             return float("nan")
-        return value_at(history, self.spec.metric, steps)
+        at_target = metrics.steps_to_target is not None and not metrics.paused
+        return value_at(history, self.spec.metric, steps, at_target)
 
     def start(self) -> None:
         self.log.write(self.sweep_dir)

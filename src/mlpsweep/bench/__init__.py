@@ -11,6 +11,7 @@ kill      kill -9 a sweep at random moments and resume it, counting losses (kill
 noise     what noise_probe and trajectory_probe add to a run (noise.py)
 faults    every fault class (kills, SIGTERM, collisions, damage, names), counted (faults.py)
 readme    the README's quoted study numbers and timings, with machine and BLAS (readme.py)
+halving   successive halving against the full grid: picks, B_crit, steps (halving.py)
 """
 
 import argparse
@@ -70,6 +71,8 @@ def parser(prog="mlpsweep bench"):
     b = sub.add_parser("readme", help="the README's quoted study numbers, regenerated")
     b.add_argument("studies", nargs="*", help="default: all (batch_oscillation, lr_tune, ...)")
     b.add_argument("--from", dest="sources", nargs="+", default=[], help="finished sweeps")
+    b = sub.add_parser("halving", help="successive halving vs the full grid: picks, compute")
+    b.add_argument("--quick", action="store_true", help="smaller grids (a test's)")
     return p
 
 
@@ -124,4 +127,9 @@ def main(argv=None, prog="mlpsweep bench"):
             raise SystemExit(f"mlpsweep bench readme: unknown study {unknown[0]!r} "
                              f"(known: {', '.join(readme.STUDIES)})")  # fmt: skip
         readme.run(args.studies, args.sources)
+    elif args.name == "halving":
+        from mlpsweep.bench import halving
+        from mlpsweep.data import load_dataset
+
+        return 0 if halving.run(load_dataset("mnist_5k"), quick=args.quick) else 1
     return 0

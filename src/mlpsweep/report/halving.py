@@ -2,7 +2,8 @@
 draws them and the bench that measures them.
 
 At a rung (a number of steps), within each setting of the `within` dimension: each
-config's value is the mean of the metric over its seeds at that step (a seed that
+config's value is the mean of the metric over its seeds at that step (a test metric at
+its last evaluation at or before it) (a seed that
 diverged or has no value counts as the worst value, so its config is not promoted over
 a finite one); configs are ranked by it, ties broken by the narrower 95% t interval of
 that mean; the best ceil(n / eta) go on.
@@ -24,17 +25,22 @@ RULE = (
 )
 
 
-def value_at(history: pd.DataFrame, metric: str, step: int) -> float:
-    """A run's `metric` at `step` from its history (one row per step): the test metrics
-    where evaluated at that step, the train loss as its mean over the smoothing window
-    ending there. NaN when the run has no such value (it stopped before)."""
+def value_at(history: pd.DataFrame, metric: str, step: int, at_target: bool = False) -> float:
+    """A run's `metric` at `step` from its history (one row per step): a test metric at
+    its last evaluation at or before that step, the train loss as its mean over the
+    smoothing window ending there. A run that stopped before `step` has none (NaN),
+    unless it stopped because it reached its target (`at_target`, stop_at_target): then
+    its last value."""
     if len(history) < step:
-        return math.nan
+        if not at_target or not len(history):
+            return math.nan
+        step = len(history)
     if metric == "train_loss":
         w = smoothing_window(step)
         return float(np.mean(history["train_loss"].to_numpy()[step - w : step]))
-    value = history[metric].to_numpy()[step - 1]
-    return float(value)
+    values = history[metric].to_numpy()[:step]
+    values = values[~np.isnan(values)]
+    return float(values[-1]) if len(values) else math.nan
 
 
 def halfwidth(values: np.ndarray) -> float:
