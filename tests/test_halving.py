@@ -149,3 +149,21 @@ def test_a_halving_sweep_killed_mid_rung_resumes_from_the_rung_it_reached(tmp_pa
     for rid in rung1 - set(HalvingLog.read(sweep).promoted[0]):
         assert after[rid] == before[rid]  # kept as they were, not rewritten
     assert json.loads((sweep / "halving.json").read_text())["rungs"] == [30, 90, 270]
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ("{metric:test_loss,min_steps:3,within:nope}", "halving.within=nope: not a setting"),
+        (
+            "{metric:test_loss,min_steps:3,max_steps:20}",
+            "every run must train halving.max_steps=20",
+        ),
+        ("{metric:spread}", "halving.metric='spread': must be one of"),
+    ],
+)
+def test_a_bad_halving_block_is_one_line_before_any_run(tmp_path, capsys, block, message):
+    with pytest.raises(SystemExit) as exit_:
+        multirun(tmp_path / "s", "lr=0.1,0.2", "steps=10", "eval_every=1", f"halving={block}")
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "s" / "runs").exists()

@@ -24,6 +24,7 @@ from mlpsweep.report.halving import ranking, value_at
 from mlpsweep.report.scaling import b_crit_of, best_per_batch, bootstrap, interval, steps_grids
 
 TARGET_SHARE = 0.40
+WIDTH = 64  # 784-64-64-10: both grids in minutes on a shared 2-core machine
 
 
 class Counter(TrainObserver):
@@ -50,7 +51,7 @@ class Grid:
 def grids(quick=False):
     seeds = range(2 if quick else 3)
     lr_batch = Grid(
-        "lr_batch_grid-like (test loss at the end; 5 lr x 4 batch sizes x seeds)",
+        "lr_batch_grid-like (test loss at the end; 5 lr x 4 batch sizes x seeds; width 64)",
         {
             (b, lr, s): TrainConfig(
                 lr=lr, batch_size=b, seed=s, steps=270 if quick else 810, eval_every=30
@@ -64,7 +65,8 @@ def grids(quick=False):
     )
     batches = (8, 32, 128, 512) if quick else (8, 16, 32, 64, 128, 256, 512)
     scaling = Grid(
-        "batch_scaling-like (steps to test accuracy 0.85, stopped there; lr x batch x seeds)",
+        "batch_scaling-like (steps to test accuracy 0.85, stopped there; 4 lr x batch x "
+        "seeds; width 64)",
         {
             (b, lr, s): TrainConfig(
                 lr=lr,
