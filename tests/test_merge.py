@@ -117,3 +117,36 @@ def test_report_merge_gives_the_report_of_one_sweep_with_all_the_runs(sweeps, tm
     capsys.readouterr()
     assert main(["report", str(a), str(b)]) == 2
     assert "--merge" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["a", "a/sub", "a/runs/x", "link_to_a/sub", "whole"])
+def test_merge_never_writes_into_a_sweep_whatever_the_out(sweeps, tmp_path, capsys, out):
+    """--out equal to a merged sweep, inside one (directly or through a symlink), or another
+    sweep's folder: one line, exit 2, nothing written. (Before: only out == input was caught;
+    `--out A/sub` wrote a report inside sweep A.)"""
+    from mlpsweep.cli import main
+
+    link = tmp_path / "link_to_a"
+    link.symlink_to(sweeps / "a")
+    target = (tmp_path if out.startswith("link") else sweeps) / out
+    before = snapshot(sweeps), sorted(sweeps.rglob("*"))
+    code = main(["report", str(sweeps / "a"), str(sweeps / "b"), "--merge", "--out", str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"mlpsweep: --out {target}: ")
+    assert (snapshot(sweeps), sorted(sweeps.rglob("*"))) == before
+
+
+def test_seeds_per_config_ignores_unfinished_runs_and_says_a_range():
+    """A killed sweep's unfinished runs have no knobs (NaN config): they are not seeds of one
+    config (the header read "14 seeds per config" for 3 and 2); unequal counts give a range."""
+    from mlpsweep.report.build import seeds_per_config
+
+    runs = pd.DataFrame(
+        {
+            "seed": [0, 1, 2, 5, 6] + [np.nan] * 14,
+            "config": ["lr=0.1"] * 3 + ["lr=0.2"] * 2 + ["lr=nan"] * 14,
+        }
+    )
+    assert seeds_per_config(runs) == "2 to 3"
+    assert seeds_per_config(runs.iloc[:3]) == "3"
+    assert seeds_per_config(runs.iloc[5:]) == ""

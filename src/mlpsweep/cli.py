@@ -45,9 +45,9 @@ def cmd_report(args):
     from mlpsweep.report import merge_report
 
     out = Path(args.out) if args.out else comparison_folder(dirs, "merged", "+")
-    if out.resolve() in {d.resolve() for d in dirs}:
-        print(f"mlpsweep: --out {out}: is one of the merged sweeps (they are never written)",
-              file=sys.stderr)  # fmt: skip
+    problem = merge_out_problem(out, dirs)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     problem = make_folder(out)
     if problem:
@@ -70,6 +70,25 @@ def cmd_export(args):
         return 2
     print(f"tensorboard: {n} runs written; tensorboard --logdir {args.dir}")
     return 0
+
+
+def merge_out_problem(out, dirs):
+    """The one line refusing an --out that would write into a sweep: one of the merged
+    sweeps, a folder inside one (its runs/ or report/), or any other sweep's folder (its
+    report.html and runs.parquet would be overwritten); None when `out` is safe."""
+    target = out.resolve()
+    for d in dirs:
+        if target == d.resolve() or d.resolve() in target.parents:
+            return (
+                f"mlpsweep: --out {out}: is inside the merged sweep {d} (sweeps are never "
+                "written): choose a folder outside it"
+            )
+    if (out / "sweep.json").exists():
+        return (
+            f"mlpsweep: --out {out}: is another sweep's folder (its report would be "
+            "overwritten): choose a new folder"
+        )
+    return None
 
 
 def make_folder(out):

@@ -103,7 +103,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     )
     run_rows = [run_cells(r, notes) for _, r in analysis.runs.iterrows()]
     sweep_meta = sweeps_meta[0]
-    n_seeds = int(analysis.runs.groupby("config").size().max()) if len(analysis.runs) else 0
+    n_seeds = int(seeds_per_config(analysis.runs).split(" to ")[-1] or 0)
     answer = verdict(analysis, study, search, batch_scaling)
     method = method if n_seeds > 1 else ""  # no interval to explain
     figures = all_figures(context, files_dir)
@@ -120,6 +120,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         n_seeds=n_seeds,
         verdict=answer,
         terms=terms,
+        seeds_per_config=seeds_per_config(analysis.runs),
         problems=f"Not all runs finished: {problems}." if problems else "",
         question=study.question,
         headline=lead,
@@ -238,3 +239,14 @@ def _template():
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     text = resources.files("mlpsweep.report").joinpath("template.html.j2").read_text("utf-8")
     return env.from_string(text)
+
+
+def seeds_per_config(runs):
+    """"3" or "2 to 3": the runs per config, counting only runs that know their config (an
+    unfinished run has no knobs yet: counted, all in one NaN config, it read "14 seeds")."""
+    known = runs[runs["seed"].notna()] if "seed" in runs else runs.iloc[:0]
+    if known.empty:
+        return ""
+    sizes = known.groupby("config").size()
+    low, high = int(sizes.min()), int(sizes.max())
+    return str(high) if low == high else f"{low} to {high}"
