@@ -148,6 +148,17 @@ def test_the_sentence_says_what_matters_and_what_is_within_noise():
     assert text.rstrip(".").endswith("are within seed noise")
 
 
+def test_two_seeds_give_shares_without_intervals_and_the_sentence_says_why():
+    """With 2 seeds the only resample holding both is the data itself: the shares have no
+    interval, and the sentence must say so (before, "lr explains 75%" read as settled)."""
+    frame, _ = planted(np.random.default_rng(5), seeds=2, depth_levels=1)
+    table = im.shares(frame, ["lr", "batch_size"], n_boot=50)
+    assert table["share_lo"].isna().all()
+    text = im.Importance("final_train_loss", "log final train loss", table, len(frame), 2, 4,
+                         True).sentence()  # fmt: skip
+    assert text.endswith("no intervals: too few seeds to resample (3 or more give them).")
+
+
 @pytest.mark.slow
 def test_the_95_interval_covers_the_true_share_at_least_90_percent_of_the_time():
     """Over 200 planted sweeps (8 seeds each), each term's 95% interval holds its true

@@ -95,6 +95,8 @@ class Importance:
             names = [self._name(n) for n in noise["term"]]
             verb = "is" if len(names) == 1 else "are"
             parts.append(f"{_and(names)} {verb} within seed noise")
+        if not np.isfinite(seeds["share_lo"]):  # 2 seeds: one distinct resample with both
+            parts.append("no intervals: too few seeds to resample (3 or more give them)")
         return "; ".join(parts) + "."
 
     def _name(self, term):
