@@ -5,14 +5,20 @@ the detailed headline), every term it uses defined and linked at its first use, 
 import re
 from html import unescape
 
+import numpy as np
 import pytest
 from test_referee import ZIPPED, plain, write_curves
 
+from mlpsweep import records
+from mlpsweep.core import TrainConfig
 from mlpsweep.report import build_report
 from mlpsweep.report.analysis import analyse
+from mlpsweep.report.caveats import share_text
 from mlpsweep.report.collect import collect
+from mlpsweep.report.declared import declared_headline
 from mlpsweep.report.effects import contrasts
 from mlpsweep.report.glossary import TERMS, link_first_uses, used
+from mlpsweep.report.stats import sampling_shares
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import Footnotes, sort_metric
 from mlpsweep.report.verdict import verdict
@@ -119,3 +125,67 @@ def test_every_dash_has_a_footnote_and_the_summary_sorts_by_the_studys_metric(bu
     assert f.dash("a") == "– [1]" and f.dash("b") == "– [2]" and f.dash("a") == "– [1]"
     a = analyse(collect(sweep, write=False))
     assert sort_metric(a, Study.from_dict({"metrics": ["final_train_loss"]})) == "final_train_loss"
+
+
+PROBED = {
+    "compare": ["batch_size"],
+    "metrics": ["spread_trajectory_probe_rel", "final_train_loss"],
+    "contrasts": [{"name": "at an equal step", "where": {"lr": 0.1}}],
+}
+
+
+def write_probed(folder, seeds=4, steps=400, overstate=1.6):
+    """A declared equal-step oscillation study: batch 10 and 100, each run a falling
+    trajectory (recorded by a full probe) that wiggles, plus sampling noise of known
+    variance v; the record states v `overstate` times too large, so the per-run recorded
+    shares exceed 1 while the probe's (the page's rule) stay near the truth."""
+    rng = np.random.default_rng(3)
+    step = np.arange(1, steps + 1)
+    planned = []
+    for batch, wiggle in ((10, 0.02), (100, 0.006)):
+        for seed in range(seeds):
+            tc = TrainConfig(seed=seed, batch_size=batch, lr=0.1)
+            rid = records.RunIdentity(tc, "mnist_5k", "x").run_id
+            traj = 0.3 + 2.0 * np.exp(-step / 8) + wiggle * np.sin(step * (1.3 + 0.1 * seed))
+            sd = 0.1 / np.sqrt(batch)
+            loss = traj + rng.normal(0, sd, steps)
+            history = {
+                "step": step,
+                "examples_seen": step * batch,
+                "train_loss": loss,
+                "loss_sampling_var": np.full(steps, overstate * sd**2),
+                "trajectory_loss": traj,
+                "trajectory_sampling_var": np.zeros(steps),
+            }
+            overrides = (f"batch_size={batch}", "lr=0.1")
+            metrics = records.RunMetrics(
+                rid, "ok", list(overrides), steps_done=steps, final_train_loss=float(loss[-1])
+            )
+            records.write_run(
+                folder / "runs" / rid,
+                records.RunRecord(
+                    {"batch_size": batch, "lr": 0.1, "seed": seed}, metrics, "", history
+                ),
+            )
+            planned.append(records.PlannedRun(rid, overrides))
+    records.SweepManifest(runs=planned, command="test", study=PROBED).write(folder)
+    return folder
+
+
+def test_the_oscillation_verdict_states_the_headlines_sampling_share(tmp_path):
+    """The verdict's share is the headline's (stats.sampling_shares: from the probe where
+    it measured, pooled), never the mean of per-run recorded shares (which read "100%"
+    beside the headline's 96% on the batch_oscillation page)."""
+    sweep = write_probed(tmp_path)
+    study = Study.from_dict(PROBED)
+    a = analyse(collect(sweep, write=False), first=study.compare)
+    line = verdict(a, study)
+    assert line.startswith("At an equal step, batch_size=10's weights oscillate"), line
+    at10 = a.finished[a.finished["batch_size"] == 10]
+    pooled = sampling_shares(at10)[1].mean
+    assert 0.8 < pooled < 1, pooled
+    assert at10["sampling_share"].mean() > 1.2  # the recorded per-run shares: not the rule
+    assert f"; {share_text(pooled)} of batch_size=10's visible scatter" in line, line
+    # and the headline below states the same share (to its extra decimal)
+    head = " ".join(declared_headline(a, study))
+    assert f"{pooled:.1%} [" in head or f"{share_text(pooled)} [" in head, head

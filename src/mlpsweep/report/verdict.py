@@ -8,12 +8,12 @@ compared), it says so and what would give one."""
 import dataclasses
 import math
 
-import pandas as pd
-
 from mlpsweep.report.analysis import fmt
+from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
 from mlpsweep.report.declared import matching
 from mlpsweep.report.effects import contrasts, matched_groups
+from mlpsweep.report.stats import sampling_shares
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 MORE_SEEDS = "rerun with seed=range(5) for an interval"
@@ -103,12 +103,13 @@ def _oscillation(analysis, study):
     if len(groups) != 1:
         return ""
     c = contrast(groups[0][1], d, low, high, metric, "")
-    share = "sampling_share_ex" if metric.endswith("_ex") else "sampling_share"
-    at_low = runs.loc[runs[d] == low]
-    shares = pd.to_numeric(at_low[share], errors="coerce") if share in at_low else None
+    # the headline's share, by the page's one rule (not the mean of per-run shares,
+    # which can exceed 1 and read "100%" beside the headline's 96%)
+    share = sampling_shares(runs.loc[runs[d] == low], "_ex" if metric.endswith("_ex") else "")
     noise = ""
-    if shares is not None and shares.notna().any() and math.isfinite(shares.mean()):
-        noise = f"; {shares.mean():.0%} of {d}={fmt(low)}'s visible scatter is sampling noise"
+    if math.isfinite(share[1].mean):
+        noise = f"; {share_text(share[1].mean)} of {d}={fmt(low)}'s visible scatter"
+        noise += " is sampling noise"
     who = f"{d}={fmt(low)}'s weights"
     if not c.has_interval:
         return (
