@@ -12,7 +12,7 @@ from test_referee import ZIPPED, plain, write_curves
 from mlpsweep import records
 from mlpsweep.core import TrainConfig
 from mlpsweep.report import build_report
-from mlpsweep.report.analysis import analyse
+from mlpsweep.report.analysis import analyse, summary
 from mlpsweep.report.caveats import share_text
 from mlpsweep.report.collect import collect
 from mlpsweep.report.declared import declared_headline
@@ -189,3 +189,17 @@ def test_the_oscillation_verdict_states_the_headlines_sampling_share(tmp_path):
     # and the headline below states the same share (to its extra decimal)
     head = " ".join(declared_headline(a, study))
     assert f"{pooled:.1%} [" in head or f"{share_text(pooled)} [" in head, head
+
+
+def test_the_summary_states_the_same_sampling_share_as_the_headline(tmp_path):
+    """The summary's sampling-share column pools by the page's one rule, as the verdict
+    and headline do, not the mean of per-run recorded shares (it read 1.004 beside the
+    headline's 96.1% on the batch_oscillation page)."""
+    sweep = write_probed(tmp_path)
+    a = analyse(collect(sweep, write=False), first=["batch_size"])
+    table = summary(a).set_index("config")
+    for batch in (10, 100):
+        pooled = sampling_shares(a.finished[a.finished["batch_size"] == batch])[1].mean
+        config = f"batch_size={batch}"
+        assert table.loc[config, "_sampling_share"] == pytest.approx(pooled, rel=1e-9)
+    assert (table["_sampling_share"] < 1).all(), table["_sampling_share"]

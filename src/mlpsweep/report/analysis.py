@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.core.status import FINISHED, Status
-from mlpsweep.report.stats import mean_interval, oscillation_table, run_endings
+from mlpsweep.report.stats import mean_interval, oscillation_table, run_endings, sampling_shares
 from mlpsweep.report.study import METRICS, valid_range
 
 REPLICATE = "seed"
@@ -173,6 +173,8 @@ def summary(analysis: Analysis, sort_by: str = "test_accuracy") -> pd.DataFrame:
             label = METRICS[col][0]
             vals = pd.to_numeric(done[col], errors="coerce") if col in done else []
             iv = mean_interval(vals, valid=valid_range(col))
+            if col == "sampling_share" and iv.n:  # the headline's pooled share, one rule
+                iv = sampling_shares(done)[1]
             row[label] = (
                 f"{iv.mean:.4g} ± {iv.half:.2g}" if iv.n > 1 else f"{iv.mean:.4g}" if iv.n else "–"
             )
