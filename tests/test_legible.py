@@ -66,6 +66,7 @@ def pages(tmp_path_factory):
         sweep = root / kind
         multirun(sweep, *overrides)
         out[kind] = sweep / "report.html"
+    (root / "comparison").mkdir()  # as `mlpsweep compare` makes its --out (writes never make it)
     out["comparison"] = compare(
         [root / "one_seed", root / "batch_oscillation"], root / "comparison" / "report.html"
     )

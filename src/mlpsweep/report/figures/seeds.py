@@ -33,12 +33,15 @@ def dots(analysis, metrics, title):
     # Many configs or long values: one metric per row, so the figure stays a page wide.
     many = len(configs) > MAX_SINGLE_PANEL or (per * len(configs) + 1) * len(metrics) > MAX_WIDTH_IN
     width = min(MAX_WIDTH_IN, max(3.5, per * len(configs) + 1))
+    crowded = per * len(configs) + 1 > width
+    if crowded:  # upright, one line each: slanted blocks of lines would overlap their neighbours
+        labels = [t.replace("\n", ", ") for t in labels]
     rows, cols = (len(metrics), 1) if many else (1, len(metrics))
     height = 4.0 if rows == 1 else 2.3  # stacked rows share the config labels' width
     fig, axes = subplots(
         rows,
         cols,
-        figsize=(width * cols, height * rows + _label_room(labels, per * len(configs) + 1 > width)),
+        figsize=(width * cols, height * rows + _label_room(labels, crowded)),
         squeeze=False,
         layout="constrained",
     )
@@ -62,20 +65,19 @@ def dots(analysis, metrics, title):
         if rows > 1 and ax is not axes.flat[-1]:
             ax.set_xticklabels([])  # stacked: the configs are named once, at the bottom
             continue
-        slant = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}
-        ax.set_xticklabels(labels, fontsize=9, **(slant if per * len(configs) + 1 > width else {}))
+        ax.set_xticklabels(labels, fontsize=9, **({"rotation": 90} if crowded else {}))
         ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
     fig.suptitle(title)
     return png(fig)
 
 
-def _label_room(labels, slanted):
-    """Inches the config tick labels take below the axes (9 pt lines; slanted at 30
-    degrees, their length counts by half): the figure grows by them, so its panels keep
-    their height however long the labels."""
+def _label_room(labels, upright):
+    """Inches the config tick labels take below the axes (9 pt lines; turned upright,
+    their length counts): the figure grows by them, so its panels keep their height
+    however long the labels."""
     lines = max((t.count("\n") + 1 for t in labels), default=1)
     longest = max((len(line) for t in labels for line in t.split("\n")), default=1)
-    return 0.17 * lines + (0.5 * 0.08 * longest if slanted else 0.0)
+    return 0.08 * longest + 0.17 if upright else 0.17 * lines
 
 
 FIGURES = (
