@@ -5,7 +5,9 @@ on files instead of sleeping."""
 import contextlib
 import copy
 import gc
+import html
 import os
+import re
 import subprocess
 import sys
 import time
@@ -179,3 +181,9 @@ def wait_for_runs(cwd, n=1, timeout=120):
     """Wait until at least n runs under cwd have finished; return how many did."""
     wait_for(lambda: len(finished_runs(cwd)) >= n, timeout, f"{n} finished runs")
     return len(finished_runs(cwd))
+
+
+def page_text(fragment: str) -> str:
+    """A page's words as a reader sees them: tags (the glossary's links) removed,
+    entities decoded, runs of white space made one."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", fragment)))

@@ -112,10 +112,12 @@ LAYOUT = """<!doctype html><title>pending</title>
 <script>
 document.getElementById("r").onload = function () {
   var d = this.contentDocument, top = function (el) { return el.getBoundingClientRect().top; };
-  var lead = d.querySelector(".lead figure img"), first = d.querySelector("ul.findings li");
-  document.title = ["height", d.documentElement.scrollHeight, "findings",
-    d.querySelectorAll("ul.findings li").length, "first", Math.round(top(first)),
-    "figure", Math.round(top(lead))].join(" ");
+  try {
+    var lead = d.querySelector(".lead img"), first = d.querySelector("ul.findings li");
+    document.title = ["height", d.documentElement.scrollHeight, "findings",
+      d.querySelectorAll("ul.findings li").length, "first", Math.round(top(first)),
+      "figure", Math.round(top(lead))].join(" ");
+  } catch (e) { document.title = "the page's layout could not be read: " + e; }
 };
 </script>"""
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import multirun
+from helpers import multirun, page_text
 
 from mlpsweep.report.analysis import Analysis
 from mlpsweep.report.scaling import fit, scaling
@@ -57,18 +57,18 @@ def test_b_crit_and_its_interval_from_noisy_seeds():
 def test_the_quick_batch_scaling_study_answers_with_b_crit(tmp_path, capsys):
     multirun(tmp_path / "s", "+sweep=batch_scaling_quick")
     html = (tmp_path / "s" / "report.html").read_text()
-    block = re.search(r'<div class="headline">(.*?)</div>', html, re.S).group(1)
-    assert block.startswith("<p>Critical batch size B_crit = Emin/Smin = ")
+    block = page_text(re.search(r'<div class="headline">(.*?)</div>', html, re.S).group(1))
+    assert block.startswith("Critical batch size B_crit = Emin/Smin = ")
     findings = html.split("<h2>Findings</h2>")[1]
     assert "B_simple at a matched point of training" in findings
     assert "Lack of fit" in findings or "fits within seed noise" in findings
     assert "the best lr re-chosen in each of 1000 resamples" in block
     assert "edge of the lr grid at every batch size" in block  # lr 0.1 or 0.3 only
     assert "2 seeds per batch size: too few" in block
-    assert "The study&#39;s own caveat: 4 batch sizes, 2 lrs and 2 seeds" in block
+    assert "The study's own caveat: 4 batch sizes, 2 lrs and 2 seeds" in block
     assert (tmp_path / "s" / "report" / "batch_scaling.png").exists()
-    lead = html.split('<div class="lead">')[1].split("<h2>Summary")[0]
-    assert 'alt="Batch scaling"' in lead  # the answer's figure on the first screen
+    lead = html.split("<h2>Summary")[0]  # the page's first screen
+    assert '<figure class="lead"><img alt="Batch scaling"' in lead  # the answer's figure
     findings = lead.split("<h2>Findings</h2>")[1]
     assert "Final train loss is" not in findings and "Test accuracy is" not in findings
 

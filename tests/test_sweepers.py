@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 import pytest
-from helpers import finished_runs, multirun, run_cli, start_app, wait_for
+from helpers import finished_runs, multirun, page_text, run_cli, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.app.task import RunOutcome
@@ -34,7 +34,7 @@ def test_optuna_tunes_the_objective_and_a_rerun_reuses_its_records(tmp_path):
     assert len(manifest.runs) == 4
     assert (sweep / "optimization_results.yaml").exists()
     html = (sweep / "report.html").read_text()
-    assert "The search (optuna, 4 trials, test loss minimised) found best" in html
+    assert "The search (optuna, 4 trials, test loss minimised) found best" in page_text(html)
     assert (sweep / "report" / "search.svg").exists()
     best = float(
         (sweep / "optimization_results.yaml").read_text().split("best_value:")[1].split()[0]

@@ -63,7 +63,7 @@ def record_lost_runs(sweep_dir):
                 run_id, Status.FAILED, list(planned[run_id].overrides), error=records.WORKER_DIED
             )
             records.write_run(run_dir, records.RunRecord(config={}, metrics=metrics))
-        claim.unlink(missing_ok=True)
+        records.remove_claim(claim)
     records.tidy_claims(sweep_dir)
 
 

@@ -17,6 +17,7 @@ from mlpsweep.records.claim import (
     live_claims,
     stale_claims,
 )
+from mlpsweep.records.claim import remove as remove_claim
 from mlpsweep.records.claim import tidy as tidy_claims
 from mlpsweep.records.files import UnsafeFile
 from mlpsweep.records.identity import RunIdentity, is_run_id
@@ -67,6 +68,7 @@ __all__ = [
     "remove_partial",
     "run_dir",
     "stale_claims",
+    "remove_claim",
     "tidy_claims",
     "write_run",
 ]

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -182,6 +183,16 @@ def _torn_stale(path: PathLike) -> bool:
     return time.time() - changed > TORN_S
 
 
+def remove(path: PathLike) -> None:
+    """Remove a stale claim, whatever stands in its place: a file, a FIFO, a link (not
+    what it points to) or a folder made there by hand (claims/ is the harness's own)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)  # (rmtree never follows a link inside)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def tidy(sweep_dir: PathLike) -> None:
     """Remove the claims folder when no claim is left in it."""
     with contextlib.suppress(OSError):
@@ -228,7 +239,7 @@ def take_over(path, holder):
         else:
             same = now is not None and now.get("token") == holder.get("token")
         if same:
-            path.unlink(missing_ok=True)
+            remove(path)
             log.warning(f"{path}: {_why_stale(holder, path)}; its run is taken over")
     finally:
         guard.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from mlpsweep.report.tuning import tuning
 from mlpsweep.report.verdict import verdict
 
 MAX_HEADLINE = 3  # sentences
+MAX_FINDINGS = 10  # lines: the rest is in "Every contrast" and contrasts.csv
 CONFOUND = (
     "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "
     "batch, so a larger batch also takes a proportionally larger step: its effective "
@@ -94,6 +95,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
             *lead[: MAX_HEADLINE - 1],
         ]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
+    top = top[:MAX_FINDINGS]  # what opens the list stays: the shares, the fits' checks
     sort_by = sort_metric(analysis, study, search)
     table = summary(analysis, sort_by=sort_by)
     cols = [c for c in table.columns if not c.startswith("_")]
@@ -177,8 +179,10 @@ def merge_report(sweep_dirs, out_dir, keep_apart=False) -> Path:
     tables = merged.tables
     for name, df in (("runs", tables.runs), ("history", tables.history)):
         atomic_write(out_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
-    title = "merged: " + ", ".join(f"{m.sweep_name}" for m in tables.manifests[:1]) + (
-        f" ({len(merged.sources)} sweeps)"
+    title = (
+        "merged: "
+        + ", ".join(f"{m.sweep_name}" for m in tables.manifests[:1])
+        + (f" ({len(merged.sources)} sweeps)")
     )
     lines = [*merged.sources, merged.note]
     command = " | ".join(m.command for m in tables.manifests)
@@ -242,7 +246,7 @@ def _template():
 
 
 def seeds_per_config(runs):
-    """"3" or "2 to 3": the runs per config, counting only runs that know their config (an
+    """ "3" or "2 to 3": the runs per config, counting only runs that know their config (an
     unfinished run has no knobs yet: counted, all in one NaN config, it read "14 seeds")."""
     known = runs[runs["seed"].notna()] if "seed" in runs else runs.iloc[:0]
     if known.empty:

@@ -24,6 +24,10 @@ from mlpsweep.report.figures.spec import FigureContext, FigureSpec
 from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, legible, save
 
 FAMILIES = (search, halving, importance, answers, split, curves, seeds, grid)
+# The figures shown open below the lead one, in page order, until their heights reach
+# this (about two screens at 1280 px); the rest are under "More figures", so a
+# large grid's page stays a few screens long.
+OPEN_FIGURES_IN = 14.0
 
 __all__ = ["FAMILIES", "FigureContext", "FigureSpec", "all_figures", "drawn", "registered"]
 
@@ -64,7 +68,12 @@ def all_figures(ctx: FigureContext, folder, figures=None) -> list[FigureFile]:
             made = drawn(ctx, figures)
             leads = [spec for spec, _ in made if spec.lead is not None]
             lead = min(leads, key=lambda s: s.lead) if leads else None
+            shown = 0.0  # inches of figure shown open below the lead one
             for spec, fig in made:
+                more = spec.is_more(ctx)
+                if not more and spec is not lead:
+                    more = shown > 0 and shown + fig.get_figheight() > OPEN_FIGURES_IN
+                    shown += 0 if more else fig.get_figheight()
                 out.append(
                     FigureFile(
                         spec.title,
@@ -72,7 +81,7 @@ def all_figures(ctx: FigureContext, folder, figures=None) -> list[FigureFile]:
                         spec.name,
                         save(fig, folder, spec.name),
                         int(fig.get_figwidth() * SCREEN_DPI),
-                        spec.is_more(ctx),
+                        more,
                         spec is lead,
                     )
                 )

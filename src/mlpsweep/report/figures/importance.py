@@ -1,6 +1,6 @@
 """What matters: each term's share of a metric's variance (report/importance.py), one bar
 per knob, interaction and the seeds, with its 95% interval, largest first; one panel per
-metric, the study's primary metric on top."""
+metric side by side, the study's primary metric first."""
 
 import numpy as np
 
@@ -26,14 +26,11 @@ def what_matters_figure(shares, metrics=MAX_METRICS):
     terms within seed noise pale and marked; one panel per metric."""
     panels = shares.metrics[:metrics]
     rows = [len(m.table) for m in panels]
+    # Side by side (2 x 6.2 in fits the page's 12.9): half the height of a stack.
     fig, axes = subplots(
-        len(panels),
-        1,
-        figsize=(WIDTH, sum(0.34 * r + 0.9 for r in rows)),
-        squeeze=False,
-        gridspec_kw={"height_ratios": [r + 1.5 for r in rows]},
+        1, len(panels), figsize=(WIDTH * len(panels), 0.34 * max(rows) + 0.9), squeeze=False
     )
-    for ax, m in zip(axes[:, 0], panels):
+    for ax, m in zip(axes[0], panels):
         t = m.table
         y = np.arange(len(t))[::-1]
         share, lo, hi = (
