@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.core.status import FINISHED, Status
-from mlpsweep.report.stats import mean_interval, oscillation_table, run_endings, sampling_shares
+from mlpsweep.report.stats import mean_interval, sampling_shares, with_oscillation
 from mlpsweep.report.study import METRICS, valid_range
 
 REPLICATE = "seed"
@@ -144,9 +144,7 @@ def analyse(tables, first=()) -> Analysis:
         order = runs["config"]
     configs = list(dict.fromkeys(order))
     if len(history):
-        if "spread" not in runs:  # collect() adds them when it writes runs.parquet
-            table = oscillation_table(history, run_endings(runs))
-            runs = runs.merge(table, on="run_id", how="left")
+        runs = with_oscillation(runs, history)
         history = history.merge(runs[["run_id", "config"]], on="run_id")
     for col in ("error", *METRICS):
         if col not in runs:

@@ -22,7 +22,7 @@ from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
 from mlpsweep.records.halving import HalvingLog
 from mlpsweep.records.run import NO_RESULT, read_config
-from mlpsweep.report.stats import oscillation_table, run_endings
+from mlpsweep.report.stats import WHY, with_oscillation
 
 
 @dataclass
@@ -117,9 +117,7 @@ def collect(sweep_dir, write=True) -> SweepTables:
     else:
         history = pd.DataFrame(columns=columns)
     if write:
-        if len(history):  # oscillation and its split, over this sweep's windows
-            table = oscillation_table(history, run_endings(runs))
-            runs = runs.merge(table, on="run_id", how="left")
-        for name, df in (("runs", runs), ("history", history)):
+        runs = with_oscillation(runs, history)  # and its split, over this sweep's windows
+        for name, df in (("runs", runs.drop(columns=WHY, errors="ignore")), ("history", history)):
             atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
     return SweepTables(runs, history, [manifest], tuple(config_columns), halving)

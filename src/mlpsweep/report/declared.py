@@ -11,7 +11,7 @@ from mlpsweep.report.analysis import fmt
 from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
-from mlpsweep.report.stats import mean_interval, sampling_shares
+from mlpsweep.report.stats import mean_interval, not_measured_reason, sampling_shares
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 
@@ -228,16 +228,6 @@ def cross_check(g, d, values, suffix=""):
         else:
             verdicts.append(f"too noisy to tell at {at}: sampling is {share} of the variance")
     return "the subtraction (observed less sampling), a cross-check: " + "; ".join(verdicts)
-
-
-def not_measured_reason(runs, metric):
-    """Why `metric` is NaN for `runs`: the most common reason their records give
-    (stats.oscillation_table's `not_measured`), or ""."""
-    if "not_measured" not in runs:
-        return ""
-    reasons = runs["not_measured"].dropna().str.split("; ").explode().dropna()
-    reasons = reasons[reasons.str.startswith(f"{metric}: ")].str.slice(len(metric) + 2)
-    return reasons.value_counts().index[0] if len(reasons) else ""
 
 
 UNRELIABLE = 0.5  # the probe's correction is more than this share of its raw variance

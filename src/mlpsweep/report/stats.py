@@ -348,7 +348,9 @@ def oscillation_table(history, ended=None):
     (suffix `_ex`) over the same window of examples seen for every run of the sweep: the
     last half of the examples the shortest run saw. A batch-10 and a batch-100 run are
     then compared over the same data as well as over the same number of updates.
-    `not_measured` names each NaN metric with its reason ("metric: why; ...");
+    `not_measured` says why its metrics are NaN, each reason once after the metrics it
+    holds for ("spread, spread_rel: the run diverged at step 1001"); WHY holds the same
+    as {metric: why} (in memory; not_measured_reason reads it).
     `ended`: {run_id: why its windows cannot be compared} (see run_endings)."""
     ended = ended or {}
     groups = list(history.groupby("run_id", sort=False))
@@ -375,10 +377,37 @@ def oscillation_table(history, ended=None):
         rows.append(
             {"run_id": rid, **by_steps}
             | {f"{k}_ex": v for k, v in by_examples.items()}
-            | {"not_measured": "; ".join(f"{k}: {v}" for k, v in why.items())}
+            | {"not_measured": reasons_text(why), WHY: why}
         )
-    columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION), "not_measured"]
+    columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION), "not_measured", WHY]
     return pd.DataFrame(rows, columns=columns)
+
+
+WHY = "_not_measured"  # {metric: why it is NaN} per run: typed, for the report's own use
+
+
+def reasons_text(why: dict) -> str:
+    """{metric: reason} as one value: each reason once, after the metrics it holds for."""
+    metrics_of: dict[str, list[str]] = {}
+    for metric, reason in why.items():
+        metrics_of.setdefault(reason, []).append(metric)
+    return "; ".join(f"{', '.join(m)}: {reason}" for reason, m in metrics_of.items())
+
+
+def not_measured_reason(runs, metric) -> str:
+    """Why `metric` is NaN for `runs`: the most common reason their records give, or ""."""
+    if WHY not in runs:
+        return ""
+    found = [w[metric] for w in runs[WHY] if isinstance(w, dict) and metric in w]
+    return max(set(found), key=found.count) if found else ""
+
+
+def with_oscillation(runs, history):
+    """`runs` with each run's oscillation metrics (oscillation_table) merged in; as it is
+    when it has them already or there is no history. The one place they are added."""
+    if not len(history) or "spread" in runs:
+        return runs
+    return runs.merge(oscillation_table(history, run_endings(runs)), on="run_id", how="left")
 
 
 def run_endings(runs):

@@ -5,7 +5,7 @@ import pandas as pd
 
 from mlpsweep.core.status import FINISHED
 from mlpsweep.report.analysis import SUMMARY
-from mlpsweep.report.declared import not_measured_reason
+from mlpsweep.report.stats import not_measured_reason
 from mlpsweep.report.study import METRICS
 
 DASH = "–"
