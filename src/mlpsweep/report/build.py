@@ -33,6 +33,7 @@ from mlpsweep.report.verdict import verdict
 
 MAX_HEADLINE = 3  # sentences
 MAX_FINDINGS = 10  # lines: the rest is in "Every contrast" and contrasts.csv
+FINDINGS_BEFORE_FIGURE = 3  # the rest follow the lead figure, which must stay on the first screen
 CONFOUND = (
     "Under grad_reduction=sum (the seed listing's backward) the gradient is summed over the "
     "batch, so a larger batch also takes a proportionally larger step: its effective "
@@ -132,6 +133,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         ],
         method=method,
         findings=top,
+        FINDINGS_BEFORE_FIGURE=FINDINGS_BEFORE_FIGURE,
         unmeasured=unmeasured(analysis, study),
         degenerate=[f"{c} {why}" for c, why in analysis.degenerate.items()],
         contrast_cols=list(contrast_table.columns),
