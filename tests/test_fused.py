@@ -166,3 +166,36 @@ def test_the_trainer_uses_it_where_it_applies(tiny_dataset, kw, expected):
 def test_forcing_it_where_it_does_not_apply_is_refused(tiny_dataset):
     with pytest.raises(ValueError, match="fused step needs sgd"):
         Trainer(TrainConfig(width=8, optimizer="adam"), tiny_dataset, fused=True)
+
+
+def test_numpys_own_blas_is_found_beside_scipys():
+    """scipy.linalg loads a second OpenBLAS beside numpy's: the record's `blas` and the
+    gemm update follow numpy's (found alone in a fresh process), not whichever threadpoolctl
+    lists first (which made a resumed run's record differ from an unbroken one's)."""
+    import subprocess
+    import sys
+
+    import scipy.linalg  # noqa: F401 - loads scipy's BLAS into this process
+    from threadpoolctl import threadpool_info
+
+    from mlpsweep import provenance
+    from mlpsweep.core import blas
+
+    alone = subprocess.run(
+        [sys.executable, "-c", "import numpy, threadpoolctl; "
+         "print(*[i['filepath'] for i in threadpoolctl.threadpool_info()"
+         " if i['user_api'] == 'blas'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    if len(alone) != 1 or sum(i["user_api"] == "blas" for i in threadpool_info()) < 2:
+        pytest.skip("numpy and scipy share one BLAS here")
+    for cached in (blas.blas_libraries, blas.numpy_blas, blas._gemm, provenance.blas_library):
+        cached.cache_clear()
+    try:
+        assert blas.numpy_blas().filepath == alone[0]
+        assert blas.numpy_blas().version in provenance.blas_library()
+        if blas.numpy_blas().internal_api == "openblas":
+            assert blas._gemm("d") is not None  # the one-call update stays on
+    finally:
+        for cached in (blas.blas_libraries, blas.numpy_blas, blas._gemm, provenance.blas_library):
+            cached.cache_clear()

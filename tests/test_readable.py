@@ -71,6 +71,27 @@ def test_an_inconclusive_contrast_says_it_cannot_tell_and_what_would(tmp_path):
     assert line.startswith("Can't tell") and "more seeds" in line, line
 
 
+def test_an_effect_that_flips_with_another_knob_is_not_a_one_line_yes(tmp_path):
+    """Batch 100 spreads less at lr=0.1 and more at lr=1, both clearly: the first line says
+    it depends, and on what, rather than the larger one's "Yes"."""
+    flips = [
+        ({"batch_size": 10, "lr": 0.1}, 0.3, 0.2),
+        ({"batch_size": 100, "lr": 0.1}, 0.3, 0.05),
+        ({"batch_size": 10, "lr": 1.0}, 0.3, 0.05),
+        ({"batch_size": 100, "lr": 1.0}, 0.3, 0.1),
+    ]
+    a = analyse(collect(write_curves(tmp_path, flips, seeds=4, steps=300), write=False))
+    found = contrasts(a, Study.from_dict({}), "spread_rel")[0]
+    assert {c.effect < 1 for c in found if c.dim == "batch_size" and c.conclusive} == {
+        True,
+        False,
+    }
+    line = verdict(a, Study.from_dict({}))
+    knob = "lr" if "at batch_size=" in line else "batch_size"  # the larger effect leads
+    assert line.startswith("It depends:") and line.count(f"where {knob}=") == 2, line
+    assert "lower" in line and "higher" in line and len(line.split()) <= 30, line
+
+
 def test_a_declared_oscillation_study_says_how_much_more_and_the_sampling_share(tmp_path):
     study = {
         "compare": ["batch_size"],

@@ -155,6 +155,35 @@ def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
     assert errors.one_line(full) == "cannot write: No space left on device; free space, then rerun"
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("flag", ["--info", "--help", "--cfg=job"])
+def test_a_reader_gone_before_the_first_line_is_no_traceback(tmp_path, flag):
+    """`python run.py --info | head -1`: Hydra prints through logging, whose handler
+    reported the closed pipe once per record (74 tracebacks). The pipe's read end is closed
+    before the child writes, so every write meets it (no race with the reader)."""
+    import subprocess
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        p = start_app(tmp_path, *flag.split("="), stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and err == "", err
+
+
+def test_a_bench_on_a_bad_data_folder_says_so_in_one_line(tmp_path, capsys):
+    from mlpsweep.cli import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for where in (a_file, a_file / "below"):
+        assert main(["bench", "data", "--data-dir", str(where)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(a_file) in err and "Traceback" not in err, err
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_stopped_worker_cannot_publish_over_the_run_that_was_taken_over(tmp_path):

@@ -266,12 +266,13 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        from mlpsweep.bench import main as bench
+    args = None
+    try:  # the benches too: a bad --data-dir is a line, not a traceback
+        if argv[:1] == ["bench"]:
+            from mlpsweep.bench import main as bench
 
-        return bench(argv[1:])
-    args = build_parser().parse_args(argv)
-    try:
+            return bench(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except BrokenPipeError:  # `mlpsweep runs DIR | head`: the reader has all it wanted
         import os

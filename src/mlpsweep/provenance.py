@@ -70,15 +70,15 @@ def cpu_model():
 def blas_library():
     """'openblas 0.3.31 (SkylakeX)': the BLAS numpy calls and the kernel it picked for
     this CPU. Kernels round differently, so this belongs in every run's record."""
-    import numpy  # noqa: F401 - threadpoolctl sees only the BLAS libraries already loaded
-    from threadpoolctl import threadpool_info
+    from mlpsweep.core.blas import numpy_blas
 
-    for lib in threadpool_info():
-        if lib.get("user_api") == "blas":
-            kernel = lib.get("architecture")
-            name = f"{lib.get('internal_api', '?')} {lib.get('version') or '?'}"
-            return f"{name} ({kernel})" if kernel else name
-    return "unknown"
+    lib = numpy_blas()  # numpy's own, not scipy's beside it (which depends on imports)
+    if lib is None:
+        return "unknown"
+    info = lib.info()
+    kernel = info.get("architecture")
+    name = f"{info.get('internal_api', '?')} {info.get('version') or '?'}"
+    return f"{name} ({kernel})" if kernel else name
 
 
 @functools.cache

@@ -9,6 +9,7 @@ the variable we set ourselves does not count).
 import difflib
 import gc
 import io
+import logging
 import os
 import re
 import signal
@@ -153,6 +154,10 @@ def run_main(main):
         from mlpsweep.app import resolvers
 
         resolvers.inspecting = True
+    if INSPECTION_FLAGS & set(sys.argv[1:]):
+        # Hydra prints these through logging, whose handler reports a reader gone away
+        # (`--info | head -1`) as one traceback per record; the pipe's end is not an error
+        logging.raiseExceptions = False
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)  # a closed terminal: as SIGTERM, not silence
     try:

@@ -23,6 +23,7 @@ build) keeps the matmul path. Found once per process, like the library itself.
 
 import ctypes
 import functools
+from pathlib import Path
 
 import numpy as np
 
@@ -42,13 +43,30 @@ def blas_libraries():
 
 
 @functools.cache
+def numpy_blas():
+    """threadpoolctl's controller of the BLAS numpy's own products call, or None where
+    that cannot be told. scipy's wheels load a second OpenBLAS (another version) beside
+    numpy's once scipy.linalg or scipy.stats is imported: numpy's is the one under
+    numpy's package (its wheel's numpy.libs), or the only one loaded."""
+    libs = blas_libraries().lib_controllers
+    if len(libs) == 1:
+        return libs[0]
+    home = Path(np.__file__).resolve().parent
+    homes = (home, home.parent / "numpy.libs")
+    own = [
+        lib for lib in libs if any(Path(lib.filepath).resolve().is_relative_to(h) for h in homes)
+    ]
+    return own[0] if len(own) == 1 else None
+
+
+@functools.cache
 def _gemm(prefix):
     """numpy's cblas_?gemm as a ctypes function, or None where it cannot be found."""
-    libs = blas_libraries().lib_controllers
-    if len(libs) != 1 or libs[0].internal_api != "openblas":
+    lib = numpy_blas()
+    if lib is None or lib.internal_api != "openblas":
         return None  # which library numpy calls would be a guess
     try:
-        lib = ctypes.CDLL(libs[0].filepath)
+        lib = ctypes.CDLL(lib.filepath)
     except OSError:
         return None
     for name in SYMBOLS:

@@ -121,6 +121,10 @@ def read_metrics(run_dir: PathLike) -> RunMetrics | None:
     return inspect_run(run_dir)[0]
 
 
+# NO_THREADS: Arrow's thread pool, once started, can still hold a running thread when
+# the interpreter exits; its destructor then aborts the process ("terminate called
+# without an active exception", exit -6 in place of the sweep's own code; apache/arrow
+# #34314). A history is a few columns: one thread reads it as fast.
 RECORD_FILES = ("config.yaml", "job.log", "history.parquet")  # what metrics.json may name
 KINDS = {"config.yaml": "config", "job.log": "log", "history.parquet": "history"}
 
@@ -197,7 +201,7 @@ def _check_against_history(history: bytes, metrics: RunMetrics) -> Inspection:
     try:
         with pq.ParquetFile(pa.BufferReader(history)) as f:
             names = [c for c in HEADLINE_COLUMNS if c in f.schema_arrow.names]
-            table = f.read(columns=names)
+            table = f.read(columns=names, use_threads=False)  # (NO_THREADS)
         loss = table.column("train_loss").to_numpy()
     except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         return Inspection(None, f"history.parquet is not readable ({type(e).__name__})")
@@ -243,7 +247,7 @@ def reached(metrics: RunMetrics | None, pause_at: int | None = None) -> bool:
 
 def read_history(run_dir: PathLike) -> "pd.DataFrame":
     """The run's history as a DataFrame (one row per step)."""
-    return read_history_table(run_dir).to_pandas()
+    return read_history_table(run_dir).to_pandas(use_threads=False)  # (NO_THREADS)
 
 
 def read_history_table(run_dir: PathLike) -> pa.Table:
@@ -252,7 +256,7 @@ def read_history_table(run_dir: PathLike) -> pa.Table:
     small file (no dataset discovery, no thread pool). Never through a symbolic link."""
     path = Path(run_dir) / "history.parquet"
     with guarded_open(path, "history", record_root(run_dir)) as raw, pq.ParquetFile(raw) as f:
-        return f.read()
+        return f.read(use_threads=False)  # (NO_THREADS)
 
 
 # Records of the first format kept the harness's settings in config.yaml (newer ones keep

@@ -113,7 +113,8 @@ def collect(sweep_dir, write=True) -> SweepTables:
         runs["effective_lr"] = runs["lr"] * scale
     columns = ["run_id", "step", "examples_seen", "train_loss", "test_loss", "test_accuracy"]
     if tables:  # runs with and without noise_probe: the missing columns become NaN
-        history = pa.concat_tables(tables, promote_options="default").to_pandas()
+        # no Arrow thread pool: see records/run.py's NO_THREADS
+        history = pa.concat_tables(tables, promote_options="default").to_pandas(use_threads=False)
     else:
         history = pd.DataFrame(columns=columns)
     if write:

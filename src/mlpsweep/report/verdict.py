@@ -7,6 +7,7 @@ compared), it says so and what would give one."""
 
 import dataclasses
 import math
+import re
 
 from mlpsweep.report.analysis import fmt
 from mlpsweep.report.caveats import share_text
@@ -44,7 +45,37 @@ def verdict(analysis, study, search=None, scaling=None) -> str:
             return "No answer: " + unmatched[0]
         return f"No answer: {_label(metric)} could not be measured in any compared pair."
     best = sorted(found, key=lambda c: (not c.conclusive, -c.size))[0]
+    against = [c for c in found if _opposed(best, c)]
+    # the same knob, the other way round elsewhere: no one-line "yes" (a study that
+    # declares its contrasts has named the setting it asks about)
+    if against and not study.contrasts:
+        return _depends(best, max(against, key=lambda c: c.size))
     return _contrast(best)
+
+
+def _opposed(a, b):
+    """Both clear, the same knob's same two values, effects in opposite directions."""
+    if not (a.conclusive and b.conclusive) or (a.dim, a.low, a.high) != (b.dim, b.low, b.high):
+        return False
+    none = 1.0 if a.ratio else 0.0
+    return (a.effect - none) * (b.effect - none) < 0
+
+
+def _settings(where):
+    """The knob=value parts of a contrast's `where` (its notes left out)."""
+    return [p for p in where.split(", ") if re.fullmatch(r"[\w./+-]+=\S+", p)]
+
+
+def _depends(a, b):
+    """A contrast that flips with the other settings, named by what differs."""
+    settings_a, settings_b = _settings(a.where), _settings(b.where)
+    only = [p for p in settings_a if p not in settings_b] or settings_a
+    other = [p for p in settings_b if p not in settings_a] or settings_b
+    word, ci = _factor(a)
+    return (
+        f"It depends: {_label(a.metric)} is {word} at {a.dim}={fmt(a.high)} vs {fmt(a.low)} "
+        f"where {', '.join(only)}{ci}, but {_factor(b)[0]} where {', '.join(other)}."
+    )
 
 
 def _label(metric):
