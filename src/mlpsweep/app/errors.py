@@ -16,6 +16,7 @@ import signal
 import sys
 
 from mlpsweep.app import single
+from mlpsweep.records.layout import plain_name
 
 KNOBS_HINT = "`python run.py --help` lists the knobs"
 PLUGINS = {  # config group -> option -> the package that provides it
@@ -65,12 +66,16 @@ def one_line(exc):
     lexer = re.search(r"^LexerNoViableAltException: (\S+?)=(.*)", text, re.M)
     if lexer:
         key, value = lexer.groups()
+        if key == "sweep_name":  # quoted, it would be refused as no folder name
+            plain = plain_name(value)
+            return (
+                f"sweep_name={value}: a sweep name must be a plain folder name (letters, "
+                "digits, . _ -)" + (f", e.g. sweep_name={plain}" if plain else "")
+            )
         return (
             f"{key}={value}: Hydra's override grammar takes such characters only quoted, "
             f"e.g. '{key}=\"{value}\"'"
-            + (" (a sweep name must be a plain folder name: letters, digits, . _ -)"
-               if key == "sweep_name" else "")
-        )  # fmt: skip
+        )
     if "sweeper.zip" in text and "is not a ListConfig" in text + str(cause or ""):
         return "hydra.sweeper.zip: must be a list of lists of swept keys, e.g. [[batch_size,lr]]"
     parsing = re.search(r"^Error parsing override '([^']*)'", text, re.M)

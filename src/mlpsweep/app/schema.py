@@ -99,6 +99,13 @@ def check_harness(container):
     for f in dataclasses.fields(HarnessConfig):
         if f.metadata.get("range") is not None and container.get(f.name) is not None:
             f.metadata["range"].check(f.name, container[f.name])
+    objective = container.get("objective")
+    if objective in ("steps_to_target", "examples_to_target") and not container.get("target"):
+        from mlpsweep.core.checks import ConfigError
+
+        raise ConfigError(  # else every run scores inf and the search learns nothing
+            f"objective={objective} needs a target to reach, e.g. target=test_accuracy:0.9"
+        )
     if container.get("tensorboard"):  # before any job trains, not in every job's log
         import importlib.util
 

@@ -125,6 +125,13 @@ def engine_for(name) -> Engine:
         raise EngineError(
             f"hydra.launcher.backend={name}: not a joblib backend (known: {', '.join(known)})"
         )
+    backend = BACKENDS.get(name)
+    if backend is not None and not backend().supports_return_generator:
+        raise EngineError(
+            f"hydra.launcher.backend={name}: cannot hand back each job's result as it ends "
+            "(joblib's return_as='generator_unordered'), which records runs as they finish; "
+            "use loky (the default) or dask"
+        )
     return ENGINES.get(name, Engine)(name)
 
 

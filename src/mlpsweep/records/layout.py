@@ -8,6 +8,7 @@ is created instead. Nothing is ever written into a folder another command made.
 
 import datetime
 import re
+import unicodedata
 from pathlib import Path
 
 from mlpsweep.records.files import PathLike
@@ -24,12 +25,22 @@ def check_name(name: str, what: str, root: PathLike) -> str:
     """`name` as a plain folder name (letters, digits, . _ -), else LayoutError."""
     name = str(name)
     if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        plain = plain_name(name)
         hint = f" (no spaces: {'_'.join(name.split())})" if " " in name.strip() else ""
+        hint = hint or (f" (e.g. {what}={plain})" if plain else "")
         raise LayoutError(
             f"{what}={name!r}: must be a plain folder name (letters, digits, . _ -), "
             f"as it names {root}/<{what}>/{hint}"
         )
     return name
+
+
+def plain_name(name: str) -> str:
+    """`name` as the nearest plain folder name ('étude' -> 'etude', 'a/b' -> 'a_b'), or ""
+    where nothing of it is left."""
+    ascii_ = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_).lstrip("._-")
+    return plain if SAFE_NAME.fullmatch(plain) else ""
 
 
 def fresh_dir(parent: PathLike, name: str | None = None) -> Path:
