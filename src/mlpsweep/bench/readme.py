@@ -30,11 +30,13 @@ CHAOS_NOTE = (
 
 
 def opening(report_html):
-    """The lines of a report's opening (its headline block), tags stripped."""
+    """The lines of a report's opening (its verdict, then its headline block), tags
+    stripped."""
     text = Path(report_html).read_text("utf-8")
+    verdict = re.findall(r'<p class="verdict" id="verdict">(.*?)</p>', text, re.S)
     block = re.search(r'<div class="headline">(.*?)</div>', text, re.S)
     lines = re.findall(r"<p(?: class=\"bad\")?>(.*?)</p>", block.group(1), re.S) if block else []
-    return [unescape(re.sub(r"<[^>]+>", "", line)).strip() for line in lines]
+    return [unescape(re.sub(r"<[^>]+>", "", line)).strip() for line in [*verdict, *lines]]
 
 
 def per_config(sweep_dir, metric):
