@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import multirun
+from helpers import multirun, page_text
 
 import mlpsweep
 from mlpsweep import records
@@ -111,9 +111,12 @@ def test_report_merge_gives_the_report_of_one_sweep_with_all_the_runs(sweeps, tm
     assert "One report over the union of 2 sweeps" in html
     assert str(a) in html and str(b) in html
     whole_html = (whole / "report.html").read_text()
-    first = whole_html.split("<h2>Findings</h2>")[1].split("<li>")[1].split("</li>")[0]
-    assert "of the variance of" in first and "seeds" in first  # the findings open with it
-    assert first in html  # the same sentence, the same numbers
+    verdict = page_text(whole_html.split('id="verdict">')[1].split("</p>")[0])  # opens with it
+    assert verdict.startswith("What matters: ") and "of the variance of" in verdict, verdict
+    assert "seeds" in verdict and len(verdict.split()) <= 32, verdict
+    findings = page_text(whole_html.split("<h2>Findings</h2>")[1].split("<h2>")[0])
+    assert verdict.removeprefix("What matters: ") not in findings  # said once
+    assert verdict in page_text(html)  # the merged page: the same sentence, the same numbers
     capsys.readouterr()
     assert main(["report", str(a), str(b)]) == 2
     assert "--merge" in capsys.readouterr().err

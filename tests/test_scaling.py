@@ -69,6 +69,7 @@ def test_the_quick_batch_scaling_study_answers_with_b_crit(tmp_path, capsys):
     assert (tmp_path / "s" / "report" / "batch_scaling.png").exists()
     lead = html.split("<h2>Summary")[0]  # the page's first screen
     assert '<figure class="lead"><img alt="Batch scaling"' in lead  # the answer's figure
+    assert re.search(r'id="verdict">Tentative: B_crit about', html)  # its own warnings doubt it
     findings = lead.split("<h2>Findings</h2>")[1]
     assert "Final train loss is" not in findings and "Test accuracy is" not in findings
 
@@ -95,6 +96,23 @@ def test_no_resample_is_dropped_and_few_seeds_or_a_grid_edge_are_warned_of():
     assert any("edge of the lr grid at every batch size" in w for w in sc.warnings)
     clean = scaling(synthetic_runs(smin=30.0, emin=3000.0))
     assert clean.beyond == clean.below == clean.unfit == 0 and "every one fit" in clean.sentence()
+
+
+def test_the_first_line_says_a_warned_b_crit_is_tentative():
+    """A reader who stops at the verdict must not take home a B_crit its own warnings
+    doubt (an lr grid's edge, too few seeds): the first line says so, in a few words."""
+    import dataclasses
+
+    from mlpsweep.report.verdict import _scaling
+
+    sc = scaling(synthetic_runs(smin=30.0, emin=3000.0, seeds=2))
+    sc = dataclasses.replace(sc, bcrit_lo=sc.bcrit / 2, bcrit_hi=sc.bcrit * 2)  # not "wide"
+    assert len(sc.doubts) == len(sc.warnings) == 2
+    line = _scaling(sc)
+    assert line.startswith("Tentative: B_crit about") and len(line.split()) <= 32, line
+    assert "grid's edge" in line and "2 seeds per batch size are too few" in line
+    settled = _scaling(dataclasses.replace(sc, doubts=[], warnings=[]))
+    assert settled.startswith("Batches beyond about"), settled
 
 
 def model_runs(steps_of, seeds=4, luck=0.0, noise=0.01, lrs=(0.1, 0.3), history=None):

@@ -107,7 +107,8 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     run_rows = [run_cells(r, notes) for _, r in analysis.runs.iterrows()]
     sweep_meta = sweeps_meta[0]
     n_seeds = int(seeds_per_config(analysis.runs).split(" to ")[-1] or 0)
-    answer = verdict(analysis, study, search, batch_scaling)
+    answer = verdict(analysis, study, search, batch_scaling, shares)
+    top = [line for line in top if line not in answer]  # the verdict said it
     method = method if n_seeds > 1 else ""  # no interval to explain
     figures = all_figures(context, files_dir)
     summary_rows = summary_text(table, cols, analysis, notes)

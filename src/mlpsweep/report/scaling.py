@@ -46,6 +46,7 @@ class Scaling:
     below: int = 0  # resamples whose steps do not fall with the batch size: B_crit at 0
     unfit: int = 0  # resamples that could not be fit at all
     warnings: list = field(default_factory=list)
+    doubts: list = field(default_factory=list)  # the warnings in a few words, for the verdict
     checks: object = None  # scaling_checks.Checks: lack of fit, leave-one-out, B_simple
 
     def check_lines(self):
@@ -195,15 +196,17 @@ def scaling(analysis, seed: int = 0) -> Scaling | None:
         beyond=int(np.isposinf(draws).sum()),
         below=int((draws == 0).sum()),
         unfit=int(np.isnan(draws).sum()),
-        warnings=warnings(grids, best),
     )  # fmt: skip
+    pairs = warnings(grids, best)
+    found.doubts, found.warnings = [d for d, _ in pairs], [w for _, w in pairs]
     found.checks = checks(found, best, analysis)
     return found
 
 
 def warnings(grids, best):
-    """Sentences a reader must see beside B_crit: a best lr on the edge of its grid (a
-    better one may lie outside), and too few seeds for the interval."""
+    """(a few words, the sentence) of what a reader must see beside B_crit: a best lr
+    on the edge of its grid (a better one may lie outside), too few seeds for the
+    interval."""
     out = []
     edge = [b for b, (lr, _) in best.items() if lr in (grids[b].index.min(), grids[b].index.max())]
     if edge:
@@ -213,14 +216,16 @@ def warnings(grids, best):
             if len(edge) == len(best)
             else f"batch size{'s' if len(edge) > 1 else ''} {sizes}"
         )
-        out.append(
+        out.append((
+            "the best lr sits on its grid's edge",
             f"Warning: the best lr sits on the edge of the lr grid at {which}: a better lr may "
             "lie outside it, so the steps (and B_crit) may be off. "
-            + settling_grid(grids, best, edge)
-        )
+            + settling_grid(grids, best, edge),
+        ))  # fmt: skip
     seeds = min(len(s) for _, s in best.values())
     if seeds < MIN_SEEDS:
-        out.append(
+        out.append((
+            f"{seeds} seed{'s' if seeds != 1 else ''} per batch size are too few",
             f"Warning: {seeds} seed{'s' if seeds != 1 else ''} per batch size: too few for a "
             f"trustworthy interval (use {MIN_SEEDS} or more"
             + (
@@ -228,8 +233,8 @@ def warnings(grids, best):
                 "distinct resamples)."
                 if seeds > 1
                 else ")."
-            )
-        )
+            ),
+        ))  # fmt: skip
     return out
 
 

@@ -18,9 +18,10 @@ from mlpsweep.report.stats import sampling_shares
 from mlpsweep.report.study import DECOMPOSED, METRICS
 
 MORE_SEEDS = "rerun with seed=range(5) for an interval"
+MAX_WORDS = 32  # a verdict line: read at a glance
 
 
-def verdict(analysis, study, search=None, scaling=None) -> str:
+def verdict(analysis, study, search=None, scaling=None, shares=None) -> str:
     """One plain sentence answering the study's question (see the module doc)."""
     if not len(analysis.finished):
         return "No answer: no run finished (see the runs table for their errors)."
@@ -45,12 +46,39 @@ def verdict(analysis, study, search=None, scaling=None) -> str:
             return "No answer: " + unmatched[0]
         return f"No answer: {_label(metric)} could not be measured in any compared pair."
     best = sorted(found, key=lambda c: (not c.conclusive, -c.size))[0]
+    if shares and len(compared) >= 2 and not study.contrasts:
+        line = _what_matters(shares.metrics[0], best)
+        if line:
+            return line
     against = [c for c in found if _opposed(best, c)]
     # the same knob, the other way round elsewhere: no one-line "yes" (a study that
     # declares its contrasts has named the setting it asks about)
     if against and not study.contrasts:
         return _depends(best, max(against, key=lambda c: c.size))
     return _contrast(best)
+
+
+def _what_matters(importance, best):
+    """A grid of several knobs: how much of the variance each explains against the seeds
+    (what the study is for), then its largest clear effect where the line has room; ""
+    where the shares do not fit a line."""
+    fits = [
+        line
+        for line in ("What matters: " + importance.sentence(max_terms=k) for k in (3, 2, 1))
+        if len(line.split()) <= MAX_WORDS
+    ]
+    if not fits:
+        return ""  # too many terms for one line: the findings open with them
+    line = fits[0]
+    if best.conclusive:
+        word, _ = _factor(best)
+        more = (
+            f" Largest effect: {_label(best.metric)} {word} at {best.dim}={fmt(best.high)} "
+            f"vs {fmt(best.low)}."
+        )
+        if len((line + more).split()) <= MAX_WORDS:
+            line += more
+    return line
 
 
 def _opposed(a, b):
@@ -183,6 +211,11 @@ def _scaling(s):
         return (
             f"No firm answer: the critical batch size is about {s.bcrit:.3g}, but its interval "
             f"is wider than 10x; more batch sizes and seeds would pin it down."
+        )
+    if s.doubts:  # the warnings' reader must not take the number home as settled
+        return (
+            f"Tentative: B_crit about {s.bcrit:.3g} (95% interval {s.bcrit_lo:.3g}-"
+            f"{s.bcrit_hi:.3g}), not yet trustworthy: {' and '.join(s.doubts)}."
         )
     return (
         f"Batches beyond about {s.bcrit:.3g} (B_crit, 95% interval {s.bcrit_lo:.3g}-"
