@@ -234,12 +234,14 @@ def test_a_run_too_big_for_memory_is_refused_before_it_starts(tmp_path, args):
     [
         (["-m", "seed=range(0)"], "the sweep has no jobs"),
         (["-m", "sweep_name=my", "study"], "a value with spaces must be quoted"),
-        (["-m", "sweep_name=my study"], "(no spaces: my_study)"),
+        (["-m", "sweep_name=my study"], "(e.g. sweep_name=my_study)"),
         (["-m", "seed=0", "hydra.launcher.backend=bogus"], "bogus: not a joblib backend (known:"),
         (["-m", "seed=0", "hydra.launcher.backend=multiprocessing"], "use loky (the default)"),
         (["-m", "seed=0", "sweep_name=étude"], "e.g. sweep_name=etude"),
         (["-m", "seed=0,1", "objective=steps_to_target"], "needs a target to reach, e.g."),
         (["-m", "seed=0", 'sweep_name="étude"'], "e.g. sweep_name=etude"),
+        (["-m", "seed=0", "sweep_name=étude 2"], "e.g. sweep_name=etude_2"),
+        (["-m", "seed=0", "sweep_name=" + "a" * 256], "e.g. sweep_name=" + "a" * 100 + " "),
     ],
 )
 def test_more_bad_input_gives_one_line(tmp_path, args, line):

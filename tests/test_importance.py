@@ -203,3 +203,16 @@ def test_a_search_a_zipped_sweep_or_one_seed_gets_no_shares_and_says_why():
     assert "not factorial" in im.what_matters(analysis_of(zipped, dims), study).reason
     one_seed = frame[frame["seed"] == 0]
     assert "One seed per config" in im.what_matters(analysis_of(one_seed, dims), study).reason
+
+
+def test_a_metric_measured_at_one_level_of_a_knob_is_left_out_not_a_crash(tmp_path):
+    """At 40 steps the equal-examples windows exist at batch 10 only: its metrics have
+    one batch-size level, where the ANOVA has no contrast to fit ("must have at least one
+    row in constraint matrix" ended the report). Those metrics get no shares; the rest do."""
+    from helpers import multirun
+
+    multirun(tmp_path, "lr=0.05,0.5", "batch_size=10,100", "seed=0,1,2", "steps=40")
+    html = (tmp_path / "report.html").read_text()
+    table = pd.read_csv(tmp_path / "importance.csv")
+    assert "of the variance of" in html and len(table)
+    assert not table["metric"].str.endswith("_ex").any()

@@ -89,6 +89,11 @@ def test_an_effect_that_flips_with_another_knob_is_not_a_one_line_yes(tmp_path):
     line = verdict(a, Study.from_dict({}))
     knob = "lr" if "at batch_size=" in line else "batch_size"  # the larger effect leads
     assert line.startswith("It depends:") and line.count(f"where {knob}=") == 2, line
+    # variance shares average a flip away ("within seed noise"): the flip still leads
+    from mlpsweep.report.importance import what_matters
+
+    shares = what_matters(a, Study.from_dict({}), n_boot=50)
+    assert shares and verdict(a, Study.from_dict({}), shares=shares) == line
     assert "lower" in line and "higher" in line and len(line.split()) <= 30, line
 
 

@@ -159,10 +159,10 @@ def run_main(main):
         from mlpsweep.app import resolvers
 
         resolvers.inspecting = True
-    if INSPECTION_FLAGS & set(sys.argv[1:]):
-        # Hydra prints these through logging, whose handler reports a reader gone away
-        # (`--info | head -1`) as one traceback per record; the pipe's end is not an error
-        logging.raiseExceptions = False
+    # Hydra prints (--info in any spelling, a sweep's job lines) through logging, whose
+    # handler reports a reader gone away (`| head -1`) as one traceback per record; the
+    # pipe's end is not an error, and a failed log line never changes what a run does
+    logging.raiseExceptions = False
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)  # a closed terminal: as SIGTERM, not silence
     try:

@@ -115,18 +115,22 @@ def engine_for(name) -> Engine:
     sweep writes anything), else EngineError."""
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
-    known = sorted({*BACKENDS, *EXTERNAL_BACKENDS, *ENGINES} - set(IN_PROCESS))
+    def unordered(n):  # hands back each job's result as it ends (see below)
+        return n not in BACKENDS or BACKENDS[n]().supports_return_generator
+
+    known = sorted(
+        n for n in {*BACKENDS, *EXTERNAL_BACKENDS, *ENGINES} - set(IN_PROCESS) if unordered(n)
+    )
     if name in IN_PROCESS:
         raise EngineError(
-            f"hydra.launcher.backend={name}: runs jobs as threads of this process, where "
+            f"hydra.launcher.backend={name}: runs jobs inside this process, where "
             "Hydra's per-job state (HydraConfig) is not theirs; use loky (the default) or dask"
         )
-    if name not in known:
+    if name not in {*BACKENDS, *EXTERNAL_BACKENDS, *ENGINES}:
         raise EngineError(
             f"hydra.launcher.backend={name}: not a joblib backend (known: {', '.join(known)})"
         )
-    backend = BACKENDS.get(name)
-    if backend is not None and not backend().supports_return_generator:
+    if not unordered(name):
         raise EngineError(
             f"hydra.launcher.backend={name}: cannot hand back each job's result as it ends "
             "(joblib's return_as='generator_unordered'), which records runs as they finish; "

@@ -15,6 +15,7 @@ from mlpsweep.records.files import PathLike
 
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 100  # characters: a folder name (most filesystems stop at 255 bytes)
 
 
 class LayoutError(ValueError):
@@ -24,10 +25,14 @@ class LayoutError(ValueError):
 def check_name(name: str, what: str, root: PathLike) -> str:
     """`name` as a plain folder name (letters, digits, . _ -), else LayoutError."""
     name = str(name)
+    if len(name) > MAX_NAME:
+        raise LayoutError(
+            f"{what}: {len(name)} characters, longer than a folder name may be here "
+            f"(at most {MAX_NAME}); e.g. {what}={plain_name(name)}"
+        )
     if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
         plain = plain_name(name)
-        hint = f" (no spaces: {'_'.join(name.split())})" if " " in name.strip() else ""
-        hint = hint or (f" (e.g. {what}={plain})" if plain else "")
+        hint = f" (e.g. {what}={plain})" if plain else ""
         raise LayoutError(
             f"{what}={name!r}: must be a plain folder name (letters, digits, . _ -), "
             f"as it names {root}/<{what}>/{hint}"
@@ -39,7 +44,7 @@ def plain_name(name: str) -> str:
     """`name` as the nearest plain folder name ('étude' -> 'etude', 'a/b' -> 'a_b'), or ""
     where nothing of it is left."""
     ascii_ = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
-    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_).lstrip("._-")
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_.strip()).lstrip("._-")[:MAX_NAME]
     return plain if SAFE_NAME.fullmatch(plain) else ""
 
 

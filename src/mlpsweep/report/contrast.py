@@ -261,8 +261,8 @@ def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ra
         high,
         where,
         metric,
-        float(x[metric].mean()),
-        float(y[metric].mean()),
+        _center(x[metric], ratio),
+        _center(y[metric], ratio),
         effect,
         lo,
         hi,
@@ -274,6 +274,15 @@ def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ra
         level_ratio,
         absolute,
     )
+
+
+def _center(values, ratio):
+    """What "A vs B" beside an effect states: the geometric mean where the effect is a
+    ratio of geometric means (so A/B is the ratio printed), else the mean."""
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    if ratio and len(v) and (v > 0).all():
+        return float(np.exp(np.log(v).mean()))
+    return float(v.mean())
 
 
 def extreme_values(done, d, metric):

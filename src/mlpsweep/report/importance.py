@@ -260,7 +260,12 @@ def what_matters(analysis, study=None, manifest=None, n_boot=N_BOOT) -> WhatMatt
             continue
         if len(per_config) < int(np.prod(levels)) and len(frame) - len(per_config) < 2:
             continue
-        table = shares(frame, dims, n_boot=n_boot)
+        if any(frame[d].astype(str).nunique() < 2 for d in dims):
+            continue  # measured at one level of a knob only (e.g. equal-examples windows)
+        try:
+            table = shares(frame, dims, n_boot=n_boot)
+        except (ValueError, np.linalg.LinAlgError):  # a design the model cannot be fit on
+            continue
         label = ("log " if log else "") + METRICS[metric][0]
         counts = per_config.to_numpy()
         out.append(

@@ -46,15 +46,17 @@ def verdict(analysis, study, search=None, scaling=None, shares=None) -> str:
             return "No answer: " + unmatched[0]
         return f"No answer: {_label(metric)} could not be measured in any compared pair."
     best = sorted(found, key=lambda c: (not c.conclusive, -c.size))[0]
+    # a knob that clearly works one way at one setting and the other way at another: no
+    # one-line "yes", and no share that averages the two away (a study that declares its
+    # contrasts has named the setting it asks about)
+    flips = [(a, b) for a in found for b in found if a.effect > b.effect and _opposed(a, b)]
+    if flips and not study.contrasts:
+        pair = max(flips, key=lambda p: p[0].size + p[1].size)
+        return _depends(*sorted(pair, key=lambda c: -c.size))  # the larger first
     if shares and len(compared) >= 2 and not study.contrasts:
         line = _what_matters(shares.metrics[0], best)
         if line:
             return line
-    against = [c for c in found if _opposed(best, c)]
-    # the same knob, the other way round elsewhere: no one-line "yes" (a study that
-    # declares its contrasts has named the setting it asks about)
-    if against and not study.contrasts:
-        return _depends(best, max(against, key=lambda c: c.size))
     return _contrast(best)
 
 
@@ -119,7 +121,8 @@ def _factor(c):
         ci = f" (95% CI {lo:.3g}-{hi:.3g}x)" if c.has_interval else ""
         return f"{f:.3g}x {'lower' if lower else 'higher'}", ci
     way = "lower" if c.effect < 0 else "higher"
-    ci = f" (95% CI {c.lo:+.2g} to {c.hi:+.2g})" if c.has_interval else ""
+    lo, hi = (-c.hi, -c.lo) if c.effect < 0 else (c.lo, c.hi)  # in the sentence's direction
+    ci = f" (95% CI {lo:.2g} to {hi:.2g})" if c.has_interval else ""
     return f"{abs(c.effect):.2g} {way}", ci
 
 
