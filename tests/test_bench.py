@@ -152,3 +152,35 @@ def test_the_readme_bench_prints_openings_with_machine_and_marks_chaotic_lines(t
     assert "mean per config" in text
     table = text.split("mean per config")[1]
     assert "sum" in table and "mean" in table  # one row per reduction, not pooled
+
+
+def test_the_halving_bench_counts_each_step_once_and_says_met_or_missed(tiny_dataset):
+    from mlpsweep.bench import halving
+    from mlpsweep.core import TrainConfig
+    from mlpsweep.records.halving import HalvingSpec
+
+    configs = {
+        (b, lr, s): TrainConfig(
+            lr=lr, batch_size=b, seed=s, steps=90, eval_every=10, width=16, depth=1
+        )  # fmt: skip
+        for b in (10, 50)
+        for lr in (0.01, 0.1, 1.0)
+        for s in range(2)
+    }
+    spec = HalvingSpec(metric="test_loss", min_steps=10, eta=3, within="batch_size")
+    grid = halving.Grid("tiny", configs, spec, "metric")
+    full, full_steps, _ = halving.full_grid(grid, tiny_dataset)
+    half, half_steps, _ = halving.halved(grid, tiny_dataset)
+    assert full_steps == sum(r.steps_done for r in full.values()) == 12 * 90
+    # each step trained once: the count is what the runs reached, not a rung retrained
+    assert half_steps == sum(r.steps_done for r in half.values())
+    finalists = [key for key, r in half.items() if r.steps_done == 90]
+    assert len(finalists) == 2 * 2  # per batch size: 3 configs -> 1 -> 1, with its seeds
+    for key in finalists:  # continued from checkpoints: the uninterrupted run's numbers
+        assert half[key].test_loss[-1] == full[key].test_loss[-1]
+    lines = []
+    ok, share = halving.compare(grid, tiny_dataset, out=lines.append)
+    assert share == half_steps / full_steps < 0.5
+    assert "rungs [10, 30, 90]" in lines[0]
+    assert [line.split()[0] for line in lines[2:4]] == ["10", "50"]
+    assert lines[-1].startswith("  training steps: full grid 1,080, halving")

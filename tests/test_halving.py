@@ -64,6 +64,57 @@ def test_the_rule_keeps_the_best_mean_per_setting_and_breaks_ties_by_the_interva
     assert promoted(values, higher)[:2] == ["c4", "c3"]
 
 
+def test_where_runs_stop_at_a_target_reaching_it_sooner_ranks_first():
+    # seeds' test accuracy (value) and the step each stopped at its target (reached)
+    rows = [
+        ("g", "late", [(0.86, 70), (0.87, 60)]),  # at the target, later
+        ("g", "soon", [(0.851, 40), (0.852, 50)]),  # at the target, sooner: best
+        ("g", "longer", [(0.93, math.nan), (0.94, math.nan)]),  # trained on, not stopped
+        ("g", "half", [(0.95, 30), (0.96, math.nan)]),  # one seed short of it: by accuracy
+    ]
+    values = pd.DataFrame(
+        [{"group": g, "config": c, "value": v, "reached": r} for g, c, vs in rows for v, r in vs]
+    )
+    spec = HalvingSpec(metric="test_accuracy", min_steps=30, eta=3, within="batch_size")
+    table = ranking(values, spec)
+    assert table["config"].tolist() == ["soon", "late", "half", "longer"]
+    assert table["by"].tolist() == ["steps_to_target"] * 2 + ["test_accuracy"] * 2
+    assert table["mean"].tolist()[:2] == [45.0, 65.0]
+    assert promoted(values, spec) == ["soon", "late"]
+
+
+def test_the_page_of_a_stop_at_target_halving_names_its_picks_in_order_by_steps():
+    from mlpsweep.report.halving import halving_outcome
+
+    ids = {(b, lr, s): f"r{b}-{lr}-{s}" for b in (16, 2) for lr in (0.1, 1) for s in (0, 1)}
+    log = HalvingLog(
+        HalvingSpec(metric="test_accuracy", min_steps=10, eta=3, within="batch_size"),
+        [10, 30],
+        promoted=[list(ids.values())],
+        configs={rid: f"batch_size={b} lr={lr}" for (b, lr, _), rid in ids.items()},
+    )
+    runs, history = [], []
+    for rid, label in log.configs.items():
+        b, lr = (float(w.split("=")[1]) for w in label.split())
+        at = 20 if lr == 1 else None  # lr=1 stops at its target at step 20
+        steps = at or 30
+        runs.append({"run_id": rid, "batch_size": int(b), "lr": lr, "steps_done": steps,
+                     "steps_to_target": at, "paused": False, "stop_at_target": True})  # fmt: skip
+        acc = np.linspace(0.5, 0.86 if at else 0.9, steps)  # lr=0.1: higher, but later
+        history.append(pd.DataFrame({"run_id": rid, "step": np.arange(steps),
+                                     "test_accuracy": acc, "train_loss": 1.0}))  # fmt: skip
+    out = halving_outcome(log, pd.DataFrame(runs), pd.concat(history))
+    assert list(out.chosen) == ["2", "16"]  # by value, not as text
+    assert [(c, m, by) for c, m, _, by in out.chosen.values()] == [
+        ("batch_size=2 lr=1", 20.0, "steps_to_target"),
+        ("batch_size=16 lr=1", 20.0, "steps_to_target"),
+    ]
+    sentence = out.sentence()
+    assert "batch_size=2: lr=1 (steps to target 20 ± 0)" in sentence and "inf" not in sentence
+    assert "the full grid takes fewer than 240 (every run to 30)" in sentence
+    assert out.tried_lrs == {2.0: [0.1, 1.0], 16.0: [0.1, 1.0]}
+
+
 def run_table(sweep):
     out = {}
     for p in sorted((sweep / "runs").iterdir()):

@@ -343,3 +343,13 @@ def test_diverged_and_stopped_runs_have_no_oscillation_numbers():
     assert table.loc["stop", WHY]["spread"] == "the run stopped at its target at step 1000"
     # one value per run: the reason once, after every metric it leaves NaN
     assert table.loc["div", "not_measured"].count("the run diverged at step 1001") == 1
+
+
+def test_a_window_whose_loss_is_exactly_zero_has_no_relative_numbers_and_says_why():
+    from mlpsweep.report.stats import oscillation
+
+    loss = np.concatenate([np.linspace(2.0, 0.1, 80), np.zeros(120)])  # fits every batch
+    out = oscillation(loss, sampling_var=np.zeros(200), batch_size=2)
+    assert np.isnan(out["example_loss_cv"]) and np.isnan(out["spread_rel"])
+    assert out["why"]["example_loss_cv"] == "the loss is 0 over this window"
+    assert out["spread"] == 0.0

@@ -172,3 +172,26 @@ def test_figures_label_a_config_not_compared_and_draw_twins_once(tmp_path):
     assert config_label(both, a.configs[0]).endswith("\n≡ 10, mean, 0.3")
     ticks = [t.get_text() for t in dots(both, ["spread_rel"], "t").axes[0].get_xticklabels()]
     assert len(ticks) == len(a.configs)
+
+
+def test_a_diverged_run_is_counted_once_not_also_as_never_learned():
+    from mlpsweep.report.analysis import degenerate_configs
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "config": ["lr=1"] * 3,
+            "status": ["diverged", "ok", "ok"],
+        }
+    )
+    steps = np.arange(100)
+    history = pd.concat(
+        [
+            pd.DataFrame({"run_id": "a", "step": steps, "train_loss": np.exp(steps)}),
+            pd.DataFrame({"run_id": "b", "step": steps, "train_loss": 2.3}),  # stuck
+            pd.DataFrame({"run_id": "c", "step": steps, "train_loss": 2.3 / (1 + steps)}),
+        ]
+    )
+    why = degenerate_configs(runs, history)["lr=1"]
+    assert why.startswith("diverges or never learns: 1 diverged and 1 never learned (")
+    assert why.endswith("of its 3 runs")

@@ -111,7 +111,7 @@ class HalvingSweep:
             return
         values = pd.DataFrame(
             [
-                {"config": j.config, "group": j.group, "value": self._value(j, self.rungs[k])}
+                {"config": j.config, "group": j.group, **self._value(j, self.rungs[k])}
                 for j in self.alive
             ]
         )
@@ -122,17 +122,21 @@ class HalvingSweep:
         self.log.write(self.sweep_dir)
         log.info(f"halving: {len(keep)} configs go on to {self.rungs[k + 1]} steps")
 
-    def _value(self, job, steps):
+    def _value(self, job, steps) -> dict:
+        """{value: the metric at `steps`, reached: the step it stopped at its target, or
+        NaN} for the ranking (report/halving.py)."""
+        nan = {"value": float("nan"), "reached": float("nan")}
         run_dir = records.run_dir(self.sweep_dir, job.run_id)
         metrics = records.read_metrics(run_dir)
         if metrics is None or not metrics.finished:
-            return float("nan")  # failed or lost: the worst
+            return nan  # failed or lost: the worst
         try:
             history = records.read_history(run_dir)
         except OSError:
-            return float("nan")
+            return nan
         at_target = metrics.steps_to_target is not None and not metrics.paused
-        return value_at(history, self.spec.metric, steps, at_target)
+        value = value_at(history, self.spec.metric, steps, at_target)
+        return {"value": value, "reached": metrics.steps_to_target if at_target else nan["reached"]}
 
     def start(self) -> None:
         self.log.write(self.sweep_dir)

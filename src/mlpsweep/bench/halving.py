@@ -122,7 +122,8 @@ def halved(grid, dataset):
             r = results[key]
             at_target = r.steps_to_target is not None and not r.paused
             value = value_at(history(r), spec.metric, rung, at_target)
-            rows.append({"config": key[:2], "group": key[0], "value": value})
+            reached = r.steps_to_target if at_target else np.nan
+            rows.append({"config": key[:2], "group": key[0], "value": value, "reached": reached})
         table = ranking(pd.DataFrame(rows), spec)
         keep = set(table.loc[table["promoted"], "config"])
         alive = [key for key in alive if key[:2] in keep]
@@ -168,7 +169,8 @@ def compare(grid, dataset, out=print):
     full, full_steps, full_s = full_grid(grid, dataset)
     half, half_steps, half_s = halved(grid, dataset)
     fr, hr = runs_table(full), runs_table(half)
-    out(f"\n{grid.name}: {len(grid.configs)} runs, rungs {grid.spec.rungs(fr.steps_done.max())}")
+    rungs = grid.spec.rungs(int(fr.steps_done.max()))
+    out(f"\n{grid.name}: {len(grid.configs)} runs, rungs {rungs}")
     ok = True
     if grid.by == "metric":
         fp, ftable = picks_by_metric(fr, grid.spec)

@@ -66,7 +66,7 @@ class HalvingSpec:
         while r < steps:
             out.append(r)
             r *= self.eta
-        return [*out, steps]
+        return [*out, int(steps)]
 
     @property
     def higher_is_better(self) -> bool:

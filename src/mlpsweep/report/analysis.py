@@ -109,7 +109,8 @@ def degenerate_configs(runs, history):
     out = {}
     for config, g in done.groupby("config", sort=False):
         diverged = int((g["status"] == Status.DIVERGED).sum())
-        stuck = [ends[r] for r in g["run_id"] if r in ends]
+        alive = g.loc[g["status"] != Status.DIVERGED, "run_id"]  # a run is counted once
+        stuck = [ends[r] for r in alive if r in ends]
         stuck = [(s, e) for s, e in stuck if e >= NEVER_LEARNED * s]
         if 2 * (len(stuck) + diverged) <= len(g):
             continue

@@ -6,7 +6,10 @@ config's value is the mean of the metric over its seeds at that step (a test met
 its last evaluation at or before it) (a seed that
 diverged or has no value counts as the worst value, so its config is not promoted over
 a finite one); configs are ranked by it, ties broken by the narrower 95% t interval of
-that mean; the best ceil(n / eta) go on.
+that mean; the best ceil(n / eta) go on. Where runs stop at a target (stop_at_target),
+a config whose every seed has reached it ranks above every other, by its mean steps to
+the target (fewer first): the question is how soon, and a run trained longer to a
+higher accuracy is no better answer to it.
 """
 
 import math
@@ -52,23 +55,32 @@ def halfwidth(values: np.ndarray) -> float:
 
 
 def ranking(values: pd.DataFrame, spec: HalvingSpec) -> pd.DataFrame:
-    """Per config: group, mean, halfwidth, rank within its group (0: best), promoted.
-    `values` has columns config, group, value (one row per seed)."""
+    """Per config: group, mean, halfwidth, by (what mean is of), rank within its group
+    (0: best), promoted. `values` has columns config, group, value (one row per seed),
+    and optionally reached: the step at which the seed stopped at its target (NaN: it
+    did not), see the module's rule."""
     worst = -math.inf if spec.higher_is_better else math.inf
     v = values.assign(value=values["value"].where(np.isfinite(values["value"]), worst))
+    if "reached" not in v:
+        v = v.assign(reached=math.nan)
     rows = []
     for (group, config), seeds in v.groupby(["group", "config"], sort=False, dropna=False):
-        x = seeds["value"].to_numpy(dtype=float)
+        reached = seeds["reached"].to_numpy(dtype=float)
+        at_target = bool(np.isfinite(reached).all())
+        x = reached if at_target else seeds["value"].to_numpy(dtype=float)
         rows.append({"group": group, "config": config, "mean": float(np.mean(x)),
-                     "halfwidth": halfwidth(x), "seeds": len(x)})  # fmt: skip
-    table = pd.DataFrame(rows, columns=["group", "config", "mean", "halfwidth", "seeds"])
+                     "halfwidth": halfwidth(x), "seeds": len(x),
+                     "by": "steps_to_target" if at_target else spec.metric})  # fmt: skip
+    cols = ["group", "config", "mean", "halfwidth", "seeds", "by"]
+    table = pd.DataFrame(rows, columns=cols)
     sign = -1.0 if spec.higher_is_better else 1.0
-    table["_key"] = sign * table["mean"]
-    table = table.sort_values(["group", "_key", "halfwidth", "config"], kind="stable")
+    table["_tier"] = table["by"] != "steps_to_target"  # at the target first
+    table["_key"] = np.where(table["_tier"], sign * table["mean"], table["mean"])
+    table = table.sort_values(["group", "_tier", "_key", "halfwidth", "config"], kind="stable")
     table["rank"] = table.groupby("group", dropna=False).cumcount()
     sizes = table.groupby("group", dropna=False)["config"].transform("size")
     table["promoted"] = table["rank"] < sizes.map(spec.keep)
-    return table.drop(columns="_key").reset_index(drop=True)
+    return table.drop(columns=["_key", "_tier"]).reset_index(drop=True)
 
 
 def promoted(values: pd.DataFrame, spec: HalvingSpec) -> list:
@@ -77,7 +89,12 @@ def promoted(values: pd.DataFrame, spec: HalvingSpec) -> list:
     return table.loc[table["promoted"], "config"].tolist()
 
 
-LABELS = {"test_loss": "test loss", "test_accuracy": "test accuracy", "train_loss": "train loss"}
+LABELS = {
+    "test_loss": "test loss",
+    "test_accuracy": "test accuracy",
+    "train_loss": "train loss",
+    "steps_to_target": "steps to target",
+}
 
 
 @dataclass
@@ -85,10 +102,12 @@ class HalvingOutcome:
     """What a halving sweep chose and what it cost, from its records and halving.json."""
 
     log: HalvingLog
-    chosen: dict  # group -> (config label, mean, halfwidth) at the last rung
+    chosen: dict  # group -> (config label, mean, halfwidth, by) at the last rung
     steps: int  # training steps spent (every run's steps, each trained once)
     full_steps: int  # the full grid's: every run to the last rung
     curves: pd.DataFrame  # run_id, config, group, step, value (the metric over training)
+    stops_at_target: bool = False  # full_steps is then an upper bound: runs stop early
+    tried_lrs: dict | None = None  # batch size -> the lrs tried there, dropped ones too
 
     @property
     def share(self) -> float:
@@ -104,16 +123,32 @@ class HalvingOutcome:
         label = LABELS[spec.metric]
         within = f"per {spec.within}" if spec.within else "over the grid"
         picks = "; ".join(
-            f"{spec.within}={g}: {self.short(c)} ({label} {m:.4g} ± {h:.2g})"
+            f"{spec.within}={g}: {self.short(c)} ({LABELS[by]} {m:.4g} ± {h:.2g})"
             if spec.within
-            else f"{c} ({label} {m:.4g} ± {h:.2g})"
-            for g, (c, m, h) in self.chosen.items()
+            else f"{c} ({LABELS[by]} {m:.4g} ± {h:.2g})"
+            for g, (c, m, h, by) in self.chosen.items()
         )
         rungs = ", ".join(map(str, self.log.rungs))
+        last = self.log.rungs[-1]
+        if self.stops_at_target:  # the full grid's runs would stop at their target too
+            cost = (
+                f"It trained {self.steps:,} steps; the full grid takes fewer than "
+                f"{self.full_steps:,} (every run to {last}), as its runs stop at their target "
+                "too (`mlpsweep bench halving` counts both ways)"
+            )
+        else:
+            cost = (
+                f"It trained {self.steps:,} steps, {self.share:.0%} of the full grid's "
+                f"{self.full_steps:,}"
+            )
+        stopped = (
+            " (a config whose seeds all reached the target first, by steps to target)"
+            if self.stops_at_target
+            else ""
+        )
         return (
-            f"Successive halving chose, {within}, by {label} at {self.log.rungs[-1]} steps: "
-            f"{picks}. It trained {self.steps:,} steps, {self.share:.0%} of the full grid's "
-            f"{self.full_steps:,} (rungs at {rungs} steps, eta {spec.eta}; {RULE})."
+            f"Successive halving chose, {within}, by {label} at {last} steps{stopped}: "
+            f"{picks}. {cost} (rungs at {rungs} steps, eta {spec.eta}; {RULE})."
         )
 
 
@@ -124,9 +159,13 @@ def halving_outcome(log: HalvingLog, runs: pd.DataFrame, history: pd.DataFrame):
     if not ids:
         return None
     steps_done = runs.set_index("run_id")["steps_done"].reindex(ids).fillna(0)
-    group_of = {}
-    for _, r in runs[runs["run_id"].isin(ids)].iterrows():
+    group_of, order = {}, {}  # a group's label, and its place (by value: 2 before 16)
+    at_target = {}  # stopped at its target: its last value stands at every later rung
+    for _, r in runs[runs["run_id"].isin(ids)].sort_values(spec.within or "run_id").iterrows():
         group_of[r["run_id"]] = "" if spec.within is None else str(r.get(spec.within, ""))
+        order.setdefault(group_of[r["run_id"]], len(order))
+        stopped = r.get("steps_to_target")
+        at_target[r["run_id"]] = bool(pd.notna(stopped) and not r.get("paused", False))
     h = history[history["run_id"].isin(ids)]
     parts = []
     for rid, one in h.groupby("run_id", sort=False):
@@ -140,14 +179,19 @@ def halving_outcome(log: HalvingLog, runs: pd.DataFrame, history: pd.DataFrame):
         parts.append(part.assign(run_id=rid, config=log.configs[rid], group=group_of[rid]))
     curves = pd.concat(parts).dropna(subset=["value"]) if parts else pd.DataFrame()
     finalists = set(log.promoted[-1]) if log.promoted else set(ids)
+    reached = runs.set_index("run_id").get("steps_to_target")
     values = pd.DataFrame(
         [
             {
                 "config": log.configs[rid],
                 "group": group_of[rid],
                 "value": value_at(
-                    history[history["run_id"] == rid].sort_values("step"), spec.metric, last
+                    history[history["run_id"] == rid].sort_values("step"),
+                    spec.metric,
+                    last,
+                    at_target[rid],
                 ),
+                "reached": float(reached[rid]) if at_target[rid] else math.nan,
             }
             for rid in ids
             if rid in finalists
@@ -156,6 +200,14 @@ def halving_outcome(log: HalvingLog, runs: pd.DataFrame, history: pd.DataFrame):
     chosen = {}
     if len(values):
         table = ranking(values, spec)
-        for _, row in table[table["rank"] == 0].iterrows():
-            chosen[row["group"]] = (row["config"], row["mean"], row["halfwidth"])
-    return HalvingOutcome(log, chosen, int(steps_done.sum()), len(ids) * last, curves)
+        best = table[table["rank"] == 0]
+        for _, row in best.iloc[np.argsort(best["group"].map(order).to_numpy())].iterrows():
+            chosen[row["group"]] = (row["config"], row["mean"], row["halfwidth"], row["by"])
+    stops = "stop_at_target" in runs and bool(runs["stop_at_target"].fillna(False).any())
+    tried = None
+    if {"batch_size", "lr"} <= set(runs):
+        both = runs[runs["run_id"].isin(ids)]
+        tried = {
+            float(b): sorted(set(g["lr"].astype(float))) for b, g in both.groupby("batch_size")
+        }
+    return HalvingOutcome(log, chosen, int(steps_done.sum()), len(ids) * last, curves, stops, tried)

@@ -161,8 +161,11 @@ def interval(draws):
     return float(max(lo, 0.0)), float(hi)
 
 
-def scaling(analysis, seed: int = 0) -> Scaling | None:
-    """The Scaling of a sweep over batch size with a target, or None."""
+def scaling(analysis, seed: int = 0, tried: dict | None = None) -> Scaling | None:
+    """The Scaling of a sweep over batch size with a target, or None. `tried`: {batch
+    size: the lrs tried there} where the runs compared are fewer than those tried (a
+    halving sweep's finalists): a best lr is on the edge of what was tried, not of what
+    was kept."""
     runs = analysis.finished
     if "steps_to_target" not in runs or "batch_size" not in analysis.dims or "lr" not in runs:
         return None
@@ -197,18 +200,19 @@ def scaling(analysis, seed: int = 0) -> Scaling | None:
         below=int((draws == 0).sum()),
         unfit=int(np.isnan(draws).sum()),
     )  # fmt: skip
-    pairs = warnings(grids, best)
+    pairs = warnings(grids, best, tried)
     found.doubts, found.warnings = [d for d, _ in pairs], [w for _, w in pairs]
     found.checks = checks(found, best, analysis)
     return found
 
 
-def warnings(grids, best):
+def warnings(grids, best, tried=None):
     """(a few words, the sentence) of what a reader must see beside B_crit: a best lr
     on the edge of its grid (a better one may lie outside), too few seeds for the
     interval."""
     out = []
-    edge = [b for b, (lr, _) in best.items() if lr in (grids[b].index.min(), grids[b].index.max())]
+    lrs = {b: np.sort(np.asarray((tried or {}).get(b, grids[b].index), float)) for b in best}
+    edge = [b for b, (lr, _) in best.items() if lr in (lrs[b][0], lrs[b][-1])]
     if edge:
         sizes = ", ".join(f"{b:g}" for b in sorted(edge))
         which = (
@@ -220,7 +224,7 @@ def warnings(grids, best):
             "the best lr sits on its grid's edge",
             f"Warning: the best lr sits on the edge of the lr grid at {which}: a better lr may "
             "lie outside it, so the steps (and B_crit) may be off. "
-            + settling_grid(grids, best, edge),
+            + settling_grid(lrs, best, edge),
         ))  # fmt: skip
     seeds = min(len(s) for _, s in best.values())
     if seeds < MIN_SEEDS:
@@ -249,13 +253,13 @@ def b_simple(analysis, best):
     return float(values.median()) if len(values) else None
 
 
-def settling_grid(grids, best, edge):
+def settling_grid(lrs_at, best, edge):
     """The lr grid that would settle a grid-edge warning: at each edge batch size, the
     grid continued two of its own (log) steps past the edge the best lr sits on, so the
     best is either inside (a minimum) or the steps keep falling (widen again)."""
     asks = {}
     for b in sorted(edge):
-        lrs = np.sort(np.asarray(grids[b].index, float))
+        lrs = lrs_at[b]  # sorted
         lr = float(best[b][0])
         top = lr >= lrs[-1]
         ratio = (lrs[-1] / lrs[-2] if top else lrs[1] / lrs[0]) if len(lrs) > 1 else 3.0

@@ -267,7 +267,10 @@ def oscillation(
     out["why"] |= _decompose(out, sampling_var, n, window, start, stop, smooth, positive)
     if batch_size and np.isfinite(out["sampling_var"]):
         v = np.asarray(sampling_var, dtype=np.float64)[start:stop]
-        out["example_loss_cv"] = math.sqrt(float(np.mean(v)) * batch_size) / level
+        if level > 0:
+            out["example_loss_cv"] = math.sqrt(float(np.mean(v)) * batch_size) / level
+        else:  # every minibatch fitted exactly: no level to be relative to
+            out["why"]["example_loss_cv"] = "the loss is 0 over this window"
     out["why"] |= _probe(out, trajectory, n, window, start, stop, probe_var)
     return out
 

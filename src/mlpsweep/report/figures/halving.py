@@ -23,7 +23,7 @@ def halving_figure(outcome):
     # one colour per config across the panels (e.g. per lr, whatever the batch size)
     shorts = sorted({outcome.short(c) for c in curves["config"]}, key=_numeric)
     colours = {c: f"C{k % 10}" for k, c in enumerate(shorts)}
-    chosen = {c for c, _, _ in outcome.chosen.values()}
+    chosen = {c for c, *_ in outcome.chosen.values()}
     for ax, group in zip(axes.flat, groups):
         g = curves[curves["group"] == group]
         for config, runs in sorted(
@@ -73,7 +73,12 @@ def caption(ctx):
         f"{LABELS[out.log.spec.metric]} against steps (mean over seeds) for every config; "
         f"dashed lines: the rungs ({', '.join(map(str, out.log.rungs))} steps); o: promoted "
         f"at that rung, x: stopped there; thick: chosen. {out.steps:,} steps trained, "
-        f"{out.share:.0%} of the full grid's {out.full_steps:,}."
+        + (
+            f"against fewer than {out.full_steps:,} for the full grid (its runs stop at "
+            "their target too)."
+            if out.stops_at_target
+            else f"{out.share:.0%} of the full grid's {out.full_steps:,}."
+        )
     )
 
 

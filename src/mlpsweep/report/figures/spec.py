@@ -35,7 +35,8 @@ class FigureContext:
     @cached_property
     def scaling(self):
         """scaling.Scaling (B_crit), or None."""
-        return scaling(self.analysis)
+        tried = self.halving.tried_lrs if self.halving is not None else None
+        return scaling(self.analysis, tried=tried)
 
     @cached_property
     def importance(self):
