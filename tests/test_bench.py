@@ -120,6 +120,7 @@ def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, mon
         assert abs(float(parts[-1]) - float(strict.group(1))) < 0.15, text
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_the_readme_bench_prints_openings_with_machine_and_marks_chaotic_lines(tmp_path):
     """Catches README numbers with no command behind them: `mlpsweep bench readme --from`
     prints the machine and BLAS kernel, a study's opening lines (warnings too, not the

@@ -117,6 +117,7 @@ def history_and_numbers(run_dir):
 ARGS = ("steps=60", "eval_every=20", "width=16", "batch_size=20", "report=false")
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_checkpoints_change_no_run_id_and_are_gone_when_the_record_lands(tmp_path):
     [plain] = multirun(tmp_path / "a", *ARGS, "seed=0,1")
     [ckpt] = multirun(tmp_path / "b", *ARGS, "seed=0,1", "checkpoint_every=7")
@@ -131,6 +132,7 @@ def test_checkpoints_change_no_run_id_and_are_gone_when_the_record_lands(tmp_pat
         assert a == b
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_paused_run_continues_from_its_checkpoint_to_the_uninterrupted_numbers(tmp_path):
     args = (*ARGS, "optimizer=momentum", "dropout=0.2", "seed=3")
     [[full]] = multirun(tmp_path / "full", *args)

@@ -50,6 +50,7 @@ def test_fresh_dirs_are_exclusive_even_when_created_at_once(tmp_path):
     }
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 @pytest.mark.e2e
 def test_two_single_runs_started_together_keep_their_own_results(tmp_path):
     procs = [
@@ -156,6 +157,7 @@ def test_two_identical_sweeps_into_one_folder_train_each_run_once(tmp_path):
 # --- damaged records -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_damaged_record_is_rerun_and_listed_not_read(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     multirun(sweep, "seed=0,1", "steps=200", "eval_every=100", "report=false")
@@ -252,6 +254,7 @@ def test_more_bad_input_gives_one_line(tmp_path, args, line):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_refused_extension_leaves_the_sweep_as_it_was(tmp_path):
     assert run_cli(tmp_path, "-m", "steps=5", "seed=0", "report=false").returncode == 0
     [sweep] = sweep_dirs(tmp_path)

@@ -105,6 +105,7 @@ def grid(tmp_path_factory):
     return analyse(collect(sweep, write=False))
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_every_figure_of_a_zipped_study_reads_cleanly(zipped):
     figures = _figures(zipped, Study(compare=("batch_size",)))
     assert len(figures) >= 5
@@ -112,6 +113,7 @@ def test_every_figure_of_a_zipped_study_reads_cleanly(zipped):
         check(title, fig)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_every_figure_of_a_grid_reads_cleanly(grid):
     figures = _figures(grid, Study())
     assert "Heatmap" in [t for t, _, _ in figures]
@@ -119,12 +121,14 @@ def test_every_figure_of_a_grid_reads_cleanly(grid):
         check(title, fig)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_long_metric_names_fit_their_panels(zipped):
     study = Study(compare=("batch_size",), metrics=("spread_rel_ex", "sampling_share_ex"))
     for title, _, fig in _figures(zipped, study):
         check(title, fig)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_every_figure_of_a_comparison_reads_cleanly(tmp_path):
     from mlpsweep.report.build import side_by_side
 
@@ -136,6 +140,7 @@ def test_every_figure_of_a_comparison_reads_cleanly(tmp_path):
         check(title, fig)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_heatmap_panels_share_one_colour_scale_with_a_bar_and_show_the_primary(grid):
     figures = {t: (c, f) for t, c, f in _figures(grid, Study(metrics=("spread_rel",)))}
     caption, fig = figures["Heatmap"]
@@ -147,6 +152,7 @@ def test_heatmap_panels_share_one_colour_scale_with_a_bar_and_show_the_primary(g
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_bands_stay_in_range_and_examples_seen_spans_batches_on_a_log_axis(grid):
     figures = {t: f for t, _, f in _figures(grid, Study())}
     fig = figures["Train loss per example seen"]

@@ -338,6 +338,7 @@ def test_a_launchs_watch_unblocks_a_start_up_stuck_on_a_dead_worker_in_any_threa
     assert "a worker died as it started" in caplog.text and "loky-manager" in caplog.text
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_launchs_watch_kills_a_worker_stopped_past_the_claim_timeout(caplog):
     import signal
     import subprocess

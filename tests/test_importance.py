@@ -205,6 +205,7 @@ def test_a_search_a_zipped_sweep_or_one_seed_gets_no_shares_and_says_why():
     assert "One seed per config" in im.what_matters(analysis_of(one_seed, dims), study).reason
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_metric_measured_at_one_level_of_a_knob_is_left_out_not_a_crash(tmp_path):
     """At 40 steps the equal-examples windows exist at batch 10 only: its metrics have
     one batch-size level, where the ANOVA has no contrast to fit ("must have at least one

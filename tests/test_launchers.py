@@ -65,6 +65,7 @@ RERUNS = [
 ]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 @pytest.mark.parametrize("launcher, sweeper", RERUNS)
 def test_a_rerun_trains_only_what_is_missing(tmp_path, launcher, sweeper):
     """What a killed sweep leaves: some records complete, one torn, one missing. The
@@ -152,6 +153,7 @@ def test_a_killed_sweep_resumes_past_its_finished_runs(tmp_path, hydra, sig):
     assert len(after) == 6 and all(after[r] == t for r, t in done.items())
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_hydras_basic_sweeper_still_gets_a_manifest_and_a_report(tmp_path):
     """Hydra's basic sweeper: its jobs are planned before the first starts (the
     manifest lists them), so the report and `mlpsweep report` work all the same."""
@@ -172,6 +174,7 @@ def test_control_flags_are_not_part_of_a_runs_overrides(tmp_path):
         assert overrides == ("seed=0", "steps=5", "report=False")
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_the_workers_started_while_planning_run_the_jobs(tmp_path, monkeypatch):
     """The warm-up (launcher/warmup.py) starts joblib's reusable executor while the
     sweep is planned; the launch must find it and use its workers, not start others

@@ -57,20 +57,30 @@ document.getElementById("r").onload = function () {
 </script>"""
 
 
+class Pages(dict):
+    """{kind: report.html}, each page built when first asked for: under pytest-xdist a
+    module's tests are spread over workers, and each worker builds only its own."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, kind):
+        folder = self.root / kind
+        if kind == "comparison":
+            folder.mkdir()  # as `mlpsweep compare` makes its --out (writes never make it)
+            sweeps = [self["one_seed"].parent, self["batch_oscillation"].parent]
+            self[kind] = compare(sweeps, folder / "report.html")
+        else:
+            multirun(folder, *SWEEPS[kind])
+            self[kind] = folder / "report.html"
+        return self[kind]
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    """{kind: report.html} of the five kinds of page."""
-    root = tmp_path_factory.mktemp("pages")
-    out = {}
-    for kind, overrides in SWEEPS.items():
-        sweep = root / kind
-        multirun(sweep, *overrides)
-        out[kind] = sweep / "report.html"
-    (root / "comparison").mkdir()  # as `mlpsweep compare` makes its --out (writes never make it)
-    out["comparison"] = compare(
-        [root / "one_seed", root / "batch_oscillation"], root / "comparison" / "report.html"
-    )
-    return out
+    """{kind: report.html} of the five kinds of page (built as tests ask for them)."""
+    return Pages(tmp_path_factory.mktemp("pages"))
 
 
 @pytest.mark.parametrize("kind", [*SWEEPS, "comparison"])

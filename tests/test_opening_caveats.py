@@ -8,12 +8,14 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlpsweep.report.caveats import interval_command, share_text
 from mlpsweep.report.contrast import contrast
 from mlpsweep.report.declared import _expected
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_one_seed_batch_sweep_names_its_seed_list_and_the_sampling_share(tmp_path):
     """`python run.py -m batch_size=10,100` (shortened): the opening leads with the
     spread, then says it is mostly sampling noise with each batch size's share, then

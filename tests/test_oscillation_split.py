@@ -182,6 +182,7 @@ def test_a_window_the_probe_did_not_cover_is_nan_with_its_reason():
         assert all(m in text for m in table.loc[run, WHY]), text
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_at_frozen_weights_the_whole_spread_is_sampling_noise(mnist_5k):
     """The real data, lr so small the weights do not move: the observed spread is the
     sampling noise (its ratio's 95% interval over seeds holds 1), the trajectory ~0."""
@@ -252,6 +253,7 @@ def test_the_subtraction_cross_checks_the_probe_on_the_studys_equal_step_runs(mn
     assert cross_check(shifted, "batch_size", (10, 100)).count("they disagree") == 2
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_sweep_records_the_split_and_its_report_leads_with_it(tmp_path):
     """In-process, through Hydra: the history columns, runs.parquet's split columns (a
     probe window not covered: NaN with its reason), and a headline sentence per declared

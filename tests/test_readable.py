@@ -97,6 +97,7 @@ def test_an_effect_that_flips_with_another_knob_is_not_a_one_line_yes(tmp_path):
     assert "lower" in line and "higher" in line and len(line.split()) <= 30, line
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_declared_oscillation_study_says_how_much_more_and_the_sampling_share(tmp_path):
     study = {
         "compare": ["batch_size"],

@@ -24,6 +24,7 @@ def small_sweep(tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_new_metric_is_a_result_column_never_a_swept_dimension(small_sweep, monkeypatch):
     """Recipe: a field on RunMetrics (records/metrics.py), set from TrainResult.summary()."""
     Extended = dataclasses.make_dataclass(
@@ -58,6 +59,7 @@ def test_a_summary_key_that_is_no_metric_fails_loudly():
     assert metrics.with_results({"steps_done": 3}).steps_done == 3
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_new_figure_is_one_entry_in_its_family(small_sweep, monkeypatch):
     """Recipe: a FigureSpec in the FIGURES of its family's module (report/figures/)."""
     from mlpsweep.report.figures import FigureSpec, seeds
@@ -86,6 +88,7 @@ def test_a_new_figure_is_one_entry_in_its_family(small_sweep, monkeypatch):
     assert titles.index("Speed per batch size") == titles.index("Test metrics at the end") + 1
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_new_backend_is_one_engine(tmp_path, monkeypatch):
     """Recipe: an Engine subclass registered in launcher/engines.py's ENGINES."""
     from mlpsweep.launcher import engines

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from helpers import page_text
 
 from mlpsweep import records
@@ -77,6 +78,7 @@ ZIPPED = [  # the batch_oscillation shape: (reduction, lr) pairs, both batch siz
 ]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_config_that_never_learns_is_named_and_never_compared(tmp_path):
     sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
     a = analyse(collect(sweep, write=False), first=["batch_size"])
@@ -91,6 +93,7 @@ def test_a_config_that_never_learns_is_named_and_never_compared(tmp_path):
     assert not table["where"].str.contains("lr=1").any()
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_contrasts_are_matched_never_pooled_over_the_other_settings(tmp_path):
     sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
     html = build_report(sweep).read_text()
@@ -103,6 +106,7 @@ def test_contrasts_are_matched_never_pooled_over_the_other_settings(tmp_path):
     }
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_no_matched_comparison_is_said_not_made(tmp_path):
     """Each lr holds one batch size: comparing batch sizes would pool over lr."""
     configs = [
@@ -115,6 +119,7 @@ def test_no_matched_comparison_is_said_not_made(tmp_path):
     assert not headline(html)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_declared_contrasts_lead_in_their_order_and_name_a_degenerate_one(tmp_path):
     study = {
         "compare": ["batch_size"],

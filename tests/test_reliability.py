@@ -95,6 +95,7 @@ def test_random_kills_lose_nothing_and_retrain_nothing_finished(tmp_path):
     assert "(already done)" not in final.stdout + final.stderr  # the planner left them out
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_resume_into_another_sweep_definition_is_refused_unless_extended(tmp_path):
     assert run_cli(tmp_path, "-m", "seed=0,1", "steps=10", "report=false").returncode == 0
     [sweep] = sweep_dirs(tmp_path)
@@ -110,6 +111,7 @@ def test_resume_into_another_sweep_definition_is_refused_unless_extended(tmp_pat
     assert len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 3
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_dry_run_lists_jobs_and_writes_nothing(tmp_path):
     assert run_cli(tmp_path, "-m", "seed=0", "steps=10", "report=false").returncode == 0
     before = sorted(p for p in tmp_path.rglob("*"))
@@ -198,6 +200,7 @@ def tiny_disk(mount_tmpfs):
     return mount_tmpfs("48k")
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_full_disk_stops_with_one_line_and_no_half_written_result(tmp_path, tiny_disk):
     p = run_cli(
         tmp_path,

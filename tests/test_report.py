@@ -180,6 +180,7 @@ def headline_lines(html):
     return [re.sub(r"<[^>]+>", "", p) for p in re.findall(r"<p>(.*?)</p>", block)]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_headline_effect_and_interval_recomputed_independently(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)])
     html = build_report(sweep).read_text()
@@ -213,6 +214,7 @@ def test_a_null_effect_is_called_inconclusive(tmp_path):
     assert "Inconclusive: the interval includes no change." in line
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_one_seed_says_so_and_prints_no_nan(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)], seeds=1)
     html = build_report(sweep).read_text()
@@ -223,6 +225,7 @@ def test_one_seed_says_so_and_prints_no_nan(tmp_path):
     assert not re.search(r"\bnan\b", text, re.IGNORECASE)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_figures_are_written_as_png_and_svg_files(tmp_path):
     import xml.etree.ElementTree as ET
 
@@ -243,6 +246,7 @@ def test_figures_are_written_as_png_and_svg_files(tmp_path):
         assert f'href="report/{p.stem}.svg"' in html
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_sum_reduction_confound_is_spelled_out(tmp_path):
     sweep = write_runs(
         tmp_path,
@@ -263,6 +267,7 @@ def test_sum_reduction_confound_is_spelled_out(tmp_path):
     assert sorted(runs["effective_lr"].unique()) == [0.1, 1.0]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_config_strings_are_html_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.1), ({"batch_size": 20}, 0.1)])
@@ -330,6 +335,7 @@ def test_provenance_names_the_blas_kernels_and_flags_a_mix():
     assert blas(pd.DataFrame({"x": [1]})) == "?"
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_reproduce_commands_survive_values_with_spaces(tmp_path):
     import dataclasses
     import shlex
@@ -429,6 +435,7 @@ def test_an_interaction_is_reported_only_where_it_is_large_and_clear(tmp_path):
     assert not [x for x in finding_lines([0.1] * 4, tmp_path / "no") if "Interaction" in x]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_noise_collapse_fits_the_known_power_law(tmp_path):
     from mlpsweep.report.analysis import analyse
     from mlpsweep.report.collapse import noise_collapse
@@ -450,6 +457,7 @@ def test_noise_collapse_fits_the_known_power_law(tmp_path):
     assert "do not collapse" in noise_collapse(analyse(collect(flat, write=False))).sentence()
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_main_effects_are_geometric_means_over_every_run_at_a_value(tmp_path):
     from mlpsweep.report.analysis import analyse
     from mlpsweep.report.figures.answers import level_means
@@ -596,6 +604,7 @@ def test_main_effects_tick_labels_do_not_overlap(names, slanted):
     assert (fig.axes[0].get_xticklabels()[0].get_rotation() != 0) is slanted
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_summary_csv_is_numbers_with_their_intervals(tmp_path):
     sweep = write_runs(tmp_path, [({"batch_size": 10}, 0.3), ({"batch_size": 100}, 0.06)])
     build_report(sweep)
@@ -609,6 +618,7 @@ def test_summary_csv_is_numbers_with_their_intervals(tmp_path):
     assert "±" in (sweep / "report.html").read_text()  # the page keeps "mean ± half-width"
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_compare_writes_a_folder_named_after_its_inputs_and_refuses_bad_ones(
     tmp_path, monkeypatch, capsys
 ):

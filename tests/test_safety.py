@@ -161,6 +161,7 @@ def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
     [["--info"], ["--help"], ["--cfg", "job"], ["--info=all"], ["--inf"],
      ["-m", "seed=0,1", "steps=5", "report=false"]],
 )  # fmt: skip
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_reader_gone_before_the_first_line_is_no_traceback(tmp_path, args):
     """`python run.py --info | head -1`: Hydra prints through logging, whose handler
     reported the closed pipe once per record (74 tracebacks). The pipe's read end is closed
@@ -177,6 +178,7 @@ def test_a_reader_gone_before_the_first_line_is_no_traceback(tmp_path, args):
     assert p.returncode == 0 and err == "", err
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_bench_on_a_bad_data_folder_says_so_in_one_line(tmp_path, capsys):
     from mlpsweep.cli import main
 
@@ -328,6 +330,7 @@ def test_a_dry_run_writes_nothing_even_in_a_read_only_folder(tmp_path, mount_tmp
     assert "dry run: 2 runs" in p.stdout and not list(disk.iterdir())
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(tmp_path, monkeypatch):
     import shlex
     import sys

@@ -216,6 +216,7 @@ def b_simple_history(level_of, spread=0.05, early=1.0):
         (lambda b: 100.0 if b < 64 else 450.0, 0.05, "mixed"),  # agrees at small b only
     ],
 )
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_b_simple_is_judged_per_batch_size_at_a_matched_point(level, spread, verdict):
     """Catches "within a factor of 3" pooled over every evaluation of every batch size
     (which accepts anything from B_crit/3 to 3 B_crit, and reads the early evaluations,

@@ -75,6 +75,7 @@ def page_lines(html):
     ]
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_search_report_names_one_best_lr_the_objectives_in_every_section(tmp_path):
     """Catches a page whose opening names the objective's best lr while the findings,
     figures, contrasts.csv or summary order choose another (the final train loss's):
@@ -96,6 +97,7 @@ def test_a_search_report_names_one_best_lr_the_objectives_in_every_section(tmp_p
     assert "best test loss (the page's rule for best) first" in unescape(html)
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_no_finding_appears_twice_on_the_page(tmp_path):
     """Catches the opening's sentences repeated among the findings (the search's report
     listed its spread contrast twice)."""

@@ -17,6 +17,7 @@ def histories(sweep):
     return out
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 @pytest.mark.e2e
 def test_sweep_runs_every_job_and_ends_with_a_report(tmp_path):
     p = run_app(tmp_path, "-m", "batch_size=10,100", "steps=50")
@@ -103,6 +104,7 @@ def test_resume_skips_finished_runs_and_reruns_truncated_ones(tmp_path):
     assert len(pd.read_parquet(hist)) == 30
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_failing_job_leaves_its_siblings_and_fails_the_exit_status(tmp_path, capsys):
     # width 10^8 needs ~320 GB of weights: the job raises MemoryError, its siblings run
     # (max_memory lets it past the memory check that would refuse the sweep).

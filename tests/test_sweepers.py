@@ -71,6 +71,7 @@ def test_the_basic_sweeper_refuses_a_bad_value_before_training_anything(tmp_path
     assert not finished_runs(tmp_path) and not (sweep / "sweep.json").exists()
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_an_optuna_sweep_with_a_bad_fixed_value_trains_nothing(tmp_path):
     sweep = tmp_path / "sweep"
     with pytest.raises(SystemExit) as e:

@@ -4,6 +4,7 @@ tensorboard` writes the same for a finished sweep."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from helpers import multirun
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -28,6 +29,7 @@ def read(run_dir):
     return scalars, hparams, content
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_live_event_files_hold_every_step_and_the_hparams_and_change_no_number(tmp_path):
     live, plain = tmp_path / "live", tmp_path / "plain"
     multirun(live, *SWEEP, "tensorboard=true")

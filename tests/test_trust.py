@@ -52,6 +52,7 @@ def test_an_old_record_without_checksums_is_decoded_in_full(sweep):
     assert metrics is None and "final train loss is not its history's" in problem
 
 
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_damaged_record_is_rerun_and_every_command_says_so(sweep, capsys):
     run = record(sweep, 0)
     edit_metrics(run, final_train_loss=1e-9)
