@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import multirun, run_once, start_app, wait_for
+from helpers import multirun, run_cli, run_once, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.cli import main as cli
@@ -408,3 +408,50 @@ def test_a_folder_left_by_a_command_killed_while_planning_is_tidied_later(tmp_pa
     new = resolvers.sweep_dir(tmp_path / "results", "s")
     left = sorted(p.name for p in parent.iterdir())
     assert left == sorted([planned.name, recent.name, Path(new).name])
+
+
+def test_a_data_folder_that_is_no_folder_is_named_in_one_line_before_any_job(tmp_path, monkeypatch):
+    from mlpsweep.data.fetch import ENV_DATA_DIR, data_root
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    (tmp_path / "to_file").symlink_to(a_file)
+    cases = {
+        str(a_file): "is not a folder",
+        str(a_file / "below" / "deeper"): f"lies under {a_file}, which is not a folder",
+        str(tmp_path / "to_file"): "is not a folder",
+        "/dev/null": "is not a folder",
+        "~no_such_user_here/data": "no home folder for ~no_such_user_here",
+    }
+    for value, says in cases.items():
+        with pytest.raises(ValueError, match=f"^dataset.data_dir={value}: {says}"):
+            data_root(value)
+        monkeypatch.setenv(ENV_DATA_DIR, value)
+        with pytest.raises(ValueError, match=f"^{ENV_DATA_DIR}={value}: {says}"):
+            data_root()
+    monkeypatch.delenv(ENV_DATA_DIR)
+    assert data_root(str(tmp_path / "new" / "data")) == tmp_path / "new" / "data"  # made later
+
+
+def test_a_single_runs_error_is_one_line_from_the_command_line(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    # the mnist_5k default has no data folder; mnist reads one
+    for mode in ([], ["-m"]):
+        p = run_cli(tmp_path, *mode, "steps=1", "dataset=mnist", f"dataset.data_dir={a_file}")
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+        assert f"dataset.data_dir={a_file}: is not a folder" in p.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
+
+
+def test_hydras_own_line_before_a_single_runs_error_is_left_out():
+    import io
+
+    from mlpsweep.app.errors import _WithoutHydrasJobLine
+
+    sink = io.StringIO()
+    err = _WithoutHydrasJobLine(sink)
+    err.write("Error executing job with overrides: ['steps=1']\n")
+    err.write("mlpsweep: what went wrong\n")
+    err.flush()
+    assert sink.getvalue() == "mlpsweep: what went wrong\n"

@@ -147,6 +147,23 @@ def quiet_stdout():
         pass
 
 
+class _WithoutHydrasJobLine:
+    """sys.stderr without the line Hydra writes before re-raising a single run's error
+    ("Error executing job with overrides: [...]", hydra.core.utils.JobReturn): run_main
+    says what failed in its own one line, and the reader should get that line alone."""
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return len(text) if text.startswith(self.PREFIX) else self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
     input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
@@ -165,6 +182,8 @@ def run_main(main):
     logging.raiseExceptions = False
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)  # a closed terminal: as SIGTERM, not silence
+    if not full and sys.stderr is not None:
+        sys.stderr = _WithoutHydrasJobLine(sys.stderr)
     try:
         main()
     except KeyboardInterrupt as e:

@@ -15,12 +15,35 @@ def data_root(data_dir=None):
     """The data directory: `data_dir` (a config key), else $MLPSWEEP_DATA_DIR, else the
     user cache dir (~/.cache/mlpsweep on Linux)."""
     if data_dir:
-        return Path(data_dir).expanduser()
+        return _folder(data_dir, f"dataset.data_dir={data_dir}")
     if os.environ.get(ENV_DATA_DIR):
-        return Path(os.environ[ENV_DATA_DIR]).expanduser()
+        return _folder(os.environ[ENV_DATA_DIR], f"{ENV_DATA_DIR}={os.environ[ENV_DATA_DIR]}")
     import platformdirs  # what pooch.os_cache uses, without importing pooch and requests
 
     return Path(platformdirs.user_cache_dir("mlpsweep"))
+
+
+def _folder(value, named) -> Path:
+    """`value` as a data folder, or ValueError in one line saying what is wrong with it:
+    a ~user that does not exist (it would be a folder named "~user" here), or a path
+    that is, or lies under, something other than a folder."""
+    user = str(value).split("/")[0]
+    try:
+        path = Path(str(value)).expanduser()
+    except RuntimeError:  # pathlib: no such user, or no home
+        path = Path(str(value))
+    if str(path).startswith("~"):
+        raise ValueError(f"{named}: no home folder for {user}; name the folder in full")
+    for part in (path, *path.parents):
+        if part.is_symlink() or part.exists():
+            if not part.is_dir():
+                what = "is" if part == path else f"lies under {part}, which is"
+                raise ValueError(
+                    f"{named}: {what} not a folder; name a folder (or leave it out: "
+                    f"{ENV_DATA_DIR} or the user cache folder)"
+                )
+            break
+    return path
 
 
 def sha256_file(path, decompress=False):
