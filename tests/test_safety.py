@@ -455,3 +455,30 @@ def test_hydras_own_line_before_a_single_runs_error_is_left_out():
     err.write("mlpsweep: what went wrong\n")
     err.flush()
     assert sink.getvalue() == "mlpsweep: what went wrong\n"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("closed", [(1,), (1, 2), (0, 1, 2)])
+def test_a_sweep_with_its_standard_streams_closed_runs_and_writes_where_it_should(tmp_path, closed):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    def close():  # as `>&-`: the descriptors are missing, not pointed at /dev/null
+        for fd in closed:
+            os.close(fd)
+
+    sweep = tmp_path / "s"
+    err = tmp_path / "err"
+    with open(err, "w") as keep:
+        p = subprocess.run(
+            [sys.executable, str(REPO / "run.py"), "-m", "steps=1", "seed=0,1",
+             f"hydra.sweep.dir={sweep}"],  # fmt: skip
+            cwd=tmp_path, preexec_fn=close, stderr=keep if 2 not in closed else None,
+            timeout=300,
+        )  # fmt: skip
+    assert p.returncode == 0, err.read_text()
+    assert "Traceback" not in err.read_text() and "flush" not in err.read_text()
+    assert len(list((sweep / "runs").iterdir())) == 2 and (sweep / "report.html").exists()

@@ -164,11 +164,27 @@ class _WithoutHydrasJobLine:
         return getattr(self.stream, name)
 
 
+def reopen_closed_streams():
+    """A standard stream the caller closed (`>&-`): Python leaves sys.stdout None, which
+    libraries call (loky flushes it before it starts a worker), and the next file opened
+    would take its descriptor (a record written where stdout was). /dev/null takes it."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)  # inheritable
+                os.close(null)
+            else:  # os.open's descriptors are closed at exec: a worker would lose it
+                os.set_inheritable(fd, True)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - for the process
+
+
 def run_main(main):
     """Call Hydra's main; turn any error it raises into one line and exit status 2 (bad
     input), or 1 for a JobError. Ctrl-C and SIGTERM stop the sweep the same way: no job
     is started, finished runs are kept, workers are shut down; exit 130 / 143. For
     run.py only: the process is expected to exit after it."""
+    reopen_closed_streams()
     full = user_wants_tracebacks()
     os.environ["HYDRA_FULL_ERROR"] = "1"
     dry = any(a.lower() in ("dry_run=true", "dry_run=1") for a in sys.argv[1:])
