@@ -111,7 +111,7 @@ def test_the_page_of_a_stop_at_target_halving_names_its_picks_in_order_by_steps(
     ]
     sentence = out.sentence()
     assert "batch_size=2: lr=1 (steps to target 20 ± 0)" in sentence and "inf" not in sentence
-    assert "the full grid takes fewer than 240 (every run to 30)" in sentence
+    assert "the full grid would take fewer than 240 (every run to 30)" in sentence
     assert out.tried_lrs == {2.0: [0.1, 1.0], 16.0: [0.1, 1.0]}
 
 
@@ -218,3 +218,24 @@ def test_a_bad_halving_block_is_one_line_before_any_run(tmp_path, capsys, block,
         multirun(tmp_path / "s", "lr=0.1,0.2", "steps=10", "eval_every=1", f"halving={block}")
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "s" / "runs").exists()
+
+
+def test_the_page_compares_whole_configs_and_chooses_by_halvings_metric():
+    from mlpsweep.report.halving import finished_configs, halving_study
+    from mlpsweep.report.study import Study
+
+    log = HalvingLog(
+        SPEC,
+        [30, 90, 270],
+        configs={"a0": "lr=0.1", "a1": "lr=0.1", "b0": "lr=0.3", "b1": "lr=0.3"},
+    )
+    # lr=0.3: one seed reached its target early, the other was stopped at a rung
+    runs = pd.DataFrame({"run_id": ["a0", "a1", "b0", "b1"],
+                         "paused": [False, False, False, True]})  # fmt: skip
+    assert finished_configs(runs, log)["run_id"].tolist() == ["a0", "a1"]
+    study = halving_study(Study(), log, ["batch_size", "lr", "width", "seed"])
+    assert study.compare == ("batch_size",) and study.nuisance == ("lr", "width")
+    assert study.select_by == "test_loss"
+    assert study.select_note == "by test loss, halving's objective"
+    declared = Study(compare=("batch_size",), metrics=("steps_to_target",), declared=True)
+    assert halving_study(declared, log, ["batch_size", "lr", "seed"]) == declared

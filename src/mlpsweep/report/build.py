@@ -11,14 +11,14 @@ import pandas as pd
 
 from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
-from mlpsweep.report.analysis import analyse, summary, summary_numbers
+from mlpsweep.report.analysis import analyse, summary, summary_numbers, swept_dims
 from mlpsweep.report.caveats import one_seed, sampling_split
 from mlpsweep.report.collect import SweepTables, collect
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
 from mlpsweep.report.glossary import link_first_uses, used
-from mlpsweep.report.halving import halving_outcome
+from mlpsweep.report.halving import finished_configs, halving_outcome, halving_study
 from mlpsweep.report.provenance import provenance
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import (
@@ -55,11 +55,12 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         study = replace(study, objective=sweeps_meta[0].objective or "")
     full = tables
     if tables.halving is not None and "paused" in tables.runs:
-        # The rest of the page compares the runs trained to the end (the finalists): a run
-        # stopped at a rung is no sample of the full-length outcome.
-        kept = tables.runs[~tables.runs["paused"].fillna(False).astype(bool)]
+        # The rest of the page compares the configs trained to the end (the finalists): a
+        # run stopped at a rung is no sample of the full-length outcome.
+        study = halving_study(study, tables.halving, swept_dims(tables.runs, tables.config_columns))
+        kept = finished_configs(tables.runs, tables.halving)
         history = tables.history[tables.history["run_id"].isin(kept["run_id"])]
-        tables = replace(tables, runs=kept.reset_index(drop=True), history=history)
+        tables = replace(tables, runs=kept, history=history)
     analysis = analyse(tables, first=study.compare)
     lead, method = headline(analysis, study)
     search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None

@@ -24,7 +24,7 @@ from mlpsweep.records.halving import HalvingLog, HalvingSpec
 
 RULE = (
     "ranked by the mean over seeds at each rung (ties broken by the narrower 95% "
-    "interval), the best 1/eta of each setting go on"
+    "interval), the best ceil(n/eta) of each setting's n go on"
 )
 
 
@@ -132,22 +132,22 @@ class HalvingOutcome:
         last = self.log.rungs[-1]
         if self.stops_at_target:  # the full grid's runs would stop at their target too
             cost = (
-                f"It trained {self.steps:,} steps; the full grid takes fewer than "
+                f"It trained {self.steps:,} steps; the full grid would take fewer than "
                 f"{self.full_steps:,} (every run to {last}), as its runs stop at their target "
-                "too (`mlpsweep bench halving` counts both ways)"
+                "too: mlpsweep bench halving counts both ways"
             )
         else:
             cost = (
                 f"It trained {self.steps:,} steps, {self.share:.0%} of the full grid's "
                 f"{self.full_steps:,}"
             )
-        stopped = (
-            " (a config whose seeds all reached the target first, by steps to target)"
+        how = (
+            f"by steps to target where every seed reached the target, else by {label} at the rung"
             if self.stops_at_target
-            else ""
+            else f"by {label} at {last} steps"
         )
         return (
-            f"Successive halving chose, {within}, by {label} at {last} steps{stopped}: "
+            f"Successive halving chose, {within}, {how}: "
             f"{picks}. {cost} (rungs at {rungs} steps, eta {spec.eta}; {RULE})."
         )
 
@@ -211,3 +211,31 @@ def halving_outcome(log: HalvingLog, runs: pd.DataFrame, history: pd.DataFrame):
             float(b): sorted(set(g["lr"].astype(float))) for b, g in both.groupby("batch_size")
         }
     return HalvingOutcome(log, chosen, int(steps_done.sum()), len(ids) * last, curves, stops, tried)
+
+
+def finished_configs(runs: pd.DataFrame, log: HalvingLog) -> pd.DataFrame:
+    """The runs of the configs halving trained to the end: every seed of each either at
+    the last rung or stopped at its target. A config with any seed paused at a rung is
+    left out whole: its other seeds alone (those that reached the target early) would
+    be a survivor's mean."""
+    paused = runs["paused"].fillna(False).astype(bool) if "paused" in runs else False
+    stopped = {log.configs.get(r) for r in runs.loc[paused, "run_id"]}
+    label = runs["run_id"].map(log.configs)
+    return runs[~label.isin(stopped - {None})].reset_index(drop=True)
+
+
+def halving_study(study, log: HalvingLog, swept: list):
+    """A halving sweep's study, as halving ran it: undeclared, its `within` dimension is
+    compared and the other swept knobs (but the replicate) are what halving tuned per
+    setting of it; with no outcome declared to choose by, "best" on the page is
+    halving's own metric (one rule on the page)."""
+    from dataclasses import replace
+
+    within = log.spec.within
+    if not study.compare and within is not None and within in swept:
+        tuned = tuple(d for d in swept if d not in (within, study.replicate))
+        study = replace(study, compare=(within,), nuisance=tuned)
+    if not study.objective and study.select_by == "final_train_loss":
+        metric = {"train_loss": "final_train_loss"}.get(log.spec.metric, log.spec.metric)
+        study = replace(study, objective=metric, objective_of="halving")
+    return study

@@ -105,6 +105,7 @@ class Study:
     caveat: str = ""  # what the study itself warns its reader of (shown with the headline)
     declared: bool = False
     objective: str = ""  # a search's objective (Hydra's Optuna sweeper): what it minimised
+    objective_of: str = "the search"  # whose objective: "halving" for its metric
 
     @property
     def select_by(self) -> str:
@@ -120,7 +121,7 @@ class Study:
     def select_note(self) -> str:
         """How "best" was chosen, in words: "by test loss, the search's objective"."""
         label = METRICS.get(self.select_by, (self.select_by,))[0]
-        why = ", the search's objective" if self.objective else ""
+        why = f", {self.objective_of}'s objective" if self.objective else ""
         return f"by {label}{why}"
 
     def check_names(self, known) -> None:
