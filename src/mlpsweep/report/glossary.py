@@ -219,8 +219,10 @@ TERMS = (
         "best lr per setting",
         r"\bat its best\b|\bbest lr\b",
         "A tuned (nuisance) dimension such as lr is not compared: at each compared setting "
-        "the value with the lowest mean final train loss is used, so each batch size is seen "
-        "at its own best lr.",
+        "the value best by the page's one rule is used (named wherever a best lr is: a "
+        "search's or halving's objective, else the study's first outcome such as steps to "
+        "target, else the lowest mean final train loss), so each batch size is seen at its "
+        "own best lr.",
     ),
 )
 BY_KEY = {t.key: t for t in TERMS}
