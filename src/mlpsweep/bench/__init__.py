@@ -15,6 +15,7 @@ halving   successive halving against the full grid: picks, B_crit, steps (halvin
 """
 
 import argparse
+import sys
 
 # The benchmarks, in the order the docstring lists them (`mlpsweep --help` names them too).
 NAMES = tuple(line.split()[0] for line in __doc__.split("\n\n")[1].splitlines() if line.strip())
@@ -102,7 +103,14 @@ def main(argv=None, prog="mlpsweep bench"):
         report.run(sizes=args.runs, steps=args.steps)
     elif args.name == "data":
         from mlpsweep.bench import data
+        from mlpsweep.data.fetch import data_folder
 
+        try:  # the flag's own name in the one line, not the config key's
+            if args.data_dir:
+                data_folder(args.data_dir, f"--data-dir {args.data_dir}")
+        except ValueError as e:
+            print(f"mlpsweep: {e}", file=sys.stderr)
+            return 1
         data.run(args.dataset, data_dir=args.data_dir)
     elif args.name == "kill":
         from mlpsweep.bench import kill

@@ -15,15 +15,15 @@ def data_root(data_dir=None):
     """The data directory: `data_dir` (a config key), else $MLPSWEEP_DATA_DIR, else the
     user cache dir (~/.cache/mlpsweep on Linux)."""
     if data_dir:
-        return _folder(data_dir, f"dataset.data_dir={data_dir}")
+        return data_folder(data_dir, f"dataset.data_dir={data_dir}")
     if os.environ.get(ENV_DATA_DIR):
-        return _folder(os.environ[ENV_DATA_DIR], f"{ENV_DATA_DIR}={os.environ[ENV_DATA_DIR]}")
+        return data_folder(os.environ[ENV_DATA_DIR], f"{ENV_DATA_DIR}={os.environ[ENV_DATA_DIR]}")
     import platformdirs  # what pooch.os_cache uses, without importing pooch and requests
 
     return Path(platformdirs.user_cache_dir("mlpsweep"))
 
 
-def _folder(value, named) -> Path:
+def data_folder(value, named) -> Path:
     """`value` as a data folder, or ValueError in one line saying what is wrong with it:
     a ~user that does not exist (it would be a folder named "~user" here), or a path
     that is, or lies under, something other than a folder."""
