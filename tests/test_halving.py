@@ -5,6 +5,7 @@ their record at their rung; a sweep killed mid-halving resumes from the rung it 
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, multirun, wait_for
+from helpers import REPO, multirun, page_text, wait_for
 
 from mlpsweep import records
 from mlpsweep.records.checkpoint import checkpoints
@@ -190,6 +191,15 @@ def test_a_halving_sweep_killed_mid_rung_resumes_from_the_rung_it_reached(tmp_pa
     proc.wait()
     before = run_table(sweep)
     rung1 = {r for r, (done, _, _) in before.items() if done == 30}
+    # the killed sweep's page: no config at the end yet, said, and the runs where they are
+    from mlpsweep.report.build import build_report
+
+    page = page_text(build_report(sweep).read_text())
+    assert "Halving is unfinished: no config has been trained to the end yet" in page
+    assert "-inf" not in page and "± inf" not in page
+    for report_file in ("report.html", "summary.csv", "contrasts.csv", "importance.csv"):
+        (sweep / report_file).unlink(missing_ok=True)  # the resumed sweep writes its own
+    shutil.rmtree(sweep / "report", ignore_errors=True)
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     out = again.stdout + again.stderr
@@ -239,3 +249,59 @@ def test_the_page_compares_whole_configs_and_chooses_by_halvings_metric():
     assert study.select_note == "by test loss, halving's objective"
     declared = Study(compare=("batch_size",), metrics=("steps_to_target",), declared=True)
     assert halving_study(declared, log, ["batch_size", "lr", "seed"]) == declared
+
+
+@pytest.mark.parametrize(
+    "block, says",
+    [
+        ("{metric: test_loss, min_steps: 270}", "halving.min_steps=270: must be below"),
+        ("{metric: test_loss, within: seed}", "halving.within=seed: the replicate"),
+    ],
+)
+def test_a_halving_that_could_not_halve_is_refused_before_anything_is_written(
+    tmp_path, block, says
+):
+    from helpers import run_cli
+
+    grid = [g for g in GRID if not g.startswith("halving=")]
+    p = run_cli(tmp_path, "-m", *grid, f"halving={block}", "hydra.sweep.dir=s")
+    assert p.returncode == 2 and says in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_halving_under_another_sweeper_is_refused_not_ignored(tmp_path):
+    from helpers import run_cli
+
+    p = run_cli(tmp_path, "-m", "hydra/sweeper=basic", *GRID, "hydra.sweep.dir=s")
+    assert p.returncode == 2, p.stderr
+    assert "halving: only mlpsweep's own sweeper halves (hydra/sweeper=basic" in p.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_folder_named_like_a_checkpoint_is_left_alone_when_checkpoints_go(tmp_path):
+    from mlpsweep.records.checkpoint import remove_checkpoints
+
+    (tmp_path / "checkpoint-000000020.npz").mkdir()
+    (tmp_path / "checkpoint-000000010.npz").write_bytes(b"x")
+    remove_checkpoints(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-000000020.npz"]
+
+
+def test_a_pick_with_no_value_or_one_seed_says_so_not_inf():
+    from mlpsweep.report.halving import HalvingOutcome
+
+    log = HalvingLog(SPEC, [30, 90, 270])
+    out = HalvingOutcome(
+        log,
+        {
+            "10": ("batch_size=10 lr=1", math.inf, math.inf, "test_loss"),
+            "100": ("batch_size=100 lr=0.1", 0.25, math.inf, "test_loss"),
+        },  # fmt: skip
+        steps=100,
+        full_steps=1000,
+        curves=pd.DataFrame(),
+    )
+    sentence = out.sentence()
+    assert "batch_size=10: none (no config has a value at the last rung" in sentence
+    assert "batch_size=100: lr=0.1 (test loss 0.25, one seed: no interval)" in sentence
+    assert "inf" not in sentence

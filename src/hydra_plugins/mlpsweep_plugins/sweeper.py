@@ -104,6 +104,9 @@ class MlpsweepSweeper(basic_sweeper()):
         all_jobs = list(jobs)  # (the planner leaves out finished runs; halving needs all)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         refuse_foreign_folder(sweep_dir)  # before anything (multirun.yaml) is written
+        halving = None
+        if self.config.get("halving") is not None and self.planner:
+            halving = self._halving_sweep(all_jobs)  # refused here: nothing written yet
         if not self.config.get("dry_run", False):  # a dry run writes nothing
             save_multirun_yaml(self.config, sweep_dir)
         join_warm_up = getattr(self.launcher, "join_warm_up", lambda: None)
@@ -122,20 +125,23 @@ class MlpsweepSweeper(basic_sweeper()):
                 join_warm_up()
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
-        if self.config.get("halving") is not None and self.planner:
-            return self._halving(all_jobs)
+        if halving is not None:
+            return self._halving(halving)
         returns: list = []
         self._launch(jobs, returns, 0)
         return returns
 
-    def _halving(self, jobs):
-        """Successive halving (mlpsweep.app.halving): each rung is launched as a batch of
-        its runs, each paused at the rung's steps; then the best go on to the next."""
+    def _halving_sweep(self, jobs):
+        """The HalvingSweep of `jobs`: its block and every job checked (BadInput)."""
         from mlpsweep.app.halving import HalvingSweep, halving_spec
 
-        rungs = HalvingSweep(
+        return HalvingSweep(
             self.config, self.hydra_context.config_loader, jobs, halving_spec(self.config)
         )
+
+    def _halving(self, rungs):
+        """Successive halving (mlpsweep.app.halving): each rung is launched as a batch of
+        its runs, each paused at the rung's steps; then the best go on to the next."""
         if self.config.get("dry_run", False):
             return []
         rungs.start()

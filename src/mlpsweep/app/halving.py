@@ -63,7 +63,14 @@ class HalvingSweep:
             seen.add(run.run_id)
             flat = flatten(run.config)
             if spec.within is not None and spec.within not in flat:
-                raise BadInput(f"halving.within={spec.within}: not a setting of the runs")
+                near = [k for k in flat if k.split(".")[0] == spec.within]
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise BadInput(f"halving.within={spec.within}: not a setting of the runs{hint}")
+            if spec.within is not None and spec.within == replicate:
+                raise BadInput(
+                    f"halving.within={spec.within}: the replicate, whose values are averaged "
+                    "over, not a setting to keep a best config for; halve within a knob"
+                )
             label = " ".join(
                 o
                 for o in overrides
@@ -78,7 +85,13 @@ class HalvingSweep:
                 f"halving: every run must train halving.max_steps={want} steps (steps= "
                 f"{sorted(steps)}): set steps={want}"
             )
-        self.rungs = spec.rungs(steps.pop())
+        total = steps.pop()
+        if spec.min_steps >= total:
+            raise BadInput(
+                f"halving.min_steps={spec.min_steps}: must be below the runs' steps={total}, "
+                "or there is no rung to stop any run at"
+            )
+        self.rungs = spec.rungs(total)
         if spec.metric != "train_loss":
             for run in specs:
                 t = run.train

@@ -55,6 +55,11 @@ class SweepStart(Callback):
         name = sweeper_name(config)
         if name == "mlpsweep":
             return  # our planner writes the manifest (with the jobs checked) itself
+        if config.get("halving") is not None:  # only our sweeper stops runs at rungs
+            raise BadInput(
+                f"halving: only mlpsweep's own sweeper halves (hydra/sweeper={name} would "
+                "train every run to the end): leave hydra/sweeper out, or halving out"
+            )
         loader = config_loader()
         parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(sweep_overrides(config))

@@ -152,5 +152,8 @@ def read_checkpoint(run_dir: PathLike, run_id: str, at_most: int | None = None) 
 
 
 def remove_checkpoints(run_dir: PathLike) -> None:
+    """Remove the run's checkpoint files; anything else by their name (a folder, a
+    FIFO) is left where it is: it was never read as a checkpoint either."""
     for path in checkpoints(run_dir):
-        path.unlink(missing_ok=True)
+        if path.is_file():
+            path.unlink(missing_ok=True)

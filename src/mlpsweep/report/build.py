@@ -53,12 +53,14 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     if len(sweeps_meta) == 1 and getattr(sweeps_meta[0], "adaptive", False):
         # a search's "best" is its objective's, on every line of the page
         study = replace(study, objective=sweeps_meta[0].objective or "")
-    full = tables
+    full, unfinished = tables, False
     if tables.halving is not None and "paused" in tables.runs:
         # The rest of the page compares the configs trained to the end (the finalists): a
         # run stopped at a rung is no sample of the full-length outcome.
         study = halving_study(study, tables.halving, swept_dims(tables.runs, tables.config_columns))
         kept = finished_configs(tables.runs, tables.halving)
+        unfinished = not len(kept)  # stopped before any config was trained to the end
+        kept = tables.runs if unfinished else kept
         history = tables.history[tables.history["run_id"].isin(kept["run_id"])]
         tables = replace(tables, runs=kept, history=history)
     analysis = analyse(tables, first=study.compare)
@@ -92,10 +94,14 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
     notes = [sampling_split(analysis, study), one_seed(analysis, command)]
     lead = [*lead, *filter(None, notes)]
     if halving is not None:  # the page opens with what halving chose, and its cost
-        lead = [
-            halving.sentence() + " The rest of the page compares the runs it trained to the end.",
-            *lead[: MAX_HEADLINE - 1],
-        ]
+        rest = (
+            " Halving is unfinished: no config has been trained to the end yet; rerun the "
+            "same command with resume=true to go on. The rest of the page compares the runs "
+            "where they stopped."
+            if unfinished
+            else " The rest of the page compares the configs it trained to the end."
+        )
+        lead = [halving.sentence() + rest, *lead[: MAX_HEADLINE - 1]]
     top = [line for line in dict.fromkeys(top) if line not in lead]  # no finding twice
     top = top[:MAX_FINDINGS]  # what opens the list stays: the shares, the fits' checks
     sort_by = sort_metric(analysis, study, search)

@@ -118,14 +118,18 @@ class HalvingOutcome:
         within = f"{self.log.spec.within}="
         return " ".join(w for w in config.split() if not w.startswith(within)) or config
 
+    def _pick(self, config, mean, half, by) -> str:
+        if not math.isfinite(mean):  # every seed of every config diverged, failed or stopped
+            return "none (no config has a value at the last rung: diverged, failed or unfinished)"
+        spread = f" ± {half:.2g}" if math.isfinite(half) else ", one seed: no interval"
+        return f"{self.short(config)} ({LABELS[by]} {mean:.4g}{spread})"
+
     def sentence(self) -> str:
         spec = self.log.spec
         label = LABELS[spec.metric]
         within = f"per {spec.within}" if spec.within else "over the grid"
         picks = "; ".join(
-            f"{spec.within}={g}: {self.short(c)} ({LABELS[by]} {m:.4g} ± {h:.2g})"
-            if spec.within
-            else f"{c} ({LABELS[by]} {m:.4g} ± {h:.2g})"
+            (f"{spec.within}={g}: " if spec.within else "") + self._pick(c, m, h, by)
             for g, (c, m, h, by) in self.chosen.items()
         )
         rungs = ", ".join(map(str, self.log.rungs))
