@@ -107,6 +107,19 @@ def test_a_paused_run_continues_to_the_same_numbers(tiny_dataset):
     assert_same_numbers(full, train(cfg, tiny_dataset, start=rec.states[-1]))
 
 
+def test_a_run_at_its_target_on_the_step_it_was_to_pause_at_has_stopped_not_paused(
+    tiny_dataset,
+):
+    cfg = small(eval_every=1, target="test_accuracy:0.6", stop_at_target=True)
+    whole = train(cfg, tiny_dataset)
+    at = whole.steps_to_target
+    assert at is not None and 1 < at < cfg.steps and not whole.paused
+    there = train(cfg, tiny_dataset, stop_at=at)
+    assert there.steps_done == at and there.steps_to_target == at and not there.paused
+    before = train(cfg, tiny_dataset, stop_at=at - 1)
+    assert before.paused and before.steps_to_target is None
+
+
 def test_a_state_of_another_config_is_refused(tiny_dataset):
     rec = Recorder()
     train(small(), tiny_dataset, observer=rec, stop_at=5)

@@ -414,7 +414,10 @@ def train(
         steps_to_target=first,
         loss_sampling_var=sampling_var[:done].copy(),
         trajectory_loss=None if trajectory is None else trajectory[:done].copy(),
-        paused=status == Status.OK and done == last < cfg.steps,
+        # at its target on the very step it was to pause at: stopped there, not paused
+        paused=status == Status.OK
+        and done == last < cfg.steps
+        and not (stop is not None and first is not None),
         trajectory_sampling_var=probe_var,
     )
     observer.on_end(result)
