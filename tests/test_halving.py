@@ -305,3 +305,20 @@ def test_a_pick_with_no_value_or_one_seed_says_so_not_inf():
     assert "batch_size=10: none (no config has a value at the last rung" in sentence
     assert "batch_size=100: lr=0.1 (test loss 0.25, one seed: no interval)" in sentence
     assert "inf" not in sentence
+
+
+@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
+def test_resuming_with_another_halving_block_is_refused(tmp_path):
+    from helpers import run_cli
+
+    grid = [g for g in GRID if not g.startswith("halving=")]
+    block = "halving={metric:test_loss,min_steps:30,eta:3,within:batch_size}"
+    multirun(tmp_path / "s", *grid, "steps=90", block)
+    other = block.replace("eta:3", "eta:2")
+    p = run_cli(tmp_path, "-m", *grid, "steps=90", other, "resume=true", "hydra.sweep.dir=s")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "halving: this sweep was halved with {metric: test_loss, min_steps: 30, eta: 3" in (
+        p.stderr
+    )
+    again = run_cli(tmp_path, "-m", *grid, "steps=90", block, "resume=true", "hydra.sweep.dir=s")
+    assert again.returncode == 0, again.stderr

@@ -101,6 +101,15 @@ class HalvingSweep:
                         f"rung ({self.rungs[0]} steps): set eval_every to at most "
                         f"{spec.min_steps}, or halving.metric=train_loss"
                     )
+        before = HalvingLog.read(self.sweep_dir)
+        if before is not None and (before.spec, before.rungs) != (spec, self.rungs):
+            # its records were paused, promoted and stopped by the old rule: a new one
+            # would mix two rules on one page and retrain what the old one stopped
+            was = ", ".join(f"{k}: {v}" for k, v in vars(before.spec).items() if v is not None)
+            raise BadInput(
+                f"halving: this sweep was halved with {{{was}}} (rungs {before.rungs}); resume "
+                "it with that block, or halve into a new folder"
+            )
         self.log = HalvingLog(spec, self.rungs, configs={j.run_id: j.config for j in self.jobs})
         self.alive = list(self.jobs)
 
@@ -133,7 +142,8 @@ class HalvingSweep:
         del self.log.promoted[k:]
         self.log.promoted.append([j.run_id for j in self.alive])
         self.log.write(self.sweep_dir)
-        log.info(f"halving: {len(keep)} configs go on to {self.rungs[k + 1]} steps")
+        goes = "1 config goes" if len(keep) == 1 else f"{len(keep)} configs go"
+        log.info(f"halving: {goes} on to {self.rungs[k + 1]} steps")
 
     def _value(self, job, steps) -> dict:
         """{value: the metric at `steps`, reached: the step it stopped at its target, or
