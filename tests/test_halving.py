@@ -125,7 +125,7 @@ def run_table(sweep):
 
 
 @pytest.mark.slow
-def test_a_halving_sweep_promotes_from_checkpoints_and_keeps_the_others(tmp_path):
+def test_a_halving_sweep_promotes_from_checkpoints_and_keeps_the_others(tmp_path, capsys):
     sweep = tmp_path / "h"
     returns = multirun(sweep, *GRID)
     assert [len(b) for b in returns] == [12, 4, 4]  # each rung a batch: 12, then 2 configs x 2
@@ -158,6 +158,12 @@ def test_a_halving_sweep_promotes_from_checkpoints_and_keeps_the_others(tmp_path
     assert "It trained 1,320 steps, 41% of the full grid&#39;s 3,240" in opening
     assert opening.count("batch_size=") >= 2 and "lr=" in opening
     assert (sweep / "report" / "successive_halving.png").stat().st_size > 10_000
+    from mlpsweep.cli import main
+
+    capsys.readouterr()
+    assert main(["runs", str(sweep)]) == 0  # the runs stopped at a rung say so
+    listing = capsys.readouterr().out
+    assert "paused at" in listing and listing.count("30 steps") == 4
     # and a promoted run's record is bitwise the record of the same run trained straight
     straight = tmp_path / "s"
     rid = log.promoted[-1][0]

@@ -195,8 +195,17 @@ def cmd_runs(args):
 
     if not has_runs(args.dir):
         return 2
-    table = summary(analyse(collect(args.dir, write=False)))
+    analysis = analyse(collect(args.dir, write=False))
+    table = summary(analysis)
     shown = table[["config", "runs", "status"]].copy()
+    runs = analysis.runs
+    if "paused" in runs and runs["paused"].fillna(False).astype(bool).any():
+        # a halving sweep's runs stopped at a rung: not comparable with those at the end
+        paused = runs[runs["paused"].fillna(False).astype(bool)].groupby("config")["steps_done"]
+        at = paused.max()
+        shown["paused at"] = table["config"].map(
+            lambda c: f"{int(at[c])} steps" if c in at else "-"
+        )
     for col in RUNS_COLUMNS:  # numbers only, and only the columns some run has
         if f"_{col}" in table and table[f"_{col}"].notna().any():
             shown[METRICS[col][0]] = table[f"_{col}"].map(lambda v: f"{v:.4g}" if v == v else "-")
