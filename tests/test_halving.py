@@ -328,3 +328,19 @@ def test_resuming_with_another_halving_block_is_refused(tmp_path):
     )
     again = run_cli(tmp_path, "-m", *grid, "steps=90", block, "resume=true", "hydra.sweep.dir=s")
     assert again.returncode == 0, again.stderr
+
+
+def test_paused_runs_without_a_halving_record_are_left_out_or_said():
+    from mlpsweep.report.halving import paused_without_halving
+
+    runs = pd.DataFrame({"run_id": list("abc"), "paused": [True, False, True],
+                         "steps_done": [30, 270, 30]})  # fmt: skip
+    kept, note = paused_without_halving(runs)
+    assert kept["run_id"].tolist() == ["b"]
+    assert note.startswith("2 runs paused before their last step (at 30 steps")
+    every = runs.assign(paused=True, steps_done=170)
+    kept, note = paused_without_halving(every)
+    assert len(kept) == 3 and note.startswith("Every run is paused before its last step (at 170")
+    plain = runs.assign(paused=False)
+    kept, note = paused_without_halving(plain)
+    assert kept is plain and note == ""

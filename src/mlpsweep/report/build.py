@@ -18,7 +18,12 @@ from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
 from mlpsweep.report.glossary import link_first_uses, used
-from mlpsweep.report.halving import finished_configs, halving_outcome, halving_study
+from mlpsweep.report.halving import (
+    finished_configs,
+    halving_outcome,
+    halving_study,
+    paused_without_halving,
+)
 from mlpsweep.report.provenance import provenance
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import (
@@ -63,6 +68,11 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         kept = tables.runs if unfinished else kept
         history = tables.history[tables.history["run_id"].isin(kept["run_id"])]
         tables = replace(tables, runs=kept, history=history)
+    paused_note = ""
+    if tables.halving is None:
+        kept, paused_note = paused_without_halving(tables.runs)
+        history = tables.history[tables.history["run_id"].isin(kept["run_id"])]
+        tables = replace(tables, runs=kept, history=history)
     analysis = analyse(tables, first=study.compare)
     lead, method = headline(analysis, study)
     search = tuning(analysis, sweeps_meta[0], study) if len(sweeps_meta) == 1 else None
@@ -91,7 +101,7 @@ def render(title, command, tables, out_path, files_dir=None, merged=()):
         top = [shares.metrics[0].sentence(), *top]
     elif any(m.adaptive for m in sweeps_meta) or len(analysis.dims) >= 2:
         top = [shares.reason, *top]
-    notes = [sampling_split(analysis, study), one_seed(analysis, command)]
+    notes = [paused_note, sampling_split(analysis, study), one_seed(analysis, command)]
     lead = [*lead, *filter(None, notes)]
     if halving is not None:  # the page opens with what halving chose, and its cost
         rest = (

@@ -243,3 +243,26 @@ def halving_study(study, log: HalvingLog, swept: list):
         metric = {"train_loss": "final_train_loss"}.get(log.spec.metric, log.spec.metric)
         study = replace(study, objective=metric, objective_of="halving")
     return study
+
+
+def paused_without_halving(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(the runs to compare, a sentence) for runs paused before their last step outside
+    a readable halving sweep (pause_at, or a halving.json gone or damaged): a paused run
+    is no sample of the full-length outcome, so it is left out, or, when every run is
+    paused, compared where it stopped and said so."""
+    if "paused" not in runs:
+        return runs, ""
+    paused = runs["paused"].fillna(False).astype(bool)
+    if not paused.any():
+        return runs, ""
+    steps = ", ".join(str(int(s)) for s in sorted(set(runs.loc[paused, "steps_done"])))
+    if paused.all():
+        return runs, (
+            f"Every run is paused before its last step (at {steps} steps): the page compares "
+            "them where they stopped; rerun with resume=true to train them on."
+        )
+    return runs[~paused].reset_index(drop=True), (
+        f"{int(paused.sum())} runs paused before their last step (at {steps} steps: pause_at, "
+        "or a halving sweep whose halving.json is gone) are left out: they are no sample of "
+        "the full-length outcome."
+    )
