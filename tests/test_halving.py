@@ -344,3 +344,19 @@ def test_paused_runs_without_a_halving_record_are_left_out_or_said():
     plain = runs.assign(paused=False)
     kept, note = paused_without_halving(plain)
     assert kept is plain and note == ""
+
+
+@pytest.mark.slow
+def test_a_stopped_run_promoted_after_its_sweep_ended_says_it_trains_from_step_0(tmp_path):
+    grid = [g for g in GRID if not g.startswith(("halving=", "lr="))]
+    block = "halving={metric:test_loss,min_steps:30,eta:3,within:batch_size}"
+    sweep = tmp_path / "s"
+    multirun(sweep, *grid, "lr=0.01,0.1,0.5", "steps=90", block)
+    stopped = {r for r, (done, paused, _) in run_table(sweep).items() if paused}
+    # a new lr changes which configs go on: some stopped ones now do, with no checkpoint
+    multirun(sweep, *grid, "lr=0.01,0.1,0.5,5e-5", "steps=90", block,
+             "resume=true", "extend=true")  # fmt: skip
+    retrained = {r for r, (done, _, _) in run_table(sweep).items() if done == 90} & stopped
+    logs = {r: (sweep / "runs" / r / "job.log").read_text() for r in retrained}
+    said = {r for r, text in logs.items() if "paused at step 30 with no checkpoint left" in text}
+    assert retrained and said == retrained

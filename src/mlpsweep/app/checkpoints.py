@@ -43,6 +43,16 @@ def resume_point(run_dir, run_id) -> TrainState | None:
         log.info(f"run {run_id}: continuing from its checkpoint at step {state.step}")
     elif skipped:
         say(run_id, "no usable checkpoint: trained from step 0")
+    else:
+        from mlpsweep.records import read_metrics
+
+        before = read_metrics(run_dir)
+        if before is not None and before.paused:  # its checkpoints went with its sweep's end
+            say(
+                run_id,
+                f"paused at step {before.steps_done} with no checkpoint left (removed when "
+                "its sweep ended): trained from step 0",
+            )
     return state
 
 
