@@ -185,8 +185,14 @@ def test_every_named_sweep_runs_with_tiny_steps(tmp_path, name):
     # An Optuna study names its sweeper on the command line (see its header).
     adaptive = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=4"] if "n_trials" in text else []
     tiny = ("steps=3", "eval_every=0", "report=false", "seed=0")  # one seed of each config
+    if "halving:" in text:  # two rungs: 3 steps, then 9
+        tiny = ("steps=9", "eval_every=3", "halving.min_steps=3", *tiny[2:])
     multirun(tmp_path / "sweep", *adaptive, f"+sweep={name}", *tiny)
     manifest = records.SweepManifest.read(tmp_path / "sweep")
     assert manifest.runs and all(
         records.is_finished(records.run_dir(tmp_path / "sweep", r)) for r in manifest.run_ids
     )
+    if "halving:" in text:
+        from mlpsweep.records.halving import HalvingLog
+
+        assert HalvingLog.read(tmp_path / "sweep").rungs == [3, 9]
