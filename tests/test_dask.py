@@ -171,3 +171,4 @@ def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
     lines = [line for line in p.stderr.splitlines() if line.startswith("mlpsweep:")]
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0]
     assert "within 5 s" in lines[0] and "Traceback" not in p.stderr
+    assert not list(tmp_path.rglob("sweep.json"))  # no sweep folder left behind

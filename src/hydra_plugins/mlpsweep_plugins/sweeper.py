@@ -40,6 +40,7 @@ from omegaconf import OmegaConf
 from mlpsweep.launcher.failures import LaunchFailure
 from mlpsweep.launcher.hydra_compat import basic_sweeper, return_value, sweep_params
 from mlpsweep.launcher.sweep_grid import zipped_product
+from mlpsweep.records.sweep import MANIFEST
 
 
 @dataclass
@@ -74,6 +75,17 @@ def save_multirun_yaml(config, sweep_dir):
         raise
 
 
+def drop_unstarted(sweep_dir):
+    """Remove a sweep folder this command made whose launch failed before any run was
+    written (only its multirun.yaml and sweep.json): a rerun then starts clean."""
+    from mlpsweep.records import MANIFEST
+    from mlpsweep.records.layout import remove_if_empty
+
+    remove_if_empty(
+        sweep_dir, up_to=sweep_dir.parent.parent.parent, keep={"multirun.yaml", MANIFEST}
+    )
+
+
 def refuse_foreign_folder(sweep_dir):
     """BadInput (one line, exit 2) when hydra.sweep.dir is a folder of someone else's."""
     from mlpsweep.app.plan import BadInput
@@ -104,6 +116,7 @@ class MlpsweepSweeper(basic_sweeper()):
         all_jobs = list(jobs)  # (the planner leaves out finished runs; halving needs all)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         refuse_foreign_folder(sweep_dir)  # before anything (multirun.yaml) is written
+        fresh = not (sweep_dir / MANIFEST).exists()  # (its folder may be made already)
         halving = None
         if self.config.get("halving") is not None and self.planner:
             halving = self._halving_sweep(all_jobs)  # refused here: nothing written yet
@@ -125,11 +138,16 @@ class MlpsweepSweeper(basic_sweeper()):
                 join_warm_up()
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
-        if halving is not None:
-            return self._halving(halving)
-        returns: list = []
-        self._launch(jobs, returns, 0)
-        return returns
+        try:
+            if halving is not None:
+                return self._halving(halving)
+            returns: list = []
+            self._launch(jobs, returns, 0)
+            return returns
+        except BaseException:
+            if fresh:  # e.g. an unreachable Dask scheduler: nothing ran, nothing stays
+                drop_unstarted(sweep_dir)
+            raise
 
     def _halving_sweep(self, jobs):
         """The HalvingSweep of `jobs`: its block and every job checked (BadInput)."""
