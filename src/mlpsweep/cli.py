@@ -191,6 +191,7 @@ def cmd_runs(args):
 
     from mlpsweep.report.analysis import analyse, summary
     from mlpsweep.report.collect import collect
+    from mlpsweep.report.halving import paused_runs
     from mlpsweep.report.study import METRICS
 
     if not has_runs(args.dir):
@@ -198,11 +199,9 @@ def cmd_runs(args):
     analysis = analyse(collect(args.dir, write=False))
     table = summary(analysis)
     shown = table[["config", "runs", "status"]].copy()
-    runs = analysis.runs
-    if "paused" in runs and runs["paused"].fillna(False).astype(bool).any():
-        # a halving sweep's runs stopped at a rung: not comparable with those at the end
-        paused = runs[runs["paused"].fillna(False).astype(bool)].groupby("config")["steps_done"]
-        at = paused.max()
+    paused = paused_runs(analysis.runs)
+    if paused.any():  # runs stopped at a halving rung: not comparable with those at the end
+        at = analysis.runs[paused].groupby("config")["steps_done"].max()
         shown["paused at"] = table["config"].map(
             lambda c: f"{int(at[c])} steps" if c in at else "-"
         )

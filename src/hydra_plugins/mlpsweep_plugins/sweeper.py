@@ -78,7 +78,6 @@ def save_multirun_yaml(config, sweep_dir):
 def drop_unstarted(sweep_dir):
     """Remove a sweep folder this command made whose launch failed before any run was
     written (only its multirun.yaml and sweep.json): a rerun then starts clean."""
-    from mlpsweep.records import MANIFEST
     from mlpsweep.records.layout import remove_if_empty
 
     remove_if_empty(

@@ -148,18 +148,18 @@ class HalvingSweep:
     def _value(self, job, steps) -> dict:
         """{value: the metric at `steps`, reached: the step it stopped at its target, or
         NaN} for the ranking (report/halving.py)."""
-        nan = {"value": float("nan"), "reached": float("nan")}
+        nan = float("nan")
         run_dir = records.run_dir(self.sweep_dir, job.run_id)
         metrics = records.read_metrics(run_dir)
         if metrics is None or not metrics.finished:
-            return nan  # failed or lost: the worst
+            return {"value": nan, "reached": nan}  # failed or lost: the worst
         try:
             history = records.read_history(run_dir)
         except OSError:
-            return nan
+            return {"value": nan, "reached": nan}
         at_target = metrics.steps_to_target is not None and not metrics.paused
         value = value_at(history, self.spec.metric, steps, at_target)
-        return {"value": value, "reached": metrics.steps_to_target if at_target else nan["reached"]}
+        return {"value": value, "reached": metrics.steps_to_target if at_target else nan}
 
     def start(self) -> None:
         self.log.write(self.sweep_dir)

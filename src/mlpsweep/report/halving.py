@@ -13,7 +13,7 @@ higher accuracy is no better answer to it.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -217,13 +217,19 @@ def halving_outcome(log: HalvingLog, runs: pd.DataFrame, history: pd.DataFrame):
     return HalvingOutcome(log, chosen, int(steps_done.sum()), len(ids) * last, curves, stops, tried)
 
 
+def paused_runs(runs: pd.DataFrame) -> pd.Series:
+    """Which runs were paused before their last step (a halving rung, pause_at)."""
+    if "paused" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["paused"].fillna(False).astype(bool)
+
+
 def finished_configs(runs: pd.DataFrame, log: HalvingLog) -> pd.DataFrame:
     """The runs of the configs halving trained to the end: every seed of each either at
     the last rung or stopped at its target. A config with any seed paused at a rung is
     left out whole: its other seeds alone (those that reached the target early) would
     be a survivor's mean."""
-    paused = runs["paused"].fillna(False).astype(bool) if "paused" in runs else False
-    stopped = {log.configs.get(r) for r in runs.loc[paused, "run_id"]}
+    stopped = {log.configs.get(r) for r in runs.loc[paused_runs(runs), "run_id"]}
     label = runs["run_id"].map(log.configs)
     return runs[~label.isin(stopped - {None})].reset_index(drop=True)
 
@@ -233,8 +239,6 @@ def halving_study(study, log: HalvingLog, swept: list):
     compared and the other swept knobs (but the replicate) are what halving tuned per
     setting of it; with no outcome declared to choose by, "best" on the page is
     halving's own metric (one rule on the page)."""
-    from dataclasses import replace
-
     within = log.spec.within
     if not study.compare and within is not None and within in swept:
         tuned = tuple(d for d in swept if d not in (within, study.replicate))
@@ -250,9 +254,7 @@ def paused_without_halving(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     a readable halving sweep (pause_at, or a halving.json gone or damaged): a paused run
     is no sample of the full-length outcome, so it is left out, or, when every run is
     paused, compared where it stopped and said so."""
-    if "paused" not in runs:
-        return runs, ""
-    paused = runs["paused"].fillna(False).astype(bool)
+    paused = paused_runs(runs)
     if not paused.any():
         return runs, ""
     steps = ", ".join(str(int(s)) for s in sorted(set(runs.loc[paused, "steps_done"])))
