@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mlpsweep.core.sampling import Epoch, WithReplacement, run_streams
 
@@ -36,3 +37,37 @@ def test_epoch_sampler_visits_every_example_once_per_epoch():
     epoch2 = np.concatenate([sampler.next() for _ in range(3)])
     assert len(set(epoch2)) == 9
     assert not np.array_equal(epoch1, epoch2)
+
+
+def test_a_restored_state_continues_the_same_batches():
+    for cls in (WithReplacement, Epoch):
+        a, b = cls(10, 3, np.random.default_rng(0)), cls(10, 3, np.random.default_rng(1))
+        a.next()
+        b.restore(a.state())
+        assert all(np.array_equal(a.next(), b.next()) for _ in range(WithReplacement.BLOCK + 3))
+
+
+@pytest.mark.parametrize(
+    "cls, key, value",
+    [
+        (WithReplacement, "block", lambda s: s["block"] + 10),  # past the train set
+        (WithReplacement, "block", lambda s: s["block"] - 11),  # negative
+        (WithReplacement, "block", lambda s: s["block"][:5]),  # another shape
+        (WithReplacement, "block", lambda s: s["block"] * 0.5),  # not integers
+        (WithReplacement, "row", lambda s: WithReplacement.BLOCK + 1),
+        (WithReplacement, "row", lambda s: -1),
+        (Epoch, "order", lambda s: np.arange(10) + 1),
+        (Epoch, "order", lambda s: np.arange(9)),
+        (Epoch, "pos", lambda s: 11),
+    ],
+)
+def test_a_restored_state_that_would_index_outside_the_train_set_is_refused(cls, key, value):
+    # The batch loader gathers with mode="clip" (no bounds check): a restored sampler's
+    # indices are checked instead, so an edited checkpoint cannot pick other examples.
+    sampler = cls(10, 3, np.random.default_rng(0))
+    sampler.next()
+    state = sampler.state()
+    state[key] = value(state)
+    fresh = cls(10, 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="restored sampler"):
+        fresh.restore(state)

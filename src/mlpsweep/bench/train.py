@@ -115,12 +115,9 @@ def best_rate(fns, steps, rounds, clock=time.process_time):
 KINDS = {
     "batch": "batch",
     "products": "products",
-    "bias add (input layer)": "bias",
     "ReLU masks and outputs": "ReLU",
     "softmax, loss, its variance": "loss",
     "ReLU backward (mask)": "ReLU'",
-    "input-layer bias: gradient, update": "bias'",
-    "input-layer bias: gradient": "bias'",
     "update pass": "update",
 }
 
@@ -171,7 +168,7 @@ def breakdown(dataset, batch, dtype, rounds, seconds_per_round, rng):
     }
 
 
-COLUMNS = ("batch", "bias", "ReLU", "loss", "ReLU'", "bias'", "update", "rest")
+COLUMNS = ("batch", "ReLU", "loss", "ReLU'", "update", "rest")
 
 
 def print_breakdown(parts, rounds, out=print):
@@ -194,10 +191,10 @@ def print_breakdown(parts, rounds, out=print):
             if gemm
             else "the gradients then subtracted by the update pass"
         )
-        + ", beside the ceiling's eight; batch: draw, gather, /255; bias: the input layer's "
-        "bias add; ReLU: masks and outputs; loss: softmax, cross-entropy and its per-example "
-        "variance; ReLU': the backward masks; bias': the input layer's bias gradient and "
-        "update; update: the pass over every weight"
+        + ", every bias inside its product, beside the ceiling's eight; batch: draw and "
+        "gather (from the train set normalised once, core/batches.py); ReLU: masks and "
+        "outputs; loss: softmax, cross-entropy and its per-example variance; ReLU': the "
+        "backward masks; update: the pass over every weight"
         + (" (none: the products do it)" if gemm else "")
         + "; rest: the Python between the calls and colder caches than a stage "
         f"timed alone finds (one numpy call doing nothing: {call:.2f} µs)"

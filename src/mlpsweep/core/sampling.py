@@ -17,6 +17,18 @@ def set_rng_state(rng, state) -> None:
         rng.bit_generator.state = state
 
 
+def indices(values, shape, n):
+    """`values` as an integer index array of `shape` within 0..n-1, or ValueError: a
+    restored sampler's state is checked, as the batch loader gathers without a bounds
+    check (core/batches.py)."""
+    values = np.asarray(values)
+    if values.shape != shape or values.dtype.kind not in "iu":
+        raise ValueError(f"a restored sampler's indices are not {shape} integers")
+    if values.size and (values.min() < 0 or values.max() >= n):
+        raise ValueError(f"a restored sampler's indices fall outside 0..{n - 1}")
+    return values
+
+
 RNG_MODES = ("default", "legacy")
 SAMPLERS = ("with_replacement", "epoch")
 
@@ -68,8 +80,13 @@ class WithReplacement:
 
     def restore(self, state):
         if state:
+            block, row = state["block"], int(state["row"])
+            if block is not None:
+                block = indices(block, (self.BLOCK, self.batch_size), self.n)
+            if not 0 <= row <= self.BLOCK or (block is None and row != self.BLOCK):
+                raise ValueError(f"a restored sampler's row {row} is outside its block")
             set_rng_state(self.rng, state["rng"])
-            self.block, self.row = state["block"], int(state["row"])
+            self.block, self.row = block, row
 
 
 class Epoch:
@@ -96,7 +113,12 @@ class Epoch:
         return state
 
     def restore(self, state):
-        self.order, self.pos = state["order"], int(state["pos"])
+        order, pos = state["order"], int(state["pos"])
+        if order is not None:
+            order = indices(order, (self.n,), self.n)
+        if not 0 <= pos <= self.n:
+            raise ValueError(f"a restored sampler's position {pos} is outside 0..{self.n}")
+        self.order, self.pos = order, pos
         if "rng" in state:
             set_rng_state(self.rng, state["rng"])
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpsweep.core.batches import BatchLoader, normalizer
 from mlpsweep.core.config import TrainConfig
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
@@ -84,42 +85,6 @@ class TrainResult:
 
 NOISE_INIT = ("grad_norm_sq_init", "trace_cov_init", "b_simple_init")
 NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")  # NoiseStats' fields, in order
-_255 = np.float32(255)
-
-
-class BatchLoader:
-    """Gathers a batch of uint8 images into a preallocated buffer and normalises only
-    that batch to [0, 1]. Dividing in float32 first matches the listing's
-    `x.astype(np.float32) / 255.0` bit for bit, also when the network runs in float64."""
-
-    def __init__(self, images, labels, batch_size, dtype):
-        self.images, self.labels = images, labels
-        self.raw = images.dtype == np.uint8
-        shape = (batch_size, images.shape[1])
-        self.u8 = np.empty(shape, images.dtype)
-        self.f32 = np.empty(shape, np.float32)
-        self.out = self.f32 if dtype == np.float32 else np.empty(shape, dtype)
-
-    def load(self, idx):
-        np.take(self.images, idx, axis=0, out=self.u8)
-        if self.raw:
-            np.divide(self.u8, _255, out=self.f32, dtype=np.float32)
-            if self.out is not self.f32:
-                self.out[...] = self.f32
-        else:
-            self.out[...] = self.u8
-        return self.out, self.labels.take(idx)
-
-
-def normalizer(dtype):
-    """The same mapping as BatchLoader, for whole arrays (evaluation chunks)."""
-
-    def normalize(x):
-        if x.dtype == np.uint8:
-            x = np.divide(x, np.float32(255), dtype=np.float32)
-        return x.astype(dtype, copy=False)
-
-    return normalize
 
 
 class Trainer:
@@ -151,7 +116,6 @@ class Trainer:
         )
         self.optimizer = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_params)
         self.sampler = make_sampler(cfg.sampler, len(dataset.y_train), cfg.batch_size, sample_rng)
-        self.loader = BatchLoader(dataset.x_train, dataset.y_train, cfg.batch_size, self.dtype)
         # The optimizer sees the network as one flat array: same arithmetic, fewer calls.
         self.flat_params = {"all": self.net.flat_params}
         self.flat_grads = {"all": self.net.flat_grads}
@@ -160,6 +124,14 @@ class Trainer:
         elif fused and not fused_step_applies(cfg):
             raise ValueError("the fused step needs sgd, relu, no dropout and no weight decay")
         self.fused = FusedReluSGD(self.net, cfg.lr, cfg.batch_size) if fused else None
+        self.loader = BatchLoader(
+            dataset.x_train,
+            dataset.y_train,
+            cfg.batch_size,
+            self.dtype,
+            unit=dataset.train_inputs,
+            into=self.fused.x if fused else None,
+        )
         if cfg.noise_probe is not None:
             self.probe = probe_indices(cfg.noise_probe, cfg.seed, len(dataset.y_train))
         # Batches drawn without replacement from N examples vary less than independent

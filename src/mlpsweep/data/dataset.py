@@ -1,9 +1,15 @@
 """The in-memory form every dataset takes, and its content fingerprint."""
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from mlpsweep.core.batches import train_inputs
+
+# The largest float32 copy of a train set kept for training (full MNIST's is 188 MB).
+FLOAT32_COPY_MAX_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,17 @@ class Dataset:
     @property
     def train_size(self) -> int:
         return len(self.y_train)
+
+    @functools.cached_property
+    def train_inputs(self) -> np.ndarray | None:
+        """The uint8 train images as training reads them (core.batches.train_inputs),
+        made on first use and kept with this object. The app keeps one Dataset per
+        dataset and process, so a worker's jobs share it, and a training step gathers
+        its batch from it instead of converting the batch. None for other dtypes, and
+        above FLOAT32_COPY_MAX_BYTES: steps then convert their own batches."""
+        if self.x_train.dtype != np.uint8 or self.x_train.size * 4 > FLOAT32_COPY_MAX_BYTES:
+            return None
+        return train_inputs(self.x_train)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
