@@ -3,79 +3,26 @@
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, run_app, sweep_dirs, wait_for_runs
+from helpers import REPO, run_app, sweep_dirs, wait_for, wait_for_runs
 
 pytest.importorskip("distributed")
-DASK = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
+from mlpsweep.bench.dask_cluster import free_port, local_cluster, worker_processes  # noqa: E402
 
 pytestmark = pytest.mark.e2e  # `python run.py` as a subprocess
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_workers(address, n, timeout=60):
-    from distributed import Client
-
-    with Client(address, timeout=timeout) as client:
-        client.wait_for_workers(n, timeout=timeout)
-
-
 @pytest.fixture
 def cluster(tmp_path):
-    """`dask scheduler` + 2 `dask worker` processes, bounded in time, torn down after."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = open(tmp_path / "dask.log", "w")
-    common = {"stdout": logs, "stderr": subprocess.STDOUT, "cwd": tmp_path}
-    procs = [
-        subprocess.Popen(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            **common,
-        )
-    ]
-    for _ in range(2):
-        procs.append(
-            subprocess.Popen(
-                [
-                    DASK,
-                    "worker",
-                    address,
-                    "--nthreads",
-                    "1",
-                    "--nworkers",
-                    "1",
-                    "--no-dashboard",
-                    "--no-nanny",
-                    "--memory-limit",
-                    "0",
-                ],
-                **common,
-            )
-        )
-    try:
-        wait_for_workers(address, 2)
-        yield address, [p.pid for p in procs[1:]]  # --no-nanny: these are the workers
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)  # bounded: a worker still closing is killed
-            except subprocess.TimeoutExpired:
-                p.kill()
-        logs.close()
+    """A scheduler and two workers without nannies: a killed worker stays dead."""
+    with local_cluster(tmp_path) as c:
+        yield c
 
 
 def histories(sweep):
@@ -172,3 +119,55 @@ def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:" in lines[0]
     assert "within 5 s" in lines[0] and "Traceback" not in p.stderr
     assert not list(tmp_path.rglob("sweep.json"))  # no sweep folder left behind
+
+
+def sweep_on(address, tmp_path, *args):
+    cmd = [sys.executable, str(REPO / "run.py"), "-m", *args, "eval_every=0", "report=false"]
+    cmd += ["hydra.launcher.backend=dask", f"hydra.launcher.scheduler={address}"]
+    return subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def running_claims(cwd):
+    return list(Path(cwd).glob("results/*/*/claims/*.json"))
+
+
+@pytest.mark.slow
+def test_a_cluster_left_without_workers_ends_the_sweep_with_one_line(tmp_path, cluster):
+    # Both workers die (no nanny to restart them): the sweep waits no_workers_s for a
+    # worker, then ends with one line and exit 1, its finished runs kept; before, it
+    # waited for ever.
+    address, pids = cluster
+    sweep = sweep_on(
+        address, tmp_path, "seed=range(4)", "steps=20000", "hydra.launcher.no_workers_s=3"
+    )
+    wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 1, out[-3000:]
+    lines = [line for line in out.splitlines() if "has had no worker for" in line]
+    assert len(lines) == 1 and "no_workers_s=3" in lines[0] and "4 jobs not run" in lines[0]
+    assert "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_a_job_whose_workers_keep_dying_fails_alone(tmp_path):
+    # allowed-failures=0: Dask gives up on a task at its worker's first death
+    # (KilledWorker). Before, joblib's Dask backend never handed that failure back and
+    # the sweep waited for ever; now that job fails, its siblings finish.
+    env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with local_cluster(tmp_path, nanny=True, scheduler_env=env) as (address, nannies):
+        sweep = sweep_on(address, tmp_path, "seed=range(4)", "steps=3000", "batch_size=50")
+        wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
+        [victim] = worker_processes(nannies[0])
+        os.kill(victim, signal.SIGKILL)
+        out, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 1, out[-3000:]
+    failed = re.findall(r"#\d+ (.+?): FAILED WorkerLost: (.+)", out)
+    ok = re.findall(r"#\d+ (.+?): ok loss", out)
+    # The dead worker's job fails, and one Dask had already handed it may fail with it;
+    # the other worker's jobs finish, and every job has its one line.
+    assert 1 <= len(failed) <= 2 and all("KilledWorker" in why for _, why in failed), out
+    assert len(ok) >= 2 and len(ok) + len(failed) == 4, out

@@ -30,6 +30,9 @@ class MlpsweepLauncherConf:
     # a worker stopped (SIGSTOP, a frozen job) this long is killed, so its job is a lost
     # job and not a wait for ever; by default the task config's `claim_timeout`
     stopped_worker_s: float = "${oc.select:claim_timeout,60}"  # type: ignore[assignment]
+    # dask: a cluster left with no worker this long fails the jobs not yet run (one
+    # line; resume=true finishes them later), instead of a wait for ever
+    no_workers_s: float = 120.0
     progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
     # false: Hydra's own public run_job (it copies each job's config four times; a
@@ -57,9 +60,11 @@ class MlpsweepLauncher(Launcher):
         joblib=None,
         fast_run_job=True,
         stopped_worker_s=60.0,
+        no_workers_s=120.0,
     ):
         self.worker_loss_retries = worker_loss_retries
         self.stopped_worker_s = float(stopped_worker_s)
+        self.no_workers_s = float(no_workers_s)
         from mlpsweep.launcher.engines import engine_for
         from mlpsweep.launcher.hydra_compat import warn_if_unchecked
 

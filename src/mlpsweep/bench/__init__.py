@@ -69,6 +69,7 @@ def parser(prog="mlpsweep bench"):
     b = sub.add_parser("faults", help="each fault class at random moments, counted")
     b.add_argument("--repeats", type=at_least(1), default=3)
     b.add_argument("--jobs", type=at_least(4), default=12)
+    b.add_argument("--only", nargs="+", help="the faults whose names contain these words")
     b = sub.add_parser("readme", help="the README's quoted study numbers, regenerated")
     b.add_argument("studies", nargs="*", help="default: all (batch_oscillation, lr_tune, ...)")
     b.add_argument("--from", dest="sources", nargs="+", default=[], help="finished sweeps")
@@ -126,7 +127,14 @@ def main(argv=None, prog="mlpsweep bench"):
     elif args.name == "faults":
         from mlpsweep.bench import faults
 
-        return 1 if any(faults.run(repeats=args.repeats, jobs=args.jobs).values()) else 0
+        only = None
+        if args.only:
+            words = [w.lower() for w in args.only]
+            only = [n for n in faults.FAULTS if any(w in n.lower() for w in words)]
+            if not only:
+                raise SystemExit(f"mlpsweep bench faults: no fault named like {args.only}")
+        totals = faults.run(repeats=args.repeats, jobs=args.jobs, only=only)
+        return 1 if any(totals.values()) else 0
     elif args.name == "readme":
         from mlpsweep.bench import readme
 

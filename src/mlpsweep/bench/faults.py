@@ -11,6 +11,8 @@
     a worker killed at start  SIGKILL before its first job (loky's start-up must not hang),
                               under our sweeper, Hydra's basic one and Optuna's
     a lone stopped worker     SIGSTOP, never continued, nobody else to take its run
+    Dask workers killed       SIGKILL again and again (their nannies restart them), resumed
+    a Dask cluster emptied    both workers SIGKILLed for good; resumed on a new cluster
     a tampered record         metrics.json edited by hand, then resumed
     a symlinked record        runs/<id> a link to another run's record, then resumed
     a tampered dataset cache  every label overwritten, then rerun
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 from mlpsweep import records
+from mlpsweep.bench.dask_cluster import local_cluster, worker_processes
 from mlpsweep.bench.fault_work import (
     SWEEP,
     Work,
@@ -141,6 +144,49 @@ def kill_starting_worker(work, rng, jobs, sweeper=()):
     return (*lost_and_damaged(folder, jobs), victim is not None)
 
 
+def on_dask(address):
+    return ["hydra.launcher.backend=dask", f"hydra.launcher.scheduler={address}"]
+
+
+def dask_workers_killed(work, rng, jobs):
+    """Dask's workers SIGKILLed again and again at random moments, their nannies
+    restarting them: a job whose workers keep dying fails (KilledWorker) rather than
+    the sweep waiting for ever (joblib's Dask backend did), and a resume finishes it."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP]
+    with local_cluster(work.logs, nanny=True) as (address, nannies):
+        proc = work.start(*args, *on_dask(address))
+        time.sleep(rng.uniform(1.0, 4.0))
+        landed = False
+        for _ in range(rng.randint(4, 8)):
+            if proc.poll() is not None:
+                break
+            for pid in [p for nanny in nannies for p in worker_processes(nanny)]:
+                os.kill(pid, signal.SIGKILL)
+                landed = True
+            time.sleep(rng.uniform(0.3, 1.5))
+        if work.finish(proc) != 0:
+            resume_until_done(work, [*args, *on_dask(address)])
+    return (*lost_and_damaged(sweep_dir(work), jobs), landed)
+
+
+def dask_cluster_emptied(work, rng, jobs):
+    """Both workers of a Dask cluster (no nannies) SIGKILLed for good at a random moment:
+    the sweep ends after hydra.launcher.no_workers_s with one line, and a resume on a
+    new cluster finishes it."""
+    args = ["-m", f"seed=range({jobs})", *SWEEP, "hydra.launcher.no_workers_s=3"]
+    with local_cluster(work.logs) as (address, workers):
+        proc = work.start(*args, *on_dask(address))
+        time.sleep(rng.uniform(1.0, 4.0))
+        landed = proc.poll() is None
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        code = work.finish(proc)
+    if code != 0:
+        with local_cluster(work.logs) as (address, _):
+            resume_until_done(work, [*args, *on_dask(address)])
+    return (*lost_and_damaged(sweep_dir(work), jobs), landed)
+
+
 OPTUNA = ("hydra/sweeper=optuna", "+sweep=lr_tune", "hydra.sweeper.n_jobs=2", "steps=1500")
 
 
@@ -238,6 +284,8 @@ FAULTS = {
     ),
     "... under the Optuna sweeper": lambda w, r, j: kill_starting_worker(w, r, j, OPTUNA),
     "a lone worker stopped (kill -STOP)": stopped_lone_worker,
+    "Dask workers killed again and again": dask_workers_killed,
+    "a Dask cluster left without workers": dask_cluster_emptied,
     "a tampered record, resumed": tamper_record,
     "a symlinked record, resumed": symlink_record,
     "a tampered dataset cache": tamper_data,

@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import OmegaConf
 
 from mlpsweep.launcher import warmup, worker
-from mlpsweep.launcher.engines import make_parallel
+from mlpsweep.launcher.engines import EngineLost, failed_return
 from mlpsweep.launcher.failures import JobNotRun
 from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.launcher.recovery import Recovery
@@ -70,6 +70,12 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
                         break  # fail_fast
             except engine.worker_died_errors() as e:
                 plan.worker_died(batch, returns, jobs, e)
+            except EngineLost as e:
+                unfinished = [i for i in range(len(jobs)) if returns[i] is None]
+                log.error(f"{e}: {len(unfinished)} jobs not run")
+                for i in unfinished:
+                    returns[i] = failed_return(jobs[i], JobNotRun(f"not run: {e}"))
+                break
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     for i, ret in enumerate(returns):
         if ret is None:
@@ -89,17 +95,12 @@ def plain_copy(cfg):
 def stream(launcher, running, jobs, batch, returns, first_idx, plan):
     """Run the jobs `batch` (indices into `jobs`), putting each JobReturn in `returns`
     as it arrives; True when fail_fast stopped it."""
-    from joblib import delayed
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    parallel = make_parallel(launcher, running, return_as="generator_unordered")
     show = launcher.progress and sys.stderr.isatty()
     started, done = time.perf_counter(), 0
-    calls = (
-        delayed(worker.run)(worker.Job(first_idx + i, jobs[i], running.job_context, plan.marks_dir))
-        for i in batch
-    )
+    calls = (worker.Job(first_idx + i, jobs[i], running.job_context, plan.marks_dir) for i in batch)
     with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:
         try:
             # Log lines go around the bar only when there is one (it costs every line).
@@ -107,7 +108,7 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
             with redirect, warnings.catch_warnings():
                 # joblib warns when fail_fast abandons the queue: that is what was asked.
                 warnings.filterwarnings("ignore", message=".*tasks which were still being")
-                for idx, ret in parallel(calls):
+                for idx, ret in launcher.engine.results(launcher, running, calls, worker.run):
                     returns[idx - first_idx] = ret
                     done += 1
                     bar.update()
@@ -143,6 +144,6 @@ def summary(ret):
 
 
 def not_run(overrides):
-    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
-    ret.return_value = JobNotRun("fail_fast stopped the sweep before this job started")
-    return ret
+    return failed_return(
+        overrides, JobNotRun("fail_fast stopped the sweep before this job started")
+    )

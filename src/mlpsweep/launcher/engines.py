@@ -8,9 +8,12 @@ Hydra says (hydra.sweep.dir), so workers on other machines need that folder on a
 filesystem, as with Hydra's submitit launcher.
 """
 
+import asyncio
 import contextlib
 import logging
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -22,6 +25,10 @@ class EngineError(RuntimeError):
     """An engine that cannot start (one line)."""
 
 
+class EngineLost(RuntimeError):
+    """An engine that can run no more jobs (one line: what was waited for, how long)."""
+
+
 IN_PROCESS = ("threading", "sequential")  # joblib backends without worker processes
 
 
@@ -31,6 +38,7 @@ class Running(NamedTuple):
     backend: str | None  # for joblib.Parallel; None: the one parallel_config set
     n_jobs: int
     job_context: object | None  # sent with each job (None: the workers got it at start)
+    client: object | None = None  # Dask's Client, for an engine that submits jobs itself
 
 
 class Engine:
@@ -61,6 +69,14 @@ class Engine:
     def start(self, launcher, context, n_jobs) -> Iterator[Running]:
         yield Running(self.name, min(workers(launcher), n_jobs), context)
 
+    def results(self, launcher, running, jobs, run) -> Iterator:
+        """`run(job)` for each of `jobs`, in worker processes: its results as jobs end, in
+        any order. Leaving the loop early abandons the jobs not yet started."""
+        from joblib import delayed
+
+        parallel = make_parallel(launcher, running, return_as="generator_unordered")
+        yield from parallel(delayed(run)(job) for job in jobs)
+
 
 class LokyEngine(Engine):
     """joblib's loky processes on this machine: each worker gets the launch's Hydra
@@ -85,7 +101,11 @@ class LokyEngine(Engine):
 
 class DaskEngine(Engine):
     """A Dask cluster: hydra.launcher.scheduler (or $DASK_SCHEDULER_ADDRESS), else a local
-    one for the launch. Dask reschedules a dead worker's jobs itself."""
+    one for the launch. Jobs go to the cluster through Dask's own client (joblib's Dask
+    backend never hands back a task that failed in the scheduler: it waits for ever).
+    Dask reschedules a dead worker's job itself; a job whose workers keep dying fails
+    alone (KilledWorker, after distributed.scheduler.allowed-failures deaths), its
+    siblings go on; a cluster left with no worker is waited for `no_workers_s` seconds."""
 
     local_workers = False
     remote_workers = True
@@ -95,16 +115,87 @@ class DaskEngine(Engine):
 
     @contextlib.contextmanager
     def start(self, launcher, context, n_jobs):
-        from joblib import parallel_config
-
-        with dask_client(launcher) as client, parallel_config(backend="dask"):
+        with dask_client(launcher) as client:
             info = client.scheduler_info().get("workers", {})
             threads = sum(w.get("nthreads", 1) for w in info.values())
             log.info(
                 f"dask: {len(info)} workers, {threads} threads at {client.scheduler.address}"
                 + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
             )
-            yield Running(None, -1, context)
+            yield Running(None, -1, context, client)
+
+    def results(self, launcher, running, jobs, run):
+        from distributed import wait
+
+        client, launch = running.client, uuid.uuid4().hex[:8]
+        futures = {
+            client.submit(run, job, key=f"mlpsweep-{launch}-{job.idx}", pure=False): job
+            for job in jobs
+        }
+        pending, idle = set(futures), NoWorkers(client, launcher.no_workers_s)
+        try:
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+                except (TimeoutError, asyncio.TimeoutError):
+                    idle.check()
+                    continue
+                for future in done:
+                    if future.status == "finished":
+                        yield future.result()
+                    else:  # KilledWorker, or cancelled by the cluster
+                        job = futures[future]
+                        yield job.idx, failed_return(job.overrides, dask_failure(future))
+        finally:
+            if pending:
+                client.cancel(list(pending))
+
+
+POLL_S = 1.0  # how often a launch waiting on Dask looks at the cluster
+
+
+class NoWorkers:
+    """Raises EngineLost once a Dask cluster has had no worker (or its scheduler has not
+    answered) for `limit_s` seconds: the bound on a launch's wait for its results."""
+
+    def __init__(self, client, limit_s):
+        self.client, self.limit_s, self.since = client, limit_s, None
+
+    def check(self):
+        try:
+            n = len(self.client.nthreads(callback_timeout=CONNECT_TIMEOUT_S))
+        except Exception:  # an unreachable scheduler: no worker can be reached either
+            n = 0
+        if n:
+            self.since = None
+            return
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since >= self.limit_s:
+            raise EngineLost(
+                f"the Dask cluster at {self.client.scheduler.address} has had no worker for "
+                f"{now - self.since:.0f} s (hydra.launcher.no_workers_s={self.limit_s:g}); "
+                "start workers (`dask worker ADDRESS`) and rerun with resume=true"
+            )
+
+
+def dask_failure(future):
+    from mlpsweep.launcher.failures import WorkerLost
+
+    error = future.exception() if future.status == "error" else None
+    if error is None:
+        return WorkerLost(f"its Dask task ended {future.status}")
+    allowed = getattr(error, "allowed_failures", None)
+    times = f" {allowed + 1} times" if isinstance(allowed, int) and allowed > 0 else ""
+    return WorkerLost(f"worker died{times} (killed? out of memory?; Dask: {type(error).__name__})")
+
+
+def failed_return(overrides, error):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+    ret.return_value = error
+    return ret
 
 
 ENGINES: dict[str, type[Engine]] = {"loky": LokyEngine, "dask": DaskEngine}
