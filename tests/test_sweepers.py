@@ -79,6 +79,39 @@ def test_an_optuna_sweep_with_a_bad_fixed_value_trains_nothing(tmp_path):
     assert e.value.code == 2 and not finished_runs(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "space, line",
+    [
+        # what scores the trials is not searched: Optuna would compare a loss with an accuracy
+        ("objective=choice(test_loss,test_accuracy)", "objective: searched by"),
+        ("target=choice(test_accuracy:0.5,test_accuracy:0.9)", "target: searched by"),
+        # every choice, and each end of an interval or a range, is a value a run takes
+        ("lr=interval(-1.0,0.5)", "lr=-1.0: must be > 0"),
+        ("batch_size=choice(10,0)", "batch_size=0: must be an integer >= 1"),
+        ("width=range(0,64,16)", "width=0: must be an integer >= 1"),
+        (
+            "optimizer=choice(sgd,nope)",
+            "it may propose optimizer=nope: no such optimizer (available: adagrad",
+        ),
+    ],
+)
+def test_an_optuna_search_space_that_cannot_be_searched_is_refused_before_a_trial(
+    tmp_path, capsys, space, line
+):
+    with pytest.raises(SystemExit) as e:
+        multirun(tmp_path / "sweep", *OPTUNA, space)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and line in err, err
+    assert not finished_runs(tmp_path) and not (tmp_path / "sweep").exists()
+
+
+def test_a_valid_search_space_with_log_and_int_dimensions_passes_the_check(tmp_path):
+    # The same check on spaces that are fine: nothing refused, the trials run.
+    space = ["lr=tag(log,interval(0.01,0.5))", "width=int(interval(8,32))", "steps=3"]
+    multirun(tmp_path / "sweep", *[a for a in OPTUNA if not a.startswith("lr=")], *space)
+    assert len(finished_runs(tmp_path)) == 4
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_submitit_job_killed_is_a_failed_run_and_resume_retrains_only_it(tmp_path):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, RangeSweep
 from hydra.experimental.callback import Callback
 
 from mlpsweep import records
@@ -78,7 +79,10 @@ class SweepStart(Callback):
             if not o.is_sweep_override()
         ]
         try:
-            [spec] = compose_all(JobComposer(loader, config), [fixed])
+            composer = JobComposer(loader, config)
+            [spec] = compose_all(composer, [fixed])
+            searched = [o for o in parsed if o.is_sweep_override()]
+            check_proposals(composer, loader, fixed, searched, name)
             study = check_study(config, config_keys(spec))
         except ValueError as e:
             remove_if_empty(sweep_dir)
@@ -102,6 +106,52 @@ class SweepStart(Callback):
         ).write(sweep_dir)
 
 
+# What scores an adaptive sweeper's trials: one measure for all of them, or its "best"
+# compares a test loss with an accuracy.
+SCORE_KNOBS = ("objective", "target")
+
+
+def check_proposals(composer, loader, fixed, sweeps, sweeper):
+    """An adaptive sweeper's search space, checked before its first trial: no knob that
+    scores the trials is searched, and every choice (and each end of a range or an
+    interval) is a value a run accepts. ValueError (one line) otherwise."""
+    for override in sweeps:
+        key = override.get_key_element()
+        if key in SCORE_KNOBS:
+            raise ValueError(
+                f"{key}: searched by hydra/sweeper={sweeper}, whose trials would then be "
+                f"scored by different measures and its best value would compare them; fix "
+                f"{key}=… and search the training knobs"
+            )
+        groups = loader.list_groups("")
+        for value in proposal_ends(override):
+            if key in groups and value not in loader.get_group_options(key):
+                options = ", ".join(loader.get_group_options(key))
+                raise ValueError(
+                    f"{override.input_line}: it may propose "
+                    f"{key}={value}: no such {key} (available: {options})"
+                )
+            try:
+                compose_all(composer, [[*fixed, f"{key}={value}"]])
+            except ValueError as e:
+                raise ValueError(
+                    f"{override.input_line}: it may propose {key}={value}: {e}"
+                ) from None
+
+
+def proposal_ends(override):
+    """The values of a search dimension worth checking: every choice, a range's or an
+    interval's two ends (none for a glob of config-group options)."""
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        return [value.start, value.end]
+    try:
+        values = list(override.sweep_string_iterator())
+    except Exception:  # noqa: BLE001 - a glob: its options are the config group's own
+        return []
+    return [values[0], values[-1]] if isinstance(value, RangeSweep) and values else values
+
+
 def plain_optuna_log():
     """Optuna's log lines without colour codes where stderr is not a terminal (a log
     file, CI): its colorlog formatter colours unless told the stream it writes to."""
@@ -115,5 +165,7 @@ def plain_optuna_log():
     for handler in logging.getLogger("optuna").handlers:
         formatter = handler.formatter
         stream = getattr(handler, "stream", None)
-        if hasattr(formatter, "no_color") and not (stream and stream.isatty()):
+        if hasattr(formatter, "no_color") and not (
+            stream and not stream.closed and stream.isatty()
+        ):
             formatter.no_color = True
