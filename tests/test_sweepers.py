@@ -105,6 +105,7 @@ def test_an_optuna_search_space_that_cannot_be_searched_is_refused_before_a_tria
     assert not finished_runs(tmp_path) and not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.slow  # four Optuna trials
 def test_a_valid_search_space_with_log_and_int_dimensions_passes_the_check(tmp_path):
     # The same check on spaces that are fine: nothing refused, the trials run.
     space = ["lr=tag(log,interval(0.01,0.5))", "width=int(interval(8,32))", "steps=3"]
