@@ -171,3 +171,27 @@ def test_a_job_whose_workers_keep_dying_fails_alone(tmp_path):
     # the other worker's jobs finish, and every job has its one line.
     assert 1 <= len(failed) <= 2 and all("KilledWorker" in why for _, why in failed), out
     assert len(ok) >= 2 and len(ok) + len(failed) == 4, out
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_ends_the_sweep_with_one_line(tmp_path, cluster):
+    # The scheduler SIGKILLed mid-sweep: the client cancels every future it held, and
+    # the sweep ends with one line naming the scheduler, exit 1, instead of a traceback.
+    import psutil
+
+    address, _ = cluster
+    port = address.rsplit(":", 1)[1]
+    sweep = sweep_on(address, tmp_path, "seed=range(4)", "steps=20000")
+    wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
+    [scheduler] = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "scheduler" in (p.info["cmdline"] or []) and port in (p.info["cmdline"] or [])
+    ]
+    scheduler.kill()
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 1, out[-3000:]
+    lines = [
+        line for line in out.splitlines() if f"the Dask scheduler at {address} was lost" in line
+    ]
+    assert len(lines) == 1 and "4 jobs not run" in lines[0], out[-3000:]

@@ -9,6 +9,7 @@ filesystem, as with Hydra's submitit launcher.
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -140,6 +141,13 @@ class DaskEngine(Engine):
                 except (TimeoutError, asyncio.TimeoutError):
                     idle.check()
                     continue
+                except (asyncio.CancelledError, concurrent.futures.CancelledError) as e:
+                    # the scheduler was lost: the client cancels every future it held
+                    raise EngineLost(
+                        f"the Dask scheduler at {client.scheduler.address} was lost "
+                        f"({type(e).__name__}); start it and its workers again and rerun "
+                        "with resume=true"
+                    ) from None
                 for future in done:
                     if future.status == "finished":
                         yield future.result()
