@@ -122,11 +122,66 @@ def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
 
 
 def sweep_on(address, tmp_path, *args):
+    """The sweep as a terminal starts it: in a process group of its own (a Ctrl-C there
+    reaches every process of the group)."""
     cmd = [sys.executable, str(REPO / "run.py"), "-m", *args, "eval_every=0", "report=false"]
-    cmd += ["hydra.launcher.backend=dask", f"hydra.launcher.scheduler={address}"]
+    cmd += ["hydra.launcher.backend=dask"]
+    cmd += [f"hydra.launcher.scheduler={address}"] if address else []
     return subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
+
+
+def records(cwd):
+    return list(Path(cwd).glob("results/*/*/runs/*"))
+
+
+def wait_until_idle(address):
+    """Until no worker thread runs a task: a task the sweep abandoned but that trained on
+    would finish (and write its record) before this returns. (The scheduler forgets a
+    cancelled task at once, whether or not its thread still runs it.)"""
+    from distributed import Client
+
+    def busy(dask_worker):
+        return len(dask_worker.active_threads)
+
+    with Client(address, timeout=30) as client:
+        wait_for(lambda: not sum(client.run(busy).values()), 120, "idle workers")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_jobs_running_on_the_cluster(tmp_path, cluster):
+    # Dask cannot stop a running task: before, the jobs a Ctrl-C abandoned trained on
+    # and wrote their records after the sweep said "0 of 4 jobs finished".
+    address, _ = cluster
+    sweep = sweep_on(address, tmp_path, "seed=range(4)", "steps=20000")
+    wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
+    os.killpg(sweep.pid, signal.SIGINT)
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, out[-3000:]
+    assert "interrupted: 0 of 4 jobs finished" in out and "Traceback" not in out, out
+    assert "dashboard" not in out  # the scheduler serves none (--no-dashboard)
+    wait_until_idle(address)
+    assert not records(tmp_path) and not running_claims(tmp_path)
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_sweep_on_its_own_local_cluster_prints_one_line(tmp_path):
+    # The local cluster's workers are in the terminal's process group: each printed its
+    # KeyboardInterrupt traceback, and distributed its teardown, around our line.
+    sweep = sweep_on(None, tmp_path, "seed=range(4)", "steps=20000", "hydra.launcher.n_jobs=2")
+    wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
+    os.killpg(sweep.pid, signal.SIGINT)
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.count("\n") <= 5, out  # planning, the cluster, interrupted, the last line
+    assert not records(tmp_path) and not running_claims(tmp_path)
 
 
 def running_claims(cwd):
@@ -179,7 +234,7 @@ def test_a_lost_scheduler_ends_the_sweep_with_one_line(tmp_path, cluster):
     # the sweep ends with one line naming the scheduler, exit 1, instead of a traceback.
     import psutil
 
-    address, _ = cluster
+    address, pids = cluster
     port = address.rsplit(":", 1)[1]
     sweep = sweep_on(address, tmp_path, "seed=range(4)", "steps=20000")
     wait_for(lambda: len(running_claims(tmp_path)) >= 2, what="two running jobs")
@@ -195,3 +250,9 @@ def test_a_lost_scheduler_ends_the_sweep_with_one_line(tmp_path, cluster):
         line for line in out.splitlines() if f"the Dask scheduler at {address} was lost" in line
     ]
     assert len(lines) == 1 and "4 jobs not run" in lines[0], out[-3000:]
+    assert "Traceback" not in out, out  # distributed's own, of its reconnection
+    # The workers close without their scheduler; before, each first trained its job to
+    # the end and wrote its record, after the sweep had said it was not run.
+    for pid in pids:
+        psutil.Process(pid).wait(timeout=120)
+    assert not records(tmp_path) and not running_claims(tmp_path)

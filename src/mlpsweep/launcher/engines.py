@@ -8,26 +8,14 @@ Hydra says (hydra.sweep.dir), so workers on other machines need that folder on a
 filesystem, as with Hydra's submitit launcher.
 """
 
-import asyncio
-import concurrent.futures
 import contextlib
-import logging
 import os
-import time
-import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
 
-log = logging.getLogger("mlpsweep")
-CONNECT_TIMEOUT_S = 5
+from mlpsweep.launcher.failures import EngineError, EngineLost, failed_return
 
-
-class EngineError(RuntimeError):
-    """An engine that cannot start (one line)."""
-
-
-class EngineLost(RuntimeError):
-    """An engine that can run no more jobs (one line: what was waited for, how long)."""
+__all__ = ["EngineError", "EngineLost", "failed_return"]  # where callers look for them
 
 
 IN_PROCESS = ("threading", "sequential")  # joblib backends without worker processes
@@ -102,11 +90,7 @@ class LokyEngine(Engine):
 
 class DaskEngine(Engine):
     """A Dask cluster: hydra.launcher.scheduler (or $DASK_SCHEDULER_ADDRESS), else a local
-    one for the launch. Jobs go to the cluster through Dask's own client (joblib's Dask
-    backend never hands back a task that failed in the scheduler: it waits for ever).
-    Dask reschedules a dead worker's job itself; a job whose workers keep dying fails
-    alone (KilledWorker, after distributed.scheduler.allowed-failures deaths), its
-    siblings go on; a cluster left with no worker is waited for `no_workers_s` seconds."""
+    one for the launch; its jobs go through Dask's own client (dask_client.py)."""
 
     local_workers = False
     remote_workers = True
@@ -116,94 +100,15 @@ class DaskEngine(Engine):
 
     @contextlib.contextmanager
     def start(self, launcher, context, n_jobs):
-        with dask_client(launcher) as client:
-            info = client.scheduler_info().get("workers", {})
-            threads = sum(w.get("nthreads", 1) for w in info.values())
-            log.info(
-                f"dask: {len(info)} workers, {threads} threads at {client.scheduler.address}"
-                + (f"; dashboard {client.dashboard_link}" if client.dashboard_link else "")
-            )
+        from mlpsweep.launcher import dask_client
+
+        with dask_client.connect(launcher.scheduler, workers(launcher)) as client:
             yield Running(None, -1, context, client)
 
     def results(self, launcher, running, jobs, run):
-        from distributed import wait
+        from mlpsweep.launcher import dask_client
 
-        client, launch = running.client, uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(run, job, key=f"mlpsweep-{launch}-{job.idx}", pure=False): job
-            for job in jobs
-        }
-        pending, idle = set(futures), NoWorkers(client, launcher.no_workers_s)
-        try:
-            while pending:
-                try:
-                    done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
-                except (TimeoutError, asyncio.TimeoutError):
-                    idle.check()
-                    continue
-                except (asyncio.CancelledError, concurrent.futures.CancelledError) as e:
-                    # the scheduler was lost: the client cancels every future it held
-                    raise EngineLost(
-                        f"the Dask scheduler at {client.scheduler.address} was lost "
-                        f"({type(e).__name__}); start it and its workers again and rerun "
-                        "with resume=true"
-                    ) from None
-                for future in done:
-                    if future.status == "finished":
-                        yield future.result()
-                    else:  # KilledWorker, or cancelled by the cluster
-                        job = futures[future]
-                        yield job.idx, failed_return(job.overrides, dask_failure(future))
-        finally:
-            if pending:
-                client.cancel(list(pending))
-
-
-POLL_S = 1.0  # how often a launch waiting on Dask looks at the cluster
-
-
-class NoWorkers:
-    """Raises EngineLost once a Dask cluster has had no worker (or its scheduler has not
-    answered) for `limit_s` seconds: the bound on a launch's wait for its results."""
-
-    def __init__(self, client, limit_s):
-        self.client, self.limit_s, self.since = client, limit_s, None
-
-    def check(self):
-        try:
-            n = len(self.client.nthreads(callback_timeout=CONNECT_TIMEOUT_S))
-        except Exception:  # an unreachable scheduler: no worker can be reached either
-            n = 0
-        if n:
-            self.since = None
-            return
-        now = time.monotonic()
-        self.since = self.since or now
-        if now - self.since >= self.limit_s:
-            raise EngineLost(
-                f"the Dask cluster at {self.client.scheduler.address} has had no worker for "
-                f"{now - self.since:.0f} s (hydra.launcher.no_workers_s={self.limit_s:g}); "
-                "start workers (`dask worker ADDRESS`) and rerun with resume=true"
-            )
-
-
-def dask_failure(future):
-    from mlpsweep.launcher.failures import WorkerLost
-
-    error = future.exception() if future.status == "error" else None
-    if error is None:
-        return WorkerLost(f"its Dask task ended {future.status}")
-    allowed = getattr(error, "allowed_failures", None)
-    times = f" {allowed + 1} times" if isinstance(allowed, int) and allowed > 0 else ""
-    return WorkerLost(f"worker died{times} (killed? out of memory?; Dask: {type(error).__name__})")
-
-
-def failed_return(overrides, error):
-    from hydra.core.utils import JobReturn, JobStatus
-
-    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
-    ret.return_value = error
-    return ret
+        return dask_client.results(running.client, jobs, run, launcher.no_workers_s)
 
 
 ENGINES: dict[str, type[Engine]] = {"loky": LokyEngine, "dask": DaskEngine}
@@ -257,26 +162,3 @@ def make_parallel(launcher, running, **kwargs):
     return Parallel(
         n_jobs=running.n_jobs, backend=running.backend, **kwargs, **launcher.joblib_kwargs
     )
-
-
-@contextlib.contextmanager
-def dask_client(launcher):
-    from distributed import Client, LocalCluster
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    address = launcher.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if address:
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as e:
-            raise EngineError(
-                f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
-                f"({type(e).__name__}); start one with `dask scheduler`, or leave "
-                "hydra.launcher.scheduler unset to run a local cluster"
-            ) from None
-        with client:
-            yield client
-        return
-    with LocalCluster(n_workers=workers(launcher), threads_per_worker=1, processes=True) as cluster:
-        with Client(cluster) as client:
-            yield client
