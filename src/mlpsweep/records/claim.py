@@ -97,9 +97,12 @@ def acquire(path):
                 raise RunBusy(f"being trained by pid {holder['pid']} on {holder['host']}") from None
             take_over(path, holder)
             continue
+        _start_heartbeat()
+        # Last, with nothing after it that runs Python code: an exception raised into
+        # this thread from outside (a Dask job abandoned, dask_stop.py) lands in the
+        # caller's `with`, whose exit releases the claim, never between the two.
         with _lock:
             _held[path] = me["token"]
-        _start_heartbeat()
         return me["token"]
     raise RunBusy(f"{path}: claimed and released by others repeatedly; try again")
 
