@@ -80,17 +80,16 @@ def write_claim(sweep, run_id, **holder):
 def test_a_claim_is_judged_by_its_owners_timeout_not_the_readers(tmp_path, monkeypatch):
     """A second process with a smaller claim_timeout must not take over a live sweep's
     running jobs: the claim says how long its owner may be silent."""
-    monkeypatch.setattr(claim, "STALE_S", 10.0)
     path = write_claim(tmp_path, "ab" * 8, timeout=600.0)
     old = time.time() - 100  # silent for 100 s: past the reader's 10, within the owner's 600
     os.utime(path, (old, old))
-    assert records.live_claims(tmp_path) == ["ab" * 8]
+    assert records.live_claims(tmp_path, timeout_s=10.0) == ["ab" * 8]
     with pytest.raises(records.RunBusy):
-        with records.claim_run(tmp_path, "ab" * 8):
+        with records.claim_run(tmp_path, "ab" * 8, timeout_s=10.0):
             pass
     old = time.time() - 700
     os.utime(path, (old, old))
-    assert records.live_claims(tmp_path) == []
+    assert records.live_claims(tmp_path, timeout_s=10.0) == []
 
 
 @pytest.mark.parametrize("text", ["", '{"pid": "1", "host": 2}', "[1]", '{"pid": 1, "host'])
@@ -103,9 +102,9 @@ def test_a_torn_malformed_or_future_dated_claim_is_stale_after_a_bounded_time(
     later = time.time() + 3600  # an hour ahead: its mtime would keep it fresh for ever
     os.utime(path, (later, later))
     assert records.live_claims(tmp_path) == ["cd" * 8]  # could be a write in progress
-    monkeypatch.setattr(claim, "TORN_S", 0.0)  # as if TORN_S (by its ctime) had passed
-    assert records.live_claims(tmp_path) == []
-    with records.claim_run(tmp_path, "cd" * 8):  # taken over, and said
+    # a reader with a timeout so short that the claim's ctime is past it: torn, stale
+    assert records.live_claims(tmp_path, timeout_s=1e-9) == []
+    with records.claim_run(tmp_path, "cd" * 8, timeout_s=1e-9):  # taken over, and said
         pass
     assert "cannot be read" in caplog.text and str(path) in caplog.text
 

@@ -52,11 +52,11 @@ def unfinished_runs(sweep_dir) -> Unfinished:
     return Unfinished(failed, not_run, damaged, len(manifest.runs))
 
 
-def record_lost_runs(sweep_dir):
+def record_lost_runs(sweep_dir, claim_timeout):
     """A run whose process died while training it (its worker was killed, or ran out of
     memory) left its claim behind and no result: record it as failed, saying so."""
     planned = {r.run_id: r for r in records.SweepManifest.read(sweep_dir).runs}
-    for run_id, claim in records.stale_claims(sweep_dir):
+    for run_id, claim in records.stale_claims(sweep_dir, claim_timeout):
         run_dir = records.run_dir(sweep_dir, run_id)
         if run_id in planned and records.inspect_run(run_dir)[1] == NO_RESULT:
             metrics = records.RunMetrics(
@@ -137,8 +137,7 @@ class SweepEnd(Callback):
             sys.exit(1)
         if manifest.adaptive:  # list the runs the sweeper proposed (read found them)
             manifest.write(sweep_dir, make=False)
-        records.claim.set_timeout(float(config.get("claim_timeout", 60.0)))
-        record_lost_runs(sweep_dir)
+        record_lost_runs(sweep_dir, float(config.get("claim_timeout", records.claim.STALE_S)))
         report_ok = report(sweep_dir) if config.get("report", True) else True
         try:
             all_finished = summarise(sweep_dir)

@@ -244,7 +244,7 @@ def recover_lost_job(config, batch, error: Exception) -> None:
     jobs' processes died: killed, preempted, out of memory; its result file never came),
     say so in one line,
     wait for the batch's other jobs (each one's claim is held while it trains, and goes
-    stale within records.STALE_S once its process is gone, so the wait is bounded by the
+    stale within claim_timeout once its process is gone, so the wait is bounded by the
     jobs themselves), and go on: the end of the sweep records the lost run as failed
     (its claim is left behind, its process gone), builds the report and exits 1."""
     import time
@@ -257,5 +257,5 @@ def recover_lost_job(config, batch, error: Exception) -> None:
         f"a job of this batch of {len(batch)} was lost ({first}): its process died "
         "(killed, preempted or out of memory?); waiting for the others"
     )
-    while records.live_claims(sweep_dir):
+    while records.live_claims(sweep_dir, float(config.get("claim_timeout", 60.0))):
         time.sleep(LOST_WAIT_S)

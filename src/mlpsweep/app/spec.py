@@ -29,7 +29,7 @@ class RunSpec:
     retries: int = 0
     blas_threads: int = 1
     objective: str = "test_loss"  # what the job returns to an adaptive sweeper
-    claim_timeout: float = 60.0  # see records.claim.set_timeout
+    claim_timeout: float = 60.0  # seconds; see records.claim
     tensorboard: bool = False  # write the run's event file as it trains (app/tensorboard.py)
     input_size: int = 784
     num_classes: int = 10

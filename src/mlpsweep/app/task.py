@@ -153,9 +153,9 @@ def run_task(cfg):
         return outcome(spec, record_dir, done, reused=True)
     if cfg.get("dry_run", False):
         return dry_run(spec, record_dir)
-    records.claim.set_timeout(spec.claim_timeout)
     try:
-        with records.claim_run(sweep_dir, spec.run_id) as claim:  # OSError: see write_error
+        # an OSError is a folder that cannot be written: see write_error
+        with records.claim_run(sweep_dir, spec.run_id, spec.claim_timeout) as claim:
             done = records.read_metrics(record_dir)  # finished while we waited for it?
             if records.reached(done, pause_at):
                 return outcome(spec, record_dir, done, reused=True)

@@ -12,8 +12,8 @@ with a smaller `claim_timeout` judges by the owner's, so it never takes over a l
 sweep's runs). A stopped process (SIGSTOP, a frozen machine) stops beating, so its runs
 are taken over after its timeout. A claim that cannot be read (torn by a crash, not a
 claim, the wrong types) or whose heartbeat is far in the future (clock skew) is stale
-once it has been so for TORN_S, measured by its ctime (which no utime can set), so no
-such file makes anyone wait for ever. A stale claim is taken over, under a second
+once it has been so for `torn_s` (30 s at most), measured by its ctime (which no utime
+can set), so no such file makes anyone wait for ever. A stale claim is taken over, under a second
 exclusive file so that two processes never both take it over, and the taker says so.
 """
 
@@ -34,22 +34,27 @@ from mlpsweep.records.files import PathLike, guarded_create, guarded_mkdir, guar
 log = logging.getLogger("mlpsweep")
 
 CLAIMS = "claims"
-HEARTBEAT_S = 10.0
-STALE_S = 60.0  # several missed heartbeats: the process (or its machine) is gone
-TORN_S = 30.0  # an unreadable or future-dated claim older than this (by ctime) is stale
+# How long a claim's heartbeat may be silent before others take it over: the
+# `claim_timeout` knob, passed to each call as a value (and written into the claim).
+STALE_S = 60.0  # its default: several missed heartbeats, the process (or machine) gone
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a claim's own timeout beyond this is not a claim's
 
 
-def set_timeout(seconds: float) -> None:
-    """How long a claim's heartbeat may be silent before others take it over (the
-    `claim_timeout` knob); the heartbeat beats six times as often."""
-    global STALE_S, HEARTBEAT_S, TORN_S
-    STALE_S = float(seconds)
-    HEARTBEAT_S = min(10.0, STALE_S / 6)
-    TORN_S = min(30.0, STALE_S)
+def heartbeat_s(timeout_s: float) -> float:
+    """How often a claim with this timeout is freshened: six beats per timeout."""
+    return min(10.0, timeout_s / 6)
 
 
-_held: dict = {}  # path -> token, claims of this process (the heartbeat keeps them fresh)
+def torn_s(timeout_s: float) -> float:
+    """How long (by its ctime) an unreadable or future-dated claim may stand before a
+    process judging with this timeout calls it stale, not a write in progress."""
+    return min(30.0, timeout_s)
+
+
+# The claims this process holds, path -> (token, heartbeat interval): the one heartbeat
+# thread keeps them fresh. Process state by nature (a claim is a process's), bounded by
+# the runs its jobs are training.
+_held: dict = {}
 _lock = threading.Lock()
 _beating = threading.Event()
 
@@ -66,21 +71,22 @@ def claim_path(sweep_dir: PathLike, run_id: str) -> Path:
 
 
 @contextlib.contextmanager
-def claim_run(sweep_dir: PathLike, run_id: str):
-    """Hold the run's claim for the `with` block; RunBusy if another process holds it."""
+def claim_run(sweep_dir: PathLike, run_id: str, timeout_s: float = STALE_S):
+    """Hold the run's claim for the `with` block; RunBusy if another process holds it.
+    Others may take it over once its heartbeat has been silent for `timeout_s`."""
     path = claim_path(sweep_dir, run_id)
-    token = acquire(path)
+    token = acquire(path, timeout_s)
     try:
         yield path
     finally:
         release(path, token)
 
 
-def acquire(path):
+def acquire(path, timeout_s: float = STALE_S):
     root = path.parent.parent  # the sweep's folder: claims/ may not be a link
     me = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
     me["started"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    me["timeout"] = STALE_S  # others judge this claim by its owner's timeout
+    me["timeout"] = float(timeout_s)  # others judge this claim by its owner's timeout
     for _ in range(5):
         try:
             guarded_mkdir(path.parent, root)
@@ -91,18 +97,18 @@ def acquire(path):
             continue
         except FileExistsError:
             holder = read_claim(path)
-            if holder is None and not _torn_stale(path):
+            if holder is None and not _torn_stale(path, timeout_s):
                 raise RunBusy("being claimed by another process") from None
             if holder is not None and is_alive(holder, path):
                 raise RunBusy(f"being trained by pid {holder['pid']} on {holder['host']}") from None
-            take_over(path, holder)
+            take_over(path, holder, timeout_s)
             continue
         _start_heartbeat()
         # Last, with nothing after it that runs Python code: an exception raised into
         # this thread from outside (a Dask job abandoned, dask_stop.py) lands in the
         # caller's `with`, whose exit releases the claim, never between the two.
         with _lock:
-            _held[path] = me["token"]
+            _held[path] = (me["token"], heartbeat_s(timeout_s))
         return me["token"]
     raise RunBusy(f"{path}: claimed and released by others repeatedly; try again")
 
@@ -111,7 +117,7 @@ def holds(path: PathLike) -> bool:
     """Whether this process still holds the claim at `path` (the fence a result is
     published behind: a process stopped past the timeout has lost it to another)."""
     with _lock:
-        token = _held.get(path)
+        token, _ = _held.get(path, (None, None))
     holder = read_claim(path)
     return token is not None and holder is not None and holder.get("token") == token
 
@@ -154,36 +160,37 @@ def _claim_files(sweep_dir: PathLike) -> list[Path]:
     return sorted(folder.glob("*.json"))
 
 
-def stale_claims(sweep_dir: PathLike) -> Iterator[tuple[str, Path]]:
-    """(run_id, claim path) of the claims left behind by processes that are gone."""
+def stale_claims(sweep_dir: PathLike, timeout_s: float = STALE_S) -> Iterator[tuple[str, Path]]:
+    """(run_id, claim path) of the claims left behind by processes that are gone (each
+    judged by its owner's timeout; one that cannot be read, by `timeout_s`)."""
     for path in _claim_files(sweep_dir):
         holder = read_claim(path)
-        if holder is None and not _torn_stale(path):
+        if holder is None and not _torn_stale(path, timeout_s):
             continue  # being written
         if holder is None or not is_alive(holder, path):
             yield path.stem, path
 
 
-def live_claims(sweep_dir: PathLike) -> list[str]:
+def live_claims(sweep_dir: PathLike, timeout_s: float = STALE_S) -> list[str]:
     """The run ids whose claims a live process holds (a job training them now)."""
     out = []
     for path in _claim_files(sweep_dir):
         holder = read_claim(path)
-        if holder is None and not _torn_stale(path):
+        if holder is None and not _torn_stale(path, timeout_s):
             out.append(path.stem)  # being written
         elif holder is not None and is_alive(holder, path):
             out.append(path.stem)
     return out
 
 
-def _torn_stale(path: PathLike) -> bool:
+def _torn_stale(path: PathLike, timeout_s: float) -> bool:
     """Whether an unreadable claim has been so long enough to be a crash's, not a write
     in progress: by its ctime (set by the kernel on every change; no utime sets it)."""
     try:
         changed = os.lstat(path).st_ctime
     except OSError:
         return True
-    return time.time() - changed > TORN_S
+    return time.time() - changed > torn_s(timeout_s)
 
 
 def remove(path: PathLike) -> None:
@@ -224,7 +231,7 @@ def is_alive(holder: dict, path: PathLike) -> bool:
     return True
 
 
-def take_over(path, holder):
+def take_over(path, holder, timeout_s):
     """Remove a stale claim, once: the remover holds `<claim>.takeover` exclusively and
     checks that the claim is still the stale one it judged (one another process has
     made since is left alone)."""
@@ -232,7 +239,7 @@ def take_over(path, holder):
     try:
         guarded_create(guard, b"", root=path.parent.parent)
     except FileExistsError:
-        if _torn_stale(guard):  # its taker died meanwhile
+        if _torn_stale(guard, timeout_s):  # its taker died meanwhile
             guard.unlink(missing_ok=True)
         raise RunBusy(f"{path.name}: another process is taking the stale claim over") from None
     try:
@@ -243,14 +250,16 @@ def take_over(path, holder):
             same = now is not None and now.get("token") == holder.get("token")
         if same:
             remove(path)
-            log.warning(f"{path}: {_why_stale(holder, path)}; its run is taken over")
+            log.warning(f"{path}: {_why_stale(holder, path, timeout_s)}; its run is taken over")
     finally:
         guard.unlink(missing_ok=True)
 
 
-def _why_stale(holder: dict | None, path: PathLike) -> str:
+def _why_stale(holder: dict | None, path: PathLike, timeout_s: float) -> str:
     if holder is None:
-        return f"a claim that cannot be read (torn, or not a claim) for over {TORN_S:g} s"
+        return (
+            f"a claim that cannot be read (torn, or not a claim) for over {torn_s(timeout_s):g} s"
+        )
     age = _age(path)
     if age < -SKEW_S:
         return f"a claim whose heartbeat is {-age:.0f} s in the future (clock skew)"
@@ -287,11 +296,20 @@ def _start_heartbeat():
 
 
 def _heartbeat():
+    """Freshen each claim held, as often as its own timeout needs. It wakes at least once
+    a second, so a claim just taken (with any timeout) is never missed for long."""
+    beaten: dict = {}  # path -> when this thread last freshened it
     while True:
-        time.sleep(HEARTBEAT_S)  # read each time: set_timeout may shorten it
         with _lock:
-            held = list(_held)
-        for path in held:
+            held = dict(_held)
+        time.sleep(min([1.0] + [beat for _, beat in held.values()]))
+        now = time.monotonic()
+        for path, (_, beat) in held.items():
+            if now - beaten.get(path, 0.0) < beat:
+                continue
+            beaten[path] = now
             if holds(path):  # never freshen a claim another process has taken over
                 with contextlib.suppress(OSError):
                     os.utime(path)
+        for path in set(beaten) - set(held):
+            del beaten[path]
