@@ -5,6 +5,7 @@ data, never an exception that could take its siblings down."""
 import io
 import logging
 import os
+import threading
 import time
 import traceback
 import warnings
@@ -33,8 +34,12 @@ def execute(spec, observer=None, run_dir=None, stop_at=None) -> RunRecord:
     checkpoint to continue from."""
     start = time.perf_counter()
     log = io.StringIO()
+    # The run's own log, for as long as it trains: what this thread logs, not what
+    # another job does meanwhile in the same process (a Dask worker runs one per thread).
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    me = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == me)
     root = logging.getLogger()
     root.addHandler(handler)
     metrics = RunMetrics(
