@@ -1,23 +1,21 @@
 """A job's config -> RunSpec: the validated, typed description of one run."""
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from mlpsweep.app.schema import HARNESS_KEYS, check_harness
 from mlpsweep.core import TrainConfig
 from mlpsweep.records import RunIdentity
 
-_datasets = {}
 
-
+@functools.lru_cache(maxsize=4)  # a bounded cache: a worker's jobs use one or two
 def load_dataset_cached(name, data_dir):
-    """One load per process (cheap: the full datasets are mmap'd .npy files)."""
+    """One load per process and dataset (cheap: the full datasets are mmap'd .npy files;
+    each job would otherwise verify and normalise its copy again)."""
     from mlpsweep.data import load_dataset
 
-    key = (name, data_dir)
-    if key not in _datasets:
-        _datasets[key] = load_dataset(name, data_dir=data_dir)
-    return _datasets[key]
+    return load_dataset(name, data_dir=data_dir)
 
 
 @dataclass(frozen=True)

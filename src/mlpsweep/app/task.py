@@ -8,6 +8,7 @@ resumes, whichever launcher runs it. A single run writes into Hydra's run direct
 """
 
 import errno
+import functools
 import logging
 import math
 import os
@@ -257,23 +258,19 @@ def check_data(sweep_dir, spec):
         )
 
 
-_planned = {}  # (sweep folder, manifest's mtime and size) -> its data fingerprints
-
-
 def planned_data(sweep_dir):
     """The manifest's {dataset: fingerprint}, read once per worker and manifest version
-    (every job of a sweep checks it), or None without a manifest."""
+    (every job of a sweep checks it), or None without a readable manifest."""
     try:
         st = (Path(sweep_dir) / records.MANIFEST).stat()
-    except OSError:
+        return manifest_data_cached(str(sweep_dir), st.st_mtime_ns, st.st_size)
+    except (OSError, records.SweepError):  # not cached: read again by the next job
         return None
-    key = (str(sweep_dir), st.st_mtime_ns, st.st_size)
-    if key not in _planned:
-        try:
-            _planned[key] = records.SweepManifest.read(sweep_dir).data
-        except records.SweepError:
-            return None
-    return _planned[key]
+
+
+@functools.lru_cache(maxsize=8)  # a bounded cache: keyed by the manifest's version
+def manifest_data_cached(sweep_dir, mtime_ns, size):
+    return records.SweepManifest.read(sweep_dir).data
 
 
 def objective(spec, metrics):
