@@ -199,3 +199,43 @@ def test_numpys_own_blas_is_found_beside_scipys():
     finally:
         for cached in (blas.blas_libraries, blas.numpy_blas, blas._gemm, provenance.blas_library):
             cached.cache_clear()
+
+
+@pytest.mark.parametrize("kw", [{}, {"hidden_sizes": (12, 9, 5)}, {"lr": 1e4}])
+def test_the_hidden_rows_keep_their_ones_and_zeros_and_start_on_cache_lines(tiny_dataset, kw):
+    # The ReLU passes run over whole rows (width values, a 1, zeros to a cache line):
+    # the next layer's bias needs the 1 and the padding must stay 0, step after step.
+    cfg = TrainConfig(**{"steps": 100, "width": 16, "dtype": "float32", **kw})
+    trainer = Trainer(cfg, tiny_dataset, fused=True)
+    fused = trainer.fused
+    with np.errstate(all="ignore"):
+        for _ in range(30):
+            trainer.step()
+    for full in fused.z_full + fused.mask + fused.relu_full:
+        width = full.shape[1] - 1
+        while full[0, width] == 0:  # the padding ends at the 1
+            width -= 1
+        assert full.shape[1] % 16 == 0 and full.ctypes.data % 64 == 0
+        assert (full[:, width] == 1).all() and (full[:, width + 1 :] == 0).all()
+    assert all(h.ctypes.data % 64 == 0 for h in fused.h)
+
+
+def test_a_batch_buffer_without_the_ones_column_under_it_is_refused(tiny_dataset):
+    # The loader gathers whole rows, ones included, into the buffer under the batch's
+    # view: the memory under each row's extra column must be the view's owner's.
+    from mlpsweep.core.batches import BatchLoader
+
+    x, y = tiny_dataset.x_train, tiny_dataset.y_train
+    width = x.shape[1]
+    for bad in (
+        np.empty((4, width), np.float32),  # its own memory: no column beside it
+        np.ones((4, width + 2), np.float32)[:, :width],  # rows two wider
+        np.ones((4, width + 1), np.float32)[1:, :-1],  # 3 rows: a batch of 4 is asked
+        np.ones((4, width + 1), np.float64)[:, :-1],  # another dtype's rows
+    ):
+        with pytest.raises(ValueError, match="inputs \\+ 1"):
+            BatchLoader(x, y, 4, np.float32, into=bad)
+    wide = np.ones((5, width + 1), np.float32)
+    loader = BatchLoader(x, y, 4, np.float32, into=wide[1:, :-1])  # rows 1-4 of five
+    loader.load(np.arange(4))
+    assert (wide[0] == 1).all() and (wide[1:, -1] == 1).all()  # row 0 untouched

@@ -79,7 +79,7 @@ def _gemm(prefix):
 
 def _args(W, hT, d):
     """gemm's arguments for W -= hT @ d, as numpy passes them for `matmul(hT, d)` (row
-    major, hT a transposed view of a C-contiguous array), with alpha -1 and beta 1."""
+    major, hT the transpose of a matrix of contiguous rows), with alpha -1 and beta 1."""
     h = hT.T
     scalar = ctypes.c_float if W.dtype == np.float32 else ctypes.c_double
     i64, item = ctypes.c_int64, W.itemsize
@@ -94,15 +94,22 @@ def _args(W, hT, d):
     )  # fmt: skip
 
 
+def _rows(a):
+    """Whether `a` is a matrix of contiguous rows (C-contiguous, or rows of a wider
+    C-contiguous array): what gemm takes with a leading dimension."""
+    item = a.itemsize
+    return a.strides[1] == item and a.strides[0] % item == 0 and a.strides[0] >= a.shape[1] * item
+
+
 def _fits(W, hT, d):
-    """The layouts `_args` describes: C-contiguous W and d, hT a C-contiguous array's
-    transpose, one dtype, matching shapes."""
+    """The layouts `_args` describes: C-contiguous W, d and hT.T matrices of contiguous
+    rows, one dtype, matching shapes."""
     return (
         W.dtype == hT.dtype == d.dtype
         and W.dtype in PREFIX
         and W.flags.c_contiguous
-        and d.flags.c_contiguous
-        and hT.T.flags.c_contiguous
+        and _rows(d)
+        and _rows(hT.T)
         and W.shape == (hT.shape[0], d.shape[1])
         and hT.shape[1] == d.shape[0]
     )
@@ -115,20 +122,26 @@ def gemm_update(W, hT, d):
     if not _fits(W, hT, d):
         return None
     fn = _gemm(PREFIX[W.dtype])
-    if fn is None or not exact_update(W.shape[0], W.shape[1], d.shape[0], W.dtype.char):
+    ld_h, ld_d = hT.strides[1] // hT.itemsize, d.strides[0] // d.itemsize
+    shape = (W.shape[0], W.shape[1], d.shape[0], W.dtype.char)
+    if fn is None or not exact_update(*shape, ld_h, ld_d):
         return None
     return functools.partial(fn, *_args(W, hT, d))
 
 
 @functools.cache
-def exact_update(m, p, k, dtype_char):
-    """Whether gemm's `W -= h.T @ d` (W m x p, h k x m) rounds exactly as
-    `W - matmul(h.T, d)` here: both computed once on random numbers, compared bitwise."""
+def exact_update(m, p, k, dtype_char, ld_h=None, ld_d=None):
+    """Whether gemm's `W -= h.T @ d` (W m x p, h k x m, their rows `ld_h` and `ld_d`
+    apart) rounds exactly as `W - matmul(h.T, d)` here: both computed once on random
+    numbers, compared bitwise."""
     fn = _gemm(PREFIX[np.dtype(dtype_char)])
     if fn is None:
         return False
     rng = np.random.default_rng(0)
-    h, d, W = (rng.standard_normal(s).astype(dtype_char) for s in ((k, m), (k, p), (m, p)))
+    h, d, W = (
+        rng.standard_normal(s).astype(dtype_char) for s in ((k, ld_h or m), (k, ld_d or p), (m, p))
+    )
+    h, d = h[:, :m], d[:, :p]
     expected = W - np.matmul(h.T, d)
     fn(*_args(W, h.T, d))
     return bool(np.array_equal(W, expected))
