@@ -9,7 +9,6 @@ From Python (no Hydra):
     result = mlpsweep.train(mlpsweep.TrainConfig(batch_size=10), mlpsweep.dataset("mnist_5k"))
 """
 
-__version__ = "0.1.0"
 __all__ = ["Sweep", "TrainConfig", "dataset", "load", "train"]
 
 
@@ -84,4 +83,8 @@ def __getattr__(name):  # the classes, without importing pandas or the core up f
         from mlpsweep.report.results import Sweep
 
         return Sweep
+    if name == "__version__":  # pyproject.toml's, read when asked (it costs milliseconds)
+        from mlpsweep.provenance import harness_version
+
+        return harness_version()
     raise AttributeError(f"module 'mlpsweep' has no attribute {name!r}")

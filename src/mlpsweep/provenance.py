@@ -46,12 +46,16 @@ def code_version():
     return git_commit(Path(__file__).resolve().parent)
 
 
+@functools.cache
 def harness_version():
-    """mlpsweep's own version: a sweep's manifest records it, and sweeps merged into one
-    dataset must share it (report/merge.py)."""
-    import mlpsweep
+    """mlpsweep's own version (pyproject.toml's, as installed): a sweep's manifest records
+    it, and sweeps merged into one dataset must share it (report/merge.py)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return mlpsweep.__version__
+    try:
+        return version("mlpsweep")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown"
 
 
 @functools.cache
