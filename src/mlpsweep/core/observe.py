@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from mlpsweep.core.train import TrainResult
+    from mlpsweep.core.result import TrainResult
 
 
 @dataclass

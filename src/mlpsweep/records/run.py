@@ -33,6 +33,7 @@ from mlpsweep.records.metrics import RunMetrics, digest_of
 
 if TYPE_CHECKING:
     import pandas as pd
+from mlpsweep.core.result import NOISE_COLUMNS
 from mlpsweep.records.files import (
     PathLike,
     guarded_mkdir,
@@ -43,7 +44,6 @@ from mlpsweep.records.files import (
 )
 from mlpsweep.records.identity import is_run_id
 
-NOISE_COLUMNS = ("grad_norm_sq", "trace_cov", "b_simple")
 NO_RESULT = "no result"  # inspect_run's problem for a run without metrics.json (yet)
 
 
