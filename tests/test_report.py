@@ -387,7 +387,7 @@ def test_a_study_declaration_is_checked_and_kept_with_the_sweep(tmp_path, capsys
 
 def test_twins_are_found_and_drawn_once():
     from mlpsweep.report.analysis import Analysis
-    from mlpsweep.report.figures.curves import TWIN_STEPS, twin_of
+    from mlpsweep.report.figures.labels import TWIN_STEPS, twin_of
 
     rng = np.random.default_rng(0)
     base = [rng.random(200) + 0.1 for _ in range(3)]

@@ -7,13 +7,12 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-import pandas as pd
 
 from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
 from mlpsweep.report.analysis import analyse, summary, summary_numbers, swept_dims
 from mlpsweep.report.caveats import one_seed, sampling_split
-from mlpsweep.report.collect import SweepTables, collect
+from mlpsweep.report.collect import collect
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
@@ -24,6 +23,7 @@ from mlpsweep.report.halving import (
     halving_study,
     paused_without_halving,
 )
+from mlpsweep.report.merge import side_by_side
 from mlpsweep.report.provenance import provenance
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import (
@@ -221,25 +221,6 @@ def compare(sweep_dirs, out_path) -> Path:
         out_path,
         files_dir=out_path.parent / "report",
     )
-
-
-def side_by_side(sweep_dirs) -> SweepTables:
-    """The SweepTables of several sweeps, `sweep` (<name>/<time>) a config column."""
-    all_runs, all_hist, metas, config = [], [], [], {"sweep": None}
-    for d in sweep_dirs:
-        d = Path(d)
-        tables = collect(d, write=False)
-        runs, history, sweep = tables.runs, tables.history, tables.manifest
-        config.update(dict.fromkeys(tables.config_columns))
-        label = f"{sweep.sweep_name}/{d.name}"
-        runs["sweep"] = label
-        history["run_id"] = label + ":" + history["run_id"]
-        runs["run_id"] = label + ":" + runs["run_id"]
-        all_runs.append(runs)
-        all_hist.append(history)
-        metas.append(sweep)
-    runs, history = pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True)
-    return SweepTables(runs, history, metas, tuple(config))
 
 
 def _has_sum_confound(runs):

@@ -86,8 +86,6 @@ def merge(sweep_dirs, keep_apart=False) -> Merged:
         for d, t in zip(dirs, collected)
     ]
     if keep_apart:
-        from mlpsweep.report.build import side_by_side
-
         tables = side_by_side(dirs)
         return Merged(tables, sources, "Kept apart: each run keeps its sweep (the `sweep` column).")
     check_compatible(dirs, collected)
@@ -124,3 +122,22 @@ def merge(sweep_dirs, keep_apart=False) -> Merged:
     )
     tables = SweepTables(runs, history, [manifest], tuple(config))
     return Merged(tables, sources, note)
+
+
+def side_by_side(sweep_dirs) -> SweepTables:
+    """The SweepTables of several sweeps, `sweep` (<name>/<time>) a config column."""
+    all_runs, all_hist, metas, config = [], [], [], {"sweep": None}
+    for d in sweep_dirs:
+        d = Path(d)
+        tables = collect(d, write=False)
+        runs, history, sweep = tables.runs, tables.history, tables.manifest
+        config.update(dict.fromkeys(tables.config_columns))
+        label = f"{sweep.sweep_name}/{d.name}"
+        runs["sweep"] = label
+        history["run_id"] = label + ":" + history["run_id"]
+        runs["run_id"] = label + ":" + runs["run_id"]
+        all_runs.append(runs)
+        all_hist.append(history)
+        metas.append(sweep)
+    runs, history = pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True)
+    return SweepTables(runs, history, metas, tuple(config))

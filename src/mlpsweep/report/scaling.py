@@ -26,6 +26,7 @@ import pandas as pd
 
 from mlpsweep.report.analysis import tick
 from mlpsweep.report.scaling_checks import checks
+from mlpsweep.report.scaling_fit import b_crit_of, fit
 
 BOOTSTRAP = 1000
 MIN_SEEDS = 3  # fewer seeds per batch size: the interval is said to be rough
@@ -84,14 +85,6 @@ class Scaling:
         return text
 
 
-def fit(batch, steps):
-    """(Smin, Emin) of S = Smin + Emin / B by least squares on relative errors."""
-    batch, steps = np.asarray(batch, float), np.asarray(steps, float)
-    rows = np.column_stack([1 / steps, 1 / (batch * steps)])
-    (smin, emin), *_ = np.linalg.lstsq(rows, np.ones(len(steps)), rcond=None)
-    return float(smin), float(emin)
-
-
 def steps_grids(runs):
     """{batch size: DataFrame lr x seed of steps to target (NaN: not reached)}."""
     out = {}
@@ -142,15 +135,6 @@ def bootstrap(grids, rng, resamples=BOOTSTRAP):
                 points.append((b, best[1]))
         draws[r] = b_crit_of(points)
     return draws
-
-
-def b_crit_of(points):
-    """B_crit of [(batch size, steps)]: +inf when the steps never saturate (Smin <= 0), 0
-    when they do not fall with the batch size (Emin <= 0), NaN with fewer than 3 points."""
-    if len(points) < 3:
-        return np.nan
-    s, e = fit(*zip(*points))
-    return e / s if s > 0 and e > 0 else np.inf if e > 0 else 0.0 if s > 0 else np.nan
 
 
 def interval(draws):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlpsweep.report.scaling_fit import b_crit_of
 from mlpsweep.report.stats import mean_interval
 
 TOLERANCE = 2.0  # B_simple "agrees" with B_crit when its interval lies in [1/2, 2] x B_crit
@@ -156,8 +157,6 @@ def residuals(sc, best):
 
 def leave_one_out(sc):
     """B_crit refitted without each batch size in turn (4 batch sizes or more)."""
-    from mlpsweep.report.scaling import b_crit_of
-
     t = sc.table
     if len(t) < 4:
         return pd.DataFrame({"batch_size": [], "bcrit": []})

@@ -10,7 +10,7 @@ from matplotlib.collections import LineCollection
 
 from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.figures.labels import hue_label, wrap_label
+from mlpsweep.report.figures.labels import hue_label, twin_of, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.plotting import (
     legend_columns,
@@ -144,40 +144,6 @@ def curves(analysis, x="step", y="train_loss", log=True, title="", ylabel=None):
     if len(groups) > 1:
         fig.suptitle(title)
     return png(fig)
-
-
-TWIN_STEPS = 50
-
-
-def twin_of(analysis, rtol=1e-9):
-    """{config: the earlier config it is a twin of}: configs whose every seed has the
-    same loss, up to rounding, over the first TWIN_STEPS steps: the same update written
-    two ways (e.g. `sum` at lr 0.01 and `mean` at lr 0.1 with batch 10). Later the
-    rounding differences can grow (chaotic runs amplify them); the update is the same.
-    Shorter runs are never twins: every config's first loss comes before any update
-    (a `steps=1` sweep of optimizers would otherwise be one config)."""
-    if "seed" not in analysis.runs or not len(analysis.history):
-        return {}
-    losses = {
-        r: g["train_loss"].to_numpy() for r, g in analysis.history.groupby("run_id", sort=False)
-    }
-    buckets, out = {}, {}  # a coarse key first (seeds, lengths, first losses), then allclose
-    for cfg in analysis.configs:
-        runs = analysis.runs[analysis.runs["config"] == cfg].sort_values("seed")
-        curves = [losses.get(r) for r in runs["run_id"]]
-        if not curves or any(c is None or len(c) < TWIN_STEPS for c in curves):
-            continue
-        key = tuple((s, len(c), round(float(c[0]), 6)) for s, c in zip(runs["seed"], curves))
-        for other, other_curves in buckets.get(key, []):
-            if all(
-                np.allclose(c[:TWIN_STEPS], o[:TWIN_STEPS], rtol=rtol, atol=0)
-                for c, o in zip(curves, other_curves)
-            ):
-                out[cfg] = other
-                break
-        else:
-            buckets.setdefault(key, []).append((cfg, curves))
-    return out
 
 
 def _has_history(ctx):

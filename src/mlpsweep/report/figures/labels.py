@@ -1,5 +1,7 @@
 """How figures name configs: in a legend, on an axis tick, in a panel."""
 
+import numpy as np
+
 from mlpsweep.report.analysis import tick
 
 
@@ -33,9 +35,7 @@ NOT_COMPARED = "0.6"  # the grey a config left out of the comparison is drawn in
 
 def drawn_configs(analysis):
     """The configs a per-config figure draws, in display order: a twin (two spellings of
-    one update, curves.twin_of) once, under its first config."""
-    from mlpsweep.report.figures.curves import twin_of
-
+    one update, twin_of) once, under its first config."""
     twins = twin_of(analysis)
     return [c for c in analysis.configs if c not in twins]
 
@@ -43,8 +43,6 @@ def drawn_configs(analysis):
 def config_label(analysis, config):
     """A config's tick label, with its twins ("≡ 10, sum, 0.01") and, for a config left
     out of the comparison (it diverges or never learns), "(not compared)"."""
-    from mlpsweep.report.figures.curves import twin_of
-
     label = tick_label(analysis, config)
     for twin, first in twin_of(analysis).items():
         if first == config:
@@ -68,3 +66,37 @@ def wrap_label(label, width=LEGEND_CHARS):
         else:
             line = f"{line}, {part}" if line else part
     return "\n".join([*lines, line])
+
+
+TWIN_STEPS = 50
+
+
+def twin_of(analysis, rtol=1e-9):
+    """{config: the earlier config it is a twin of}: configs whose every seed has the
+    same loss, up to rounding, over the first TWIN_STEPS steps: the same update written
+    two ways (e.g. `sum` at lr 0.01 and `mean` at lr 0.1 with batch 10). Later the
+    rounding differences can grow (chaotic runs amplify them); the update is the same.
+    Shorter runs are never twins: every config's first loss comes before any update
+    (a `steps=1` sweep of optimizers would otherwise be one config)."""
+    if "seed" not in analysis.runs or not len(analysis.history):
+        return {}
+    losses = {
+        r: g["train_loss"].to_numpy() for r, g in analysis.history.groupby("run_id", sort=False)
+    }
+    buckets, out = {}, {}  # a coarse key first (seeds, lengths, first losses), then allclose
+    for cfg in analysis.configs:
+        runs = analysis.runs[analysis.runs["config"] == cfg].sort_values("seed")
+        curves = [losses.get(r) for r in runs["run_id"]]
+        if not curves or any(c is None or len(c) < TWIN_STEPS for c in curves):
+            continue
+        key = tuple((s, len(c), round(float(c[0]), 6)) for s, c in zip(runs["seed"], curves))
+        for other, other_curves in buckets.get(key, []):
+            if all(
+                np.allclose(c[:TWIN_STEPS], o[:TWIN_STEPS], rtol=rtol, atol=0)
+                for c, o in zip(curves, other_curves)
+            ):
+                out[cfg] = other
+                break
+        else:
+            buckets.setdefault(key, []).append((cfg, curves))
+    return out
