@@ -303,7 +303,7 @@ def test_cli_report_compare_and_runs(tmp_path, capsys):
 
 
 def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
-    from mlpsweep.report.provenance import arithmetic, commits
+    from mlpsweep.report.provenance_section import arithmetic, commits
 
     runs = pd.DataFrame(
         {"code": ["a" * 40, "b" * 40, "a" * 40], "arithmetic": ["fused", "layers", "fused"]}
@@ -318,7 +318,7 @@ def test_provenance_names_every_commit_and_arithmetic_of_a_mixed_sweep():
 
 
 def test_provenance_names_the_blas_kernels_and_flags_a_mix():
-    from mlpsweep.report.provenance import blas
+    from mlpsweep.report.provenance_section import blas
 
     runs = pd.DataFrame(
         {

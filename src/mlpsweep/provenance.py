@@ -1,6 +1,6 @@
 """Facts recorded as a run trains: which code (git commit), which machine (CPU model),
 which BLAS library, kernel and thread count, which package versions. The report's
-provenance section (report/provenance.py) formats them."""
+provenance section (report/provenance_section.py) formats them."""
 
 import functools
 import platform

@@ -8,7 +8,7 @@ parallel  batch_oscillation's wall time against its CPU time (launch.py)
 report    report build time for synthetic sweeps (report.py)
 data      dataset load time and memory shared by workers (data.py)
 kill      kill -9 a sweep at random moments and resume it, counting losses (kill.py)
-noise     what noise_probe and trajectory_probe add to a run (noise.py)
+noise     what noise_probe and trajectory_probe add to a run (probe_cost.py)
 faults    every fault class (kills, SIGTERM, collisions, damage, names), counted (faults.py)
 readme    the README's quoted study numbers and timings, with machine and BLAS (readme.py)
 halving   successive halving against the full grid: picks, B_crit, steps (halving.py)
@@ -118,12 +118,12 @@ def main(argv=None, prog="mlpsweep bench"):
 
         return 1 if any(kill.run(jobs=args.jobs, kills=args.kills).values()) else 0
     elif args.name == "noise":
-        from mlpsweep.bench import noise
+        from mlpsweep.bench import probe_cost
         from mlpsweep.data import load_dataset
 
         dataset = load_dataset("mnist_5k")
-        noise.run(dataset, rounds=args.rounds)
-        noise.trajectory(dataset, rounds=args.rounds)
+        probe_cost.run(dataset, rounds=args.rounds)
+        probe_cost.trajectory(dataset, rounds=args.rounds)
     elif args.name == "faults":
         from mlpsweep.bench import faults
 

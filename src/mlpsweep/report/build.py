@@ -24,7 +24,7 @@ from mlpsweep.report.halving import (
     paused_without_halving,
 )
 from mlpsweep.report.merge import side_by_side
-from mlpsweep.report.provenance import provenance
+from mlpsweep.report.provenance_section import provenance
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import (
     Footnotes,
