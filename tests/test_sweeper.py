@@ -63,10 +63,12 @@ def test_every_sweep_file_is_headed_and_expands(path):
     text = path.read_text()
     lines = text.splitlines()
     assert lines[0] == "# @package _global_"
-    sweeper = yaml.safe_load(text)["hydra"]["sweeper"]
-    adaptive = "n_trials" in sweeper  # an Optuna study: its command names the sweeper
-    other = "hydra/sweeper=optuna " if adaptive else ""
-    assert lines[1] == f"# python run.py -m {other}+sweep={path.stem}"
+    loaded = yaml.safe_load(text)
+    sweeper = loaded["hydra"]["sweeper"]
+    adaptive = "n_trials" in sweeper  # an Optuna study: it chooses the sweeper itself
+    if adaptive:
+        assert {"override /hydra/sweeper": "optuna"} in loaded["defaults"]
+    assert lines[1] == f"# python run.py -m +sweep={path.stem}"
     header = "\n".join(line for line in lines if line.startswith("#"))
     assert "?" in header  # the question it answers
     if adaptive:

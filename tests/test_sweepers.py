@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 import pytest
-from helpers import finished_runs, multirun, page_text, run_cli, start_app, wait_for
+from helpers import REPO, finished_runs, multirun, page_text, run_cli, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.app.task import RunOutcome
@@ -93,16 +93,122 @@ def test_an_optuna_sweep_with_a_bad_fixed_value_trains_nothing(tmp_path):
             "optimizer=choice(sgd,nope)",
             "it may propose optimizer=nope: no such optimizer (available: adagrad",
         ),
+        # Optuna searches no glob of config-group options: the line lists them instead
+        (
+            "optimizer=glob(*,exclude=sgd)",
+            "optimizer=glob(*,exclude=sgd): glob is not supported by hydra/sweeper=optuna: "
+            "list the options with choice(...), e.g. "
+            "optimizer=choice(adagrad,adam,momentum,nesterov,rmsprop)",
+        ),
+        # a float step makes Optuna propose floats, which an integer knob refuses (the
+        # error's own lines, OmegaConf's full_key and object_type, are left out)
+        (
+            "batch_size=range(10,100,step=0.5)",
+            "it may propose batch_size=10.0: Value '10.0' of type 'float' could not be "
+            "converted to Integer; batch_size is an integer",
+        ),
+        # Optuna's range includes its stop (Hydra's grid's does not)
+        ("batch_size=range(1000,5000,1000)", "it may propose batch_size=5000: must be"),
+        ("lr=range(0.1,0.01,step=-0.01)", "its step must be > 0, e.g. lr=range(0.01,0.1,"),
     ],
 )
 def test_an_optuna_search_space_that_cannot_be_searched_is_refused_before_a_trial(
     tmp_path, capsys, space, line
 ):
     with pytest.raises(SystemExit) as e:
-        multirun(tmp_path / "sweep", *OPTUNA, space)
+        multirun(tmp_path / "sweep", *OPTUNA, *space.split())
     err = capsys.readouterr().err
     assert e.value.code == 2 and line in err, err
+    assert err.startswith("mlpsweep: ") and err.count("\n") == 1, err  # one line alone
     assert not finished_runs(tmp_path) and not (tmp_path / "sweep").exists()
+
+
+def test_a_knob_that_only_some_group_options_have_is_named_with_the_options_to_search_it(
+    tmp_path, capsys
+):
+    with pytest.raises(SystemExit) as e:
+        multirun(
+            tmp_path / "sweep",
+            *OPTUNA,
+            "optimizer=choice(momentum,sgd,nesterov)",
+            "optimizer.momentum=interval(0.1,0.9)",
+        )
+    # Every trial proposes every knob: with sgd, optimizer.momentum does not exist.
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and not finished_runs(tmp_path) and err.count("\n") == 1, err
+    assert err.startswith(
+        "mlpsweep: optimizer.momentum=interval(0.1,0.9): it may propose optimizer.momentum=0.1 "
+        "with optimizer=sgd: unknown key 'momentum'"
+    ), err
+    assert err.endswith(
+        "search optimizer.momentum in a sweep of its own, with optimizer=momentum or "
+        "optimizer=nesterov\n"
+    ), err
+
+
+def test_an_unexpected_error_before_the_first_trial_is_not_swallowed_by_hydra(
+    tmp_path, capsys, monkeypatch
+):
+    # Hydra runs callbacks under `except Exception` and only warns: an error in the
+    # search-space check must still end the sweep (one line, exit 2), not let it train.
+    from mlpsweep.app import sweep_start
+
+    def broken(*args):
+        raise RuntimeError("the check itself broke")
+
+    monkeypatch.setattr(sweep_start, "check_proposals", broken)
+    with pytest.raises(SystemExit) as e:
+        multirun(tmp_path / "sweep", *OPTUNA)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and not finished_runs(tmp_path)
+    assert err.startswith("mlpsweep: the check itself broke") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("params", ["{lr:'interval(0.01,0.1)'}", "{lr:interval(0.01,0.1)}"])
+def test_sweeper_params_as_a_dict_on_the_command_line_names_the_overrides_to_give(tmp_path, params):
+    # Hydra merges the dict into the sweeper's params, None by default: OmegaConf fails
+    # ('NoneType' object has no attribute 'get'), whatever the dict holds.
+    p = run_cli(tmp_path, "-m", "hydra/sweeper=optuna", f"hydra.sweeper.params={params}")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(
+        f"mlpsweep: hydra.sweeper.params={params}: Hydra cannot merge into "
+        "hydra.sweeper.params from the command line"
+    ), p.stderr
+    assert "give each searched knob as an override of its own, lr=interval(0.01,0.1)" in p.stderr
+    assert not finished_runs(tmp_path)
+
+
+def test_the_tuning_study_chooses_the_optuna_sweeper_itself(tmp_path):
+    p = run_cli(tmp_path, "+sweep=lr_tune", "--cfg", "hydra", "-p", "hydra.sweeper._target_")
+    assert p.returncode == 0 and "OptunaSweeper" in p.stdout, p.stderr
+    p = run_cli(tmp_path, "+sweep=seeds", "--cfg", "hydra", "-p", "hydra.sweeper._target_")
+    assert p.returncode == 0 and "MlpsweepSweeper" in p.stdout, p.stderr  # the others: ours
+    # The command line's sweeper wins; lr_tune's Optuna settings then name the one to use.
+    p = run_cli(tmp_path, "-m", "hydra/sweeper=basic", "+sweep=lr_tune")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(
+        "mlpsweep: hydra.sweeper.direction: hydra/sweeper=basic has no such setting (set by "
+        "sweep/lr_tune); it is hydra/sweeper=optuna's: run with hydra/sweeper=optuna"
+    ), p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow  # two Optuna trials and a report
+def test_the_tuning_study_runs_as_its_header_says_without_naming_the_sweeper(tmp_path):
+    header = (REPO / "sweeps" / "lr_tune.yaml").read_text().splitlines()[1]
+    assert header == "# python run.py -m +sweep=lr_tune"
+    sweep = tmp_path / "sweep"
+    multirun(
+        sweep,
+        "+sweep=lr_tune",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=1",
+        "steps=3",
+        "depth=1",
+        "width=32",
+    )
+    manifest = records.SweepManifest.read(sweep)
+    assert manifest.sweeper == "optuna" and len(manifest.runs) == 2
 
 
 @pytest.mark.slow  # four Optuna trials

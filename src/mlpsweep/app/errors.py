@@ -44,6 +44,23 @@ def first_line(exc):
 def one_line(exc):
     """A one-line description of a config, composition or filesystem error."""
     text, cause = str(exc), exc.__cause__
+    params = sweeper_params_line(text + "\n" + str(cause or ""))
+    if params:
+        return params
+    other = re.search(r"Key '(\w+)' not in '(\w+?)SweeperConf'", text + "\n" + str(cause or ""))
+    if other:  # a sweep file or an override for another sweeper than the one chosen
+        key, sweeper = other.group(1), other.group(2).lower()
+        where = re.match(r"In '([^']+)'", text)
+        owner = next((name for name, keys in SWEEPER_KEYS.items() if key in keys), None)
+        return (
+            f"hydra.sweeper.{key}: hydra/sweeper={sweeper} has no such setting"
+            + (f" (set by {where.group(1)})" if where else "")
+            + (
+                f"; it is hydra/sweeper={owner}'s: " + SWEEPER_FIX[owner]
+                if owner and owner != sweeper
+                else f"; {KNOBS_HINT}"
+            )
+        )
     unknown = re.search(
         r"Key '([^']+)' (?:not in '\w+'|is not in struct)", text + "\n" + str(cause or "")
     )
@@ -97,6 +114,70 @@ def one_line(exc):
     if cause is not None and first_line(cause) not in line:
         line += f": {first_line(cause)}"
     return line
+
+
+# Settings only one sweeper has: where a sweep file (or override) sets one for another.
+SWEEPER_KEYS = {
+    "optuna": {"sampler", "direction", "storage", "study_name", "n_trials", "n_jobs"}
+    | {"max_failure_rate", "search_space", "custom_search_space"},
+    "mlpsweep": {"zip", "planner", "recover"},
+}
+SWEEPER_FIX = {
+    "optuna": "run with hydra/sweeper=optuna (a study for it, like sweeps/lr_tune.yaml, "
+    "chooses it itself when the command line names no hydra/sweeper)",
+    "mlpsweep": "leave hydra/sweeper out (mlpsweep's own is the default)",
+}
+SWEEPER_PARAMS = re.compile(r"\+{0,2}hydra\.sweeper\.params(?:\.(\w+))?=(.*)", re.S)
+
+
+def sweeper_params_line(text):
+    """hydra.sweeper.params set on the command line (a dict, or one of its keys): Hydra
+    merges that into the sweepers' default params, None (an OmegaConf error, whatever the
+    dict holds), or into a sweep file's, closed to new keys. The same search is each
+    knob's own override: that line, or None if no such argument is behind `text`."""
+    args = [m for m in map(SWEEPER_PARAMS.fullmatch, sys.argv[1:]) if m]
+    if not args or not (
+        "hydra.sweeper.params" in text or "Unexpected type for root: NoneType" in text
+    ):
+        return None
+    knobs = []
+    for match in args:
+        key, value = match.groups()
+        if key:
+            knobs.append(f"{key}={unquote(value)}")
+        elif value.strip().startswith("{") and value.strip().endswith("}"):
+            items = top_level_split(value.strip()[1:-1])
+            knobs += [f"{k.strip()}={unquote(v)}" for k, _, v in (i.partition(":") for i in items)]
+    arg = args[0].group(0)
+    return (
+        f"{arg}: Hydra cannot merge into hydra.sweeper.params from the command line (none "
+        "by default, and a sweep file's takes no new keys): give each searched knob as an "
+        "override of its own, "
+        + (" ".join(knobs) if knobs else "e.g. 'lr=tag(log,interval(0.001,1))'")
+    )
+
+
+def unquote(value):
+    value = value.strip()
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
+def top_level_split(text, sep=","):
+    """`text` split at each `sep` outside brackets and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [p for p in [*parts, text[start:]] if p.strip()]
 
 
 def suggest(key):
