@@ -20,6 +20,7 @@ from mlpsweep.launcher import hydra_compat
 SRC = Path(__file__).resolve().parent.parent / "src"
 RUN_PY = SRC.parent / "run.py"
 LIBRARIES = ("hydra", "omegaconf")
+PACKAGES = (*LIBRARIES, "hydra_plugins")  # whose private modules count: Hydra's plugins' too
 # Calls on a Hydra singleton that change it (ConfigStore.instance().store is Hydra's
 # documented way to register configs, and reading one is harmless).
 SINGLETON_WRITES = {"set_config", "set_state", "set", "setbase", "clear", "initialize"}
@@ -57,7 +58,7 @@ def hydra_private_names():
 
 
 def is_library(module):
-    return module.split(".")[0] in LIBRARIES
+    return module.split(".")[0] in PACKAGES
 
 
 def is_private_module(dotted):
@@ -151,6 +152,9 @@ HOSTILE = {
     "GlobalHydra config_loader": "loader = GlobalHydra.instance().config_loader()",
     "GlobalHydra through the module": "hydra.core.global_hydra.GlobalHydra.instance().clear()",
     "JobRuntime set": "JobRuntime.instance().set('name', 'x')",
+    "a Hydra plugin's private module": (
+        "from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution"
+    ),
 }
 CLEAN = [
     "ConfigStore.instance().store(name='schema', node=Config)",

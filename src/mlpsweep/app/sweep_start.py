@@ -269,20 +269,18 @@ def optuna_ends(override):
     """The choices, or the low and high ends, of the distribution Hydra's Optuna sweeper
     makes of this dimension (its ranges' stop included, as Optuna's are); None if the
     plugin's function is not there to ask (another version)."""
+    from mlpsweep.launcher.hydra_compat import optuna_distribution
+
     try:
-        from hydra_plugins.hydra_optuna_sweeper._impl import (
-            create_optuna_distribution_from_override as distribution,
-        )
-    except ImportError:
-        return None
-    try:
-        made = distribution(override)
+        made = optuna_distribution(override)
     except Exception as e:  # noqa: BLE001 - the sweeper would raise it before its first trial
         text = str(e).strip().splitlines()
         raise ValueError(
             f"{override.input_line}: hydra/sweeper=optuna cannot search it: "
             f"{text[0] if text else type(e).__name__}"
         ) from None
+    if made is None:
+        return None
     choices = getattr(made, "choices", None)
     return list(choices) if choices is not None else [made.low, made.high]
 

@@ -10,6 +10,9 @@ Checked on hydra-core 1.3.2 to 1.3.8 and 1.4.0rc3 (with OmegaConf 2.3 and 2.4.1r
     use                                 1.3            1.4.0rc3
     BasicSweeper (its class, and        same           same
       _parse_config)
+    hydra-optuna-sweeper 1.2's          same           same
+      create_optuna_distribution_
+      from_override
     get_overrides_dirname               used           gone: hydra.job.override_dirname
                                                        is a resolver over
                                                        hydra.overrides.task
@@ -113,6 +116,20 @@ def sweep_params(sweeper) -> list[str]:
     """`hydra.sweeper.params` as override strings, read the way Hydra's BasicSweeper reads
     them (its `_parse_config`): our sweeper keeps the basic sweeper's grammar exactly."""
     return sweeper._parse_config()
+
+
+def optuna_distribution(override):
+    """The Optuna distribution Hydra's Optuna sweeper makes of a sweep override (its
+    `_impl.create_optuna_distribution_from_override`: the plugin has no public reading
+    of a search dimension), so a search space is checked before its first trial exactly
+    as the sweeper will read it. None where the plugin is not installed or lacks it."""
+    try:
+        from hydra_plugins.hydra_optuna_sweeper._impl import (
+            create_optuna_distribution_from_override,
+        )
+    except ImportError:
+        return None
+    return create_optuna_distribution_from_override(override)
 
 
 def override_dirname(overrides, kv_sep, item_sep, exclude_keys) -> str | None:
