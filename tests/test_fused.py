@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mlpsweep.core import TrainConfig
+from mlpsweep.core.layers import ReLU
 from mlpsweep.core.train import Trainer
 
 # Tolerances, not stored numbers: they must hold under any BLAS kernel.
@@ -42,6 +43,71 @@ def test_float32_close_to_the_layer_path(tiny_dataset):
     np.testing.assert_allclose(a, b, rtol=1e-4)
     np.testing.assert_allclose(fused.net.flat_params, layers.net.flat_params, atol=1e-5)
     assert a[-1] < 0.5 * a[0]  # it learns
+
+
+def kill_a_unit_per_hidden_layer(trainer):
+    """Zero one unit's incoming weights and bias in each hidden layer: its pre-activation
+    is exactly 0, ReLU's kink, at every step (ReLU.derivative there is 0: it stays dead)."""
+    for k, affine in enumerate(trainer.net.affines[:-1]):
+        affine.W[:, k] = 0
+        affine.b[k] = 0
+    return trainer
+
+
+@pytest.mark.parametrize("in_gemm", [True, False])
+def test_same_steps_as_the_layer_path_at_relus_kink(tiny_dataset, in_gemm):
+    # As test_same_losses_and_weights_as_the_layer_path, with pre-activations at ReLU's
+    # kink, where the two paths' ReLU passes could differ (is 0 "on"?), and do not.
+    fused, layers = trainers(tiny_dataset, dtype="float64", hidden_sizes=(12, 9, 5))
+    if in_gemm:
+        gemm_or_skip(fused)
+    fused.fused.in_gemm = in_gemm
+    for trainer in (fused, layers):
+        kill_a_unit_per_hidden_layer(trainer)
+    a = [fused.step() for _ in range(30)]
+    b = [layers.step() for _ in range(30)]
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(fused.net.flat_params, layers.net.flat_params, rtol=0, atol=1e-13)
+    for trainer in (fused, layers):
+        for k, affine in enumerate(trainer.net.affines[:-1]):
+            assert not affine.W[:, k].any() and affine.b[k] == 0  # still dead
+
+
+@pytest.mark.parametrize("in_gemm", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_its_relu_passes_are_the_relu_layers_function_and_derivative(tiny_dataset, dtype, in_gemm):
+    """Pass by pass, bit for bit: the fused step's ReLU outputs are ReLU.function of its
+    pre-activations, its masks ReLU.derivative, and its backward multiplies d(loss)/d(output)
+    by that derivative (core/layers.py states the math once; the fused step restates it
+    for speed, so this checks it)."""
+    cfg = TrainConfig(steps=100, width=16, dtype=dtype, hidden_sizes=(12, 9, 5), lr=0.5)
+    trainer = kill_a_unit_per_hidden_layer(Trainer(cfg, tiny_dataset, fused=True))
+    if in_gemm:
+        gemm_or_skip(trainer)
+    fused = trainer.fused
+    fused.in_gemm = in_gemm
+    widths = [z.shape[1] for z in fused.z[:-1]]
+    checked = []
+    for _ in range(3):
+        x, y = trainer.loader.load(trainer.sampler.next())
+        for kind, stage in fused.stages(x, y):
+            if kind.startswith("ReLU"):
+                k = next(k for k, z in enumerate(fused.z_full) if z is stage.args[0])
+                z, w = fused.z_full[k], widths[k]
+                before = z[:, :w].copy()  # pre-activations; backward: d(loss)/d(output)
+            stage()
+            if kind == "ReLU masks and outputs":
+                assert np.array_equal(fused.mask[k][:, :w], ReLU.derivative(before))
+                assert np.array_equal(fused.relu_full[k][:, :w], ReLU.function(before.copy()))
+                assert not fused.relu_full[k][:, k].any()  # the dead unit: the kink
+                checked.append(("forward", k))
+            elif kind == "ReLU backward (mask)":
+                slope = ReLU.derivative(fused.relu_full[k][:, :w])
+                assert np.array_equal(z[:, :w], before * slope)
+                checked.append(("backward", k))
+    assert sorted(checked) == sorted(
+        [(way, k) for way in ("forward", "backward") for k in range(3)] * 3
+    )
 
 
 @pytest.mark.parametrize("in_gemm", [True, False])

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
 
-from mlpsweep.core.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
+from mlpsweep.core.layers import (
+    ACTIVATIONS,
+    Affine,
+    Dropout,
+    ReLU,
+    Sigmoid,
+    SoftmaxCrossEntropy,
+)
 
 rng = np.random.default_rng(0)
 
@@ -23,11 +30,36 @@ def check_layer_input_grad(layer, x, reset=lambda: None):
     assert rel_error(analytic, numeric) < 1e-6
 
 
-@pytest.mark.parametrize("layer_cls", [ReLU, Sigmoid, Tanh])
-def test_activation_gradients(layer_cls):
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_gradients(name):
     x = rng.standard_normal((4, 7))
     x[np.abs(x) < 1e-3] = 0.5  # keep clear of ReLU's kink
-    check_layer_input_grad(layer_cls(), x)
+    check_layer_input_grad(ACTIVATIONS[name](), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_each_activation_is_its_function_and_derivative(name, dtype):
+    """An activation's math is its `function` and `derivative` (core/layers.py): the layer
+    computes them, bit for bit, and the derivative is the function's (finite differences;
+    its value at ReLU's kink, 0, is the fused step's too: tests/test_fused.py)."""
+    act = ACTIVATIONS[name]
+    x = (3 * rng.standard_normal((6, 9))).astype(dtype)
+    x[0, :3] = 0.0, -0.0, 40.0  # the kink, its other zero, saturation
+    R = rng.standard_normal(x.shape).astype(dtype)
+    y = act.function(x.copy())
+    layer = act()
+    out = layer.forward(x.copy())
+    assert out.dtype == dtype and np.array_equal(out, y)  # (ReLU: -0.0 == 0.0)
+    slope = act.derivative(y)
+    assert slope.dtype == dtype
+    assert np.array_equal(layer.backward(R.copy()), R * slope)
+    x64 = x.astype(np.float64)
+    h = 1e-6
+    numeric = (act.function(x64 + h) - act.function(x64 - h)) / (2 * h)
+    kink = (x64 == 0) if act is ReLU else np.zeros(x.shape, bool)
+    np.testing.assert_allclose(slope[~kink], numeric[~kink], rtol=1e-4, atol=1e-6)
+    assert (slope[kink] == 0).all()
 
 
 def test_sigmoid_is_stable_for_large_inputs():

@@ -8,13 +8,15 @@ import pytest
 
 from mlpsweep.core import TrainConfig, train
 from mlpsweep.core.config import ConfigError
+from mlpsweep.core.layers import ACTIVATIONS
 from mlpsweep.core.network import MLP
 from mlpsweep.core.noise import estimates, noise_stats, per_example, probe_indices
 from mlpsweep.records.run import history_columns
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_per_example_norms_match_single_example_backward_passes(activation):
+    # The probe's own backprop (noise.per_example) against the layers' backward passes.
     rng = np.random.default_rng(0)
     net = MLP(7, (6, 5), 4, activation=activation, init=0.5, dtype=np.float64, init_rng=rng)
     x, y = rng.normal(size=(12, 7)), rng.integers(0, 4, 12)

@@ -27,7 +27,9 @@ until December 2026 the input layer added its bias after the product, so float32
 from before differ in the last bits), which is why the layer path remains the reference:
 it keeps the listing's operation order, bit for bit (see tests/test_train.py). The
 trainer uses this step for float32 runs (where speed matters and no bit-exact replay is
-promised); float64 runs keep the layer path. Tests check the two paths agree.
+promised); float64 runs keep the layer path. Tests check the two paths agree, and this
+step's ReLU passes against ReLU.function and ReLU.derivative (core/layers.py, where the
+math is stated once), bit for bit, at the kink too (tests/test_fused.py).
 """
 
 import math

@@ -45,9 +45,7 @@ class Affine(Layer):
     def forward(self, x):
         self.x = x
         out = self._buffer("out", (x.shape[0], self.W.shape[1]), self.W.dtype)
-        np.matmul(x, self.W, out=out)
-        out += self.b
-        return out
+        return self.function(x, self.W, self.b, out)
 
     def backward(self, dout):
         np.matmul(self.x.T, dout, out=self.dW)
@@ -62,18 +60,50 @@ class Affine(Layer):
         return dx
 
     @staticmethod
-    def function(x, W, b):
-        out = x @ W
+    def function(x, W, b, out=None):
+        """x @ W + b, into `out` (a new array by default)."""
+        out = np.matmul(x, W, out=out)
         out += b
         return out
 
 
-class ReLU(Layer):
+class Activation(Layer):
+    """An elementwise activation f, its math stated once, here, in two static methods:
+
+    - `function(x, out=None)`: f(x), into `out` (by default x itself, in place);
+    - `derivative(y, out=None)`: f'(x) from the output y = f(x) (into `out`, by default
+      a new array of y's dtype), which backprop multiplies the output's gradient by.
+
+    The layer's forward and backward are these; so are the network's inference
+    (core/network.py) and the noise probe's per-example backprop (core/noise.py). The
+    fused ReLU step (core/fused.py) keeps its own passes for speed: tests/test_fused.py
+    checks them against ReLU's methods, tests/test_layers.py each `derivative` against
+    finite differences of its `function`."""
+
+    @staticmethod
+    def function(x, out=None):
+        raise NotImplementedError
+
+    @staticmethod
+    def derivative(y, out=None):
+        raise NotImplementedError
+
     def forward(self, x):
+        self.out = self.function(x, self._buffer("out", x.shape, x.dtype))
+        return self.out
+
+    def backward(self, dout):
+        slope = self.derivative(self.out, self._buffer("slope", dout.shape, dout.dtype))
+        np.multiply(dout, slope, out=dout)
+        return dout
+
+
+class ReLU(Activation):
+    def forward(self, x):
+        # f'(x) from x itself (x > 0 exactly where f(x) > 0): the mask backward needs,
+        # and f(x) = x * f'(x), bit for bit max(x, 0) (-0.0 aside) and faster than it.
+        self.mask = self.derivative(x, self._buffer("mask", x.shape, np.bool_))
         out = self._buffer("out", x.shape, x.dtype)
-        self.mask = self._buffer("mask", x.shape, np.bool_)
-        np.greater(x, 0, out=self.mask)
-        # x * mask is max(x, 0) (bit for bit, -0.0 aside) and faster than np.maximum.
         np.multiply(x, self.mask, out=out)
         return out
 
@@ -82,52 +112,46 @@ class ReLU(Layer):
         return dout
 
     @staticmethod
-    def function(x):
-        return np.maximum(x, 0, out=x)
-
-
-class Sigmoid(Layer):
-    def forward(self, x):
-        out = self._buffer("out", x.shape, x.dtype)
-        np.copyto(out, x)
-        self.out = self.function(out)
-        return self.out
-
-    def backward(self, dout):
-        # dx = dout * s * (1 - s)
-        tmp = self._buffer("tmp", dout.shape, dout.dtype)
-        np.subtract(1, self.out, out=tmp)
-        tmp *= self.out
-        np.multiply(dout, tmp, out=dout)
-        return dout
+    def function(x, out=None):
+        return np.maximum(x, 0, out=x if out is None else out)
 
     @staticmethod
-    def function(x):
+    def derivative(y, out=None):
+        # 1 where the unit is on, 0 where it is off: at the kink (0) too. A bool `out`
+        # is a mask; a float one holds 1.0 and 0.0.
+        out = np.empty_like(y) if out is None else out
+        return np.greater(y, 0, out=out, casting="unsafe")
+
+
+class Sigmoid(Activation):
+    @staticmethod
+    def function(x, out=None):
         # 0.5 * (1 + tanh(x / 2)) is the logistic function without exp overflow for x << 0.
-        x *= 0.5
-        np.tanh(x, out=x)
-        x += 1
-        x *= 0.5
-        return x
-
-
-class Tanh(Layer):
-    def forward(self, x):
-        self.out = self._buffer("out", x.shape, x.dtype)
-        np.tanh(x, out=self.out)
-        return self.out
-
-    def backward(self, dout):
-        # dx = dout * (1 - tanh^2)
-        tmp = self._buffer("tmp", dout.shape, dout.dtype)
-        np.multiply(self.out, self.out, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        np.multiply(dout, tmp, out=dout)
-        return dout
+        out = np.multiply(x, 0.5, out=x if out is None else out)
+        np.tanh(out, out=out)
+        out += 1
+        out *= 0.5
+        return out
 
     @staticmethod
-    def function(x):
-        return np.tanh(x, out=x)
+    def derivative(y, out=None):
+        # s' = s * (1 - s)
+        out = np.subtract(1, y, out=out)
+        out *= y
+        return out
+
+
+class Tanh(Activation):
+    @staticmethod
+    def function(x, out=None):
+        return np.tanh(x, out=x if out is None else out)
+
+    @staticmethod
+    def derivative(y, out=None):
+        # tanh' = 1 - tanh^2
+        out = np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+        return out
 
 
 class Dropout(Layer):

@@ -20,14 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpsweep.core.layers import ACTIVATIONS
+from mlpsweep.core.layers import ACTIVATIONS, Affine
 
-# d activation / d input, from the activation's output
-DERIVATIVES = {
-    "relu": lambda out: (out > 0).astype(out.dtype),
-    "sigmoid": lambda out: out * (1 - out),
-    "tanh": lambda out: 1 - out * out,
-}
 PROBE_STREAM = 3  # the run's fourth SeedSequence child (0-2: init, sampling, dropout)
 TRAJECTORY_STREAM = 4  # the trajectory probe's: its own, so it moves no other draw
 
@@ -54,12 +48,14 @@ def estimates(n, total, sum_sq_norms, mean_grad_sq_norm):
 
 def per_example(weights, activation, x, labels):
     """(|g_i|^2 for each row of x, the summed gradient as a list of (dW, db)) of the
-    network `weights` [(W, b), ...] with hidden `activation`."""
+    network `weights` [(W, b), ...] with hidden `activation`. The math is the layers'
+    own (core/layers.py): Affine.function, the activation's function and derivative."""
+    act = ACTIVATIONS[activation]
     outs, h = [x], x
     for k, (W, b) in enumerate(weights):
-        h = h @ W + b
+        h = Affine.function(h, W, b)
         if k < len(weights) - 1:
-            h = ACTIVATIONS[activation].function(h)
+            h = act.function(h)
             outs.append(h)
     h = h - h.max(axis=1, keepdims=True)
     p = np.exp(h)
@@ -74,7 +70,7 @@ def per_example(weights, activation, x, labels):
         sq += (np.einsum("ij,ij->i", a, a, dtype=np.float64) + 1.0) * d2
         sums[k] = (a.T @ delta, delta.sum(axis=0))
         if k:
-            delta = (delta @ weights[k][0].T) * DERIVATIVES[activation](outs[k])
+            delta = (delta @ weights[k][0].T) * act.derivative(outs[k])
     return sq, sums
 
 
