@@ -39,6 +39,18 @@ def own_hydra_state():
         GlobalHydra.instance().clear()
 
 
+@contextlib.contextmanager
+def said_as_run_main():
+    """Bad input as run.py's run_main reports it: its one line on stderr, exit status 2."""
+    from mlpsweep.app.errors import BadInput
+
+    try:
+        yield
+    except BadInput as e:
+        print(e.code, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def multirun(sweep_dir, *overrides, task_function=None):
     """`python run.py -m OVERRIDES` in this process, into `sweep_dir`: Hydra's sweeper,
     launcher and callbacks, as the CLI runs them; returns the JobReturns of the batches.
@@ -50,7 +62,7 @@ def multirun(sweep_dir, *overrides, task_function=None):
         # One worker: joblib runs the jobs in this process, with no worker processes to
         # start (a second each); tests of parallelism say how many workers they want.
         overrides = ("hydra.launcher.n_jobs=1", *overrides)
-    with own_hydra_state():
+    with own_hydra_state(), said_as_run_main():
         register()
         GlobalHydra.instance().clear()
         with (
@@ -71,7 +83,7 @@ def run_once(run_dir, *overrides):
     from mlpsweep.app.schema import register
     from mlpsweep.app.task import main_task
 
-    with own_hydra_state():
+    with own_hydra_state(), said_as_run_main():
         register()
         GlobalHydra.instance().clear()
         with (

@@ -2,6 +2,7 @@
 single runs never overwrite, resume finds the newest sweep, a clock-skewed claim goes
 stale, a garbage manifest or study declaration is refused by name."""
 
+import gc
 import json
 import os
 import signal
@@ -482,3 +483,29 @@ def test_a_sweep_with_its_standard_streams_closed_runs_and_writes_where_it_shoul
     assert p.returncode == 0, err.read_text()
     assert "Traceback" not in err.read_text() and "flush" not in err.read_text()
     assert len(list((sweep / "runs").iterdir())) == 2 and (sweep / "report.html").exists()
+
+
+def test_bad_input_carries_its_line_and_run_main_says_it_once(capsys, monkeypatch):
+    # BadInput only carries its message (it printed in its constructor: twice when
+    # made twice, and even when caught); run_main says it, with exit status 2.
+    from mlpsweep.app.errors import BadInput, run_main
+
+    made = BadInput("lr=-1: must be > 0")
+    assert capsys.readouterr().err == ""
+    assert made.code == "mlpsweep: lr=-1: must be > 0"  # said even with no run_main
+
+    def main():
+        raise BadInput("lr=-1: must be > 0")
+
+    # run_main sets up the process for run.py: put back what it changes
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run_main(main)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        gc.unfreeze()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "mlpsweep: lr=-1: must be > 0\n"

@@ -198,6 +198,17 @@ def user_wants_tracebacks():
     return _user_full_error
 
 
+class BadInput(SystemExit):
+    """Bad input, found before any job starts: one line, exit status 2 (run_main says
+    the line). A SystemExit, so that Hydra lets it through its sweeper and callbacks;
+    its code is the line, so that even where no run_main catches it the interpreter
+    says it (with status 1) rather than exiting in silence."""
+
+    def __init__(self, message):
+        super().__init__(f"mlpsweep: {message}")
+        self.message = message
+
+
 class JobError(RuntimeError):
     """A job could not do its work (not bad input): one line, exit status 1."""
 
@@ -283,6 +294,9 @@ def run_main(main):
         sys.stderr = _WithoutHydrasJobLine(sys.stderr)
     try:
         main()
+    except BadInput as e:
+        print(e.code, file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt as e:
         what = "interrupted"
         if isinstance(e, Terminated):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlpsweep import records
 from mlpsweep.app.callbacks import preload_report
+from mlpsweep.app.errors import BadInput
 from mlpsweep.app.resources import check_memory, concurrent_runs
 from mlpsweep.app.spec import CONTROL_KEYS, expected_cost, run_spec
 from mlpsweep.core.checks import ConfigError
@@ -20,14 +21,6 @@ from mlpsweep.provenance import code_version, harness_version
 from mlpsweep.records import layout
 
 log = logging.getLogger("mlpsweep")
-
-
-class BadInput(SystemExit):
-    """One line on stderr and exit status 2: bad input, found before any job starts."""
-
-    def __init__(self, message):
-        print(f"mlpsweep: {message}", file=sys.stderr)
-        super().__init__(2)
 
 
 def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
@@ -159,7 +152,8 @@ def check_study(config, known=None):
     one, or names a setting the runs do not have: `known`, their config keys)."""
     from omegaconf import OmegaConf
 
-    from mlpsweep.report.study import KEYS, METRICS, Study
+    from mlpsweep.report.metrics import METRICS
+    from mlpsweep.report.study import KEYS, Study
 
     study = config.get("study")
     if study is None:
