@@ -256,3 +256,16 @@ def test_a_lost_scheduler_ends_the_sweep_with_one_line(tmp_path, cluster):
     for pid in pids:
         psutil.Process(pid).wait(timeout=120)
     assert not records(tmp_path) and not running_claims(tmp_path)
+
+
+@pytest.mark.slow
+def test_workers_with_several_threads_run_one_job_at_a_time_and_say_so(tmp_path):
+    # A job's Hydra state (HydraConfig, its logging, the launch's composer) is its
+    # process's: two jobs at once in one worker process failed (PicklingError, or
+    # "HydraConfig was not set").
+    with local_cluster(tmp_path, workers=1, threads=2) as (address, _):
+        sweep = sweep_on(address, tmp_path, "seed=range(4)", "steps=200")
+        out, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, out[-3000:]
+    assert len(re.findall(r"#\d+ .+?: ok loss", out)) == 4, out
+    assert "2 threads in 1 processes: each process runs one job at a time" in out

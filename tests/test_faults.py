@@ -93,7 +93,7 @@ def test_a_claim_is_exclusive_and_released(tmp_path):
         pass
 
 
-def test_the_claim_of_a_dead_process_is_taken_over(tmp_path):
+def test_the_claim_of_a_dead_process_is_taken_over(tmp_path, caplog):
     rid = "0123456789abcdef"
     path = claim.claim_path(tmp_path, rid)
     code = f"from mlpsweep.records import claim; claim.acquire(claim.Path({str(path)!r}))"
@@ -101,6 +101,8 @@ def test_the_claim_of_a_dead_process_is_taken_over(tmp_path):
     assert path.exists() and [r for r, _ in records.stale_claims(tmp_path)] == [rid]
     with records.claim_run(tmp_path, rid):
         assert json.loads(path.read_text())["pid"] == os.getpid()
+    # said as it was judged (before the file went: a gone file's age is infinite)
+    assert "is gone; its run is taken over" in caplog.text and "inf s" not in caplog.text
 
 
 def test_a_claim_without_heartbeat_is_stale_even_from_another_host(tmp_path):

@@ -19,7 +19,7 @@ def free_port():
 
 
 @contextlib.contextmanager
-def local_cluster(folder, nanny=False, scheduler_env=None, workers=2):
+def local_cluster(folder, nanny=False, scheduler_env=None, workers=2, threads=1):
     """(address, worker pids). With `nanny`, the pids are the nannies: each restarts its
     worker (a child process, `worker_processes`) when it dies. Logs go to
     `folder`/dask.log."""
@@ -36,7 +36,7 @@ def local_cluster(folder, nanny=False, scheduler_env=None, workers=2):
             **common,
         )
     ]
-    args = ["--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--memory-limit", "0"]
+    args = ["--nthreads", str(threads), "--nworkers", "1", "--no-dashboard", "--memory-limit", "0"]
     args += [] if nanny else ["--no-nanny"]
     for _ in range(workers):
         procs.append(subprocess.Popen([DASK, "worker", address, *args], **common))

@@ -19,7 +19,13 @@ import os
 import time
 import uuid
 
-from mlpsweep.launcher.failures import EngineError, EngineLost, WorkerLost, failed_return
+from mlpsweep.launcher.failures import (
+    EngineError,
+    EngineLost,
+    LaunchFailure,
+    WorkerLost,
+    failed_return,
+)
 
 log = logging.getLogger("mlpsweep")
 CONNECT_TIMEOUT_S = 5
@@ -38,6 +44,13 @@ def connect(scheduler: str | None, n_workers: int):
             f"dask: {len(info)} workers, {threads} threads at {client.scheduler.address}"
             + (f"; dashboard {link}" if link and serves(link) else "")
         )
+        if threads > len(info):
+            log.warning(
+                f"dask: its workers have {threads} threads in {len(info)} processes: each "
+                "process runs one job at a time (a job's Hydra state is its process's); "
+                "start workers with `dask worker ADDRESS --nthreads 1 --nworkers N` to use "
+                "every core"
+            )
         yield client
 
 
@@ -131,29 +144,45 @@ class NoWorkers:
 
     def __init__(self, client, limit_s):
         self.client, self.limit_s, self.since = client, limit_s, None
+        self.silent = False  # the scheduler did not answer the last check
 
     def check(self):
         try:
             n = len(self.client.nthreads(callback_timeout=CONNECT_TIMEOUT_S))
+            self.silent = False
         except Exception:  # an unreachable scheduler: no worker can be reached either
-            n = 0
+            n, self.silent = 0, True
         if n:
             self.since = None
             return
         now = time.monotonic()
         self.since = self.since or now
-        if now - self.since >= self.limit_s:
+        if now - self.since < self.limit_s:
+            return
+        where, waited = self.client.scheduler.address, f"{now - self.since:.0f} s"
+        knob = f"hydra.launcher.no_workers_s={self.limit_s:g}"
+        if self.silent:
             raise EngineLost(
-                f"the Dask cluster at {self.client.scheduler.address} has had no worker for "
-                f"{now - self.since:.0f} s (hydra.launcher.no_workers_s={self.limit_s:g}); "
-                "start workers (`dask worker ADDRESS`) and rerun with resume=true"
+                f"the Dask scheduler at {where} has not answered for {waited} ({knob}): "
+                "is it stopped or overloaded? Jobs its workers were running may still "
+                "finish and record their runs; rerun with resume=true, which keeps them"
             )
+        raise EngineLost(
+            f"the Dask cluster at {where} has had no worker for {waited} ({knob}); "
+            "start workers (`dask worker ADDRESS`) and rerun with resume=true"
+        )
 
 
 def dask_failure(future):
+    """The job's failure as Dask reports it: its worker died too often (KilledWorker),
+    or its task failed outside the job (the job's own failures come back in its
+    JobReturn), or it ended otherwise."""
     error = future.exception() if future.status == "error" else None
     if error is None:
         return WorkerLost(f"its Dask task ended {future.status}")
+    if type(error).__name__ != "KilledWorker":
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        return LaunchFailure(f"its Dask task failed: {type(error).__name__}: {first}")
     allowed = getattr(error, "allowed_failures", None)
     times = f" {allowed + 1} times" if isinstance(allowed, int) and allowed > 0 else ""
     return WorkerLost(f"worker died{times} (killed? out of memory?; Dask: {type(error).__name__})")

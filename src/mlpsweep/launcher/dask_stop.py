@@ -38,12 +38,22 @@ def run_watched(run, job, key):
                     raise_in_thread(thread, JobAbandoned)
             return
 
-    threading.Thread(target=watch, name=f"mlpsweep-watch-{key}", daemon=True).start()
-    try:
-        return run(job)
-    finally:
-        with lock:
-            finished.set()
+    with ONE_JOB_AT_A_TIME:
+        if abandoned(worker, key):  # while it waited for the worker's other thread
+            raise JobAbandoned
+        threading.Thread(target=watch, name=f"mlpsweep-watch-{key}", daemon=True).start()
+        try:
+            return run(job)
+        finally:
+            with lock:
+                finished.set()
+
+
+# A job runs through Hydra's job protocol, whose state (HydraConfig, the job's logging,
+# the composer installed for the launch) is the process's: a worker with several threads
+# runs its jobs one at a time (the launch says so; `dask worker --nthreads 1 --nworkers
+# N` uses every core).
+ONE_JOB_AT_A_TIME = threading.Lock()
 
 
 ABANDONED = {"cancelled", "released", "forgotten"}  # the task's states on its worker

@@ -249,8 +249,9 @@ def take_over(path, holder, timeout_s):
         else:
             same = now is not None and now.get("token") == holder.get("token")
         if same:
+            why = _why_stale(holder, path, timeout_s)  # before the file (its age) goes
             remove(path)
-            log.warning(f"{path}: {_why_stale(holder, path, timeout_s)}; its run is taken over")
+            log.warning(f"{path}: {why}; its run is taken over")
     finally:
         guard.unlink(missing_ok=True)
 
