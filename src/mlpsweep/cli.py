@@ -192,7 +192,7 @@ def cmd_runs(args):
     from mlpsweep.report.analysis import analyse, summary
     from mlpsweep.report.collect import collect
     from mlpsweep.report.halving import paused_runs
-    from mlpsweep.report.study import METRICS
+    from mlpsweep.report.metrics import METRICS
 
     if not has_runs(args.dir):
         return 2

@@ -23,17 +23,14 @@ from mlpsweep.core.checks import Range
 from mlpsweep.core.config import knob
 from mlpsweep.core.optimizers import OPTIMIZERS
 from mlpsweep.data import DATASETS
+from mlpsweep.records import RunMetrics
 
 MAX_RETRIES = 10
-# What an adaptive sweeper (Optuna) may tune: a scalar of a run's metrics.json, and which
-# way is better. A failed, diverged or unmeasured run returns the worst value (+-inf).
+# What an adaptive sweeper (Optuna) may tune: a scalar of a run's metrics.json declared an
+# objective (records.metric), and which way is better. A failed, diverged or unmeasured
+# run returns the worst value (+-inf).
 OBJECTIVES = {
-    "test_loss": "minimize",
-    "final_train_loss": "minimize",
-    "test_accuracy": "maximize",
-    "best_test_accuracy": "maximize",
-    "steps_to_target": "minimize",
-    "examples_to_target": "minimize",
+    m.name: "maximize" if m.higher else "minimize" for m in RunMetrics.metrics() if m.objective
 }
 
 
@@ -85,7 +82,8 @@ class HarnessConfig:
     objective: str = knob(
         "test_loss",
         "what a job returns to an adaptive sweeper (hydra/sweeper=optuna); "
-        "test_accuracy and best_test_accuracy are maximised, the others minimised",
+        f"{' and '.join(m for m, way in OBJECTIVES.items() if way == 'maximize')} "
+        "are maximised, the others minimised",
         choices=tuple(OBJECTIVES),
     )
 

@@ -136,7 +136,8 @@ def finish(w, summary, oscillation, step):
 
 
 def ended(status, steps_done, steps_to_target, stop_at_target, diverged_step):
-    """Why a run's oscillation window cannot be measured (as report.stats.run_endings)."""
+    """Why a run's oscillation window cannot be measured (as report.stats.run_endings,
+    for a run still in memory, as it ends)."""
     if status == Status.DIVERGED:
         return f"the run diverged at step {diverged_step}"
     if stop_at_target and steps_to_target == steps_done:
@@ -193,32 +194,9 @@ def export(sweep_dir) -> int:
             for name in ("test_loss", "test_accuracy", "grad_norm_sq", "trace_cov", "b_simple"):
                 if name in row and row[name] == row[name]:
                     w.add_scalar(f"eval/{name}", float(row[name]), int(row["step"]))
-        finish(w, run, oscillation_of(steps, run), int(run.get("steps_done") or 0))
+        # the oscillation as collect measured it (report/collect.py): not computed again
+        finish(w, run, run, int(run.get("steps_done") or 0))
         w.file_writer.add_summary(sei)
         w.close()
         written += 1
     return written
-
-
-def oscillation_of(steps, run):
-    """The oscillation parts of one run's history rows (as RunBoard writes them)."""
-    from mlpsweep.report.stats import oscillation
-
-    def column(name):
-        if name in steps and steps[name].notna().any():
-            return steps[name].to_numpy()
-        return None
-
-    why = ended(
-        run.get("status"),
-        run.get("steps_done"),
-        run.get("steps_to_target"),
-        bool(run.get("stop_at_target")),
-        run.get("diverged_step"),
-    )
-    return oscillation(
-        steps["train_loss"].to_numpy(),
-        sampling_var=column("loss_sampling_var"),
-        trajectory=column("trajectory_loss"),
-        ended=why,
-    )

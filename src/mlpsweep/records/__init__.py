@@ -21,7 +21,7 @@ from mlpsweep.records.claim import remove as remove_claim
 from mlpsweep.records.claim import tidy as tidy_claims
 from mlpsweep.records.files import UnsafeFile
 from mlpsweep.records.identity import RunIdentity, is_run_id
-from mlpsweep.records.metrics import RunMetrics
+from mlpsweep.records.metrics import Metric, RunMetrics, metric
 from mlpsweep.records.run import (
     RunRecord,
     inspect_run,
@@ -45,6 +45,7 @@ from mlpsweep.records.sweep import (
 __all__ = [
     "FINISHED",
     "MANIFEST",
+    "Metric",
     "PlannedRun",
     "RunBusy",
     "RunIdentity",
@@ -61,6 +62,7 @@ __all__ = [
     "is_finished",
     "is_run_id",
     "manifest_lock",
+    "metric",
     "read_history",
     "read_history_table",
     "read_metrics",

@@ -6,27 +6,10 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.core.status import FINISHED, Status
-from mlpsweep.report.stats import mean_interval, sampling_shares, with_oscillation
-from mlpsweep.report.study import METRICS, valid_range
+from mlpsweep.report.metrics import METRICS, SUMMARY, valid_range
+from mlpsweep.report.stats import mean_interval, sampling_shares
 
 REPLICATE = "seed"
-# The summary's metric columns (a column no run has a value for is left out).
-SUMMARY = (
-    "final_train_loss",
-    "test_accuracy",
-    "test_loss",
-    "spread",
-    "spread_rel",
-    "spread_rel_ex",
-    "spread_sampling_rel",
-    "spread_trajectory_rel",
-    "spread_trajectory_probe_rel",
-    "sampling_share",
-    "mean_abs_change_rel",
-    "spikes",
-    "steps_to_target",
-    "examples_to_target",
-)
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]
 
 
@@ -127,8 +110,9 @@ def degenerate_configs(runs, history):
 
 
 def analyse(tables, first=()) -> Analysis:
-    """The Analysis of a sweep's SweepTables; `first`: dimensions to put first (a study's
-    compared ones: figures facet by the first dimension and colour by the next)."""
+    """The Analysis of a sweep's SweepTables, whose runs carry the history-derived metrics
+    as collect measured them (read here, never computed); `first`: dimensions to put first
+    (a study's compared ones: figures facet by the first dimension and colour by the next)."""
     runs, history = tables.runs.copy(), tables.history
     swept = swept_dims(runs, tables.config_columns)
     dims = [d for d in first if d in swept] + [d for d in swept if d not in first]
@@ -145,7 +129,6 @@ def analyse(tables, first=()) -> Analysis:
         order = runs["config"]
     configs = list(dict.fromkeys(order))
     if len(history):
-        runs = with_oscillation(runs, history)
         history = history.merge(runs[["run_id", "config"]], on="run_id")
     for col in ("error", *METRICS):
         if col not in runs:

@@ -12,7 +12,7 @@ from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
 from mlpsweep.report.analysis import analyse, summary, summary_numbers, swept_dims
 from mlpsweep.report.caveats import one_seed, sampling_split
-from mlpsweep.report.collect import collect
+from mlpsweep.report.collect import collect, write_tables
 from mlpsweep.report.declared import declared_headline, unmeasured
 from mlpsweep.report.effects import findings, headline
 from mlpsweep.report.figures import FigureContext, all_figures
@@ -197,8 +197,7 @@ def merge_report(sweep_dirs, out_dir, keep_apart=False) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = merged.tables
-    for name, df in (("runs", tables.runs), ("history", tables.history)):
-        atomic_write(out_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
+    write_tables(tables, out_dir)
     title = (
         "merged: "
         + ", ".join(f"{m.sweep_name}" for m in tables.manifests[:1])

@@ -2,16 +2,21 @@
 
 runs.parquet     one row per run: every config key flattened into a column (optimizer.name,
                  dataset.name, ...), status and error, final and best metrics, time, steps/s,
-                 data fingerprint, and the oscillation metrics (stats.oscillation_table:
-                 spread, its split into sampling and trajectory, ..., and `_ex` forms);
+                 data fingerprint, and the metrics derived from the history (measure: the
+                 oscillation metrics, stats.oscillation_table: spread, its split into
+                 sampling and trajectory, ..., and `_ex` forms);
                  in a halving sweep, each run's rung (halving.json) and `paused`.
                  Runs without a finished result are kept, marked.
 history.parquet  long form: run_id, step, examples_seen, train_loss, test_loss, test_accuracy,
                  loss_sampling_var (and trajectory_loss, noise columns where measured).
+
+The history-derived metrics are computed here, once, as the records are collected
+(measure, over every run of the sweep or of a merge); the report and the notebook API read
+their columns.
 """
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +27,8 @@ from mlpsweep.core.status import Status
 from mlpsweep.records.files import atomic_write
 from mlpsweep.records.halving import HalvingLog
 from mlpsweep.records.run import NO_RESULT, read_config
-from mlpsweep.report.stats import WHY, with_oscillation
+from mlpsweep.report.metrics import MEASURES
+from mlpsweep.report.stats import WHY
 
 
 @dataclass
@@ -30,7 +36,8 @@ class SweepTables:
     """A sweep's runs and history, and which of the runs' columns are config: a sweep's
     dimensions are exactly the config columns that vary. Every other column is declared
     by the record (RunMetrics.result_fields), by the harness (run_id, overrides,
-    reproduce, status, error) or by the report's own measures."""
+    reproduce, status, error) or by the report's history-derived metrics (MEASURES in
+    report/metrics.py, which `measure` adds: collect's and merge's tables have them)."""
 
     runs: pd.DataFrame
     history: pd.DataFrame
@@ -88,9 +95,9 @@ def reproduce_needs(command):
     return tuple(w for w in words if w.split("=", 1)[0].lstrip("+~") == "max_memory")
 
 
-def collect(sweep_dir, write=True) -> SweepTables:
-    """The SweepTables of the sweep at `sweep_dir` (with `write`, also runs.parquet and
-    history.parquet beside it)."""
+def read_records(sweep_dir) -> SweepTables:
+    """The SweepTables of the sweep at `sweep_dir` as its records give them, before the
+    history-derived metrics (`measure` adds them; `collect` does both)."""
     sweep_dir = Path(sweep_dir)
     manifest = records.SweepManifest.read(sweep_dir)
     rows, tables, config_columns = [], [], {}
@@ -117,8 +124,38 @@ def collect(sweep_dir, write=True) -> SweepTables:
         history = pa.concat_tables(tables, promote_options="default").to_pandas(use_threads=False)
     else:
         history = pd.DataFrame(columns=columns)
-    if write:
-        runs = with_oscillation(runs, history)  # and its split, over this sweep's windows
-        for name, df in (("runs", runs.drop(columns=WHY, errors="ignore")), ("history", history)):
-            atomic_write(sweep_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
     return SweepTables(runs, history, [manifest], tuple(config_columns), halving)
+
+
+def measure(tables: SweepTables) -> SweepTables:
+    """`tables` with each history-derived metric (MEASURES, report/metrics.py) added to
+    its runs, over all of its runs' histories at once (the oscillation's window of equal
+    examples is the sweep's): the one place they are computed. The runs as they are
+    without a history. ValueError for a column the runs have already (measured twice, or
+    a metric named like a field of the record)."""
+    runs, history = tables.runs, tables.history
+    if not len(history):
+        return tables
+    for measures in MEASURES:
+        table = measures.table(runs, history)
+        clash = sorted((set(table.columns) - {"run_id"}) & set(runs.columns))
+        if clash:
+            raise ValueError(f"{clash[0]}: the runs have this column already")
+        runs = runs.merge(table, on="run_id", how="left")
+    return replace(tables, runs=runs)
+
+
+def write_tables(tables: SweepTables, folder) -> None:
+    """runs.parquet (without the in-memory reasons, WHY) and history.parquet in `folder`."""
+    runs = tables.runs.drop(columns=WHY, errors="ignore")
+    for name, df in (("runs", runs), ("history", tables.history)):
+        atomic_write(Path(folder) / f"{name}.parquet", lambda f, df=df: df.to_parquet(f))
+
+
+def collect(sweep_dir, write=True) -> SweepTables:
+    """The SweepTables of the sweep at `sweep_dir`, measured (with `write`, also
+    runs.parquet and history.parquet beside it)."""
+    tables = measure(read_records(sweep_dir))
+    if write:
+        write_tables(tables, sweep_dir)
+    return tables

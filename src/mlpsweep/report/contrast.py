@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
+from mlpsweep.report.metrics import DIFFERENCE, METRICS
 from mlpsweep.report.stats import mean_interval, t_quantile
-from mlpsweep.report.study import METRICS
 
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
-DIFFERENCE = {"test_accuracy", "best_test_accuracy", "spikes", "spikes_ex"}
 TUNE_BY = "final_train_loss"
 # A relative metric (a spread over the loss's own moving average) compared between runs
 # whose loss levels differ by more than LEVEL_FACTOR divides by different levels: the

@@ -11,8 +11,9 @@ from mlpsweep.report.analysis import fmt
 from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
+from mlpsweep.report.metrics import METRICS
 from mlpsweep.report.stats import mean_interval, not_measured_reason, sampling_shares
-from mlpsweep.report.study import DECOMPOSED, METRICS
+from mlpsweep.report.study import DECOMPOSED
 
 
 def matching(runs, where):

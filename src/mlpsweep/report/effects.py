@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlpsweep.report.analysis import fmt, pairing_groups, tick
 from mlpsweep.report.contrast import METHOD, contrast, extreme_values, is_ratio, tuned_runs
-from mlpsweep.report.study import METRICS
+from mlpsweep.report.metrics import METRICS
 
 
 def matched_groups(done, d, low, high, dims, nuisance, replicate):

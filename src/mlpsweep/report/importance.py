@@ -213,9 +213,7 @@ def shares(frame, dims, n_boot=N_BOOT, seed=0, method="expanded"):
 def what_matters(analysis, study=None, manifest=None, n_boot=N_BOOT) -> WhatMatters:
     """The variance shares of every result metric of a grid sweep with seeds (the study's
     metrics first), or a WhatMatters whose `reason` says why there are none."""
-    from mlpsweep.report.analysis import SUMMARY
-    from mlpsweep.report.contrast import DIFFERENCE
-    from mlpsweep.report.study import METRICS
+    from mlpsweep.report.metrics import DIFFERENCE, METRICS, SUMMARY
 
     dims = list(analysis.dims)
     if manifest is not None and manifest.adaptive:

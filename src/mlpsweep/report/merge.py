@@ -6,8 +6,9 @@ two sweeps is one run: it is counted once, and the merge says how many were. Swe
 trained on other data under the same dataset name (another fingerprint), or planned by
 another version of mlpsweep, are refused with one line, unless the caller keeps them apart
 (`keep_apart`: each run keeps its sweep, a `sweep` column the report treats as a knob).
-Nothing in the source sweeps is written: their records are read as collect(write=False)
-reads them.
+Nothing in the source sweeps is written: their records are read (collect.read_records),
+and the history-derived metrics measured once, over the union (collect.measure: the
+oscillation's window of equal examples is the merged sweep's).
 """
 
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlpsweep.records import FINISHED, SweepError
-from mlpsweep.report.collect import SweepTables, collect
+from mlpsweep.report.collect import SweepTables, measure, read_records
 
 
 class MergeRefused(SweepError):
@@ -80,7 +81,7 @@ def merge(sweep_dirs, keep_apart=False) -> Merged:
     twice = next((d for k, d in enumerate(dirs) if resolved[k] in resolved[:k]), None)
     if twice is not None:
         raise SweepError(f"{twice} is given twice: each sweep once")
-    collected = [collect(d, write=False) for d in dirs]
+    collected = [read_records(d) for d in dirs]
     sources = [
         f"{_label(d, t.manifest)} ({d}): {len(t.runs)} runs; {t.manifest.command}"
         for d, t in zip(dirs, collected)
@@ -120,16 +121,17 @@ def merge(sweep_dirs, keep_apart=False) -> Merged:
         if repeated
         else "No run appeared in more than one sweep."
     )
-    tables = SweepTables(runs, history, [manifest], tuple(config))
+    tables = measure(SweepTables(runs, history, [manifest], tuple(config)))
     return Merged(tables, sources, note)
 
 
 def side_by_side(sweep_dirs) -> SweepTables:
-    """The SweepTables of several sweeps, `sweep` (<name>/<time>) a config column."""
+    """The SweepTables of several sweeps, `sweep` (<name>/<time>) a config column,
+    measured together."""
     all_runs, all_hist, metas, config = [], [], [], {"sweep": None}
     for d in sweep_dirs:
         d = Path(d)
-        tables = collect(d, write=False)
+        tables = read_records(d)
         runs, history, sweep = tables.runs, tables.history, tables.manifest
         config.update(dict.fromkeys(tables.config_columns))
         label = f"{sweep.sweep_name}/{d.name}"
@@ -140,4 +142,4 @@ def side_by_side(sweep_dirs) -> SweepTables:
         all_hist.append(history)
         metas.append(sweep)
     runs, history = pd.concat(all_runs, ignore_index=True), pd.concat(all_hist, ignore_index=True)
-    return SweepTables(runs, history, metas, tuple(config))
+    return measure(SweepTables(runs, history, metas, tuple(config)))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlpsweep import records
 from mlpsweep.report.collect import SweepTables, collect
-from mlpsweep.report.stats import WHY, with_oscillation
+from mlpsweep.report.stats import WHY
 from mlpsweep.report.study import Study
 
 
@@ -86,9 +86,8 @@ def load(*sweep_dirs, keep_apart=False) -> Sweep:
 
         merged = merge(sweep_dirs, keep_apart=keep_apart)
         tables, sources, note = merged.tables, tuple(Path(d) for d in sweep_dirs), merged.note
-    runs, history, manifest = tables.runs, tables.history, tables.manifest
-    runs = with_oscillation(runs, history).drop(columns=WHY, errors="ignore")
-    tables = SweepTables(runs, history, tables.manifests, tables.config_columns)
+    history, manifest = tables.history, tables.manifest
+    runs = tables.runs.drop(columns=WHY, errors="ignore")  # the reasons are in not_measured
     dims = tuple(c for c in tables.config_columns if runs[c].astype(str).nunique() > 1)
     carried = [c for c in dims if c not in history.columns]
     if carried and "run_id" in history:  # a plot of the history needs no merge on run_id

@@ -405,14 +405,6 @@ def not_measured_reason(runs, metric) -> str:
     return max(set(found), key=found.count) if found else ""
 
 
-def with_oscillation(runs, history):
-    """`runs` with each run's oscillation metrics (oscillation_table) merged in; as it is
-    when it has them already or there is no history. The one place they are added."""
-    if not len(history) or "spread" in runs:
-        return runs
-    return runs.merge(oscillation_table(history, run_endings(runs)), on="run_id", how="left")
-
-
 def run_endings(runs):
     """{run_id: why its oscillation windows cannot be measured} for runs that diverged
     (the last half holds the blow-up) or stopped at their target (their windows end at

@@ -18,57 +18,11 @@ the headline states the largest effects the sweep's pairings give.
 
 from dataclasses import dataclass
 
+from mlpsweep.report.metrics import GOALS, METRICS
+
 DEFAULT_METRICS = ("spread_rel", "final_train_loss")
 KEYS = ("question", "compare", "nuisance", "replicate", "metrics", "contrasts", "caveat")
-METRICS = {  # what a study can name: run column -> (label, higher is better)
-    "final_train_loss": ("final train loss", False),
-    "test_accuracy": ("test accuracy", True),
-    "best_test_accuracy": ("best test accuracy", True),
-    "test_loss": ("test loss", False),
-    "spread": ("loss spread", False),
-    "spread_rel": ("relative loss spread", False),
-    "spread_rel_ex": ("relative loss spread over equal examples", False),
-    "mean_abs_change": ("mean |step change|", False),
-    "mean_abs_change_rel": ("relative mean |step change|", False),
-    "spikes": ("spikes", False),
-    # The spread split into its parts (stats.oscillation): the minibatch's sampling noise,
-    # and the weights' own trajectory, estimated by subtraction or measured on a probe.
-    "spread_sampling_rel": ("relative spread from sampling noise", False),
-    "spread_trajectory_rel": ("relative trajectory spread", False),
-    "spread_trajectory_probe_rel": ("relative trajectory spread (probe)", False),
-    "sampling_share": ("sampling share of the spread's variance", False),
-    "spread_sampling": ("spread from sampling noise", False),
-    "spread_trajectory": ("trajectory spread", False),
-    "spread_trajectory_probe": ("trajectory spread (probe)", False),
-    # the probe's spread before its own sampling noise is removed (core/trajectory.py)
-    "spread_trajectory_probe_raw": ("uncorrected trajectory spread (probe)", False),
-    "spread_trajectory_probe_rel_raw": ("uncorrected relative trajectory spread (probe)", False),
-    "steps_to_target": ("steps to target", False),
-    "examples_to_target": ("examples to target", False),
-}
-METRICS |= {  # the same over the equal-examples window (stats.oscillation_table)
-    f"{m}_ex": (f"{label} over equal examples", higher)
-    for m, (label, higher) in list(METRICS.items())
-    if m.startswith(("spread_sampling", "spread_trajectory", "sampling_share"))
-}
 DECOMPOSED = ("spread_trajectory_rel", "spread_trajectory_probe_rel")  # see headline
-# What "best" can mean when a nuisance (lr) is tuned: an outcome, not an oscillation
-# metric (the calmest lr is the smallest, not the best).
-GOALS = (
-    "final_train_loss",
-    "test_loss",
-    "test_accuracy",
-    "best_test_accuracy",
-    "steps_to_target",
-    "examples_to_target",
-)
-FRACTIONS = ("test_accuracy", "best_test_accuracy", "sampling_share", "sampling_share_ex")
-
-
-def valid_range(metric):
-    """(lowest, highest) value `metric` can take: every metric is >= 0; accuracies and
-    shares are <= 1. Intervals and bands are clipped to it."""
-    return (0.0, 1.0 if metric in FRACTIONS else None)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,8 @@ metric, and every "–" (a number that is not there) marked with a footnote sayi
 import pandas as pd
 
 from mlpsweep.core.status import FINISHED
-from mlpsweep.report.analysis import SUMMARY
+from mlpsweep.report.metrics import METRICS, SUMMARY
 from mlpsweep.report.stats import not_measured_reason
-from mlpsweep.report.study import METRICS
 
 DASH = "–"
 

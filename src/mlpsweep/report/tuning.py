@@ -9,10 +9,8 @@ import pandas as pd
 
 from mlpsweep.report.analysis import fmt, tick
 from mlpsweep.report.contrast import tuned
+from mlpsweep.report.metrics import MAXIMISED, METRICS, valid_range
 from mlpsweep.report.stats import mean_interval
-from mlpsweep.report.study import METRICS, valid_range
-
-MAXIMISED = ("test_accuracy", "best_test_accuracy")
 
 
 @dataclass

@@ -6,8 +6,8 @@ import seaborn as sns
 
 from mlpsweep.report.figures.labels import wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.metrics import DIFFERENCE, METRICS, valid_range
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
-from mlpsweep.report.study import METRICS, valid_range
 
 
 def collapse_figure(fit):
@@ -209,7 +209,7 @@ def main_effects_figure(analysis, study, metrics):
     their best); geometric on a log axis for positive metrics, as the findings compare
     them. None when nothing is compared."""
     from mlpsweep.report.analysis import fmt, tick
-    from mlpsweep.report.contrast import DIFFERENCE, tuned_runs
+    from mlpsweep.report.contrast import tuned_runs
 
     dims = [d for d in study.compared(analysis.dims) if analysis.runs[d].astype(str).nunique() > 1]
     dims = dims[:MAX_EFFECT_DIMS]
@@ -305,7 +305,6 @@ def level_means(done, d, metric, log):
     """(values of `d` in order, and at each: the mean of `metric` over the runs there and
     its 95% t-interval; computed on logs and mapped back when `log`: geometric)."""
     from mlpsweep.report.stats import mean_interval
-    from mlpsweep.report.study import valid_range
 
     values = sorted(done[d].unique(), key=_order)
     ivs = [

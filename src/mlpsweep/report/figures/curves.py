@@ -12,6 +12,7 @@ from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import fmt
 from mlpsweep.report.figures.labels import hue_label, twin_of, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.metrics import valid_range
 from mlpsweep.report.plotting import (
     legend_columns,
     plain_log_axis,
@@ -21,7 +22,6 @@ from mlpsweep.report.plotting import (
     subplots,
 )
 from mlpsweep.report.stats import mean_band
-from mlpsweep.report.study import valid_range
 
 MAX_SINGLE_PANEL = 8
 MAX_PANELS = 12

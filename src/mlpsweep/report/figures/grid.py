@@ -9,8 +9,8 @@ from mlpsweep.report.analysis import fmt, tick
 from mlpsweep.report.figures.curves import MAX_PANELS
 from mlpsweep.report.figures.labels import wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.metrics import METRICS
 from mlpsweep.report.plotting import png, subplots
-from mlpsweep.report.study import METRICS
 
 
 def grid_dims(analysis):

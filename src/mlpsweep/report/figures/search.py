@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.metrics import METRICS
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
-from mlpsweep.report.study import METRICS
 
 MAX_TUNED_PANELS = 3
 
