@@ -14,6 +14,14 @@ from mlpsweep.app.task import RunOutcome
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
+
+def optuna_with(*space):
+    """OPTUNA with `space`, less OPTUNA's fixed values of the knobs `space` names (a knob
+    searched and fixed at once is refused)."""
+    keys = {a.split("=", 1)[0] for a in space}
+    return [*(a for a in OPTUNA if a.split("=", 1)[0] not in keys), *space]
+
+
 OPTUNA = [
     "hydra/sweeper=optuna",
     "lr=interval(0.01,0.5)",
@@ -114,7 +122,7 @@ def test_an_optuna_search_space_that_cannot_be_searched_is_refused_before_a_tria
     tmp_path, capsys, space, line
 ):
     with pytest.raises(SystemExit) as e:
-        multirun(tmp_path / "sweep", *OPTUNA, *space.split())
+        multirun(tmp_path / "sweep", *optuna_with(*space.split()))
     err = capsys.readouterr().err
     assert e.value.code == 2 and line in err, err
     assert err.startswith("mlpsweep: ") and err.count("\n") == 1, err  # one line alone
@@ -233,7 +241,7 @@ def test_the_tuning_study_runs_as_its_header_says_without_naming_the_sweeper(tmp
 def test_a_valid_search_space_with_log_and_int_dimensions_passes_the_check(tmp_path):
     # The same check on spaces that are fine: nothing refused, the trials run.
     space = ["lr=tag(log,interval(0.01,0.5))", "width=int(interval(8,32))", "steps=3"]
-    multirun(tmp_path / "sweep", *[a for a in OPTUNA if not a.startswith("lr=")], *space)
+    multirun(tmp_path / "sweep", *optuna_with(*space))
     assert len(finished_runs(tmp_path)) == 4
 
 
@@ -325,3 +333,28 @@ def test_the_cli_lists_every_bench_and_a_folder_of_sweeps_names_the_newest(tmp_p
     lines = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in lines) <= 100
     assert "steps to target" not in lines[0]  # a column no run has is left out
+
+
+@pytest.mark.parametrize(
+    "space, line",
+    [
+        # a fixed value beats the search in Optuna: every trial ran lr=0.5
+        (["lr=interval(0.01,0.1)", "lr=0.5"], "lr is searched and fixed at once"),
+        (["optimizer=momentum", "optimizer=choice(sgd,adam)"], "optimizer is searched and fixed"),
+        # a maximised objective minimised: Optuna's "best" was the worst run
+        (
+            ["lr=interval(0.01,0.1)", "objective=test_accuracy"],
+            "hydra.sweeper.direction=minimize with objective=test_accuracy, which is maximized",
+        ),
+        (
+            ["lr=interval(0.01,0.1)", "hydra.sweeper.direction=maximize"],
+            "give hydra.sweeper.direction=minimize",
+        ),
+    ],
+)
+def test_a_search_that_would_answer_another_question_is_refused(tmp_path, capsys, space, line):
+    with pytest.raises(SystemExit) as e:
+        multirun(tmp_path / "sweep", *OPTUNA, *space)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and line in err and err.count("\n") == 1, err
+    assert not finished_runs(tmp_path)

@@ -13,6 +13,7 @@ finished.
 import itertools
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -93,6 +94,9 @@ class SweepStart(Callback):
             composer = JobComposer(loader, config)
             [spec] = compose_all(composer, [fixed])
             searched = [o for o in parsed if o.is_sweep_override()]
+            check_searched_once(parsed)
+            if name == "optuna":
+                check_direction(config, spec.objective)
             check_proposals(composer, loader, fixed, searched, name)
             study = check_study(config, config_keys(spec))
         except ValueError as e:
@@ -115,6 +119,37 @@ class SweepStart(Callback):
             objective=spec.objective,
             harness=harness_version(),
         ).write(sweep_dir)
+
+
+def check_searched_once(parsed):
+    """A knob searched and also fixed: the sweeper would run every trial with the fixed
+    value and call the search done (ValueError, naming both)."""
+    key = lambda o: o.get_key_element().lstrip("+~")  # noqa: E731
+    searched = {key(o): o.input_line for o in parsed if o.is_sweep_override()}
+    for o in parsed:
+        if not o.is_sweep_override() and key(o) in searched:
+            raise ValueError(
+                f"{searched[key(o)]} and {o.input_line}: {key(o)} is searched and fixed at "
+                "once (every trial would run the fixed value): give one of them"
+            )
+
+
+def check_direction(config, objective):
+    """Optuna's direction must be the objective's (ValueError): a test accuracy
+    minimised picks the worst run as the best."""
+    from mlpsweep.app.schema import OBJECTIVES
+
+    direction = config.hydra.sweeper.get("direction", "minimize")
+    if not isinstance(direction, (str, Enum)):
+        return  # several objectives: Hydra's multi-objective form, not ours to judge
+    given = getattr(direction, "name", str(direction)).lower()
+    wanted = OBJECTIVES.get(objective)
+    if wanted is not None and given != wanted:
+        raise ValueError(
+            f"hydra.sweeper.direction={given} with objective={objective}, which is "
+            f"{wanted[:-1]}ed: the search would look for the worst runs; give "
+            f"hydra.sweeper.direction={wanted}"
+        )
 
 
 def refuse_unexpected(exc, config):
