@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, run_app, sweep_dirs, wait_for, wait_for_runs
+from helpers import REPO, run_app, start_app, sweep_dirs, wait_for, wait_for_runs
 
 pytest.importorskip("distributed")
 from mlpsweep.bench.dask_cluster import free_port, local_cluster, worker_processes  # noqa: E402
@@ -124,12 +124,11 @@ def test_a_wrong_scheduler_address_fails_fast_with_one_line(tmp_path):
 def sweep_on(address, tmp_path, *args):
     """The sweep as a terminal starts it: in a process group of its own (a Ctrl-C there
     reaches every process of the group)."""
-    cmd = [sys.executable, str(REPO / "run.py"), "-m", *args, "eval_every=0", "report=false"]
-    cmd += ["hydra.launcher.backend=dask"]
-    cmd += [f"hydra.launcher.scheduler={address}"] if address else []
-    return subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
+    args = ["-m", *args, "eval_every=0", "report=false", "hydra.launcher.backend=dask"]
+    args += [f"hydra.launcher.scheduler={address}"] if address else []
+    return start_app(
+        tmp_path,
+        *args,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

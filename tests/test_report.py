@@ -646,3 +646,14 @@ def test_compare_writes_a_folder_named_after_its_inputs_and_refuses_bad_ones(
     assert main(["compare", str(a), str(b), "--out", str(odd)]) == 0
     page = (odd / "comparison.html").read_text()
     assert 'href="javascript:' not in page and 'href="report/' in page
+
+
+def test_a_clipped_interval_is_shown_as_an_interval_not_a_negative_half_width():
+    # A share estimated above 100% with its interval clipped at 100% was "1.177 ± -0.014".
+    from mlpsweep.report.analysis import interval_text
+    from mlpsweep.report.stats import Interval
+
+    assert interval_text(Interval(1.177, 1.03, 1.0, 2)) == "1.177 [1.03, 1]"
+    assert interval_text(Interval(0.5, 0.4, 0.6, 2)) == "0.5 ± 0.1"
+    assert interval_text(Interval(0.5, 0.5, 0.5, 1)) == "0.5"
+    assert interval_text(Interval(float("nan"), float("nan"), float("nan"), 0)) == "–"

@@ -1,5 +1,6 @@
 """What a sweep varied, and what came of it: the tables and findings the report shows."""
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,6 +137,19 @@ def analyse(tables, first=()) -> Analysis:
     return Analysis(runs, history, dims, configs, degenerate_configs(runs, history))
 
 
+def interval_text(iv):
+    """ "mean ± half-width"; the interval itself where it was clipped to the quantity's
+    range and is no longer centred on the mean (a share estimated above 100%, its
+    interval ending at 100%: "± -0.014" would say nothing); the value alone for one seed."""
+    if not iv.n:
+        return "–"
+    if iv.n == 1:
+        return f"{iv.mean:.4g}"
+    if math.isclose(iv.mean - iv.lo, iv.hi - iv.mean, rel_tol=1e-6, abs_tol=1e-12):
+        return f"{iv.mean:.4g} ± {iv.half:.2g}"
+    return f"{iv.mean:.4g} [{iv.lo:.3g}, {iv.hi:.3g}]"
+
+
 def summary(analysis: Analysis, sort_by: str = "test_accuracy") -> pd.DataFrame:
     """One row per config: seeds, statuses, and each metric's mean with the half-width
     of its 95% t-interval over seeds as text ("1 seed" gets the value alone); numbers in
@@ -157,9 +171,7 @@ def summary(analysis: Analysis, sort_by: str = "test_accuracy") -> pd.DataFrame:
             iv = mean_interval(vals, valid=valid_range(col))
             if col == "sampling_share" and iv.n:  # the headline's pooled share, one rule
                 iv = sampling_shares(done)[1]
-            row[label] = (
-                f"{iv.mean:.4g} ± {iv.half:.2g}" if iv.n > 1 else f"{iv.mean:.4g}" if iv.n else "–"
-            )
+            row[label] = interval_text(iv)
             row[f"_{col}"], row[f"_{col}_lo"], row[f"_{col}_hi"] = iv.mean, iv.lo, iv.hi
         rows.append(row)
     table = pd.DataFrame(rows)
