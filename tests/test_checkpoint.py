@@ -132,6 +132,21 @@ def test_checkpoints_change_no_run_id_and_are_gone_when_the_record_lands(tmp_pat
         assert a == b
 
 
+def test_a_resumed_sweep_removes_checkpoints_a_kill_left_beside_a_finished_record(tmp_path):
+    """A SIGKILL between a record landing and its checkpoints' removal leaves them; the
+    resumed sweep never trains that run again, so its planner removes them (a dry run
+    touches nothing)."""
+    [first] = multirun(tmp_path, *ARGS, "seed=0,1")
+    run_dirs = [tmp_path / "runs" / r.return_value.run_id for r in first]
+    left = run_dirs[0] / checkpoint_name(10)
+    left.write_bytes(b"left by a kill")
+    multirun(tmp_path, *ARGS, "seed=0,1", "resume=true", "dry_run=true")
+    assert checkpoints(run_dirs[0]) == [left]
+    multirun(tmp_path, *ARGS, "seed=0,1", "resume=true")
+    assert checkpoints(run_dirs[0]) == []
+    assert all(records.is_finished(d) for d in run_dirs)
+
+
 @pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_paused_run_continues_from_its_checkpoint_to_the_uninterrupted_numbers(tmp_path):
     args = (*ARGS, "optimizer=momentum", "dropout=0.2", "seed=3")

@@ -19,6 +19,7 @@ from mlpsweep.data.idx import DatasetError
 from mlpsweep.launcher.compose import JobComposer, task_container
 from mlpsweep.provenance import code_version, harness_version
 from mlpsweep.records import layout
+from mlpsweep.records.checkpoint import remove_checkpoints
 
 log = logging.getLogger("mlpsweep")
 
@@ -53,13 +54,9 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
         job_of.setdefault(spec.run_id, list(overrides))
     with planning_lock(sweep_dir, bool(config.get("dry_run", False))):
         listed = check_definition(sweep_dir, unique, bool(config.get("extend", False)))
-        pause_at = config.get("pause_at")
-        pending = [
-            s
-            for s in unique.values()
-            if not records.is_finished(records.run_dir(sweep_dir, s.run_id), pause_at)
-        ]
-        if config.get("dry_run", False):
+        dry = bool(config.get("dry_run", False))
+        pending = unfinished(sweep_dir, unique.values(), config.get("pause_at"), tidy=not dry)
+        if dry:
             dry_run(sweep_dir, unique, pending)
             return []
         if config.get("resume", False) and not records.SweepManifest.exists(sweep_dir):
@@ -94,6 +91,21 @@ def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
     # running alone on one core. The order cannot change any run's numbers.
     pending.sort(key=expected_cost, reverse=True)
     return [job_of[s.run_id] for s in pending]
+
+
+def unfinished(sweep_dir, specs, pause_at, tidy=True) -> list:
+    """The specs whose runs are not finished. With `tidy`, a finished (not paused) run's
+    leftover checkpoints go: a job killed between writing its record and removing them
+    leaves them, and no job of this sweep will reach that run again to remove them."""
+    pending = []
+    for spec in specs:
+        run_dir = records.run_dir(sweep_dir, spec.run_id)
+        metrics = records.read_metrics(run_dir)
+        if not records.reached(metrics, pause_at):
+            pending.append(spec)
+        elif tidy and metrics is not None and not metrics.paused:
+            remove_checkpoints(run_dir)
+    return pending
 
 
 def planning_lock(sweep_dir, dry):
