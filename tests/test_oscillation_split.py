@@ -12,9 +12,10 @@ import pytest
 from mlpsweep.core import TrainConfig, train
 from mlpsweep.core.config import ConfigError
 from mlpsweep.core.train import Trainer, normalizer
-from mlpsweep.core.window import last_half, smoothing_window, trajectory_steps
+from mlpsweep.core.window import last_half, moving_average, smoothing_window, trajectory_steps
 from mlpsweep.records.run import history_columns
-from mlpsweep.report.stats import WHY, moving_average, oscillation, oscillation_table
+from mlpsweep.report.not_measured import WHY
+from mlpsweep.report.oscillation import oscillation, oscillation_table
 
 FROZEN = 1e-30  # an lr whose updates round away: the weights stay (all but) fixed
 
@@ -318,7 +319,7 @@ def test_a_window_on_the_starting_plateau_or_its_escape_is_not_measured():
 
 
 def test_diverged_and_stopped_runs_have_no_oscillation_numbers():
-    from mlpsweep.report.stats import run_endings
+    from mlpsweep.report.not_measured import run_endings
 
     loss = plateau_then_learning()
     history = pd.DataFrame(
@@ -348,7 +349,7 @@ def test_diverged_and_stopped_runs_have_no_oscillation_numbers():
 
 
 def test_a_window_whose_loss_is_exactly_zero_has_no_relative_numbers_and_says_why():
-    from mlpsweep.report.stats import oscillation
+    from mlpsweep.report.oscillation import oscillation
 
     loss = np.concatenate([np.linspace(2.0, 0.1, 80), np.zeros(120)])  # fits every batch
     out = oscillation(loss, sampling_var=np.zeros(200), batch_size=2)

@@ -18,7 +18,7 @@ from mlpsweep.report.collect import collect
 from mlpsweep.report.declared import declared_headline
 from mlpsweep.report.effects import contrasts
 from mlpsweep.report.glossary import TERMS, link_first_uses, used
-from mlpsweep.report.stats import sampling_shares
+from mlpsweep.report.intervals import sampling_shares
 from mlpsweep.report.study import Study
 from mlpsweep.report.tables import Footnotes, sort_metric
 from mlpsweep.report.verdict import verdict
@@ -200,7 +200,7 @@ def write_probed(folder, seeds=4, steps=400, overstate=1.6):
 
 
 def test_the_oscillation_verdict_states_the_headlines_sampling_share(tmp_path):
-    """The verdict's share is the headline's (stats.sampling_shares: from the probe where
+    """The verdict's share is the headline's (intervals.sampling_shares: from the probe where
     it measured, pooled), never the mean of per-run recorded shares (which read "100%"
     beside the headline's 96% on the batch_oscillation page)."""
     sweep = write_probed(tmp_path)

@@ -235,7 +235,7 @@ def test_each_readme_place_is_found_where_the_readme_says():
     assert names[names.index(last) + 1] == "lowest_train_loss"
     engines = _statement(ast.parse(written["src/mlpsweep/launcher/engines.py"]), "ENGINES")
     assert [k.value for k in engines.value.keys] == ["loky", "dask", "noted_loky"]
-    figures = _statement(ast.parse(written["src/mlpsweep/report/figures/seeds.py"]), "FIGURES")
+    figures = _statement(ast.parse(written["src/mlpsweep/report/figures/seed_dots.py"]), "FIGURES")
     assert figures.value.elts[-1].args[0].value == "Lowest train loss"
     measures = _statement(ast.parse(written["src/mlpsweep/report/metrics.py"]), "MEASURES")
     assert [e.id for e in measures.value.elts] == ["OSCILLATION", "LOSS_DROP"]

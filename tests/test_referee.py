@@ -147,7 +147,7 @@ def test_figures_label_a_config_not_compared_and_draw_twins_once(tmp_path):
 
     from mlpsweep.report.figures.curves import curves
     from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
-    from mlpsweep.report.figures.seeds import dots
+    from mlpsweep.report.figures.seed_dots import dots
 
     sweep = write_curves(tmp_path, ZIPPED, study={"compare": ["batch_size"]})
     a = analyse(collect(sweep, write=False), first=["batch_size"])

@@ -16,7 +16,8 @@ from mlpsweep.records.run import read_config
 from mlpsweep.report import build_report
 from mlpsweep.report.analysis import analyse
 from mlpsweep.report.collect import collect
-from mlpsweep.report.stats import mean_band, oscillation, t95
+from mlpsweep.report.intervals import mean_band, t95
+from mlpsweep.report.oscillation import oscillation
 
 
 def images(html):
@@ -114,7 +115,7 @@ def test_intervals_use_students_t_from_scipy(n):
     freedom: intervals ~4% too narrow at n = 32."""
     from scipy import stats
 
-    from mlpsweep.report.stats import mean_interval
+    from mlpsweep.report.intervals import mean_interval
 
     assert t95(n) == pytest.approx(stats.t.ppf(0.975, n - 1), rel=1e-12)
     values = np.random.default_rng(n).lognormal(0, 0.5, n)
@@ -163,7 +164,7 @@ def write_runs(folder, configs, seeds=5, steps=400):
 
 
 def brute_spread_rel(loss):
-    """The relative spread of stats.oscillation, by an explicit loop: the std over the
+    """The relative spread of oscillation.oscillation, by an explicit loop: the std over the
     last half of loss / (its centred moving average) - 1."""
     n, w = len(loss), max(5, len(loss) // 20)
     ratios = []
@@ -651,7 +652,7 @@ def test_compare_writes_a_folder_named_after_its_inputs_and_refuses_bad_ones(
 def test_a_clipped_interval_is_shown_as_an_interval_not_a_negative_half_width():
     # A share estimated above 100% with its interval clipped at 100% was "1.177 ± -0.014".
     from mlpsweep.report.analysis import interval_text
-    from mlpsweep.report.stats import Interval
+    from mlpsweep.report.intervals import Interval
 
     assert interval_text(Interval(1.177, 1.03, 1.0, 2)) == "1.177 [1.03, 1]"
     assert interval_text(Interval(0.5, 0.4, 0.6, 2)) == "0.5 ± 0.1"

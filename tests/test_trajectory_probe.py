@@ -14,7 +14,8 @@ from mlpsweep.core.train import Trainer, normalizer
 from mlpsweep.core.trajectory import trajectory_sampling_var
 from mlpsweep.core.window import trajectory_steps
 from mlpsweep.report.declared import cross_check
-from mlpsweep.report.stats import oscillation, ratio_of_means
+from mlpsweep.report.intervals import ratio_of_means
+from mlpsweep.report.oscillation import oscillation
 
 
 def probe_spreads(losses, measured, steps, every, subset, total):

@@ -136,7 +136,7 @@ def finish(w, summary, oscillation, step):
 
 
 def ended(status, steps_done, steps_to_target, stop_at_target, diverged_step):
-    """Why a run's oscillation window cannot be measured (as report.stats.run_endings,
+    """Why a run's oscillation window cannot be measured (as report.not_measured.run_endings,
     for a run still in memory, as it ends)."""
     if status == Status.DIVERGED:
         return f"the run diverged at step {diverged_step}"
@@ -147,7 +147,7 @@ def ended(status, steps_done, steps_to_target, stop_at_target, diverged_step):
 
 def oscillation_parts(result, stop_at_target=False):
     """The report's oscillation metrics of a finished TrainResult (NaN where not measured)."""
-    from mlpsweep.report.stats import oscillation
+    from mlpsweep.report.oscillation import oscillation
 
     why = ended(
         result.status,

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.core.status import FINISHED, Status
+from mlpsweep.report.intervals import mean_interval, sampling_shares
 from mlpsweep.report.metrics import METRICS, SUMMARY, valid_range
-from mlpsweep.report.stats import mean_interval, sampling_shares
 
 REPLICATE = "seed"
 PREFERRED = ["sweep", "batch_size", "grad_reduction", "lr", "optimizer.name", "depth", "width"]

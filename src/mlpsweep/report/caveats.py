@@ -9,7 +9,7 @@ import re
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.stats import sampling_shares
+from mlpsweep.report.intervals import sampling_shares
 
 # the raw readings of the minibatch loss (the split's own metrics answer for themselves)
 READINGS = {

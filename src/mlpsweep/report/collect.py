@@ -3,7 +3,7 @@
 runs.parquet     one row per run: every config key flattened into a column (optimizer.name,
                  dataset.name, ...), status and error, final and best metrics, time, steps/s,
                  data fingerprint, and the metrics derived from the history (measure: the
-                 oscillation metrics, stats.oscillation_table: spread, its split into
+                 oscillation metrics, oscillation.oscillation_table: spread, its split into
                  sampling and trajectory, ..., and `_ex` forms);
                  in a halving sweep, each run's rung (halving.json) and `paused`.
                  Runs without a finished result are kept, marked.
@@ -28,7 +28,7 @@ from mlpsweep.records.files import atomic_write
 from mlpsweep.records.halving import HalvingLog
 from mlpsweep.records.run import NO_RESULT, read_config
 from mlpsweep.report.metrics import MEASURES
-from mlpsweep.report.stats import WHY
+from mlpsweep.report.not_measured import WHY
 
 
 @dataclass

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
+from mlpsweep.report.intervals import mean_interval, t_quantile
 from mlpsweep.report.metrics import DIFFERENCE, METRICS
-from mlpsweep.report.stats import mean_interval, t_quantile
 
 INIT_DIMS = {"depth", "width", "hidden_sizes", "init", "rng", "dtype", "activation"}
 TUNE_BY = "final_train_loss"

@@ -11,8 +11,9 @@ from mlpsweep.report.analysis import fmt
 from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
+from mlpsweep.report.intervals import mean_interval, sampling_shares
 from mlpsweep.report.metrics import METRICS
-from mlpsweep.report.stats import mean_interval, not_measured_reason, sampling_shares
+from mlpsweep.report.not_measured import not_measured_reason
 from mlpsweep.report.study import DECOMPOSED
 
 
@@ -161,7 +162,7 @@ def _decomposition(found, d, low, high, metric, runs):
 def _share(g, suffix, probed=None, d=None, value=None):
     """'96% [95%, 97%]': the share of the spread's variance that is sampling noise over
     the runs `g` (with the probe: over `probed`'s runs at d=value), by the page's one rule
-    (stats.sampling_shares)."""
+    (intervals.sampling_shares)."""
     runs = probed[probed[d] == value] if probed is not None else g
     iv = sampling_shares(runs, suffix)[1]
     if not math.isfinite(iv.mean):

@@ -42,8 +42,9 @@ class HistoryMetrics:
 
 def oscillation(runs, history):
     """Each run's oscillation over the last half of its steps and over the sweep's window
-    of equal examples (`_ex`), with why each NaN is not measured (stats.oscillation_table)."""
-    from mlpsweep.report.stats import oscillation_table, run_endings
+    of equal examples (`_ex`), with why each NaN is not measured (oscillation.oscillation_table)."""
+    from mlpsweep.report.not_measured import run_endings
+    from mlpsweep.report.oscillation import oscillation_table
 
     return oscillation_table(history, run_endings(runs))
 
@@ -61,7 +62,7 @@ SPREAD = (
     Metric("mean_abs_change_rel", "relative mean |step change|", summary=110),
     Metric("spikes", "spikes", summary=120, ratio=False),
 )
-# The spread split into its parts (stats.oscillation): the minibatch's sampling noise, and
+# The spread split into its parts (oscillation.oscillation): the minibatch's sampling noise, and
 # the weights' own trajectory, estimated by subtraction or measured on a probe.
 SPLIT = (
     Metric("spread_sampling_rel", "relative spread from sampling noise", summary=70),

@@ -10,8 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatter
 
+from mlpsweep.core.window import moving_average
 from mlpsweep.records.files import atomic_write
-from mlpsweep.report.stats import moving_average
 
 PNG_DPI = 150
 SCREEN_DPI = 90  # the size a figure is shown at in report.html: 1 pt = 1.25 CSS px

@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlpsweep import records
 from mlpsweep.report.collect import SweepTables, collect
-from mlpsweep.report.stats import WHY
+from mlpsweep.report.not_measured import WHY
 from mlpsweep.report.study import Study
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlpsweep.report.intervals import mean_interval
 from mlpsweep.report.scaling_fit import b_crit_of
-from mlpsweep.report.stats import mean_interval
 
 TOLERANCE = 2.0  # B_simple "agrees" with B_crit when its interval lies in [1/2, 2] x B_crit
 SYSTEMATIC = 2.0  # a residual beyond this many standard errors is named

@@ -5,7 +5,7 @@ import pandas as pd
 
 from mlpsweep.core.status import FINISHED
 from mlpsweep.report.metrics import METRICS, SUMMARY
-from mlpsweep.report.stats import not_measured_reason
+from mlpsweep.report.not_measured import not_measured_reason
 
 DASH = "–"
 

@@ -9,15 +9,15 @@ import pandas as pd
 
 from mlpsweep.report.analysis import fmt, tick
 from mlpsweep.report.contrast import tuned
+from mlpsweep.report.intervals import mean_interval
 from mlpsweep.report.metrics import MAXIMISED, METRICS, valid_range
-from mlpsweep.report.stats import mean_interval
 
 
 @dataclass
 class Best:
     where: str  # the compared setting ("batch_size=10"), or "" for the whole search
     config: str  # the best config there
-    value: object  # stats.Interval of the objective over its seeds
+    value: object  # intervals.Interval of the objective over its seeds
     trials: int  # trials at this compared setting
 
 

@@ -14,8 +14,8 @@ from mlpsweep.report.caveats import share_text
 from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
 from mlpsweep.report.declared import matching
 from mlpsweep.report.effects import contrasts, matched_groups
+from mlpsweep.report.intervals import sampling_shares
 from mlpsweep.report.metrics import METRICS
-from mlpsweep.report.stats import sampling_shares
 from mlpsweep.report.study import DECOMPOSED
 
 MORE_SEEDS = "rerun with seed=range(5) for an interval"

@@ -5,7 +5,8 @@ dpi) and SVG with a stable name, drawn once for both.
 Families: search (an adaptive search's history), halving (its rungs), importance (what
 matters: variance shares against seed noise), answers (main effects, noise collapse,
 batch scaling), split (what oscillates), curves (loss and test metrics over training),
-seeds (one dot per seed), grid (the heatmap).
+seed_dots (one dot per seed: the oscillation figure, the final test metrics), grid
+(the heatmap).
 """
 
 from pathlib import Path
@@ -17,13 +18,13 @@ from mlpsweep.report.figures import (
     halving,
     importance,
     search,
-    seeds,
+    seed_dots,
     split,
 )
 from mlpsweep.report.figures.spec import FigureContext, FigureSpec
 from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, legible, save
 
-FAMILIES = (search, halving, importance, answers, split, curves, seeds, grid)
+FAMILIES = (search, halving, importance, answers, split, curves, seed_dots, grid)
 # The figures shown open below the lead one, in page order, until their heights reach
 # this (about two screens at 1280 px); the rest are under "More figures", so a
 # large grid's page stays a few screens long.

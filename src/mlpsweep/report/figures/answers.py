@@ -304,7 +304,7 @@ def unzoomed(ax, log, valid=(None, None)):
 def level_means(done, d, metric, log):
     """(values of `d` in order, and at each: the mean of `metric` over the runs there and
     its 95% t-interval; computed on logs and mapped back when `log`: geometric)."""
-    from mlpsweep.report.stats import mean_interval
+    from mlpsweep.report.intervals import mean_interval
 
     values = sorted(done[d].unique(), key=_order)
     ivs = [

@@ -1,5 +1,5 @@
 """Curves over training: the train loss per step and per example seen, the test metrics
-over training. Means over seeds with a 95% t-band computed once (stats.mean_band), thin
+over training. Means over seeds with a 95% t-band computed once (intervals.mean_band), thin
 per-seed lines so single runs stay visible, diverged runs ending in an x; twins (two
 spellings of one update) drawn once."""
 
@@ -12,6 +12,7 @@ from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import fmt
 from mlpsweep.report.figures.labels import hue_label, twin_of, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.intervals import mean_band
 from mlpsweep.report.metrics import valid_range
 from mlpsweep.report.plotting import (
     legend_columns,
@@ -21,7 +22,6 @@ from mlpsweep.report.plotting import (
     smooth,
     subplots,
 )
-from mlpsweep.report.stats import mean_band
 
 MAX_SINGLE_PANEL = 8
 MAX_PANELS = 12

@@ -53,7 +53,7 @@ class FigureContext:
     @property
     def oscillation(self) -> bool:
         """Whether runs have a window to compare: runs stopped at their target do not
-        (stats.run_endings)."""
+        (not_measured.run_endings)."""
         return bool(len(self.analysis.history)) and not self.analysis.stopped_at_target
 
 

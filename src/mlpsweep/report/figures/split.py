@@ -1,13 +1,13 @@
 """What oscillates: the minibatch loss's spread split into the sampling noise of a
-B-example average and the weights' own trajectory (stats.oscillation), and the
+B-example average and the weights' own trajectory (oscillation.oscillation), and the
 trajectory probe's loss drawn over the minibatch loss it hides in."""
 
 import numpy as np
 
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs, wrap_label
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.intervals import mean_interval, sampling_shares
 from mlpsweep.report.plotting import MAX_WIDTH_IN, plain_log_axis, png, robust_limits, subplots
-from mlpsweep.report.stats import mean_interval, sampling_shares
 
 PARTS = (  # column, legend label, colour, marker
     ("spread_rel", "observed (minibatch loss)", "0.35", "o"),
@@ -27,7 +27,7 @@ def split_figure(analysis):
     """Per config: the relative spread and its parts (mean over seeds, 95% interval, on a
     log axis; an interval reaching 0 is cut at the axis), and the share of the spread's
     variance that is sampling noise (one dot per seed, uncapped; their ratio of means as a
-    bar; by the page's one rule, stats.sampling_shares: from the probe where it measured)."""
+    bar; by the page's one rule, intervals.sampling_shares: from the probe where it measured)."""
     done = analysis.finished
     parts = [p for p in PARTS if p[0] in done and done[p[0]].notna().any()]
     configs = drawn_configs(analysis)  # twins once; a config not compared labelled

@@ -1,122 +1,17 @@
-"""Numbers the report shows: bands over seeds and the oscillation of a loss curve.
-
-Bands are computed once, vectorised, as a 95% t-interval of the mean over seeds, rather
-than by seaborn's per-x bootstrap (seaborn issue 2547: over a minute for six 1000-step runs).
+"""The oscillation of a loss curve: its spread around a moving average, split into the
+minibatch's sampling noise and the weights' own trajectory (measured directly where the
+trajectory probe ran), over a window of steps or of examples; one row per run of a sweep
+(oscillation_table), with why each metric that is NaN could not be measured.
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from mlpsweep.core.status import Status
 from mlpsweep.core.window import moving_average, smoothing_window
 from mlpsweep.core.window import window_bounds as _window_bounds
-
-
-def t_quantile(df, level=0.95):
-    """The two-sided `level` quantile of Student's t with `df` degrees of freedom (any
-    positive real df, vectorised; NaN for df < 1): scipy's inverse t distribution."""
-    from scipy.special import stdtrit  # scipy.stats' t.ppf, without loading scipy.stats
-
-    df = np.asarray(df, dtype=np.float64)
-    q = stdtrit(np.maximum(df, 1.0), 0.5 + level / 2)
-    return np.where(df >= 1, q, np.nan)
-
-
-def t95(n):
-    """The 95% two-sided t quantile for a mean of n values (NaN for n < 2)."""
-    return t_quantile(np.asarray(n) - 1)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean with its 95% t-interval (lo = hi = mean for one value; NaN for none)."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-
-    @property
-    def half(self):
-        return (self.hi - self.lo) / 2
-
-
-def mean_interval(values, log=False, valid=(None, None)):
-    """The mean of `values` (NaN dropped) with its 95% t-interval; on their logs and
-    mapped back when `log` (a geometric mean and its interval, for ratios); the interval
-    clipped to the `valid` range of the quantity (a spread >= 0, an accuracy <= 1)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if log:
-        v = np.log(v[v > 0])
-    if not len(v):
-        return Interval(np.nan, np.nan, np.nan, 0)
-    m = float(v.mean())
-    half = float(t95(len(v)) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
-    lo, hi = m - half, m + half
-    if log:
-        m, lo, hi = math.exp(m), math.exp(lo), math.exp(hi)
-    floor, ceil = valid
-    lo = lo if floor is None else max(lo, floor)
-    hi = hi if ceil is None else min(hi, ceil)
-    return Interval(m, lo, hi, len(v))
-
-
-def ratio_of_means(numerators, denominators, valid=(0.0, None)):
-    """sum(y) / sum(x) over paired values (NaN pairs dropped) with its 95% interval by
-    the delta method (the linearised ratio's t-interval over the pairs): a share over
-    seeds taken as one ratio, so no single seed's noisy ratio is capped or dominates.
-    One pair: the ratio, no interval."""
-    y = np.asarray(numerators, dtype=np.float64)
-    x = np.asarray(denominators, dtype=np.float64)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if not len(x) or x.sum() <= 0:
-        return Interval(np.nan, np.nan, np.nan, 0)
-    r = float(y.sum() / x.sum())
-    if len(x) < 2:
-        return Interval(r, r, r, 1)
-    se = float(np.std(y - r * x, ddof=1) / math.sqrt(len(x)) / x.mean())
-    half = float(t95(len(x))) * se
-    floor, ceil = valid
-    lo, hi = r - half, r + half
-    lo = lo if floor is None else max(lo, floor)
-    hi = hi if ceil is None else min(hi, ceil)
-    return Interval(r, lo, hi, len(x))
-
-
-def sampling_shares(runs, suffix=""):
-    """(each run's share of the spread's variance that is sampling noise, and their pooled
-    share with its 95% interval) over the runs of one config, by one rule for the whole
-    page: where the trajectory probe measured, one minus the probe's trajectory variance
-    over the observed (relative forms), what the probe measures; else the recorded
-    sampling variance over the observed. Pooled as one ratio of means (ratio_of_means):
-    no run's share is capped."""
-    probe = f"spread_trajectory_probe_rel{suffix}"
-    spread = f"spread_rel{suffix}"
-    if probe in runs and spread in runs and pd.to_numeric(runs[probe]).notna().all():
-        traj = pd.to_numeric(runs[probe]) ** 2
-        observed = pd.to_numeric(runs[spread]) ** 2
-        iv = ratio_of_means(traj, observed)
-        pooled = Interval(1 - iv.mean, max(0.0, 1 - iv.hi), min(1.0, 1 - iv.lo), iv.n)
-        return 1 - traj / observed, pooled
-    num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
-    if num not in runs or den not in runs:
-        return pd.Series(dtype=float), Interval(np.nan, np.nan, np.nan, 0)
-    y, x = pd.to_numeric(runs[num]), pd.to_numeric(runs[den])
-    return y / x, ratio_of_means(y, x, valid=(0.0, 1.0))
-
-
-def mean_band(df, by, x, y):
-    """Mean of y over replicates per (by, x), with a 95% t-interval: lo, hi columns."""
-    g = df.groupby([*by, x], observed=True, sort=True)[y].agg(["mean", "std", "count"])
-    half = t95(g["count"].to_numpy()) * g["std"].to_numpy() / np.sqrt(g["count"].to_numpy())
-    g["lo"], g["hi"] = g["mean"] - half, g["mean"] + half
-    return g.reset_index()
-
+from mlpsweep.report.not_measured import WHY, reasons_text
 
 OSCILLATION = [
     "spread",
@@ -384,47 +279,3 @@ def oscillation_table(history, ended=None):
         )
     columns = ["run_id", *OSCILLATION, *(f"{k}_ex" for k in OSCILLATION), "not_measured", WHY]
     return pd.DataFrame(rows, columns=columns)
-
-
-WHY = "_not_measured"  # {metric: why it is NaN} per run: typed, for the report's own use
-
-
-def reasons_text(why: dict) -> str:
-    """{metric: reason} as one value: each reason once, after the metrics it holds for."""
-    metrics_of: dict[str, list[str]] = {}
-    for metric, reason in why.items():
-        metrics_of.setdefault(reason, []).append(metric)
-    return "; ".join(f"{', '.join(m)}: {reason}" for reason, m in metrics_of.items())
-
-
-def not_measured_reason(runs, metric) -> str:
-    """Why `metric` is NaN for `runs`: the most common reason their records give, or ""."""
-    if WHY not in runs:
-        return ""
-    found = [w[metric] for w in runs[WHY] if isinstance(w, dict) and metric in w]
-    return max(set(found), key=found.count) if found else ""
-
-
-def run_endings(runs):
-    """{run_id: why its oscillation windows cannot be measured} for runs that diverged
-    (the last half holds the blow-up) or stopped at their target (their windows end at
-    different points of training, so they compare unlike phases)."""
-    out = {}
-    for row in runs.itertuples(index=False):
-        row = row._asdict()
-        if row.get("status") == Status.DIVERGED:
-            out[row["run_id"]] = f"the run diverged at step {_int(row.get('diverged_step'))}"
-        elif bool(row.get("stop_at_target")) and row.get("steps_to_target") == row.get(
-            "steps_done"
-        ):
-            out[row["run_id"]] = (
-                f"the run stopped at its target at step {_int(row.get('steps_done'))}"
-            )
-    return out
-
-
-def _int(value):
-    try:
-        return str(int(value))
-    except (TypeError, ValueError):
-        return "?"

@@ -1,5 +1,6 @@
-"""One dot per seed: final metrics and oscillation per config, with the mean and its 95%
-interval (a bar-free strip plot per metric)."""
+"""One dot per seed, per config, with the mean and its 95% interval (a bar-free strip
+plot per metric): the oscillation figure (spread, relative spread, spikes) and the final
+test metrics."""
 
 import numpy as np
 import seaborn as sns
@@ -7,9 +8,9 @@ import seaborn as sns
 from mlpsweep.report.figures.curves import MAX_SINGLE_PANEL
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
 from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.intervals import mean_interval
 from mlpsweep.report.metrics import METRICS, valid_range
 from mlpsweep.report.plotting import MAX_WIDTH_IN, png, subplots
-from mlpsweep.report.stats import mean_interval
 
 
 def palette(analysis):
