@@ -95,7 +95,7 @@ def test_launch_bench_prints_both_readings_and_where_the_time_went(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)  # the bench finds run.py beside the package
     lines = []
-    rows = launch.launch(n_jobs=4, rounds=1, out=lines.append, hydra_run_job=False)
+    rows = launch.launch(n_jobs=4, rounds=1, out=lines.append, shortcuts=False)
     assert "mlpsweep launcher" in rows  # its value is a timing: any sign on 4 jobs
     text = "\n".join(lines)
     assert re.search(r"target <= 20 ms per job: (met|MISSED)", text), text

@@ -315,40 +315,18 @@ def test_a_study_comparing_a_setting_that_is_not_swept_is_refused_before_trainin
 # --- bounded waits: a launch's watch
 
 
-def test_a_launchs_watch_unblocks_a_start_up_stuck_on_a_dead_worker_in_any_thread(caplog):
-    """The start-up write of loky's _launch (see test_safety) stuck in a thread that is
-    not a warm-up's (the launch's own under Hydra's basic or Optuna sweeper, or loky's
-    manager replacing a killed worker): the watch unblocks it by itself, and says so."""
-    import threading
-
-    from mlpsweep.launcher.warmup import LaunchWatch
-
-    def _launch():  # the shape of loky's Popen._launch writing to a dead worker's pipe
-        child_r, parent_w = os.pipe()
-        with os.fdopen(parent_w, "wb") as f:
-            f.write(bytes(1 << 20))
-        os.close(child_r)
-
-    thread = threading.Thread(target=_launch, name="loky-manager", daemon=True)
-    with LaunchWatch(stuck_s=0.2):
-        thread.start()
-        thread.join(60)
-    assert not thread.is_alive()
-    assert "a worker died as it started" in caplog.text and "loky-manager" in caplog.text
-
-
 @pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
 def test_a_launchs_watch_kills_a_worker_stopped_past_the_claim_timeout(caplog):
     import signal
     import subprocess
     import sys
 
-    from mlpsweep.launcher.warmup import LaunchWatch
+    from mlpsweep.launcher.stopped_workers import StoppedWorkerWatch
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         os.kill(child.pid, signal.SIGSTOP)
-        with LaunchWatch(stopped_s=0.3):
+        with StoppedWorkerWatch(stopped_s=0.3):
             assert child.wait(timeout=60) == -signal.SIGKILL
         assert f"worker pid {child.pid} was stopped" in caplog.text
     finally:

@@ -18,18 +18,18 @@ def test_the_launcher_is_discovered_as_a_hydra_plugin():
     assert MlpsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
 
 
-# Also with Hydra's own public run_job (the fallback of hydra_compat.py's docstring).
-PUBLIC_RUN_JOB = ["hydra.launcher.fast_run_job=false"]
+# Also with every shortcut off: Hydra's own public path (launcher/shortcuts.py).
+PUBLIC_PATH = ["hydra.launcher.no_shortcuts=[all]"]
 
 
 # Quick: the jobs in this process (no workers to start); slow: in worker processes, with
-# our run_job and with Hydra's.
+# every shortcut and with none.
 @pytest.mark.parametrize(
     "launcher_name, overrides",
     [
         ("mlpsweep", ["hydra.launcher.n_jobs=1"]),
         pytest.param("mlpsweep", [], marks=pytest.mark.slow),
-        pytest.param("mlpsweep", PUBLIC_RUN_JOB, marks=pytest.mark.slow),
+        pytest.param("mlpsweep", PUBLIC_PATH, marks=pytest.mark.slow),
     ],
 )
 class TestMlpsweepLauncher(LauncherTestSuite):

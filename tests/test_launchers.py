@@ -16,6 +16,11 @@ LAUNCHERS = {
     "basic": ["hydra/launcher=basic"],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
 }
+# Ours in worker processes, with and without its shortcuts (Hydra's public path).
+WORKERS = {
+    "mlpsweep, workers": ["hydra.launcher.n_jobs=2"],
+    "mlpsweep, no shortcuts": ["hydra.launcher.n_jobs=2", "hydra.launcher.no_shortcuts=[all]"],
+}
 
 
 def histories(sweep_dir):
@@ -26,14 +31,14 @@ def histories(sweep_dir):
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     out = {}
-    for name, extra in LAUNCHERS.items():
+    for name, extra in {**LAUNCHERS, **WORKERS}.items():
         sweep_dir = tmp_path_factory.mktemp(name) / "sweep"
         multirun(sweep_dir, *GRID, *extra)
         out[name] = sweep_dir
     return out
 
 
-@pytest.mark.slow  # three sweeps with their reports
+@pytest.mark.slow  # five sweeps with their reports
 def test_every_launcher_writes_the_same_records_and_a_report(sweeps):
     ours = histories(sweeps["mlpsweep"])
     assert len(ours) == 4

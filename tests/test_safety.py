@@ -6,6 +6,8 @@ import gc
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -224,38 +226,63 @@ def test_a_stopped_worker_cannot_publish_over_the_run_that_was_taken_over(tmp_pa
     assert metrics is not None and metrics.worker_pid != first["pid"]
 
 
-def test_a_start_up_write_to_a_worker_that_died_is_unblocked():
-    """loky starts a worker by writing its start-up data into a pipe the worker reads;
-    when the worker dies first and the data is larger than a pipe holds, the write waits
-    forever (the parent holds the read end too). The same shape here, for real: a
-    thread in a function named _launch, writing 1 MB into a pipe nobody reads."""
-    import threading
+def test_a_launch_context_reaches_loky_workers_through_a_verified_private_file(tmp_path):
+    """loky writes a worker's start-up data into a pipe the worker reads, and waits
+    forever when the worker died first and the data is more than the pipe holds (the
+    parent holds the read end too). So the context travels by file: the start-up data
+    is a path and a digest, and the file counts only when it is the one written."""
+    import pickle
 
-    from mlpsweep.launcher import warmup
+    from mlpsweep.launcher.handover import Parked, park, unpark
 
-    def _launch():  # the frame drain_stuck_launch looks for, as loky's Popen._launch
-        child_r, parent_w = os.pipe()
-        with os.fdopen(parent_w, "wb") as f:
-            f.write(bytes(1 << 20))
-        os.close(child_r)
+    context = {"state": bytes(1 << 20)}  # 1 MiB: far more than a pipe holds
+    parked = park(context)
+    assert len(pickle.dumps(parked)) < 4096
+    folder = Path(parked.path).parent
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert unpark(parked) == context
+    tampered = Parked(parked.path, "0" * 64)
+    with pytest.raises(RuntimeError, match="not the launch context"):
+        unpark(tampered)
+    Path(parked.path).write_bytes(b"another")
+    with pytest.raises(RuntimeError, match="not the launch context"):
+        unpark(parked)
+    Path(parked.path).unlink()
+    other = tmp_path / "other"
+    other.write_bytes(b"x")
+    Path(parked.path).symlink_to(other)
+    with pytest.raises(OSError):  # a link in its place is not followed
+        unpark(parked)
 
-    thread = threading.Thread(target=_launch, daemon=True)
-    thread.start()
-    thread.join(0.5)
-    assert thread.is_alive()  # stuck, as the sweep was
-    assert warmup.drain_stuck_launch(thread)
-    thread.join(10)
-    assert not thread.is_alive()
-    idle = threading.Thread(target=time.sleep, args=(0.2,), daemon=True)
-    idle.start()
-    assert not warmup.drain_stuck_launch(idle)  # nothing of the kind: left alone
+
+def test_context_folders_of_processes_that_are_gone_are_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    from mlpsweep.launcher import handover
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = tmp_path / f"{handover.PREFIX}{gone.stdout.strip()}-abc"
+    live = tmp_path / f"{handover.PREFIX}{os.getpid()}-abc"
+    target = tmp_path / "not-ours"
+    target.mkdir()
+    link = tmp_path / f"{handover.PREFIX}{gone.stdout.strip()}-link"
+    link.symlink_to(target)
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "context.pickle").write_bytes(b"x")
+    handover.park({"a": 1})
+    assert not dead.exists() and live.exists() and target.exists() and link.is_symlink()
 
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_a_worker_killed_as_it_starts_costs_no_run_and_no_hang(tmp_path):
-    """SIGKILL the first loky worker 0.1 s after it appears (before its first job):
-    the sweep finishes every run, within a bound, whatever moment the kill hit."""
+@pytest.mark.parametrize("after_s", [0.0, 0.1])
+def test_a_worker_killed_as_it_starts_costs_no_run_and_no_hang(tmp_path, after_s):
+    """SIGKILL the first loky worker as soon as it appears, or 0.1 s later (before its
+    first job): the sweep finishes every run, within a bound, whatever moment the kill
+    hit."""
     proc = start_app(tmp_path, "-m", "seed=range(4)", "steps=200", "report=false")
     found = []
 
@@ -273,7 +300,7 @@ def test_a_worker_killed_as_it_starts_costs_no_run_and_no_hang(tmp_path):
 
     wait_for(worker_started, what="a worker")
     if found:
-        time.sleep(0.1)
+        time.sleep(after_s)
         os.kill(found[0], signal.SIGKILL)
     assert proc.wait(timeout=120) == 0
     assert len(list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json"))) == 4

@@ -35,9 +35,10 @@ class MlpsweepLauncherConf:
     no_workers_s: float = 120.0
     progress: bool = True  # a progress bar on a terminal
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
-    # false: Hydra's own public run_job (it copies each job's config four times; a
-    # fallback should a Hydra release change what ours mirrors: see hydra_compat.py)
-    fast_run_job: bool = True
+    # the launcher's shortcuts to turn off, taking Hydra's public path instead (a
+    # fallback should a Hydra release change what one mirrors): run_job, compose,
+    # state_once, lazy_returns, warm_up, or all (mlpsweep.launcher.shortcuts)
+    no_shortcuts: list[str] = field(default_factory=list)
 
 
 ConfigStore.instance().store(
@@ -58,7 +59,7 @@ class MlpsweepLauncher(Launcher):
         worker_loss_retries=0,
         progress=True,
         joblib=None,
-        fast_run_job=True,
+        no_shortcuts=(),
         stopped_worker_s=60.0,
         no_workers_s=120.0,
     ):
@@ -67,13 +68,14 @@ class MlpsweepLauncher(Launcher):
         self.no_workers_s = float(no_workers_s)
         from mlpsweep.launcher.engines import engine_for
         from mlpsweep.launcher.hydra_compat import warn_if_unchecked
+        from mlpsweep.launcher.shortcuts import shortcuts_on
 
         warn_if_unchecked()
         self.engine = engine_for(backend)
+        self.shortcuts = shortcuts_on(no_shortcuts)
         self.n_jobs, self.backend, self.blas_threads = n_jobs, backend, blas_threads
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
-        self.fast_run_job = bool(fast_run_job)
         self.config = self.hydra_context = self.task_function = self._context = None
         self._warm_up = None
 
@@ -88,7 +90,8 @@ class MlpsweepLauncher(Launcher):
         from mlpsweep.launcher.warmup import WarmUp
 
         n_jobs = min(workers(self), n_jobs)
-        if self.engine.warms_up and n_jobs > 1 and self._warm_up is None:
+        warms_up = self.engine.warms_up and "warm_up" in self.shortcuts
+        if warms_up and n_jobs > 1 and self._warm_up is None:
             self._warm_up = WarmUp(self, first_job, n_jobs).start()
 
     def join_warm_up(self):

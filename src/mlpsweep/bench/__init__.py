@@ -54,6 +54,13 @@ def parser(prog="mlpsweep bench"):
     )
     b = sub.add_parser("launch", help="launcher overhead per job vs the stock launcher")
     b.add_argument("--jobs", type=at_least(2), default=200, help="jobs of the large sweep")
+    b.add_argument("--rounds", type=at_least(1), default=3, help="best of this many rounds")
+    b.add_argument(
+        "--skip-shortcuts",
+        dest="shortcuts",
+        action="store_false",
+        help="skip timing the launcher with each shortcut turned off",
+    )
     sub.add_parser("parallel", help="batch_oscillation's wall time vs its CPU time")
     b = sub.add_parser("report", help="report build time on synthetic sweeps")
     b.add_argument("--runs", type=at_least(1), nargs="+", default=[20, 200, 500])
@@ -93,7 +100,7 @@ def main(argv=None, prog="mlpsweep bench"):
     if args.name == "launch":
         from mlpsweep.bench import launch
 
-        launch.launch(args.jobs)
+        launch.launch(args.jobs, args.rounds, shortcuts=args.shortcuts)
     elif args.name == "parallel":
         from mlpsweep.bench import launch
 

@@ -16,6 +16,7 @@ three are three unpicklings, not a composition and two deep copies; planning a s
 needs only the small task part.
 """
 
+import copy
 import pickle
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -31,8 +32,9 @@ class JobComposer:
     """Composes the jobs of one sweep (in the launcher's workers: each composes its own
     jobs, so composition runs in parallel)."""
 
-    def __init__(self, config_loader, master_config):
+    def __init__(self, config_loader, master_config, reuse_bases=True):
         self.loader = config_loader
+        self.reuse_bases = reuse_bases  # False: every job composed by Hydra from scratch
         self.master = master_config
         self.parser = OverridesParser.create(config_loader=config_loader)
         self.groups = set(master_config.hydra.runtime.choices.keys())
@@ -82,6 +84,8 @@ class JobComposer:
     def job(self, overrides, idx=None):
         """(full config, task config, HydraConfig's config) of a job; `idx` sets
         hydra.job.id and hydra.job.num, as Hydra's launchers do."""
+        if not self.reuse_bases:
+            return self._composed_by_hydra(overrides, idx)
         parsed, structural, values = self._split(overrides)
         full, task, hydra = (pickle.loads(b) for b in self._base(structural))
         for cfg in (full, task, hydra):
@@ -108,6 +112,20 @@ class JobComposer:
             if values:
                 with read_write(cfg.hydra.overrides):
                     cfg.hydra.overrides.task = [o.input_line for o in app]
+        return full, task, hydra
+
+    def _composed_by_hydra(self, overrides, idx):
+        """The job's three configs as Hydra's launchers make them: composed from scratch
+        (hydra-joblib-launcher's _call_and_return), then split (Hydra's run_job)."""
+        full = self.loader.load_sweep_config(self.master, list(overrides))
+        with open_dict(full):
+            if idx is not None:
+                full.hydra.job.id = str(idx)
+                full.hydra.job.num = idx
+        hydra = OmegaConf.masked_copy(full, "hydra")
+        task = copy.deepcopy(full)
+        with read_write(task), open_dict(task):
+            del task["hydra"]
         return full, task, hydra
 
 

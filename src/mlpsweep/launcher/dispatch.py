@@ -18,6 +18,7 @@ from mlpsweep.launcher.engines import EngineLost, failed_return
 from mlpsweep.launcher.failures import JobNotRun
 from mlpsweep.launcher.hydra_compat import return_value
 from mlpsweep.launcher.recovery import Recovery
+from mlpsweep.launcher.stopped_workers import StoppedWorkerWatch
 
 log = logging.getLogger("mlpsweep")
 
@@ -37,7 +38,7 @@ def make_context(launcher):
         master.hydra.overrides.hydra.append(f"hydra.sweep.dir='{where}'")
     local = (launcher.hydra_context, launcher.task_function, master)
     token = uuid.uuid4().hex
-    return worker.WorkerContext.make(token, *local, fast_run_job=launcher.fast_run_job), local
+    return worker.WorkerContext.make(token, *local, shortcuts=launcher.shortcuts), local
 
 
 def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
@@ -55,7 +56,7 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     engine = launcher.engine
     stopped_s = getattr(launcher, "stopped_worker_s", None)
     with (
-        warmup.LaunchWatch(stopped_s=stopped_s),
+        StoppedWorkerWatch(stopped_s=stopped_s),
         Recovery(
             len(jobs), launcher.worker_loss_retries, initial_job_idx, engine.local_workers
         ) as plan,
@@ -100,7 +101,11 @@ def stream(launcher, running, jobs, batch, returns, first_idx, plan):
 
     show = launcher.progress and sys.stderr.isatty()
     started, done = time.perf_counter(), 0
-    calls = (worker.Job(first_idx + i, jobs[i], running.job_context, plan.marks_dir) for i in batch)
+    token = launcher.context[0].token
+    calls = (
+        worker.Job(first_idx + i, jobs[i], token, running.job_context, plan.marks_dir)
+        for i in batch
+    )
     with tqdm(total=len(batch), unit="job", disable=not show, dynamic_ncols=True) as bar:
         try:
             # Log lines go around the bar only when there is one (it costs every line).

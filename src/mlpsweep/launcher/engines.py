@@ -69,23 +69,32 @@ class Engine:
 
 class LokyEngine(Engine):
     """joblib's loky processes on this machine: each worker gets the launch's Hydra
-    state once, as it starts, and its BLAS threads capped (workers x threads <= cores)."""
+    state once, as it starts (through a file: handover.py), and its BLAS threads capped
+    (workers x threads <= cores)."""
 
     warms_up = True
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.parked = {}  # launch token -> where its context waits (handover.py)
 
     @contextlib.contextmanager
     def start(self, launcher, context, n_jobs):
         from joblib import parallel_config
 
+        from mlpsweep.launcher.handover import park
         from mlpsweep.launcher.worker import start_loky_worker
 
+        once = "state_once" in launcher.shortcuts  # else sent with every job, as by Hydra
+        if once and context.token not in self.parked:
+            self.parked[context.token] = park(context)
         with parallel_config(
             backend="loky",
             initializer=start_loky_worker,
-            initargs=(context,),
+            initargs=(context.launcher_pid, self.parked[context.token] if once else None),
             inner_max_num_threads=blas_cap(launcher),
         ):
-            yield Running(None, min(workers(launcher), n_jobs), None)
+            yield Running(None, min(workers(launcher), n_jobs), None if once else context)
 
 
 class DaskEngine(Engine):

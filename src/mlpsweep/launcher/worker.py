@@ -20,13 +20,14 @@ from hydra.core.utils import run_job as hydra_run_job
 from hydra.core.utils import setup_globals
 
 from mlpsweep.launcher.compose import JobComposer
+from mlpsweep.launcher.handover import unpark
 from mlpsweep.launcher.hydra_compat import hydra_state, install_hydra_state, job_scope
 from mlpsweep.launcher.recovery import mark_running
 from mlpsweep.launcher.returns import TravellingJobReturn
 from mlpsweep.launcher.runjob import run_job
+from mlpsweep.launcher.shortcuts import SHORTCUTS
 
-_installed = {"token": None}
-_watching = False
+PARENT_WATCH = "mlpsweep-parent-watch"  # the thread that exits a loky worker whose launcher died
 
 
 @dataclass
@@ -40,10 +41,10 @@ class WorkerContext:
     singleton_state: Any
     payload: bytes
     launcher_pid: int
-    fast_run_job: bool = True  # ours (runjob.py), else Hydra's public run_job
+    shortcuts: frozenset[str] = frozenset(SHORTCUTS)  # those in use (shortcuts.py)
 
     @classmethod
-    def make(cls, token, hydra_context, task_function, master_config, fast_run_job=True):
+    def make(cls, token, hydra_context, task_function, master_config, shortcuts=None):
         import cloudpickle  # the task function may live in __main__
 
         return cls(
@@ -51,74 +52,101 @@ class WorkerContext:
             singleton_state=hydra_state(),
             payload=cloudpickle.dumps((hydra_context, task_function, master_config)),
             launcher_pid=os.getpid(),
-            fast_run_job=fast_run_job,
+            shortcuts=frozenset(SHORTCUTS if shortcuts is None else shortcuts),
         )
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A launch's state as set up in this process: what its jobs run with."""
+
+    token: str
+    hydra_context: Any
+    task_function: Any
+    composer: JobComposer
+    shortcuts: frozenset[str]
+
+
+# The launch this process works for, by token: a cache of one entry (a worker that a
+# later launch reuses installs that launch's state in its place).
+_launch_cache: dict[str, Installed] = {}
 
 
 @dataclass
 class Job:
     idx: int
     overrides: list
+    token: str  # its launch's
     context: WorkerContext | None = None  # None where the worker was given it at start
     marks: str | None = None  # where the job says it is running (recovery.py)
 
 
-def install(context, local=None):
+def install(context, local=None) -> Installed:
     """Set up this process for the launch `context` (once); `local` is the launcher's own
     (hydra_context, task_function, master_config), for jobs it runs itself."""
-    if _installed["token"] != context.token:
-        if local is None:
-            setup_globals()
-            install_hydra_state(context.singleton_state)
-            local = pickle.loads(context.payload)  # imports the task's modules
-            # Keep what was loaded out of the collector's full passes: a worker holds
-            # millions of objects (Hydra, NumPy, pandas), which a full pass, every few
-            # jobs, would walk for nothing.
-            gc.freeze()
-        hydra_context, task_function, master = local
-        _installed.update(
-            token=context.token,
-            fast_run_job=context.fast_run_job,
-            hydra_context=hydra_context,
-            task_function=task_function,
-            composer=JobComposer(hydra_context.config_loader, master),
-        )
+    found = _launch_cache.get(context.token)
+    if found is not None:
+        return found
+    if local is None:
+        setup_globals()
+        install_hydra_state(context.singleton_state)
+        local = pickle.loads(context.payload)  # imports the task's modules
+        # Keep what was loaded out of the collector's full passes: a worker holds
+        # millions of objects (Hydra, NumPy, pandas), which a full pass, every few
+        # jobs, would walk for nothing.
+        gc.freeze()
+    hydra_context, task_function, master = local
+    found = Installed(
+        token=context.token,
+        hydra_context=hydra_context,
+        task_function=task_function,
+        composer=JobComposer(
+            hydra_context.config_loader, master, reuse_bases="compose" in context.shortcuts
+        ),
+        shortcuts=context.shortcuts,
+    )
+    _launch_cache.clear()
+    _launch_cache[context.token] = found
+    return found
+
+
+def installed(token) -> Installed:
+    """The launch `token`'s state in this process (given at the worker's start)."""
+    return _launch_cache[token]
 
 
 def run(job):
     """(job index, JobReturn) of one job, run by Hydra's run_job."""
-    if job.context is not None:
-        install(job.context)
+    launch = install(job.context) if job.context is not None else installed(job.token)
     mark = mark_running(job.marks, job.idx)
-    configs = _installed["composer"].job(job.overrides, job.idx)
+    configs = launch.composer.job(job.overrides, job.idx)
     keys = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
-    if _installed["fast_run_job"]:
-        context = _installed["hydra_context"]
-        with job_scope(context):  # as Hydra's run_job (1.4)
-            ret = run_job(context, _installed["task_function"], configs, **keys)
+    if "run_job" in launch.shortcuts:
+        with job_scope(launch.hydra_context):  # as Hydra's run_job (1.4)
+            ret = run_job(launch.hydra_context, launch.task_function, configs, **keys)
     else:
         ret = hydra_run_job(
-            hydra_context=_installed["hydra_context"],
-            task_function=_installed["task_function"],
+            hydra_context=launch.hydra_context,
+            task_function=launch.task_function,
             config=configs[0],
             **keys,
         )
     if mark is not None:
         mark.unlink(missing_ok=True)
-    return job.idx, TravellingJobReturn.of(ret)
+    return job.idx, TravellingJobReturn.of(ret) if "lazy_returns" in launch.shortcuts else ret
 
 
-def prime(overrides):
+def prime(token, overrides):
     """Compose the base config of a job with `overrides` now (the warm-up, warmup.py),
     so that the first job does not wait for it."""
-    _installed["composer"].task(overrides)
+    installed(token).composer.task(overrides)
     gc.freeze()
 
 
-def start_loky_worker(context):
+def start_loky_worker(launcher_pid, parked=None):
     """Run by each loky worker as it starts (the executor's initializer).
 
-    - Install the launcher's Hydra state once, not with every job.
+    - Install the launcher's Hydra state once, not with every job (`state_once`).
     - Exit when the launching process dies (kill -9), rather than finish jobs nobody
       will collect and idle beside the rerun.
     - Ignore Ctrl-C and SIGTERM: the terminal sends SIGINT to the whole process group
@@ -126,24 +154,23 @@ def start_loky_worker(context):
       between two jobs would print loky's traceback, or look like a worker lost and
       have its job run again. The launching process handles them and stops its workers.
     """
-    exit_with_parent(context.launcher_pid)  # first: installing takes a while
+    exit_with_parent(launcher_pid)  # first: installing takes a while
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal closing: the sweep decides
-    install(context)
+    if parked is not None:  # else it comes with every job
+        install(unpark(parked))
 
 
 def exit_with_parent(parent):
     """Exit as soon as `parent` (the launching process) is not our parent any more (it
     died: the kernel gave us to init). Given, not read: it may have died already."""
-    global _watching
-    if _watching:
-        return
-    _watching = True
+    if any(t.name == PARENT_WATCH for t in threading.enumerate()):
+        return  # watching already (a worker a later launch reuses)
 
     def watch():
         while os.getppid() == parent:
             time.sleep(0.5)
         os._exit(70)
 
-    threading.Thread(target=watch, name="mlpsweep-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name=PARENT_WATCH, daemon=True).start()
