@@ -229,4 +229,14 @@ def test_a_tampered_cache_is_caught_by_content_and_rebuilt(tmp_path):
     again = load_dataset("toy", data_dir=data, source=src)
     assert np.array_equal(again.y_train, arrays["train_labels"])
     assert again.fingerprint == first.fingerprint
-    assert len(cache._verified) >= 1  # an unchanged cache is hashed once per process
+    assert len(cache._verified_cache) >= 1  # an unchanged cache is hashed once per process
+
+
+def test_the_dataset_caches_of_a_process_are_bounded():
+    from mlpsweep.data.cache import CACHE_ENTRIES, remember
+
+    cache: dict = {}
+    for i in range(CACHE_ENTRIES + 5):
+        assert remember(cache, i, str(i)) == str(i)
+    assert len(cache) == CACHE_ENTRIES and min(cache) == 5  # the oldest went
+    assert cache[CACHE_ENTRIES + 4] == str(CACHE_ENTRIES + 4)

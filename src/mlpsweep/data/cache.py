@@ -81,7 +81,18 @@ def _load_npy(path, root):
         return np.memmap(f, dtype=dtype, mode="r", offset=f.tell(), shape=shape, order=order)
 
 
-_verified: dict = {}  # (folder, each file's inode, size, mtime, ctime) -> its fingerprint
+# Bounded caches (a process sees a handful of dataset versions; the oldest entry goes):
+# (folder, each file's inode, size, mtime, ctime) -> its fingerprint
+_verified_cache: dict = {}
+CACHE_ENTRIES = 16
+
+
+def remember(cache: dict, key, value):
+    """`value`, kept in `cache` under `key`; the oldest entries go past CACHE_ENTRIES."""
+    cache[key] = value
+    while len(cache) > CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
+    return value
 
 
 def verified(folder: Path, arrays, idx_shapes, source, data_dir=None) -> str | None:
@@ -92,7 +103,7 @@ def verified(folder: Path, arrays, idx_shapes, source, data_dir=None) -> str | N
     per process and version of the files (a full hash is not free)."""
     stats = [os.stat(folder / f"{key}.npy", follow_symlinks=False) for key in ARRAYS]
     key = (str(folder), *((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for st in stats))
-    if key not in _verified:
+    if key not in _verified_cache:
         expected = published_contents(source, data_dir)
         for role, key_, a in zip(ROLES, ARRAYS, arrays):
             dims = [int(d) for d in idx_shapes[key_]]
@@ -103,11 +114,12 @@ def verified(folder: Path, arrays, idx_shapes, source, data_dir=None) -> str | N
             h.update(np.ascontiguousarray(a).data)
             if h.hexdigest() != expected[role]:
                 return None
-        _verified[key] = fingerprint(*arrays)
-    return _verified[key]
+        remember(_verified_cache, key, fingerprint(*arrays))
+    return _verified_cache[key]
 
 
-_contents: dict = {}  # (source name, data dir, published hashes) -> role -> content sha256
+# A bounded cache: (source name, data dir, published hashes) -> role -> content sha256
+_contents_cache: dict = {}
 
 
 def published_contents(source, data_dir=None) -> dict:
@@ -115,7 +127,7 @@ def published_contents(source, data_dir=None) -> dict:
     where known, else of the source files (located and verified against their published
     checksums, downloaded if they are gone)."""
     key = (source.name, str(data_dir), tuple(s.sha256 for s in source.files.values()))
-    if key not in _contents:
+    if key not in _contents_cache:
         out = {r: s.content_sha256 for r, s in source.files.items() if s.content_sha256}
         if len(out) < len(ROLES):
             from mlpsweep.data.fetch import locate, sha256_file
@@ -126,8 +138,8 @@ def published_contents(source, data_dir=None) -> dict:
                     with guarded_open(paths[role], "dataset") as f:
                         gzipped = f.read(2) == b"\x1f\x8b"
                     out[role] = sha256_file(paths[role], decompress=gzipped)
-        _contents[key] = out
-    return _contents[key]
+        remember(_contents_cache, key, out)
+    return _contents_cache[key]
 
 
 def build_cache(folder, source, arrays, idx_shapes, data_dir=None):
