@@ -2,7 +2,7 @@
 
 import hydra
 
-from mlpsweep.app.errors import run_main
+from mlpsweep.app.main import run_main
 from mlpsweep.app.schema import register
 from mlpsweep.app.task import main_task
 from mlpsweep.launcher.hydra_compat import MAIN_KWARGS

@@ -122,8 +122,6 @@ def run_cli(cwd, *args, env=None):
     import logging
     import signal
 
-    from mlpsweep.app import errors, resolvers
-
     # As __main__: its `if __name__ == "__main__"` block runs, and Hydra finds conf/
     # beside the file, as for `python run.py`.
     spec = importlib.util.spec_from_file_location("__main__", REPO / "run.py")
@@ -139,8 +137,7 @@ def run_cli(cwd, *args, env=None):
     if "-m" in args and not any(a.startswith(("hydra.launcher", "hydra/launcher")) for a in args):
         args = (*args, "hydra.launcher.n_jobs=1")  # as multirun(): no worker processes
     sys.argv = [str(REPO / "run.py"), *args]
-    code, full = 0, errors._user_full_error
-    errors._user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"  # read at import
+    code = 0
     try:
         with own_hydra_state(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -151,7 +148,6 @@ def run_cli(cwd, *args, env=None):
                 traceback.print_exc()
                 code = 1
     finally:
-        errors._user_full_error = full
         os.environ.clear()
         os.environ.update(saved[0])
         sys.argv = saved[1]
@@ -159,7 +155,6 @@ def run_cli(cwd, *args, env=None):
         signal.signal(signal.SIGTERM, saved[3])
         root.handlers[:] = handlers
         root.setLevel(level)
-        resolvers.inspecting = False
         gc.unfreeze()  # run_main freezes it for the process's exit
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from helpers import REPO, finished_runs, run_cli, sweep_dirs, wait_for, wait_for_runs
@@ -186,6 +187,73 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):
 def test_full_error_shows_the_traceback(tmp_path):
     p = run_cli(tmp_path, "-m", "activation=gelu", env={"HYDRA_FULL_ERROR": "1"})
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_only_the_users_full_error_gives_a_single_runs_traceback(tmp_path):
+    # run_main sets HYDRA_FULL_ERROR=1 itself: that one does not count, the user's does
+    p = run_cli(tmp_path, "steps=1", "lr=-1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    p = run_cli(tmp_path, "steps=1", "lr=-1", env={"HYDRA_FULL_ERROR": "1"})
+    assert p.returncode != 0 and "Traceback" in p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_run_main_sets_hydras_full_error_as_its_own_and_puts_it_back(monkeypatch):
+    import gc
+
+    from mlpsweep.app import main as app_main
+    from mlpsweep.app.errors import SET_BY_RUN_MAIN, user_wants_tracebacks
+
+    seen = []
+
+    def hydra_main():
+        seen.append((os.environ.get("HYDRA_FULL_ERROR"), user_wants_tracebacks()))
+        raise ValueError("what went wrong")
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(sys, "stderr", sys.stderr)  # run_main wraps it
+    try:
+        for users in (None, "1"):
+            if users is None:
+                monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+            else:
+                monkeypatch.setenv("HYDRA_FULL_ERROR", users)
+            with pytest.raises((SystemExit, ValueError)) as e:
+                app_main.run_main(hydra_main)
+            assert (e.type is ValueError) == (users == "1")  # the user's: the traceback
+            assert os.environ.get("HYDRA_FULL_ERROR") == users
+            assert SET_BY_RUN_MAIN not in os.environ
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        gc.unfreeze()
+    assert seen == [("1", False), ("1", True)]
+
+
+def test_an_interrupted_single_run_leaves_no_folder(tmp_path, monkeypatch):
+    from mlpsweep.app import task
+
+    def interrupted(spec, record_dir, **kwargs):
+        assert (record_dir / ".mlpsweep-run").exists()  # its folder, marked as training
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(task, "train_and_write", interrupted)
+    p = run_cli(tmp_path, "steps=1")
+    assert p.returncode == 130
+    assert p.stderr == "mlpsweep: interrupted: the run did not finish; nothing was kept\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_command_that_only_shows_or_dry_runs_names_its_folder_and_makes_none(tmp_path):
+    from mlpsweep.app import resolvers
+
+    assert resolvers.only_shows(["--cfg", "job"]) and resolvers.only_shows(["--info=all"])
+    assert not resolvers.only_shows(["-m", "lr=0.1,0.2"])
+    root = tmp_path / "results"
+    assert Path(resolvers.run_dir(root, dry_run=True)).parent == root
+    assert Path(resolvers.sweep_dir(root, "s", dry_run=True)).parent == root / "s"
+    assert not root.exists()
+    assert Path(resolvers.run_dir(root)).is_dir()  # a command that runs: made
 
 
 def test_unwritable_results_directory(tmp_path):

@@ -145,14 +145,14 @@ def test_every_bench_argument_is_checked(args, capsys):
 def test_a_closed_pipe_and_a_full_disk_are_said_plainly(monkeypatch, capsys):
     import errno
 
-    from mlpsweep.app import errors
+    from mlpsweep.app import errors, main
 
     def closed():
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
-    monkeypatch.setattr(errors, "quiet_stdout", lambda: None)  # keep pytest's stdout
+    monkeypatch.setattr(main, "quiet_stdout", lambda: None)  # keep pytest's stdout
     with pytest.raises(SystemExit) as e:
-        errors.run_main(closed)
+        main.run_main(closed)
     assert e.value.code == 0 and capsys.readouterr().err == ""
     full = OSError(errno.ENOSPC, "No space left on device")
     assert errors.one_line(full) == "cannot write: No space left on device; free space, then rerun"
@@ -475,7 +475,7 @@ def test_a_single_runs_error_is_one_line_from_the_command_line(tmp_path):
 def test_hydras_own_line_before_a_single_runs_error_is_left_out():
     import io
 
-    from mlpsweep.app.errors import _WithoutHydrasJobLine
+    from mlpsweep.app.main import _WithoutHydrasJobLine
 
     sink = io.StringIO()
     err = _WithoutHydrasJobLine(sink)
@@ -515,7 +515,8 @@ def test_a_sweep_with_its_standard_streams_closed_runs_and_writes_where_it_shoul
 def test_bad_input_carries_its_line_and_run_main_says_it_once(capsys, monkeypatch):
     # BadInput only carries its message (it printed in its constructor: twice when
     # made twice, and even when caught); run_main says it, with exit status 2.
-    from mlpsweep.app.errors import BadInput, run_main
+    from mlpsweep.app.errors import BadInput
+    from mlpsweep.app.main import run_main
 
     made = BadInput("lr=-1: must be > 0")
     assert capsys.readouterr().err == ""

@@ -1,11 +1,19 @@
 """OmegaConf resolvers the configs use: the folders results go to.
 
-Both create their folder exclusively (records.layout.fresh_dir), so two commands
-started in the same second never share one. They are registered with use_cache: Hydra
-resolves hydra.run.dir / hydra.sweep.dir more than once, and copies the cache into every
-job's config, so all get the one answer.
+A command that runs makes its folder as its name is chosen, exclusively
+(records.layout.fresh_dir): Hydra asks for the name where the run or the sweep starts,
+and uses it for every file after, so this is the one moment a name can be chosen and
+taken at once; two commands started in the same second never share a folder. A command
+that only shows its config (--cfg, --info, --help, ...: Hydra resolves the folders to
+print them) or is a dry run names the folder and makes none: both read from the
+resolver's own inputs, the command line and its `dry_run` argument.
+
+They are registered with use_cache: Hydra resolves hydra.run.dir / hydra.sweep.dir more
+than once, and copies the cache into every job's config, so all get the one answer.
 """
 
+import datetime
+import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -14,24 +22,30 @@ from mlpsweep.launcher.hydra_compat import register_resolver
 from mlpsweep.records import SweepError, SweepManifest
 from mlpsweep.records.layout import STAMP_FORMAT, check_name, fresh_dir
 
-# Commands that only show the config (--cfg, --info, --help, ...) resolve the folders
-# to print them: then a folder is named, not made (run_main sets this).
-inspecting = False
+# Hydra's flags for a command that only shows (the config, its sources, the help).
+SHOWING_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
+SHOWING_FLAGS |= {"--shell-completion", "-sc"}
 
 
-def folder(parent):
-    """A fresh folder under `parent`, or (inspecting) the name it would get."""
-    if inspecting:
-        import datetime
+def only_shows(argv=None) -> bool:
+    """The command (`argv`, default this process's) only shows, and runs no job."""
+    args = sys.argv[1:] if argv is None else argv
+    return any(a.split("=", 1)[0] in SHOWING_FLAGS for a in args)
 
+
+def folder(parent, make=True):
+    """A fresh folder under `parent`, or (not `make`) the name it would get."""
+    if not make:
         return Path(parent) / datetime.datetime.now().strftime(STAMP_FORMAT)
     return fresh_dir(parent)
 
 
-def sweep_dir(root, name, resume=False):
+def sweep_dir(root, name, resume=False, dry_run=False):
     """`root`/`name`/<time>: a new sweep folder, or with resume=true the newest existing
     one with a readable manifest (so rerunning the command finishes that sweep). `name`
-    must be a plain folder name: a sweep never writes outside `root`."""
+    must be a plain folder name: a sweep never writes outside `root`. A new folder is
+    made (and the folders killed commands left under it tidied) unless the command is a
+    dry run or only shows its config."""
     parent = Path(str(root)) / check_name(name, "sweep_name", root)
     if resume:
         for candidate in sorted(parent.glob("*/"), key=made_order, reverse=True):
@@ -40,9 +54,10 @@ def sweep_dir(root, name, resume=False):
             except SweepError:
                 continue
             return str(candidate)
-    if not inspecting:
+    make = not (dry_run or only_shows())
+    if make:
         remove_abandoned(parent)
-    return str(folder(parent))
+    return str(folder(parent, make))
 
 
 ABANDONED_S = 600.0  # a sweep folder still empty after this was left by a killed command
@@ -75,9 +90,10 @@ def made_order(folder):
     return (folder.name, 1)
 
 
-def run_dir(root):
-    """`root`/<time>: a new folder for a single run."""
-    return str(folder(Path(str(root))))
+def run_dir(root, dry_run=False):
+    """`root`/<time>: a new folder for a single run (named, not made, for a dry run or a
+    command that only shows its config)."""
+    return str(folder(Path(str(root)), make=not (dry_run or only_shows())))
 
 
 def register_resolvers():

@@ -138,13 +138,13 @@ def run_task(cfg):
                 "writing into it now); a run never writes over one: name an empty folder, "
                 "or leave hydra.run.dir out for a fresh one"
             )
-        single.training(out)  # kept if training is interrupted: run_main tidies it
         try:
-            result = train_and_write(spec, out, single=True)
+            return train_and_write(spec, out, single=True)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: nothing of the run is kept
+            drop_if_empty(out)
+            raise
         finally:
             (out / single.MARK).unlink(missing_ok=True)
-        single.training(None)
-        return result
     sweep_dir = sweep_folder(hydra)
     check_data(sweep_dir, spec)
     record_dir = records.run_dir(sweep_dir, spec.run_id)
