@@ -231,10 +231,10 @@ def test_run_main_sets_hydras_full_error_as_its_own_and_puts_it_back(monkeypatch
 
 
 def test_an_interrupted_single_run_leaves_no_folder(tmp_path, monkeypatch):
-    from mlpsweep.app import task
+    from mlpsweep.app import single, task
 
     def interrupted(spec, record_dir, **kwargs):
-        assert (record_dir / ".mlpsweep-run").exists()  # its folder, marked as training
+        assert (record_dir / single.MARK).exists()  # its folder, marked as training
         raise KeyboardInterrupt
 
     monkeypatch.setattr(task, "train_and_write", interrupted)

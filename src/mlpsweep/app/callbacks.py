@@ -160,7 +160,7 @@ class JobProgress(Callback):
         print(progress_line(sweep_dir, manifest, job_return), file=sys.stderr, flush=True)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # a bounded cache: a sweep has one launcher
 def shows_own_progress(launcher_target):
     """Whether the launcher class prints its own line per job (its `shows_progress`)."""
     from hydra.utils import get_class

@@ -15,6 +15,7 @@ import sys
 from mlpsweep.records.layout import plain_name
 
 KNOBS_HINT = "`python run.py --help` lists the knobs"
+TRACEBACK_HINT = "(HYDRA_FULL_ERROR=1 for a traceback)"  # after a line that hides one
 PLUGINS = {  # config group -> option -> the package that provides it
     "hydra/launcher": {
         "submitit_slurm": "hydra-submitit-launcher",

@@ -17,6 +17,7 @@ import sys
 
 from mlpsweep.app.errors import (
     SET_BY_RUN_MAIN,
+    TRACEBACK_HINT,
     BadInput,
     JobError,
     Terminated,
@@ -136,7 +137,7 @@ def run_main(main):
         if isinstance(exc, JobError):
             print(f"mlpsweep: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"mlpsweep: {one_line(exc)} (HYDRA_FULL_ERROR=1 for a traceback)", file=sys.stderr)
+        print(f"mlpsweep: {one_line(exc)} {TRACEBACK_HINT}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
         # run.py exits next: the collector's passes at exit would walk the millions of

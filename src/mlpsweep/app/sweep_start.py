@@ -156,7 +156,7 @@ def refuse_unexpected(exc, config):
     """An error on_multirun_start did not expect, as run_main says any error: one line,
     exit status 2 (1 for a JobError), the traceback first if the user asked for it
     (HYDRA_FULL_ERROR=1). Raised as a SystemExit, which Hydra's callbacks let through."""
-    from mlpsweep.app.errors import JobError, one_line, user_wants_tracebacks
+    from mlpsweep.app.errors import TRACEBACK_HINT, JobError, one_line, user_wants_tracebacks
 
     try:
         remove_if_empty(Path(config.hydra.sweep.dir))
@@ -168,7 +168,7 @@ def refuse_unexpected(exc, config):
         print(f"mlpsweep: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     message = one_line(exc).replace("\n", " ")
-    raise BadInput(f"{message} (HYDRA_FULL_ERROR=1 for a traceback)") from None
+    raise BadInput(f"{message} {TRACEBACK_HINT}") from None
 
 
 # What scores an adaptive sweeper's trials: one measure for all of them, or its "best"
