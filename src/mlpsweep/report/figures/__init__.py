@@ -21,7 +21,7 @@ from mlpsweep.report.figures import (
     seed_dots,
     split,
 )
-from mlpsweep.report.figures.spec import FigureContext, FigureSpec
+from mlpsweep.report.figures.figure_spec import FigureContext, FigureSpec
 from mlpsweep.report.plotting import SCREEN_DPI, FigureFile, legible, save
 
 FAMILIES = (search, halving, importance, answers, split, curves, seed_dots, grid)

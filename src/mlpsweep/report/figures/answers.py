@@ -4,8 +4,8 @@ scaling (B_crit)."""
 import numpy as np
 import seaborn as sns
 
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.figures.labels import wrap_label
-from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.metrics import DIFFERENCE, METRICS, valid_range
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
 

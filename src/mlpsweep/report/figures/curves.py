@@ -10,8 +10,8 @@ from matplotlib.collections import LineCollection
 
 from mlpsweep.core.status import Status
 from mlpsweep.report.analysis import fmt
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.figures.labels import hue_label, twin_of, wrap_label
-from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.intervals import mean_band
 from mlpsweep.report.metrics import valid_range
 from mlpsweep.report.plotting import (

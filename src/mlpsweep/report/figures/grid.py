@@ -7,8 +7,8 @@ import seaborn as sns
 
 from mlpsweep.report.analysis import fmt, tick
 from mlpsweep.report.figures.curves import MAX_PANELS
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.figures.labels import wrap_label
-from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.metrics import METRICS
 from mlpsweep.report.plotting import png, subplots
 

@@ -3,7 +3,7 @@ setting of the dimension it halved within, the rungs drawn, the promoted marked.
 
 import numpy as np
 
-from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.halving import LABELS
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
 

@@ -4,7 +4,7 @@ metric side by side, the study's primary metric first."""
 
 import numpy as np
 
-from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.importance import HIGHER, SEEDS
 from mlpsweep.report.plotting import png, subplots
 

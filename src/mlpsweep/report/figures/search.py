@@ -6,7 +6,7 @@ then each trial's objective in the order the trials ran."""
 import numpy as np
 import pandas as pd
 
-from mlpsweep.report.figures.spec import FigureSpec
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.metrics import METRICS
 from mlpsweep.report.plotting import plain_log_axis, png, subplots
 

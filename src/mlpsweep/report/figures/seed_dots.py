@@ -6,8 +6,8 @@ import numpy as np
 import seaborn as sns
 
 from mlpsweep.report.figures.curves import MAX_SINGLE_PANEL
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs
-from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.intervals import mean_interval
 from mlpsweep.report.metrics import METRICS, valid_range
 from mlpsweep.report.plotting import MAX_WIDTH_IN, png, subplots

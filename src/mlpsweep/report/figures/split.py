@@ -4,8 +4,8 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 
 import numpy as np
 
+from mlpsweep.report.figures.figure_spec import FigureSpec
 from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs, wrap_label
-from mlpsweep.report.figures.spec import FigureSpec
 from mlpsweep.report.intervals import mean_interval, sampling_shares
 from mlpsweep.report.plotting import MAX_WIDTH_IN, plain_log_axis, png, robust_limits, subplots
 
