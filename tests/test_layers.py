@@ -136,3 +136,39 @@ def test_softmax_cross_entropy_value_and_stability():
 def test_bad_reduction_is_rejected():
     with pytest.raises(ValueError, match="grad_reduction='max'"):
         SoftmaxCrossEntropy("max")
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-7])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_the_four_softmax_cross_entropy_forms_agree(reduction, eps):
+    """Softmax-cross-entropy is written four times, each fused into its caller for speed
+    (the layer, the fused step's loss, the network's per-example losses and evaluation,
+    the noise probe's per-example gradients), with different rounding: on the same logits
+    their losses, loss variances and gradients agree, and this fails when one drifts."""
+    from mlpsweep.core.fused import FusedReluSGD
+    from mlpsweep.core.network import MLP
+    from mlpsweep.core.noise import per_example
+
+    n, classes, lr = 6, 4, 0.1
+    logits = rng.standard_normal((n, classes)) * 3
+    labels = np.array([0, 3, 1, 1, 2, 3])
+    layer = SoftmaxCrossEntropy(reduction, eps)
+    loss = layer.forward(logits.copy(), labels)
+    grad = layer.backward().copy() * (n if reduction == "mean" else 1)  # p - onehot
+    # A softmax regression whose logits are its inputs: W = I, b = 0.
+    net = MLP(classes, [], classes, dtype=np.float64, loss_eps=eps, grad_reduction=reduction)
+    net.affines[0].W[...] = np.eye(classes)
+    net.affines[0].b[...] = 0
+    per_row = net.example_losses(logits, labels, eps=eps)
+    assert per_row.mean() == pytest.approx(loss, rel=1e-12)
+    assert per_row.var(ddof=1) == pytest.approx(layer.loss_var, rel=1e-10)
+    assert net.evaluate(logits, labels, eps=eps)[0] == pytest.approx(loss, rel=1e-12)
+    fused = FusedReluSGD(net, lr, n)
+    z = fused.z[-1]  # the logits' buffer, which the loss reads and overwrites
+    z[...] = logits
+    assert fused._softmax_loss(z, labels) == pytest.approx(loss, rel=1e-12)
+    assert fused.loss_var == pytest.approx(layer.loss_var, rel=1e-10)
+    np.testing.assert_allclose(z / (lr / n if reduction == "mean" else lr), grad, atol=1e-12)
+    sq, sums = per_example([(np.eye(classes), np.zeros(classes))], "relu", logits, labels)
+    np.testing.assert_allclose(sums[0][1], grad.sum(axis=0), atol=1e-12)
+    np.testing.assert_allclose(sq, ((logits**2).sum(1) + 1) * (grad**2).sum(1), rtol=1e-12)

@@ -93,7 +93,9 @@ class BatchLoader:
             into = wide[:, :-1]
         if into.shape != (n, width) or into.dtype != np.dtype(dtype):
             raise ValueError("a batch goes into an (n, inputs) view of an (n, inputs + 1) buffer")
-        self.images, self.labels = images, labels
+        # Labels as intp, once: a batch's labels index the logits (`offsets + labels`,
+        # core/fused.py and layers.py), and from uint8 that add casts on every step.
+        self.images, self.labels = images, np.asarray(labels).astype(np.intp, copy=False)
         self.x, self.wide = into, wide_buffer(into)
         self.raw = images.dtype == np.uint8
         self.unit = unit if self.raw and unit is not None else None
