@@ -160,7 +160,7 @@ CLEAN = [
     "ConfigStore.instance().store(name='schema', node=Config)",
     "name = JobRuntime.instance().get('name')",
     "choices = HydraConfig.get().runtime.choices",
-    "self._warm_up = None",  # our own attribute
+    "self._warm_up = None",  # an attribute of ours (no Hydra object has it)
     "from hydra.core.utils import JobReturn, run_job",
     "x = 'hydra.core.utils.run_job'",
 ]
@@ -179,7 +179,7 @@ def test_the_check_passes_public_uses(source):
 def test_hydras_private_names_are_read_from_its_code():
     names = hydra_private_names()
     assert {"_parse_config", "_return_value", "_set_parent"} <= names
-    assert "_warm_up" not in names  # ours (MlpsweepLauncher._warm_up)
+    assert "_warm_up" not in names  # not Hydra's: ours would not be flagged
 
 
 def test_no_module_but_hydra_compat_uses_a_private_part_of_hydra():

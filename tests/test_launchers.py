@@ -18,8 +18,8 @@ LAUNCHERS = {
 }
 # Ours in worker processes, with and without its shortcuts (Hydra's public path).
 WORKERS = {
-    "mlpsweep, workers": ["hydra.launcher.n_jobs=2"],
-    "mlpsweep, no shortcuts": ["hydra.launcher.n_jobs=2", "hydra.launcher.no_shortcuts=[all]"],
+    "mlpsweep-workers": ["hydra.launcher.n_jobs=2"],
+    "mlpsweep-no-shortcuts": ["hydra.launcher.n_jobs=2", "hydra.launcher.no_shortcuts=[all]"],
 }
 
 
@@ -177,30 +177,3 @@ def test_control_flags_are_not_part_of_a_runs_overrides(tmp_path):
     metrics = records.read_metrics(records.run_dir(sweep_dir, planned.run_id))
     for overrides in (planned.overrides, tuple(metrics.overrides)):
         assert overrides == ("seed=0", "steps=5", "report=False")
-
-
-@pytest.mark.slow  # over 1.4 s: kept out of the one-minute quick suite
-def test_the_workers_started_while_planning_run_the_jobs(tmp_path, monkeypatch):
-    """The warm-up (launcher/warmup.py) starts joblib's reusable executor while the
-    sweep is planned; the launch must find it and use its workers, not start others
-    (it would if any argument of the two joblib calls differed)."""
-    from joblib.externals.loky import reusable_executor
-
-    from mlpsweep.launcher.warmup import WarmUp
-
-    started = {}
-    run = WarmUp._run
-
-    def spy(*args):
-        run(*args)
-        started["pids"] = set(reusable_executor._executor._processes)
-
-    monkeypatch.setattr(WarmUp, "_run", staticmethod(spy))
-    sweep_dir = tmp_path / "sweep"
-    multirun(sweep_dir, "seed=range(6)", "steps=2", "hydra.launcher.n_jobs=2")
-    assert len(started["pids"]) == 2
-    manifest = records.SweepManifest.read(sweep_dir)
-    used = {
-        records.read_metrics(records.run_dir(sweep_dir, r)).worker_pid for r in manifest.run_ids
-    }
-    assert used <= started["pids"], (used, started["pids"])

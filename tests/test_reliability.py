@@ -170,8 +170,8 @@ def test_fail_fast_and_retries(tmp_path):
         (["lr=fast"], "lr=fast: Value 'fast' of type 'str' could not be converted to Float"),
         (["btach_size=10"], "unknown key 'btach_size' (did you mean 'batch_size'?)"),
         (["bogus=1,2"], "unknown key 'bogus'"),  # swept: each job's value is checked
-        # Refused after the workers were started (warmup.py: once the first job passed,
-        # then a later job or the memory check fails): still one line.
+        # Refused after the first job passed (a later job or the memory check fails):
+        # still one line.
         (["lr=0.1,-1"], "lr=-1.0: must be > 0"),
         (["seed=0,1", "max_memory=1KB"], "more than the 1.0 KiB allowed by max_memory"),
     ],

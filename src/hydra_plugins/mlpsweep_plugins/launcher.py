@@ -37,7 +37,7 @@ class MlpsweepLauncherConf:
     joblib: dict[str, Any] = field(default_factory=dict)  # more joblib.Parallel arguments
     # the launcher's shortcuts to turn off, taking Hydra's public path instead (a
     # fallback should a Hydra release change what one mirrors): run_job, compose,
-    # state_once, lazy_returns, warm_up, or all (mlpsweep.launcher.shortcuts)
+    # state_once, lazy_returns, or all (mlpsweep.launcher.shortcuts)
     no_shortcuts: list[str] = field(default_factory=list)
 
 
@@ -77,26 +77,10 @@ class MlpsweepLauncher(Launcher):
         self.scheduler, self.fail_fast, self.progress = scheduler, fail_fast, progress
         self.joblib_kwargs = dict(joblib or {})
         self.config = self.hydra_context = self.task_function = self._context = None
-        self._warm_up = None
 
     def setup(self, *, hydra_context, task_function, config):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
-        self._context = self._warm_up = None
-
-    def warm_up(self, first_job, n_jobs):
-        """Start the workers for a launch of `n_jobs` jobs now, in the background (our
-        sweeper calls this while it plans the jobs; see mlpsweep.launcher.warmup)."""
-        from mlpsweep.launcher.engines import workers
-        from mlpsweep.launcher.warmup import WarmUp
-
-        n_jobs = min(workers(self), n_jobs)
-        warms_up = self.engine.warms_up and "warm_up" in self.shortcuts
-        if warms_up and n_jobs > 1 and self._warm_up is None:
-            self._warm_up = WarmUp(self, first_job, n_jobs).start()
-
-    def join_warm_up(self):
-        if self._warm_up is not None:
-            self._warm_up.join()
+        self._context = None
 
     @property
     def context(self):

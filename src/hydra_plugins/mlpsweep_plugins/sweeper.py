@@ -15,12 +15,10 @@ other jobs and returns, and the sweep goes on (the lost run is then a failed run
 raises.
 
 `planner` (a dotted path; default mlpsweep.app.plan.plan_sweep) is called
-with (config, config_loader, jobs, valid) before anything is launched and returns the jobs
+with (config, config_loader, jobs) before anything is launched and returns the jobs
 to launch: it composes and validates every job (faster than the per-batch check of
 Hydra's sweeper, which it replaces), writes the sweep's manifest and leaves out finished
-runs. `valid` is None or what it calls once the first job has passed (then our
-launcher starts its workers while the planner checks the rest).
-Whatever launcher runs the jobs, that has happened first.
+runs. Whatever launcher runs the jobs, that has happened first.
 
 A job whose return value has a true `retry_later` (another process is running the same
 work: see mlpsweep.records.claim) is launched again after a pause, until none is left.
@@ -121,20 +119,8 @@ class MlpsweepSweeper(basic_sweeper()):
             halving = self._halving_sweep(all_jobs)  # refused here: nothing written yet
         if not self.config.get("dry_run", False):  # a dry run writes nothing
             save_multirun_yaml(self.config, sweep_dir)
-        join_warm_up = getattr(self.launcher, "join_warm_up", lambda: None)
         if self.planner:
-            # With nothing to launch after all, the started workers settle first: killed
-            # as they start, they print loky's tracebacks over our one line, and a
-            # warm-up left running would race the next launch's executor.
-            try:
-                jobs = get_method(self.planner)(
-                    self.config, self.hydra_context.config_loader, jobs, self._warm_up(jobs)
-                )
-            except BaseException:
-                join_warm_up()
-                raise
-            if not jobs:
-                join_warm_up()
+            jobs = get_method(self.planner)(self.config, self.hydra_context.config_loader, jobs)
         elif jobs:
             self.validate_batch_is_legal(jobs)  # Hydra's own check, as its sweeper does
         try:
@@ -203,11 +189,3 @@ class MlpsweepSweeper(basic_sweeper()):
                 pause = min(pause * 2, WAIT_S[1])
             jobs = later
         return first
-
-    def _warm_up(self, jobs):
-        """What the planner calls once the first job is valid: our launcher then starts
-        its workers while the planner finishes (mlpsweep.launcher.warmup)."""
-        warm_up = getattr(self.launcher, "warm_up", None)
-        if warm_up is None or len(jobs) < 2:
-            return None
-        return lambda: warm_up(jobs[0], len(jobs))

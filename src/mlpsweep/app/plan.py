@@ -24,15 +24,13 @@ from mlpsweep.records.checkpoint import remove_checkpoints
 log = logging.getLogger("mlpsweep")
 
 
-def plan_sweep(config, config_loader, jobs, valid=None) -> list[list[str]]:
+def plan_sweep(config, config_loader, jobs) -> list[list[str]]:
     """The jobs (override lists) to launch, longest first; [] when none is left.
     `valid` (if given) is called once the first job has composed and validated: most
     bad input (a bad key or value on the command line) fails there, before it."""
     sweep_dir = Path(config.hydra.sweep.dir)
-    if config.get("dry_run", False):
-        valid = None
     try:
-        specs = compose_all(JobComposer(config_loader, config), jobs, valid)
+        specs = compose_all(JobComposer(config_loader, config), jobs)
     except BaseException:
         remove_if_empty(sweep_dir)
         raise
@@ -179,9 +177,8 @@ def check_study(config, known=None):
     return plain
 
 
-def compose_all(composer, jobs, first_valid=None):
-    """A RunSpec per job; BadInput naming the first bad job (and how many more).
-    `first_valid` is called once, when the first job has passed."""
+def compose_all(composer, jobs):
+    """A RunSpec per job; BadInput naming the first bad job (and how many more)."""
     specs, errors = [], []
     for overrides in jobs:
         try:
@@ -191,8 +188,6 @@ def compose_all(composer, jobs, first_valid=None):
             errors.append(f"{e} (job: {' '.join(job) or 'defaults'})")
             continue
         specs.append(spec)
-        if first_valid is not None and len(specs) == 1 and not errors:
-            first_valid()
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise BadInput(errors[0] + more)

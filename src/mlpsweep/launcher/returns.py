@@ -6,6 +6,9 @@ neither (the sweeper and the callbacks look at status and return value), but unp
 them costs the launching process time for every job, on a core the workers need. So a
 worker sends them as bytes, and `ret.cfg` / `ret.hydra_cfg` unpickle on first access:
 to the reader it is the JobReturn Hydra's run_job made (its test suites read both).
+
+It earns 2.7 ms per job (2.1 strict) over sending the JobReturn as it is, which
+`hydra.launcher.no_shortcuts=[lazy_returns]` does (`mlpsweep bench launch`; shortcuts.py).
 """
 
 import pickle

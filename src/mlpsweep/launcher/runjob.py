@@ -10,6 +10,10 @@ hydra.sweep.dir/subdir, hydra.runtime.output_dir, hydra.job.chdir, job logging, 
 .hydra/ files (unless hydra.output_subdir is null), env_set, the callbacks, and a
 JobReturn whose status is FAILED with the exception when the task raises. Hydra's
 LauncherTestSuite and IntegrationTestSuite check it (tests/test_hydra_launcher_suites.py).
+
+It earns 5.9 ms per job (5.1 strict) over Hydra's run_job, which
+`hydra.launcher.no_shortcuts=[run_job]` takes instead (`mlpsweep bench launch`; the
+figures of every shortcut are in shortcuts.py).
 """
 
 import logging

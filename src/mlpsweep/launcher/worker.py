@@ -3,8 +3,9 @@
 The worker needs the launcher's Hydra state (config store, job runtime, resolvers), the
 HydraContext, the task function and the sweep's config, from which it composes each of
 its jobs' configs (so composition runs in parallel, not serially in the launcher). A
-loky worker gets them once, as it starts (the executor's initializer); other backends
-(Dask) get them with every job and install them once per worker process.
+loky worker gets them once, as it starts (the executor's initializer, through a file:
+handover.py, with what that earns); other backends (Dask) get them with every job and
+install them once per worker process.
 """
 
 import gc
@@ -134,13 +135,6 @@ def run(job):
     if mark is not None:
         mark.unlink(missing_ok=True)
     return job.idx, TravellingJobReturn.of(ret) if "lazy_returns" in launch.shortcuts else ret
-
-
-def prime(token, overrides):
-    """Compose the base config of a job with `overrides` now (the warm-up, warmup.py),
-    so that the first job does not wait for it."""
-    installed(token).composer.task(overrides)
-    gc.freeze()
 
 
 def start_loky_worker(launcher_pid, parked=None):
