@@ -654,7 +654,30 @@ def test_a_clipped_interval_is_shown_as_an_interval_not_a_negative_half_width():
     from mlpsweep.report.analysis import interval_text
     from mlpsweep.report.intervals import Interval
 
-    assert interval_text(Interval(1.177, 1.03, 1.0, 2)) == "1.177 [1.03, 1]"
+    assert interval_text(Interval(0.98, 0.9, 1.0, 2)) == "0.98 [0.9, 1]"
     assert interval_text(Interval(0.5, 0.4, 0.6, 2)) == "0.5 ± 0.1"
     assert interval_text(Interval(0.5, 0.5, 0.5, 1)) == "0.5"
     assert interval_text(Interval(float("nan"), float("nan"), float("nan"), 0)) == "–"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.9, 1.1], [1.1, 1.25], [1.3, 1.05, 1.2], [0.99, 1.0, 1.01], [-0.2, 0.1], [-0.3, -0.1]],
+)
+def test_an_interval_cut_to_its_range_is_never_inverted_nor_leaves_its_estimate_outside(values):
+    """A share estimated above 100% (its noise) once read '1.177 [1.03, 1]': cut to the
+    range, the interval ended below its own low end. Means and ratio estimates alike."""
+    from mlpsweep.report.intervals import mean_interval, ratio_of_means
+
+    x = np.ones(len(values))
+    for iv in (mean_interval(values, valid=(0.0, 1.0)), ratio_of_means(values, x, (0.0, 1.0))):
+        assert iv.lo <= iv.mean <= iv.hi, iv
+        if 0.0 <= iv.mean <= 1.0:  # inside its range: the interval is cut to it
+            assert 0.0 <= iv.lo and iv.hi <= 1.0, iv
+
+
+def test_a_share_estimated_above_all_reads_as_all_with_its_own_interval_in_percent():
+    from mlpsweep.report.caveats import bound_text, share_text
+
+    assert share_text(1.177) == "all (estimated 118%)"
+    assert [bound_text(b) for b in (1.03, 1.32, 0.999, 0.5)] == ["103%", "132%", "99.9%", "50%"]

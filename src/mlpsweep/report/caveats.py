@@ -41,6 +41,12 @@ def share_text(share):
     return f"{share:.1%}" if share >= 0.995 or share < 0.005 else f"{share:.0%}"
 
 
+def bound_text(bound):
+    """An end of a share's interval: a percentage (above 100% where the estimate is:
+    intervals.clipped keeps such an estimate's own interval)."""
+    return f"{bound:.0%}" if bound > 1 else share_text(bound)
+
+
 def one_seed(analysis, command):
     """The sentence for a one-seed sweep ("" with more seeds)."""
     if seeds_per_config(analysis) != 1:
@@ -71,7 +77,7 @@ def sampling_split(analysis, study):
         iv = sampling_shares(done[done["batch_size"] == b], suffix)[1]
         if not math.isfinite(iv.mean):
             return ""
-        ci = f" [95% CI {share_text(iv.lo)}, {share_text(iv.hi)}]" if iv.n > 1 else ""
+        ci = f" [95% CI {bound_text(iv.lo)}, {bound_text(iv.hi)}]" if iv.n > 1 else ""
         shares.append((b, iv, ci))
     (b1, iv1, ci1), (b2, iv2, ci2) = shares
     mostly = iv1.mean > MOSTLY and iv2.mean > MOSTLY

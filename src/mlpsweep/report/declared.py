@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.caveats import share_text
+from mlpsweep.report.caveats import bound_text, share_text
 from mlpsweep.report.contrast import contrast, extreme_values, is_ratio, tuned_runs
 from mlpsweep.report.effects import matched_groups
 from mlpsweep.report.intervals import mean_interval, sampling_shares
@@ -171,7 +171,7 @@ def _share(g, suffix, probed=None, d=None, value=None):
         return share_text(iv.mean)
     if iv.hi - iv.lo < 0.02:  # a narrow interval needs a decimal to be seen
         return f"{iv.mean:.1%} [{iv.lo:.1%}, {iv.hi:.1%}]"
-    return f"{share_text(iv.mean)} [{share_text(iv.lo)}, {share_text(iv.hi)}]"
+    return f"{share_text(iv.mean)} [{bound_text(iv.lo)}, {bound_text(iv.hi)}]"
 
 
 def _expected(g, d, low, high, suffix):

@@ -57,10 +57,20 @@ def mean_interval(values, log=False, valid=(None, None)):
     lo, hi = m - half, m + half
     if log:
         m, lo, hi = math.exp(m), math.exp(lo), math.exp(hi)
+    return clipped(m, lo, hi, len(v), valid)
+
+
+def clipped(mean, lo, hi, n, valid=(None, None)) -> Interval:
+    """The interval cut to the quantity's `valid` range (a spread >= 0, a share <= 1).
+    An estimate outside that range (a share's ratio estimated above 1 by its noise)
+    keeps its own interval: cut, it would lie outside its interval, or the interval
+    would be inverted ([1.03, 1])."""
     floor, ceil = valid
-    lo = lo if floor is None else max(lo, floor)
-    hi = hi if ceil is None else min(hi, ceil)
-    return Interval(m, lo, hi, len(v))
+    inside = (floor is None or mean >= floor) and (ceil is None or mean <= ceil)
+    if inside:
+        lo = lo if floor is None else max(lo, floor)
+        hi = hi if ceil is None else min(hi, ceil)
+    return Interval(mean, lo, hi, n)
 
 
 def ratio_of_means(numerators, denominators, valid=(0.0, None)):
@@ -79,11 +89,7 @@ def ratio_of_means(numerators, denominators, valid=(0.0, None)):
         return Interval(r, r, r, 1)
     se = float(np.std(y - r * x, ddof=1) / math.sqrt(len(x)) / x.mean())
     half = float(t95(len(x))) * se
-    floor, ceil = valid
-    lo, hi = r - half, r + half
-    lo = lo if floor is None else max(lo, floor)
-    hi = hi if ceil is None else min(hi, ceil)
-    return Interval(r, lo, hi, len(x))
+    return clipped(r, r - half, r + half, len(x), valid)
 
 
 def sampling_shares(runs, suffix=""):
@@ -99,7 +105,7 @@ def sampling_shares(runs, suffix=""):
         traj = pd.to_numeric(runs[probe]) ** 2
         observed = pd.to_numeric(runs[spread]) ** 2
         iv = ratio_of_means(traj, observed)
-        pooled = Interval(1 - iv.mean, max(0.0, 1 - iv.hi), min(1.0, 1 - iv.lo), iv.n)
+        pooled = clipped(1 - iv.mean, 1 - iv.hi, 1 - iv.lo, iv.n, (0.0, 1.0))
         return 1 - traj / observed, pooled
     num, den = f"sampling_var{suffix}", f"spread_var{suffix}"
     if num not in runs or den not in runs:
