@@ -61,6 +61,23 @@ def test_the_verdict_answers_in_at_most_30_words_from_the_headline_contrast(buil
     assert ("paired t-interval" in html) == (seeds > 1)
 
 
+@pytest.mark.parametrize("sampling, mostly", [(1.0, True), (0.2, False)])
+def test_a_scatter_that_is_mostly_sampling_noise_says_so_in_the_first_line(
+    tmp_path, sampling, mostly
+):
+    """Batch 100's minibatch loss scatters less; when that scatter is mostly the noise of a
+    B-example average, the first line says so, for a reader who stops there."""
+    sweep = write_curves(tmp_path, TWO, seeds=4, steps=200, sampling=sampling)
+    a = analyse(collect(sweep, write=False))
+    line = verdict(a, Study.from_dict({}))
+    assert line.startswith("Yes:") and len(line.split()) <= 32, line
+    assert ("mostly sampling noise" in line) == mostly, line
+    if mostly:
+        share = sampling_shares(a.comparable[a.comparable["batch_size"] == 10])[1].mean
+        amount = f"estimated {share:.0%}," if share > 1 else f"{share_text(share)} of its"
+        assert amount in line and "at batch_size=10), not the weights' own" in line, line
+
+
 def test_an_inconclusive_contrast_says_it_cannot_tell_and_what_would(tmp_path):
     same = [({"batch_size": 10}, 0.3, 0.1), ({"batch_size": 100}, 0.3, 0.1)]
     sweep = write_curves(tmp_path, same, seeds=3, steps=200)

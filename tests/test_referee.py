@@ -15,10 +15,11 @@ from mlpsweep.report.analysis import analyse
 from mlpsweep.report.collect import collect
 
 
-def write_curves(folder, configs, seeds=4, steps=300, study=None):
+def write_curves(folder, configs, seeds=4, steps=300, study=None, sampling=None):
     """A sweep of synthetic runs: `configs` is [(config dict, level, sigma)], each run
     falling from 2.3 to `level` (or staying at 2.3 when level is None: it never learns)
-    with noise of relative size sigma."""
+    with noise of relative size sigma; with `sampling`, that share of the noise's
+    variance is recorded as the minibatch's sampling variance (loss_sampling_var)."""
     rng = np.random.default_rng(7)
     planned = []
     step = np.arange(1, steps + 1)
@@ -39,6 +40,8 @@ def write_curves(folder, configs, seeds=4, steps=300, study=None):
                 "test_loss": np.where(np.isnan(acc), np.nan, base[-1]),
                 "test_accuracy": acc,
             }
+            if sampling is not None:
+                history["loss_sampling_var"] = sampling * (base * sigma) ** 2
             overrides = tuple(f"{k}={v}" for k, v in config.items())
             metrics = records.RunMetrics(
                 rid, "ok", list(overrides), steps_done=steps, final_train_loss=float(loss[-1]),

@@ -10,7 +10,7 @@ import math
 import re
 
 from mlpsweep.report.analysis import fmt
-from mlpsweep.report.caveats import share_text
+from mlpsweep.report.caveats import MOSTLY, READINGS, share_text
 from mlpsweep.report.contrast import contrast, extreme_values, tuned_runs
 from mlpsweep.report.declared import matching
 from mlpsweep.report.effects import contrasts, matched_groups
@@ -58,7 +58,30 @@ def verdict(analysis, study, search=None, scaling=None, shares=None) -> str:
         line = _what_matters(shares.metrics[0], best)
         if line:
             return line
-    return _contrast(best)
+    line, noise = _contrast(best), _mostly_sampling(analysis, best)
+    return line + noise if len((line + noise).split()) <= MAX_WORDS else line
+
+
+def _mostly_sampling(analysis, c):
+    """' It is mostly sampling noise (...)': for a minibatch loss's scatter compared
+    across batch sizes, when most of its variance at both ends is the noise of a
+    B-example average (the page's one rule: intervals.sampling_shares), so that a reader
+    who stops at the first line does not take it for the weights' oscillation; "" else."""
+    if c.metric not in READINGS or c.dim != "batch_size":
+        return ""
+    done, suffix = analysis.comparable, "_ex" if c.metric.endswith("_ex") else ""
+    shares = [sampling_shares(done[done[c.dim] == b], suffix)[1].mean for b in (c.low, c.high)]
+    if not all(math.isfinite(x) and x > MOSTLY for x in shares):
+        return ""
+    share = shares[0]
+    amount = (
+        f"all of its variance, estimated {share:.0%}," if share > 1
+        else f"{share_text(share)} of its variance"
+    )  # fmt: skip
+    return (
+        f" It is mostly sampling noise ({amount} at {c.dim}={fmt(c.low)}), not the "
+        "weights' own oscillation."
+    )
 
 
 def _what_matters(importance, best):
