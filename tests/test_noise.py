@@ -10,7 +10,8 @@ from mlpsweep.core import TrainConfig, train
 from mlpsweep.core.config import ConfigError
 from mlpsweep.core.layers import ACTIVATIONS
 from mlpsweep.core.network import MLP
-from mlpsweep.core.noise import estimates, noise_stats, per_example, probe_indices
+from mlpsweep.core.noise import estimates, noise_stats, per_example
+from mlpsweep.core.sampling import probe_indices
 from mlpsweep.records.run import history_columns
 
 

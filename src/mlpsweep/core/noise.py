@@ -22,9 +22,6 @@ import numpy as np
 
 from mlpsweep.core.layers import ACTIVATIONS, Affine
 
-PROBE_STREAM = 3  # the run's fourth SeedSequence child (0-2: init, sampling, dropout)
-TRAJECTORY_STREAM = 4  # the trajectory probe's: its own, so it moves no other draw
-
 
 @dataclass(frozen=True)
 class NoiseStats:
@@ -90,13 +87,3 @@ def noise_stats(weights, activation, chunks, total):
                 gb += db
     mean_sq = sum(float(np.sum(gW * gW) + np.sum(gb * gb)) for gW, gb in grad) / (n * n)
     return estimates(n, total, sum_sq, mean_sq)
-
-
-def probe_indices(spec, seed, train_size, stream=PROBE_STREAM):
-    """A probe's train-set rows: `spec` examples ("all": every one), drawn once without
-    replacement from the run's own `stream` (the training streams are untouched)."""
-    n = train_size if spec == "all" else int(spec)
-    if n >= train_size:
-        return np.arange(train_size)
-    child = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
-    return np.sort(np.random.default_rng(child).choice(train_size, n, replace=False))

@@ -50,6 +50,22 @@ def run_streams(seed: int, mode: str = "default"):
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
 
 
+# The probes' streams: the run's fourth and fifth SeedSequence children (0-2: init,
+# sampling, dropout), each its own, so a probe moves no other draw.
+NOISE_PROBE_STREAM = 3
+TRAJECTORY_STREAM = 4
+
+
+def probe_indices(spec, seed, train_size, stream=NOISE_PROBE_STREAM):
+    """A probe's train-set rows: `spec` examples ("all": every one), drawn once without
+    replacement from the run's own `stream` (the training streams are untouched)."""
+    n = train_size if spec == "all" else int(spec)
+    if n >= train_size:
+        return np.arange(train_size)
+    child = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
+    return np.sort(np.random.default_rng(child).choice(train_size, n, replace=False))
+
+
 class WithReplacement:
     """Each batch: `batch_size` indices drawn uniformly with replacement (the listing's
     `np.random.choice(train_size, batch_size)`).

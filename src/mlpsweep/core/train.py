@@ -10,11 +10,18 @@ from mlpsweep.core.batches import BatchLoader, normalizer
 from mlpsweep.core.config import TrainConfig
 from mlpsweep.core.fused import FusedReluSGD, fused_step_applies
 from mlpsweep.core.network import MLP
-from mlpsweep.core.noise import TRAJECTORY_STREAM, noise_stats, probe_indices
+from mlpsweep.core.noise import noise_stats
 from mlpsweep.core.observe import NO_OBSERVER, History, TrainObserver, TrainState
 from mlpsweep.core.optimizers import make_optimizer
 from mlpsweep.core.result import NOISE_COLUMNS, TrainResult
-from mlpsweep.core.sampling import make_sampler, rng_state, run_streams, set_rng_state
+from mlpsweep.core.sampling import (
+    TRAJECTORY_STREAM,
+    make_sampler,
+    probe_indices,
+    rng_state,
+    run_streams,
+    set_rng_state,
+)
 from mlpsweep.core.status import Status
 from mlpsweep.core.target import SMOOTH, eval_steps, parse_target, steps_to_target
 from mlpsweep.core.trajectory import sampling_var_column
