@@ -356,3 +356,21 @@ def test_a_window_whose_loss_is_exactly_zero_has_no_relative_numbers_and_says_wh
     assert np.isnan(out["example_loss_cv"]) and np.isnan(out["spread_rel"])
     assert out["why"]["example_loss_cv"] == "the loss is 0 over this window"
     assert out["spread"] == 0.0
+
+
+def test_seeds_at_different_loss_levels_weigh_alike_in_the_pooled_share():
+    """The pooled sampling share is a ratio of means of relative variances: a seed at 20x
+    the loss level (400x the absolute variance) does not outweigh the others. Seed A:
+    level 2.0, 20% of its noise sampling; seed B: level 0.1, 90%; the same relative noise."""
+    from mlpsweep.report.intervals import sampling_shares
+
+    rng = np.random.default_rng(5)
+    n, rows = 20000, []
+    for level, share in ((2.0, 0.2), (0.1, 0.9), (2.0, 0.2), (0.1, 0.9)):
+        sd = 0.05 * level
+        loss = level + rng.normal(0, sd, n)
+        rows.append(oscillation(loss, sampling_var=np.full(n, share * sd**2)))
+    runs = pd.DataFrame(rows)
+    per_run, pooled = sampling_shares(runs)
+    assert np.allclose(per_run, [0.2, 0.9, 0.2, 0.9], atol=0.03)
+    assert pooled.mean == pytest.approx(0.55, abs=0.03)  # absolute form: ~0.2

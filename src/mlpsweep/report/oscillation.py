@@ -105,12 +105,14 @@ def oscillation(
     spread_sampling    sqrt(mean of v_t (1 - 1/m_t)): the spread sampling alone would show
     spread_trajectory  sqrt(max(0, spread^2 - spread_sampling^2)): the rest, the spread of
                        the weights' own loss (the trajectory) around its moving average
-    sampling_share     spread_sampling^2 / spread^2: the share of the observed variance
-                       that is sampling noise. Not capped at 1: a run's estimate scatters
-                       around the true share both ways, and a cap would bias the mean of
-                       runs whose share is near 1 downward. sampling_var and spread_var
-                       (its numerator and denominator, relative form) let the report take
-                       the ratio of their means over seeds (report.split.sampling_share).
+    sampling_share     spread_sampling_rel^2 / spread_rel^2: the share of the observed
+                       variance that is sampling noise, in the relative form the probe's
+                       share takes too (so seeds at different loss levels weigh alike when
+                       pooled). Not capped at 1: a run's estimate scatters around the true
+                       share both ways, and a cap would bias the mean of runs whose share
+                       is near 1 downward. sampling_var and spread_var (its numerator and
+                       denominator) let the report take the ratio of their means over
+                       seeds (report.intervals.sampling_shares).
     example_loss_cv    the per-example loss's coefficient of variation over the window:
                        sqrt(mean of v_t B) / mean loss (with `batch_size` B): what the
                        sampling spread of a B-example mean is made of
@@ -160,7 +162,7 @@ def oscillation(
         "spikes": int(np.sum(resid > 3 * sigma)) if sigma > 0 else 0,
     }
     out["why"] |= _decompose(out, sampling_var, n, window, start, stop, smooth, positive)
-    if batch_size and np.isfinite(out["sampling_var"]):
+    if batch_size and np.isfinite(out["spread_sampling"]):
         v = np.asarray(sampling_var, dtype=np.float64)[start:stop]
         if level > 0:
             out["example_loss_cv"] = math.sqrt(float(np.mean(v)) * batch_size) / level
@@ -189,15 +191,17 @@ def _decompose(out, sampling_var, n, window, start, stop, smooth, positive):
     sampling = float(np.mean(v * kept))
     out["spread_sampling"] = math.sqrt(sampling)
     out["spread_trajectory"] = math.sqrt(max(0.0, out["spread"] ** 2 - sampling))
-    out["sampling_var"], out["spread_var"] = sampling, out["spread"] ** 2
-    if out["spread"] > 0:
-        out["sampling_share"] = sampling / out["spread"] ** 2
     if positive:
         rel = float(np.mean(v * kept / smooth**2))
         out["spread_sampling_rel"] = math.sqrt(rel)
         out["spread_trajectory_rel"] = math.sqrt(max(0.0, out["spread_rel"] ** 2 - rel))
+        out["sampling_var"], out["spread_var"] = rel, out["spread_rel"] ** 2
+        if out["spread_rel"] > 0:
+            out["sampling_share"] = rel / out["spread_rel"] ** 2
         return {}
-    return dict.fromkeys(SAMPLING[1::2], "the moving average is not positive")
+    return dict.fromkeys(
+        (*SAMPLING[1::2], *SAMPLING_SHARE[:3]), "the moving average is not positive"
+    )
 
 
 def _probe(out, trajectory, n, window, start, stop, probe_var=None):
