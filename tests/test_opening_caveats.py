@@ -85,3 +85,18 @@ def test_the_expected_sampling_ratio_uses_each_configs_coefficient_of_variation(
     text = _expected(g, "batch_size", 10, 100, "")
     assert f"{math.sqrt(10) * 0.8:.2f}x expected" in text and "not 3.16x" in text
     assert _expected(g.rename(columns={"batch_size": "lr"}), "lr", 10, 100, "") == ""
+
+
+def test_the_level_warning_states_the_levels_as_the_findings_do():
+    """The levels' ratio is of geometric means, as the findings' final-train-loss ratio:
+    one page, one number (arithmetic means said 2.0x beside the findings' 10x here)."""
+    rows = [
+        {"batch_size": b, "seed": s, "final_train_loss": level, "spread": 0.1, "spread_rel": r}
+        for b, levels in ((10, (1.0, 1.0)), (100, (0.01, 1.0)))
+        for s, (level, r) in enumerate(zip(levels, (0.1, 0.2)))
+    ]
+    g = pd.DataFrame(rows)
+    c = contrast(g, "batch_size", 10, 100, "spread_rel", "")
+    findings = contrast(g, "batch_size", 10, 100, "final_train_loss", "")
+    assert c.level_ratio == pytest.approx(1 / findings.effect) == pytest.approx(10.0)
+    assert "the final train loss differs 10.0x" in c.sentence()

@@ -248,7 +248,8 @@ def contrast(g, d, low, high, metric, where, pairable=True, replicate="seed", ra
     level_ratio, absolute = float("nan"), None
     plain = absolute_form(metric)
     if plain and TUNE_BY in g:
-        fl, fh = float(x[TUNE_BY].mean()), float(y[TUNE_BY].mean())
+        # the levels as the page states them: geometric means, as the findings' ratio
+        fl, fh = _center(x[TUNE_BY], True), _center(y[TUNE_BY], True)
         if min(fl, fh) > 0 and max(fl, fh) / min(fl, fh) > LEVEL_FACTOR:
             level_ratio = max(fl, fh) / min(fl, fh)
             if plain in g and np.isfinite(pd.to_numeric(g[plain], errors="coerce")).all():
