@@ -42,16 +42,22 @@ def split_figure(analysis):
     )
     x = np.arange(len(configs))
     offsets = np.linspace(-0.27, 0.27, len(parts))
-    means_seen = []
-    for (col, label, color, marker), dx in zip(parts, offsets):
+    drawn = []
+    for col, *_ in parts:
         ivs = [
             mean_interval(done.loc[done["config"] == c, col], valid=(0.0, None)) for c in configs
         ]
-        m, lo, hi = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
-        means_seen += list(m[np.isfinite(m) & (m > 0)])
-        floor = np.nanmin(m[m > 0]) / 4 if np.any(m > 0) else 1e-6
+        drawn.append([np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")])
+    means = np.concatenate([m for m, _, _ in drawn]) if drawn else np.array([])
+    lows = np.concatenate([lo for _, lo, _ in drawn]) if drawn else np.array([])
+    means, lows = means[np.isfinite(means) & (means > 0)], lows[np.isfinite(lows) & (lows > 0)]
+    # The axis shows every real lower end; an interval reaching 0 runs past its bottom
+    # (cut at the axis, with no cap: there is no lower end to draw on a log axis).
+    bottom = min([*(means / 5), *(lows / 1.5)]) if len(means) else None
+    for (m, lo, hi), (_, label, color, marker), dx in zip(drawn, parts, offsets):
         shown = np.where(m > 0, m, np.nan)
-        err = [np.clip(m - np.maximum(lo, floor), 0, None), np.clip(hi - m, 0, None)]
+        beyond = bottom / 10 if bottom else 1e-12
+        err = [np.clip(m - np.where(lo > 0, lo, beyond), 0, None), np.clip(hi - m, 0, None)]
         ax.errorbar(
             x + dx,
             shown,
@@ -65,8 +71,8 @@ def split_figure(analysis):
         )
     ax.set_yscale("log")
     plain_log_axis(ax.yaxis)
-    if means_seen:
-        ax.set_ylim(min(means_seen) / 5, max(means_seen) * 2)
+    if bottom:
+        ax.set_ylim(bottom, max(means) * 2)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=9, **slant)
     ax.set_xlabel(", ".join(analysis.dims), fontsize=9)
