@@ -681,3 +681,26 @@ def test_a_share_estimated_above_all_reads_as_all_with_its_own_interval_in_perce
 
     assert share_text(1.177) == "all (estimated 118%)"
     assert [bound_text(b) for b in (1.03, 1.32, 0.999, 0.5)] == ["103%", "132%", "99.9%", "50%"]
+
+
+def test_noise_collapse_gives_no_verdict_from_two_lr_b_values_nor_over_configs_that_disagree(
+    tmp_path,
+):
+    """A line through two lr/B values always fits (R² then only measures the scatter at
+    each); configs at one lr/B whose spreads differ 3x do not collapse, whatever R² says."""
+    from mlpsweep.report.analysis import analyse
+    from mlpsweep.report.collapse import noise_collapse
+
+    two = [({"lr": lr, "batch_size": b}, 0.3 * (lr / b) ** 0.5) for lr, b in
+           [(0.1, 10), (1.0, 100), (0.01, 10), (0.01, 100)]]  # fmt: skip
+    fit = noise_collapse(analyse(collect(write_runs(tmp_path / "two", two), write=False)))
+    assert fit.distinct == 3 and "no verdict" not in fit.sentence()
+    pair = [({"lr": lr, "batch_size": b}, 0.1 * (1 + (b == 100))) for lr, b in
+            [(0.1, 10), (1.0, 100), (0.01, 10)]]  # fmt: skip
+    fit = noise_collapse(analyse(collect(write_runs(tmp_path / "pair", pair), write=False)))
+    assert fit.distinct == 2 and "no verdict on collapse" in fit.sentence(), fit.sentence()
+    grid = [(0.1, 10), (1.0, 100), (0.01, 10), (0.001, 10)]
+    apart = [({"lr": lr, "batch_size": b}, s) for (lr, b), s in zip(grid, (0.3, 0.1, 0.03, 0.01))]
+    fit = noise_collapse(analyse(collect(write_runs(tmp_path / "apart", apart), write=False)))
+    assert fit.apart == pytest.approx(3.0, rel=0.2), fit
+    assert "do not collapse: at lr/B = 0.01 their spreads differ" in fit.sentence()

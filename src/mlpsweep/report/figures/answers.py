@@ -354,8 +354,9 @@ FIGURES = (
         draw=lambda ctx: collapse_figure(ctx.collapse),
         caption=lambda ctx: (
             "Relative loss spread of each run against lr/B (the effective lr "
-            "over the batch size; Smith & Le 2018), log-log, with the least-squares line: "
-            f"slope {ctx.collapse.slope:.2f}, R² {ctx.collapse.r2:.2f}."
+            "over the batch size; Smith & Le 2018), log-log, twin configs once, with the "
+            f"least-squares line: slope {ctx.collapse.slope:.2f}, R² {ctx.collapse.r2:.2f}: "
+            f"{ctx.collapse.verdict()}."
         ),
     ),
     FigureSpec(

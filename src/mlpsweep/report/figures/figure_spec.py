@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from mlpsweep.report.analysis import Analysis, fmt
 from mlpsweep.report.collapse import noise_collapse
+from mlpsweep.report.figures.labels import twin_of
 from mlpsweep.report.plotting import slug
 from mlpsweep.report.scaling import scaling
 from mlpsweep.report.study import Study
@@ -30,7 +31,7 @@ class FigureContext:
     @cached_property
     def collapse(self):
         """collapse.Collapse (the lr/B fit), or None."""
-        return noise_collapse(self.analysis)
+        return noise_collapse(self.analysis, frozenset(twin_of(self.analysis)))
 
     @cached_property
     def scaling(self):
