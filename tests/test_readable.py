@@ -178,7 +178,7 @@ PROBED = {
 }
 
 
-def write_probed(folder, seeds=4, steps=400, overstate=1.6):
+def write_probed(folder, seeds=4, steps=400, overstate=1.6, wiggles=None, study=PROBED):
     """A declared equal-step oscillation study: batch 10 and 100, each run a falling
     trajectory (recorded by a full probe) that wiggles, plus sampling noise of known
     variance v; the record states v `overstate` times too large, so the per-run recorded
@@ -186,9 +186,11 @@ def write_probed(folder, seeds=4, steps=400, overstate=1.6):
     rng = np.random.default_rng(3)
     step = np.arange(1, steps + 1)
     planned = []
-    for batch, wiggle in ((10, 0.02), (100, 0.006)):
+    wiggles = wiggles or {0.1: (0.02, 0.006)}  # lr -> (batch 10's wiggle, batch 100's)
+    cells = [(lr, b, w) for lr, pair in wiggles.items() for b, w in zip((10, 100), pair)]
+    for lr, batch, wiggle in cells:
         for seed in range(seeds):
-            tc = TrainConfig(seed=seed, batch_size=batch, lr=0.1)
+            tc = TrainConfig(seed=seed, batch_size=batch, lr=lr)
             rid = records.RunIdentity(tc, "mnist_5k", "x").run_id
             traj = 0.3 + 2.0 * np.exp(-step / 8) + wiggle * np.sin(step * (1.3 + 0.1 * seed))
             sd = 0.1 / np.sqrt(batch)
@@ -201,19 +203,47 @@ def write_probed(folder, seeds=4, steps=400, overstate=1.6):
                 "trajectory_loss": traj,
                 "trajectory_sampling_var": np.zeros(steps),
             }
-            overrides = (f"batch_size={batch}", "lr=0.1")
+            overrides = (f"batch_size={batch}", f"lr={lr}")
             metrics = records.RunMetrics(
                 rid, "ok", list(overrides), steps_done=steps, final_train_loss=float(loss[-1])
             )
             records.write_run(
                 folder / "runs" / rid,
                 records.RunRecord(
-                    {"batch_size": batch, "lr": 0.1, "seed": seed}, metrics, "", history
+                    {"batch_size": batch, "lr": lr, "seed": seed}, metrics, "", history
                 ),
             )
             planned.append(records.PlannedRun(rid, overrides))
-    records.SweepManifest(runs=planned, command="test", study=PROBED).write(folder)
+    records.SweepManifest(runs=planned, command="test", study=study).write(folder)
     return folder
+
+
+def test_a_second_declared_contrast_that_goes_the_other_way_is_in_the_first_line(tmp_path):
+    """The seed's question has two halves: at an equal step batch 10 oscillates more, but
+    in the listing's runs (batch 100 stepping further) less. The first line says both,
+    so a reader who stops there does not take the first half for the answer."""
+    study = {
+        **PROBED,
+        "contrasts": [
+            {"name": "at an equal step", "where": {"lr": 0.1}},
+            {"name": "the listing's runs", "where": {"lr": 0.01}},
+        ],
+    }
+    wiggles = {0.1: (0.02, 0.006), 0.01: (0.006, 0.02)}
+    sweep = write_probed(tmp_path, wiggles=wiggles, study=study)
+    line = verdict(
+        analyse(collect(sweep, write=False), first=["batch_size"]), Study.from_dict(study)
+    )
+    assert line.startswith("At an equal step, batch_size=10's weights oscillate"), line
+    assert "more than at 100" in line and "; in the listing's runs, " in line, line
+    assert re.search(r"the listing's runs, [\d.]+x less \(95% CI", line), line
+    assert len(line.split()) <= 32, line
+    same = {0.1: (0.02, 0.006), 0.01: (0.02, 0.006)}  # both halves agree: one stands
+    sweep = write_probed(tmp_path / "same", wiggles=same, study=study)
+    line = verdict(
+        analyse(collect(sweep, write=False), first=["batch_size"]), Study.from_dict(study)
+    )
+    assert "listing" not in line and "sampling noise" in line, line
 
 
 def test_the_oscillation_verdict_states_the_headlines_sampling_share(tmp_path):

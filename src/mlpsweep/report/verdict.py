@@ -169,7 +169,9 @@ def _contrast(c):
 def _oscillation(analysis, study):
     """The first declared contrast of a trajectory-spread study: do the weights
     oscillate more, by about how much, and how much of the visible scatter is sampling
-    noise."""
+    noise; with a second declared contrast that clearly says otherwise (the seed
+    listing's runs, where the larger batch also steps further), that one too, so that a
+    reader who stops here does not take the first for the whole answer."""
     metric, d = study.metrics[0], study.compared(analysis.dims)[:1]
     if not d:
         return ""
@@ -177,18 +179,15 @@ def _oscillation(analysis, study):
     done, _ = tuned_runs(analysis, study, metric)
     if done is None:
         return ""
-    runs = matching(done, declared.where)
-    extremes = extreme_values(runs, d, metric)
-    if extremes is None:
+    found = _declared(analysis, study, done, d, declared, metric)
+    if found is None:
         return (
             f"No answer {declared.name}: the weights' oscillation is not measurable in its "
             "runs (see Not measurable here)."
         )
-    low, high = extremes
-    _, groups = matched_groups(runs, d, low, high, analysis.dims, [], study.replicate)
-    if len(groups) != 1:
+    if not found:
         return ""
-    c = contrast(groups[0][1], d, low, high, metric, "")
+    c, runs, low, high = found
     # the headline's share, by the page's one rule (not the mean of per-run shares,
     # which can exceed 1 and read "100%" beside the headline's 96%)
     share = sampling_shares(runs.loc[runs[d] == low], "_ex" if metric.endswith("_ex") else "")
@@ -207,10 +206,53 @@ def _oscillation(analysis, study):
             f"Can't tell {declared.name} whether {who} oscillate more than at "
             f"{fmt(high)} (inconclusive); more seeds would tell{noise}."
         )
-    word, ci = _factor(_flipped(c))
-    word = word.replace("higher", "more").replace("lower", "less")
+    word, ci = _oscillates(c)
     name = f"{declared.name[:1].upper()}{declared.name[1:]}"
-    return f"{name}, {who} oscillate {word} than at {fmt(high)}{ci}{noise}."
+    line = f"{name}, {who} oscillate {word} than at {fmt(high)}{ci}"
+    other = _other_contrast(analysis, study, done, d, metric, (low, high), c)
+    for text in (f"{line}{other}{noise}.", f"{line}{other}.", f"{line}{noise}."):
+        if len(text.split()) <= MAX_WORDS:
+            return text
+    return f"{line}."
+
+
+def _declared(analysis, study, done, d, declared, metric):
+    """(Contrast, its runs, low, high) of a declared contrast; None where the metric is
+    measurable in none of its runs; () where its runs give no one comparison."""
+    runs = matching(done, declared.where)
+    extremes = extreme_values(runs, d, metric)
+    if extremes is None:
+        return None
+    low, high = extremes
+    _, groups = matched_groups(runs, d, low, high, analysis.dims, [], study.replicate)
+    if len(groups) != 1:
+        return ()
+    return contrast(groups[0][1], d, low, high, metric, ""), runs, low, high
+
+
+def _other_contrast(analysis, study, done, d, metric, ends, first):
+    """'; in <its name>, 3.05x less (95% CI ...)': the second declared contrast, when it
+    compares the same two values and clearly goes the other way; "" else."""
+    if len(study.contrasts) < 2:
+        return ""
+    declared = study.contrasts[1]
+    found = _declared(analysis, study, done, d, declared, metric)
+    if not found:
+        return ""
+    c, _, low, high = found
+    if (low, high) != ends or not (c.has_interval and c.conclusive):
+        return ""
+    none = 1.0 if c.ratio else 0.0
+    if (c.effect - none) * (first.effect - none) >= 0:
+        return ""  # the same way: the first line's answer stands
+    word, ci = _oscillates(c)
+    return f"; in {declared.name}, {word}{ci}"
+
+
+def _oscillates(c):
+    """("3.43x more", interval text): how much more the low value's weights oscillate."""
+    word, ci = _factor(_flipped(c))
+    return word.replace("higher", "more").replace("lower", "less"), ci
 
 
 def _flipped(c):
