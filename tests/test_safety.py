@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import multirun, run_cli, run_once, start_app, wait_for
+from helpers import finished_runs, multirun, run_cli, run_once, start_app, wait_for
 
 from mlpsweep import records
 from mlpsweep.cli import main as cli
@@ -110,6 +110,25 @@ def test_the_threading_backend_is_refused_up_front(tmp_path):
     with pytest.raises(EngineError, match="use loky"):
         engine_for("threading")
     assert isinstance(engine_for("loky"), LokyEngine)
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("[bogus]", "no shortcut named bogus"),
+        ("[all,bogus]", "no shortcut named bogus"),  # not hidden behind `all`
+        ("[Compose]", "no shortcut named Compose"),
+        ("[[compose]]", "a list of names, e.g. [compose]"),
+    ],
+)
+def test_a_shortcut_that_is_not_one_is_refused_in_one_line_before_any_run(tmp_path, value, says):
+    from mlpsweep.launcher.shortcuts import SHORTCUTS, shortcuts_on
+
+    p = run_cli(tmp_path, "-m", f"hydra.launcher.no_shortcuts={value}", "seed=0,1", "steps=2")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and says in p.stderr, p.stderr
+    assert not list(tmp_path.glob("**/metrics.json"))
+    assert shortcuts_on([]) == set(SHORTCUTS) and shortcuts_on(["all", "all"]) == set()
+    assert shortcuts_on(["compose", "compose"]) == set(SHORTCUTS) - {"compose"}
 
 
 def test_blas_threads_are_capped_at_the_cores(caplog):
@@ -255,25 +274,90 @@ def test_a_launch_context_reaches_loky_workers_through_a_verified_private_file(t
         unpark(parked)
 
 
-def test_context_folders_of_processes_that_are_gone_are_removed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["launch", "running"])
+def test_temp_folders_of_gone_processes_of_this_host_are_removed_and_no_others(
+    tmp_path, monkeypatch, kind
+):
+    """A launch's folders in the temp dir (its parked context, its running marks) of a
+    process that is gone are removed by the next launch: of this host and PID namespace
+    only (a temp dir shared with another machine or container holds pids that mean
+    nothing here), never through a symbolic link, never a live process's."""
     import tempfile
 
     from mlpsweep.launcher import handover
+    from mlpsweep.launcher.recovery import Recovery
+    from mlpsweep.launcher.temp_folders import here
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    dead = tmp_path / f"{handover.PREFIX}{gone.stdout.strip()}-abc"
-    live = tmp_path / f"{handover.PREFIX}{os.getpid()}-abc"
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead = tmp_path / f"mlpsweep-{kind}-{here()}-{gone}-abc"
+    live = tmp_path / f"mlpsweep-{kind}-{here()}-{os.getpid()}-abc"
+    elsewhere = tmp_path / f"mlpsweep-{kind}-0badf00d-{gone}-abc"  # another host's
     target = tmp_path / "not-ours"
     target.mkdir()
-    link = tmp_path / f"{handover.PREFIX}{gone.stdout.strip()}-link"
+    link = tmp_path / f"mlpsweep-{kind}-{here()}-{gone}-link"
     link.symlink_to(target)
-    for folder in (dead, live):
+    for folder in (dead, live, elsewhere):
         folder.mkdir()
-        (folder / "context.pickle").write_bytes(b"x")
-    handover.park({"a": 1})
-    assert not dead.exists() and live.exists() and target.exists() and link.is_symlink()
+        (folder / "x").write_bytes(b"x")
+    if kind == "launch":
+        made = Path(handover.park({"a": 1}).path).parent
+    else:
+        with Recovery(1, 0) as plan:
+            made = Path(plan.marks_dir)
+    assert made.name.startswith(f"mlpsweep-{kind}-{here()}-{os.getpid()}-")
+    assert not dead.exists() and live.exists() and elsewhere.exists()
+    assert target.exists() and link.is_symlink()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("harm", ["removed", "changed", "linked"])
+def test_a_worker_restarted_after_its_context_file_is_harmed_costs_the_sweep_nothing(
+    tmp_path, harm
+):
+    """A worker killed mid-sweep: the workers started after it read the parked context
+    again; gone, changed or replaced by a link, that file is written again first, and the
+    sweep finishes every run (it once ended with tracebacks, exit 2, no record)."""
+    import pickle
+
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    args = ["-m", "seed=range(4)", "steps=1500", "report=false"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    proc = start_app(tmp_path, *args, env=env, **pipes)
+    contexts = lambda: list((tmp_path / "tmp").glob("mlpsweep-launch-*/context.pickle"))  # noqa: E731
+    wait_for(lambda: contexts() or proc.poll() is not None, what="the parked context")
+    wait_for(lambda: finished_runs(tmp_path) or proc.poll() is not None, what="a run")
+    [context] = contexts()
+    context.unlink()
+    if harm == "changed":
+        context.write_bytes(pickle.dumps("not the context"))
+    elif harm == "linked":
+        context.symlink_to(tmp_path / "elsewhere")
+    workers = loky_workers(proc.pid)
+    assert workers, "no loky worker to kill"
+    os.kill(workers[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert len(finished_runs(tmp_path)) == 4
+    assert "Traceback" not in out, out[-3000:]
+    assert "is gone or changed: written again" in out, out[-3000:]
+
+
+def loky_workers(parent):
+    """The pids of `parent`'s loky worker processes."""
+    out = []
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"popen_loky" in cmd.read_bytes():
+                ppid = int((cmd.parent / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == parent:
+                    out.append(int(cmd.parent.name))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 @pytest.mark.slow
@@ -376,22 +460,6 @@ def test_a_resumed_sweep_keeps_its_command_and_its_runs_keep_what_they_need(tmp_
     assert records.SweepManifest.read(sweep).command.startswith(f"{first} ; extended by: ")
     runs = collect(sweep, write=False).runs
     assert all("max_memory=64G" in shlex.split(r) for r in runs["reproduce"])
-
-
-def test_the_running_marks_of_a_killed_launch_are_removed(tmp_path):
-    import subprocess
-    import sys
-    import tempfile
-
-    from mlpsweep.launcher.recovery import Recovery
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
-    stale = Path(tempfile.gettempdir()) / f"mlpsweep-running-{dead}-abc"
-    stale.mkdir()
-    with Recovery(1, 0) as plan:
-        assert Path(plan.marks_dir).name.startswith(f"mlpsweep-running-{os.getpid()}-")
-    assert not stale.exists()
 
 
 def test_a_single_run_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_path, mount_tmpfs):

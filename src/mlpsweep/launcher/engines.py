@@ -9,6 +9,7 @@ filesystem, as with Hydra's submitit launcher.
 """
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from typing import NamedTuple
 from mlpsweep.launcher.failures import EngineError, EngineLost, failed_return
 
 __all__ = ["EngineError", "EngineLost", "failed_return"]  # where callers look for them
+log = logging.getLogger("mlpsweep")
 
 
 IN_PROCESS = ("threading", "sequential")  # joblib backends without worker processes
@@ -78,11 +80,17 @@ class LokyEngine(Engine):
     def start(self, launcher, context, n_jobs):
         from joblib import parallel_config
 
-        from mlpsweep.launcher.handover import park
+        from mlpsweep.launcher.handover import intact, park
         from mlpsweep.launcher.worker import start_loky_worker
 
         once = "state_once" in launcher.shortcuts  # else sent with every job, as by Hydra
-        if once and context.token not in self.parked:
+        parked = self.parked.get(context.token)
+        if once and (parked is None or not intact(parked)):
+            if parked is not None:  # a worker started now could not read it: again
+                log.warning(
+                    f"the launch's context file {parked.path} is gone or changed: "
+                    "written again for the workers started from now on"
+                )
             self.parked[context.token] = park(context)
         with parallel_config(
             backend="loky",

@@ -12,9 +12,7 @@ WorkerLost ("worker died (killed? out of memory?)") and the sweep goes on withou
 """
 
 import logging
-import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -22,19 +20,10 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from mlpsweep.launcher.failures import WorkerLost
 from mlpsweep.launcher.hydra_compat import return_value
-from mlpsweep.records.claim import pid_exists
+from mlpsweep.launcher.temp_folders import own_folder
 
 log = logging.getLogger("mlpsweep")
 MAX_UNEXPLAINED = 3  # deaths with no job running (a worker that cannot start): give up
-
-
-def remove_stale_marks():
-    """Remove the running-marks folders of launches whose process is gone (a sweep killed
-    with kill -9 cannot remove its own)."""
-    for folder in Path(tempfile.gettempdir()).glob("mlpsweep-running-*-*"):
-        pid = folder.name.split("-")[2]
-        if pid.isdigit() and not pid_exists(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Recovery:
@@ -45,8 +34,7 @@ class Recovery:
         self.retries = max(0, int(retries or 0))
         self.deaths, self.unexplained = Counter(), 0
         if local:
-            remove_stale_marks()
-            self.marks = Path(tempfile.mkdtemp(prefix=f"mlpsweep-running-{os.getpid()}-"))
+            self.marks = own_folder("running")
         else:
             self.marks = None
 

@@ -30,14 +30,19 @@ SHORTCUTS = {
 
 
 def shortcuts_on(no_shortcuts) -> frozenset[str]:
-    """The shortcuts in use, given the names turned off; an unknown name is refused."""
-    off = set(no_shortcuts or ())
-    if "all" in off:
-        return frozenset()
-    unknown = sorted(off - set(SHORTCUTS))
+    """The shortcuts in use, given the names turned off; anything but known names (or
+    all) is refused, typos beside `all` included."""
+    names = list(no_shortcuts or ())
+    known = f"known: {', '.join(SHORTCUTS)}, or all"
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise EngineError(
+            f"hydra.launcher.no_shortcuts: a list of names, e.g. [compose] ({known}); "
+            f"got {odd[0]!r}"
+        )
+    unknown = sorted(set(names) - set(SHORTCUTS) - {"all"})
     if unknown:
         raise EngineError(
-            f"hydra.launcher.no_shortcuts: no shortcut named {', '.join(unknown)} "
-            f"(known: {', '.join(SHORTCUTS)}, or all)"
+            f"hydra.launcher.no_shortcuts: no shortcut named {', '.join(unknown)} ({known})"
         )
-    return frozenset(SHORTCUTS) - off
+    return frozenset() if "all" in names else frozenset(SHORTCUTS) - set(names)

@@ -12,6 +12,7 @@ import gc
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -153,7 +154,15 @@ def start_loky_worker(launcher_pid, parked=None):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal closing: the sweep decides
     if parked is not None:  # else it comes with every job
-        install(unpark(parked))
+        try:
+            context = unpark(parked)
+        except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as e:
+            # One line, then out: the launch sees a worker that died running no job,
+            # parks the context again and starts others (handover.py).
+            sys.stderr.write(f"mlpsweep: a worker could not read the launch's context: {e}\n")
+            sys.stderr.flush()
+            os._exit(75)
+        install(context)
 
 
 def exit_with_parent(parent):
