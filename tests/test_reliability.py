@@ -184,9 +184,18 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, args, line):
     assert not (tmp_path / "results").exists()
 
 
-def test_full_error_shows_the_traceback(tmp_path):
-    p = run_cli(tmp_path, "-m", "activation=gelu", env={"HYDRA_FULL_ERROR": "1"})
+@pytest.mark.parametrize("args", [["-m", "activation=gelu"], ["-m", "lr=0.1,-1", "steps=2"]])
+def test_full_error_shows_the_traceback(tmp_path, args):
+    """The user's HYDRA_FULL_ERROR=1 gives the traceback, for a value the planner refuses
+    too (it once gave the one line alone)."""
+    p = run_cli(tmp_path, *args, env={"HYDRA_FULL_ERROR": "1"})
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_a_missing_config_is_named_not_called_a_write_error(tmp_path):
+    p = run_cli(tmp_path, "--config-name=nope")
+    assert p.returncode == 2 and "Cannot find primary config 'nope'" in p.stderr, p.stderr
+    assert "cannot write" not in p.stderr
 
 
 def test_only_the_users_full_error_gives_a_single_runs_traceback(tmp_path):
@@ -242,6 +251,35 @@ def test_an_interrupted_single_run_leaves_no_folder(tmp_path, monkeypatch):
     assert p.returncode == 130
     assert p.stderr == "mlpsweep: interrupted: the run did not finish; nothing was kept\n"
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("finished", [0, 1])
+def test_an_interrupted_sweep_says_whether_anything_was_kept(tmp_path, monkeypatch, finished):
+    """Ctrl-C before any run finished: the new sweep's folder is gone, so the line must not
+    say "rerun with resume=true" (which found an older sweep and refused it); after a
+    run finished: it is kept, and resume=true finishes the rest."""
+    from mlpsweep.app import task
+
+    calls, real = [], task.train_and_write
+
+    def interrupted(spec, record_dir, **kwargs):
+        calls.append(spec)
+        if len(calls) > finished:
+            raise KeyboardInterrupt
+        return real(spec, record_dir, **kwargs)
+
+    monkeypatch.setattr(task, "train_and_write", interrupted)
+    p = run_cli(tmp_path, "-m", "seed=0,1", "steps=2", "report=false", "hydra.launcher.n_jobs=1")
+    assert p.returncode == 130, p.stderr
+    if finished:
+        assert (
+            "interrupted: finished runs kept; rerun the same command with resume=true" in p.stderr
+        )
+        assert len(list(tmp_path.glob("results/adhoc/*/runs/*/metrics.json"))) == 1
+    else:
+        assert "interrupted before any run finished: nothing was kept" in p.stderr
+        assert "without resume=true" in p.stderr
+        assert not list(tmp_path.glob("results/adhoc/*/"))
 
 
 def test_a_command_that_only_shows_or_dry_runs_names_its_folder_and_makes_none(tmp_path):

@@ -24,6 +24,7 @@ A job whose return value has a true `retry_later` (another process is running th
 work: see mlpsweep.records.claim) is launched again after a pause, until none is left.
 """
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -75,9 +76,15 @@ def save_multirun_yaml(config, sweep_dir):
 
 def drop_unstarted(sweep_dir):
     """Remove a sweep folder this command made whose launch failed before any run was
-    written (only its multirun.yaml and sweep.json): a rerun then starts clean."""
+    written (only its multirun.yaml, sweep.json and empty claims or runs folders): a
+    rerun then starts clean."""
     from mlpsweep.records.layout import remove_if_empty
 
+    for name in ("claims", "runs"):  # made by a job that stopped before it wrote anything
+        folder = sweep_dir / name
+        if folder.is_dir() and not folder.is_symlink():
+            with contextlib.suppress(OSError):  # not empty: something was written
+                folder.rmdir()
     remove_if_empty(
         sweep_dir, up_to=sweep_dir.parent.parent.parent, keep={"multirun.yaml", MANIFEST}
     )
@@ -129,9 +136,11 @@ class MlpsweepSweeper(basic_sweeper()):
             returns: list = []
             self._launch(jobs, returns, 0)
             return returns
-        except BaseException:
+        except BaseException as e:
             if fresh:  # e.g. an unreachable Dask scheduler: nothing ran, nothing stays
                 drop_unstarted(sweep_dir)
+                if isinstance(e, KeyboardInterrupt) and not sweep_dir.exists():
+                    e.nothing_kept = True  # type: ignore[attr-defined]  # run_main says so
             raise
 
     def _halving_sweep(self, jobs):

@@ -103,7 +103,8 @@ def one_line(exc):
     merging = re.match(r"Error merging override (\S+)", text)
     if merging and cause is not None:
         return f"{merging.group(1)}: {first_line(cause)}"
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:  # (Hydra's missing config is
+        # an IOError with no errno: its own message says what is missing)
         where = f" {exc.filename}" if exc.filename else ""
         fix = "; free space, then rerun" if exc.errno in (28, 122) else ""  # ENOSPC, EDQUOT
         return f"cannot write{where}: {exc.strerror or type(exc).__name__}{fix}"

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 
 from mlpsweep.app.errors import (
     SET_BY_RUN_MAIN,
@@ -109,6 +110,8 @@ def run_main(main):
         with hydra_errors_reach_us(full):
             main()
     except BadInput as e:
+        if full:  # the user's HYDRA_FULL_ERROR=1: the traceback, as for any error
+            traceback.print_exception(e)
         print(e.code, file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt as e:
@@ -118,6 +121,12 @@ def run_main(main):
         multirun = {"-m", "--multirun", "hydra.mode=MULTIRUN"} & set(sys.argv[1:])
         if not multirun:  # a single run: task.run_task removed its folder
             print(f"mlpsweep: {what}: the run did not finish; nothing was kept", file=sys.stderr)
+        elif getattr(e, "nothing_kept", False):  # the sweeper removed the new sweep's folder
+            print(
+                f"mlpsweep: {what} before any run finished: nothing was kept; rerun the "
+                "same command (without resume=true, which would look for an earlier sweep)",
+                file=sys.stderr,
+            )
         else:
             print(
                 f"mlpsweep: {what}: finished runs kept; rerun the same command with "
