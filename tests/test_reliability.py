@@ -285,8 +285,14 @@ def test_an_interrupted_sweep_says_whether_anything_was_kept(tmp_path, monkeypat
 def test_a_command_that_only_shows_or_dry_runs_names_its_folder_and_makes_none(tmp_path):
     from mlpsweep.app import resolvers
 
-    assert resolvers.only_shows(["--cfg", "job"]) and resolvers.only_shows(["--info=all"])
-    assert not resolvers.only_shows(["-m", "lr=0.1,0.2"])
+    shows = [
+        ["--cfg", "job"], ["--info=all"], ["--cf", "hydra", "--resolve"], ["-chydra"],
+        ["--cf=all"], ["--inf"], ["--hydra-h"], ["-h"], ["lr=0.1", "--cfg", "job"],
+    ]  # fmt: skip
+    for args in shows:  # as Hydra's parser reads them: abbreviated, value attached
+        assert resolvers.only_shows(args), args
+    for args in (["-m", "lr=0.1,0.2"], ["--res"], ["lr=0.1"], ["-m", "sweep_name=cfg"]):
+        assert not resolvers.only_shows(args), args
     root = tmp_path / "results"
     assert Path(resolvers.run_dir(root, dry_run=True)).parent == root
     assert Path(resolvers.sweep_dir(root, "s", dry_run=True)).parent == root / "s"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mlpsweep.launcher.hydra_compat import register_resolver
+from mlpsweep.launcher.hydra_compat import only_shows_argv, register_resolver
 from mlpsweep.records import SweepError, SweepManifest
 from mlpsweep.records.layout import STAMP_FORMAT, check_name, fresh_dir
 
@@ -28,8 +28,12 @@ SHOWING_FLAGS |= {"--shell-completion", "-sc"}
 
 
 def only_shows(argv=None) -> bool:
-    """The command (`argv`, default this process's) only shows, and runs no job."""
+    """The command (`argv`, default this process's) only shows, and runs no job: as
+    Hydra's own parser reads it (abbreviated flags included), else by the flags' names."""
     args = sys.argv[1:] if argv is None else argv
+    shows = only_shows_argv(args)
+    if shows is not None:
+        return shows
     return any(a.split("=", 1)[0] in SHOWING_FLAGS for a in args)
 
 

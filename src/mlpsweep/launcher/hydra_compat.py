@@ -38,6 +38,8 @@ Checked on hydra-core 1.3.2 to 1.3.8 and 1.4.0rc3 (with OmegaConf 2.3 and 2.4.1r
                                         that returned  propagates: multirun_raised()
     override parse errors               "Error parsing override ..." after a new first
                                                        line (app/errors.py searches)
+    _internal.utils.get_args_parser     used           used (unchanged): the command
+      (only_shows_argv)                                line as hydra.main reads it
     plugin modules                      run again at   imported once (tests: discover
                                         each scan      them before saving Hydra's state)
 
@@ -49,6 +51,7 @@ CHECKED_HYDRA and a column above.
 
 import contextlib
 import functools
+import io
 import logging
 import sys
 
@@ -88,6 +91,7 @@ __all__ = [
     "job_scope",
     "MAIN_KWARGS",
     "multirun_raised",
+    "only_shows_argv",
     "register_resolver",
     "trusting_mlpsweep",
     "override_dirname",
@@ -232,6 +236,23 @@ def multirun_raised() -> bool:
     end-of-sweep callback that then exits would replace that exception (the one-line
     error and its exit code) with its own."""
     return HYDRA_14 and sys.exc_info()[1] is not None
+
+
+def only_shows_argv(argv) -> bool | None:
+    """Whether the command line `argv` only shows (--cfg, --info, --help, --hydra-help,
+    --shell-completion) as hydra.main reads it, abbreviations and attached values
+    included (`--cf hydra`, `-chydra`); None where Hydra's parser cannot read it. Why
+    private: Hydra has no public parse of its own flags."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # Hydra's own run says what is wrong
+            known, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # argparse refuses it
+        return None
+    return bool(
+        known.cfg or known.info or known.help or known.hydra_help or known.shell_completion
+    )
 
 
 def register_resolver(name, resolver) -> None:
