@@ -250,9 +250,7 @@ def only_shows_argv(argv) -> bool | None:
             known, _ = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # argparse refuses it
         return None
-    return bool(
-        known.cfg or known.info or known.help or known.hydra_help or known.shell_completion
-    )
+    return bool(known.cfg or known.info or known.help or known.hydra_help or known.shell_completion)
 
 
 def register_resolver(name, resolver) -> None:
