@@ -63,7 +63,7 @@ class TrainConfig:
     )
     rng: str = knob("default", "random streams (legacy: the listing's)", choices=RNG_MODES)
     loss_eps: float = knob(
-        0.0, "the listing's log(p + 1e-7) in the reported loss: 1e-7", range=Range(0)
+        0.0, "the listing's log(p + 1e-7) in the reported loss (1e-7 to replay it)", range=Range(0)
     )
     eval_schedule: str = knob(
         "linear",
