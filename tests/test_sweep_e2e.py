@@ -175,6 +175,19 @@ def test_help_lists_every_knob(tmp_path):
         assert choice in p.stdout
 
 
+def test_the_readmes_knob_list_is_every_knob():
+    """The README names every knob of TrainConfig (the one definition), no more."""
+    import re
+    from dataclasses import fields
+
+    from mlpsweep.core import TrainConfig
+
+    text = (REPO / "README.md").read_text()
+    listed = re.search(r"\*\*Knobs\*\* are top-level keys \(`([^`]+)`\)", text).group(1).split()
+    groups = {"optimizer", "optimizer_params"}  # the groups, named after the list
+    assert set(listed) == {f.name for f in fields(TrainConfig)} - groups
+
+
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
 
