@@ -5,7 +5,13 @@ trajectory probe's loss drawn over the minibatch loss it hides in."""
 import numpy as np
 
 from mlpsweep.report.figures.figure_spec import FigureSpec
-from mlpsweep.report.figures.labels import NOT_COMPARED, config_label, drawn_configs, wrap_label
+from mlpsweep.report.figures.labels import (
+    NOT_COMPARED,
+    config_label,
+    drawn_configs,
+    twin_of,
+    wrap_label,
+)
 from mlpsweep.report.intervals import mean_interval, sampling_shares
 from mlpsweep.report.plotting import MAX_WIDTH_IN, plain_log_axis, png, robust_limits, subplots
 
@@ -123,7 +129,8 @@ def trajectory_figure(analysis):
     """One panel per config (its first seed): the minibatch loss, faint, over the steps
     the probe measured, and the trajectory loss, the weights' own, drawn over it."""
     h = analysis.history.dropna(subset=["trajectory_loss"])
-    configs = [c for c in analysis.configs if (h["config"] == c).any()][:MAX_TRAJECTORY_PANELS]
+    drawn = drawn_configs(analysis)  # twins once, under their first config
+    configs = [c for c in drawn if (h["config"] == c).any()][:MAX_TRAJECTORY_PANELS]
     cols = min(3, len(configs))
     rows = -(-len(configs) // cols)
     fig, axes = subplots(
@@ -157,7 +164,8 @@ def trajectory_figure(analysis):
         shown.append(np.concatenate([span["train_loss"], probe["trajectory_loss"]]))
         seed = first.loc[first["config"] == cfg, "seed"].iloc[0] if "seed" in first else ""
         left_out = " (not compared)" if cfg in analysis.degenerate else ""
-        ax.set_title(wrap_label(f"{cfg}, seed {seed}{left_out}", 42), fontsize=9)
+        twins = "".join(f" ≡ {t}" for t, f in twin_of(analysis).items() if f == cfg)
+        ax.set_title(wrap_label(f"{cfg}{twins}, seed {seed}{left_out}", 42), fontsize=9)
         ax.set_xlabel("step", fontsize=9)
         ax.tick_params(which="both", labelsize=9)
     values = np.concatenate(shown) if shown else np.array([1.0])
